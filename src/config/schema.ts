@@ -1,0 +1,127 @@
+import { z } from 'zod';
+
+/** Every setting Latchkey understands; the YAML file and the environment fill it. */
+export const configSchema = z
+  .object({
+    server: z
+      .object({
+        host: z.string().default('0.0.0.0'),
+        port: z.number().int().min(0).max(65535).default(3000),
+        /** Honour X-Forwarded-Host / X-Forwarded-Proto / X-Forwarded-For (only behind a trusted proxy). */
+        trustProxy: z.boolean().default(false),
+      })
+      .strict()
+      .default({ host: '0.0.0.0', port: 3000, trustProxy: false }),
+    database: z
+      .object({
+        /** `sqlite:PATH` or `postgres://...`. */
+        url: z.string().min(1).optional(),
+        /** Seconds between background purges of expired OIDC artefacts. */
+        purgeIntervalSeconds: z.number().int().positive().default(300),
+      })
+      .strict()
+      .default({ purgeIntervalSeconds: 300 }),
+    /** Directory for the embedded database and the generated development secret. */
+    dataDir: z.string().default('./data'),
+    /** Issuer of the default realm. */
+    issuer: z.string().url().default('http://localhost:3000'),
+    /** Master secret; prefer the LATCHKEY_SECRET environment variable. */
+    secret: z.string().min(32, 'must be at least 32 characters').optional(),
+    log: z
+      .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+      .strict()
+      .default({ level: 'info' }),
+    /** How often (seconds) an instance looks for realm, client and key changes made elsewhere. */
+    refreshIntervalSeconds: z.number().positive().default(1),
+    passwords: z
+      .object({
+        minLength: z.number().int().min(8).max(64).default(15),
+        maxLength: z.number().int().min(64).max(1024).default(256),
+        argon2: z
+          .object({
+            /** KiB; OWASP minimum is 19456 (19 MiB) with t=2, p=1. */
+            memoryCost: z.number().int().min(19456).default(19456),
+            timeCost: z.number().int().min(2).default(2),
+            parallelism: z.number().int().min(1).max(16).default(1),
+          })
+          .strict()
+          .default({ memoryCost: 19456, timeCost: 2, parallelism: 1 }),
+        /** Concurrent hash computations; defaults to the number of CPU cores. */
+        maxConcurrentHashes: z.number().int().positive().optional(),
+      })
+      .strict()
+      .default({ minLength: 15, maxLength: 256, argon2: { memoryCost: 19456, timeCost: 2, parallelism: 1 } }),
+    bruteForce: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** Failures per account before the account is temporarily locked (Keycloak: 30). */
+        maxFailuresPerAccount: z.number().int().positive().default(30),
+        /** Failures per client address before that address is temporarily locked. */
+        maxFailuresPerAddress: z.number().int().positive().default(100),
+        /** Each further block of failures adds this wait (Keycloak: 60 s). */
+        waitIncrementSeconds: z.number().int().nonnegative().default(60),
+        /** Upper bound of the wait (Keycloak: 15 min). */
+        maxWaitSeconds: z.number().int().nonnegative().default(900),
+        /** Failures are forgotten after this long without one (Keycloak: 12 h). */
+        failureResetSeconds: z.number().int().positive().default(43200),
+        /** Two failures closer than this lock the account for `quickLoginWaitSeconds` (Keycloak: 1000 ms / 60 s). */
+        quickLoginCheckMilliseconds: z.number().int().nonnegative().default(1000),
+        quickLoginWaitSeconds: z.number().int().nonnegative().default(60),
+      })
+      .strict()
+      .default({
+        enabled: true,
+        maxFailuresPerAccount: 30,
+        maxFailuresPerAddress: 100,
+        waitIncrementSeconds: 60,
+        maxWaitSeconds: 900,
+        failureResetSeconds: 43200,
+        quickLoginCheckMilliseconds: 1000,
+        quickLoginWaitSeconds: 60,
+      }),
+    tokens: z
+      .object({
+        accessTokenTtlSeconds: z.number().int().positive().default(3600),
+        idTokenTtlSeconds: z.number().int().positive().default(3600),
+        clientCredentialsTtlSeconds: z.number().int().positive().default(3600),
+        refreshTokenTtlSeconds: z.number().int().positive().default(14 * 24 * 3600),
+        sessionTtlSeconds: z.number().int().positive().default(14 * 24 * 3600),
+        interactionTtlSeconds: z.number().int().positive().default(3600),
+        deviceCodeTtlSeconds: z.number().int().positive().default(600),
+      })
+      .strict()
+      .default({
+        accessTokenTtlSeconds: 3600,
+        idTokenTtlSeconds: 3600,
+        clientCredentialsTtlSeconds: 3600,
+        refreshTokenTtlSeconds: 14 * 24 * 3600,
+        sessionTtlSeconds: 14 * 24 * 3600,
+        interactionTtlSeconds: 3600,
+        deviceCodeTtlSeconds: 600,
+      }),
+    keys: z
+      .object({
+        /** Default delay between publishing a rotated key and signing with it. */
+        activateAfterSeconds: z.number().int().nonnegative().default(60),
+      })
+      .strict()
+      .default({ activateAfterSeconds: 60 }),
+    authorization: z
+      .object({
+        /** `allow-all`, `scopes` (deny tokens whose client lacks a required scope), or a path to an ES module. */
+        module: z.string().default('allow-all'),
+        options: z.record(z.string(), z.unknown()).default({}),
+      })
+      .strict()
+      .default({ module: 'allow-all', options: {} }),
+  })
+  .strict();
+
+export type LatchkeyConfig = z.infer<typeof configSchema> & {
+  /** Resolved database URL (never undefined after loading). */
+  database: { url: string; purgeIntervalSeconds: number };
+  /** Resolved master secret. */
+  secret: string;
+  /** Where the configuration came from, for the start-up log. */
+  source: { file: string | null; secretFrom: 'env' | 'file' | 'generated' | 'config' };
+};

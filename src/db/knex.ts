@@ -1,0 +1,68 @@
+import { mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import knexFactory, { type Knex } from 'knex';
+import pg from 'pg';
+import { projectRoot } from './paths.js';
+
+// PostgreSQL returns BIGINT as strings by default; our bigints are epoch milliseconds, safe as numbers.
+pg.types.setTypeParser(20, (value: string) => Number(value));
+
+export type Db = Knex;
+
+export function isSqlite(db: Db): boolean {
+  return db.client.config.client === 'better-sqlite3';
+}
+
+/** Opens the database named by a `sqlite:PATH` or `postgres://` URL. */
+export function openDatabase(url: string, options: { pool?: { min?: number; max?: number } } = {}): Db {
+  if (url.startsWith('sqlite:')) {
+    const filename = url.slice('sqlite:'.length);
+    if (filename !== ':memory:') mkdirSync(dirname(filename), { recursive: true });
+    return knexFactory({
+      client: 'better-sqlite3',
+      connection: { filename },
+      useNullAsDefault: true,
+      // better-sqlite3 is synchronous: one connection serialises writes the way SQLite wants them.
+      pool: {
+        min: 1,
+        max: 1,
+        afterCreate(conn: { pragma: (s: string) => unknown }, done: (err: Error | null, conn: unknown) => void) {
+          try {
+            conn.pragma('journal_mode = WAL');
+            conn.pragma('synchronous = NORMAL');
+            conn.pragma('busy_timeout = 5000');
+            conn.pragma('foreign_keys = ON');
+            done(null, conn);
+          } catch (err) {
+            done(err as Error, conn);
+          }
+        },
+      },
+    });
+  }
+  return knexFactory({
+    client: 'pg',
+    connection: url,
+    pool: { min: options.pool?.min ?? 0, max: options.pool?.max ?? 10 },
+  });
+}
+
+export function migrationConfig(): Knex.MigratorConfig {
+  return {
+    directory: join(projectRoot(), 'migrations'),
+    loadExtensions: ['.js'],
+    tableName: 'knex_migrations',
+  };
+}
+
+/** Applies every pending migration; safe to call from several instances at once. */
+export async function migrate(db: Db): Promise<string[]> {
+  const [, applied] = (await db.migrate.latest(migrationConfig())) as [number, string[]];
+  return applied;
+}
+
+export async function ping(db: Db): Promise<void> {
+  await db.raw('select 1');
+}
+
+export const now = (): number => Date.now();

@@ -1,0 +1,56 @@
+import type { Adapter, AdapterPayload } from 'oidc-provider';
+import type { Db } from '../db/knex.js';
+import { payloadsRepo } from '../db/payloads-repo.js';
+
+export interface ClientSource {
+  /** Returns node-oidc-provider client metadata, or undefined for an unknown client. */
+  find(realmId: string, clientId: string): Promise<AdapterPayload | undefined>;
+}
+
+/**
+ * One adapter for every node-oidc-provider model, bound to a realm: rows carry the realm id,
+ * indexed uid / grantId / userCode / expiresAt columns, and expired rows are invisible.
+ * Clients come from the realm's clients table and are read-only here.
+ */
+export function createAdapterClass(db: Db, realmId: string, clients: ClientSource): new (name: string) => Adapter {
+  return class RealmAdapter implements Adapter {
+    constructor(readonly name: string) {}
+
+    async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
+      if (this.name === 'Client') throw new Error('clients are managed with the latchkey CLI, not through the provider');
+      const expiresAt = expiresIn ? Date.now() + expiresIn * 1000 : null;
+      await payloadsRepo.upsert(db, { realmId, model: this.name, id }, payload as Record<string, unknown>, expiresAt);
+    }
+
+    async find(id: string): Promise<AdapterPayload | undefined> {
+      if (this.name === 'Client') return clients.find(realmId, id);
+      return this.#read('id', id);
+    }
+
+    async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
+      return this.#read('user_code', userCode);
+    }
+
+    async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+      return this.#read('uid', uid);
+    }
+
+    async consume(id: string): Promise<void> {
+      await payloadsRepo.consume(db, realmId, this.name, id, Date.now());
+    }
+
+    async destroy(id: string): Promise<void> {
+      await payloadsRepo.destroy(db, realmId, this.name, id);
+    }
+
+    async revokeByGrantId(grantId: string): Promise<void> {
+      await payloadsRepo.revokeByGrantId(db, realmId, grantId);
+    }
+
+    async #read(column: 'id' | 'uid' | 'user_code', value: string): Promise<AdapterPayload | undefined> {
+      const row = await payloadsRepo.findBy(db, realmId, this.name, column, value, Date.now());
+      if (!row) return undefined;
+      return row.consumedAt ? { ...row.payload, consumed: Math.floor(row.consumedAt / 1000) } : (row.payload as AdapterPayload);
+    }
+  };
+}
