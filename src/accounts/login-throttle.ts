@@ -1,0 +1,97 @@
+import { createHash } from 'node:crypto';
+import type { LatchkeyConfig } from '../config/schema.js';
+import type { Db } from '../db/knex.js';
+import { throttleRepo, type ThrottleRow, type ThrottleState } from '../db/throttle-repo.js';
+
+export type BruteForceConfig = LatchkeyConfig['bruteForce'];
+
+/** What a sign-in attempt is throttled by: the account asked for and the client address. */
+export interface ThrottleKeys {
+  email: string;
+  ip: string;
+}
+
+export interface ThrottleVerdict {
+  allowed: boolean;
+  /** Whole seconds until the next attempt is allowed; 0 when allowed. */
+  retryAfterSeconds: number;
+}
+
+const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
+
+/** Throttling key of an account, whether or not it exists, so responses never reveal existence. */
+export function accountKey(email: string): string {
+  return `account:${sha256(email.trim().toLowerCase())}`;
+}
+
+/** Throttling key of a client address (hashed when too long for the column). */
+export function addressKey(ip: string): string {
+  return ip.length <= 190 ? `ip:${ip}` : `ip:sha256:${sha256(ip)}`;
+}
+
+/**
+ * Brute-force protection in the manner of Keycloak: failures are counted per account and per client
+ * address, forgotten after `failureResetSeconds` without one; reaching the limit locks the key for
+ * `waitIncrementSeconds` per block of failures (at most `maxWaitSeconds`), and two failures on one
+ * account closer than `quickLoginCheckMilliseconds` lock it for `quickLoginWaitSeconds`.
+ */
+export class LoginThrottle {
+  readonly #db: Db;
+  readonly #cfg: BruteForceConfig;
+
+  constructor(db: Db, cfg: BruteForceConfig) {
+    this.#db = db;
+    this.#cfg = cfg;
+  }
+
+  /** Whether an attempt may go ahead now; call before checking the password. */
+  async check(realmId: string, keys: ThrottleKeys, now: number = Date.now()): Promise<ThrottleVerdict> {
+    if (!this.#cfg.enabled) return { allowed: true, retryAfterSeconds: 0 };
+    const rows = await throttleRepo.find(this.#db, realmId, this.#keys(keys));
+    const lockedUntil = Math.max(0, ...rows.map((r) => r.lockedUntil));
+    if (lockedUntil <= now) return { allowed: true, retryAfterSeconds: 0 };
+    return { allowed: false, retryAfterSeconds: Math.ceil((lockedUntil - now) / 1000) };
+  }
+
+  /** Counts a failed attempt against the account and the address, locking them when due. */
+  async recordFailure(realmId: string, keys: ThrottleKeys, now: number = Date.now()): Promise<void> {
+    if (!this.#cfg.enabled) return;
+    await throttleRepo.update(this.#db, realmId, this.#keys(keys), (current) => this.#afterFailure(current, now));
+  }
+
+  /** Forgets the account's failures after a successful sign-in; the address keeps its count. */
+  async recordSuccess(realmId: string, keys: ThrottleKeys): Promise<void> {
+    if (!this.#cfg.enabled) return;
+    await throttleRepo.remove(this.#db, realmId, accountKey(keys.email));
+  }
+
+  /** Deletes counters that have been forgotten and are not locked; returns how many. */
+  async purge(now: number = Date.now()): Promise<number> {
+    return throttleRepo.purge(this.#db, now - this.#cfg.failureResetSeconds * 1000, now);
+  }
+
+  #keys(keys: ThrottleKeys): string[] {
+    const list = [accountKey(keys.email)];
+    if (keys.ip) list.push(addressKey(keys.ip));
+    return list;
+  }
+
+  #afterFailure(current: ThrottleRow, now: number): ThrottleState {
+    const cfg = this.#cfg;
+    const isAccount = current.key.startsWith('account:');
+    const forgotten = current.failures === 0 || now - current.lastFailureAt >= cfg.failureResetSeconds * 1000;
+    const failures = forgotten ? 1 : current.failures + 1;
+    let lockedUntil = current.lockedUntil;
+
+    const max = isAccount ? cfg.maxFailuresPerAccount : cfg.maxFailuresPerAddress;
+    if (failures >= max) {
+      const waitSeconds = Math.min(cfg.maxWaitSeconds, cfg.waitIncrementSeconds * Math.floor(failures / max));
+      lockedUntil = Math.max(lockedUntil, now + waitSeconds * 1000);
+    }
+    const quick = cfg.quickLoginCheckMilliseconds;
+    if (isAccount && quick > 0 && !forgotten && now - current.lastFailureAt < quick) {
+      lockedUntil = Math.max(lockedUntil, now + cfg.quickLoginWaitSeconds * 1000);
+    }
+    return { failures, lastFailureAt: Math.max(now, current.lastFailureAt), lockedUntil };
+  }
+}

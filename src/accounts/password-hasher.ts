@@ -1,0 +1,111 @@
+import { randomBytes } from 'node:crypto';
+import { availableParallelism } from 'node:os';
+import { argon2id, hash as argon2Hash, verify as argon2Verify } from 'argon2';
+import { normalizePassword } from './password-policy.js';
+import { Semaphore } from './semaphore.js';
+
+export interface PasswordHasherOptions {
+  /** KiB of memory per hash. */
+  memoryCost: number;
+  /** Passes over memory. */
+  timeCost: number;
+  /** Lanes. */
+  parallelism: number;
+  /** Hash/verify operations allowed at once (default: `os.availableParallelism()`). */
+  maxConcurrent?: number;
+}
+
+const ARGON2_VERSION = 0x13;
+const PHC = /^\$(argon2id|argon2i|argon2d)(?:\$v=(\d+))?\$([^$]+)\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/;
+
+export interface Argon2Parameters {
+  type: 'argon2id' | 'argon2i' | 'argon2d';
+  version: number;
+  memoryCost: number;
+  timeCost: number;
+  parallelism: number;
+}
+
+/** Reads the variant and parameters of an argon2 PHC string (parameters in any order); null when malformed. */
+export function parseArgon2Hash(hash: string): Argon2Parameters | null {
+  const match = typeof hash === 'string' ? PHC.exec(hash) : null;
+  if (!match) return null;
+  const params = new Map(match[3].split(',').map((kv) => kv.split('=', 2) as [string, string]));
+  const num = (k: string): number => (/^\d+$/.test(params.get(k) ?? '') ? Number(params.get(k)) : NaN);
+  const [memoryCost, timeCost, parallelism] = [num('m'), num('t'), num('p')];
+  if (![memoryCost, timeCost, parallelism].every(Number.isSafeInteger)) return null;
+  // A missing version field means Argon2 1.0 (0x10).
+  const version = match[2] === undefined ? 0x10 : Number(match[2]);
+  return { type: match[1] as Argon2Parameters['type'], version, memoryCost, timeCost, parallelism };
+}
+
+/** Standard base64 without padding, as PHC strings use. */
+const b64 = (bytes: Buffer): string => bytes.toString('base64').replace(/=+$/, '');
+
+/**
+ * Argon2id password hashing. The argon2 package computes in libuv's thread pool; a semaphore keeps
+ * a burst of sign-ins from occupying every pool thread (which jose's signing and file I/O share).
+ * Passwords are NFKC-normalised before hashing and verifying.
+ */
+export class PasswordHasher {
+  readonly #params: { memoryCost: number; timeCost: number; parallelism: number };
+  readonly #limit: Semaphore;
+  /** Never matches any password, but costs exactly one verification at the configured parameters. */
+  readonly #dummyHash: string;
+
+  constructor(opts: PasswordHasherOptions) {
+    this.#params = { memoryCost: opts.memoryCost, timeCost: opts.timeCost, parallelism: opts.parallelism };
+    this.#limit = new Semaphore(opts.maxConcurrent ?? availableParallelism());
+    const { memoryCost: m, timeCost: t, parallelism: p } = this.#params;
+    this.#dummyHash = `$argon2id$v=${ARGON2_VERSION}$m=${m},t=${t},p=${p}$${b64(randomBytes(16))}$${b64(randomBytes(32))}`;
+  }
+
+  /** Hashes a password into a PHC string (`$argon2id$v=19$m=...,p=...,t=...$salt$hash`). */
+  hash(password: string): Promise<string> {
+    const input = normalizePassword(password);
+    return this.#limit.run(() => argon2Hash(input, { type: argon2id, ...this.#params }));
+  }
+
+  /**
+   * True when `password` matches `hash`. Never throws: a missing, malformed or non-argon2 hash gives false,
+   * after the same work as a real verification so that it cannot be told apart by timing.
+   */
+  verify(hash: string | null | undefined, password: string): Promise<boolean> {
+    if (typeof hash !== 'string' || !parseArgon2Hash(hash)) return this.verifyDummy(password);
+    return this.#run(hash, normalizePassword(password));
+  }
+
+  #run(hash: string, input: string): Promise<boolean> {
+    return this.#limit.run(async () => {
+      try {
+        return await argon2Verify(hash, input);
+      } catch {
+        return false;
+      }
+    });
+  }
+
+  /** Spends the time of a real verification and returns false; use when the account does not exist. */
+  async verifyDummy(password: string): Promise<false> {
+    await this.#run(this.#dummyHash, normalizePassword(password));
+    return false;
+  }
+
+  /** True when `hash` is not argon2id v1.3 or any of its parameters is weaker than configured. */
+  needsRehash(hash: string): boolean {
+    const found = parseArgon2Hash(hash);
+    return (
+      !found ||
+      found.type !== 'argon2id' ||
+      found.version !== ARGON2_VERSION ||
+      found.memoryCost < this.#params.memoryCost ||
+      found.timeCost < this.#params.timeCost ||
+      found.parallelism < this.#params.parallelism
+    );
+  }
+
+  /** Operations computing now, and operations waiting for a slot. */
+  stats(): { running: number; queued: number } {
+    return { running: this.#limit.running, queued: this.#limit.queued };
+  }
+}

@@ -1,0 +1,29 @@
+import { loadConfig } from '../../config/load.js';
+import { startServer } from '../../server/start.js';
+import { parse, type Command } from '../context.js';
+
+const usage = 'latchkey serve [--port N]';
+
+export const serveCommand: Command = {
+  name: 'serve',
+  summary: 'run the identity provider (what `npm start` runs)',
+  usage,
+  async run(args) {
+    const opts = parse(args, { port: { type: 'string' } }, usage);
+    const config = loadConfig();
+    if (opts.port !== undefined) {
+      const port = Number(opts.port);
+      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be an integer between 0 and 65535, got "${opts.port}"`);
+      config.server.port = port;
+    }
+    const server = await startServer(config);
+    const stop = async (signal: string) => {
+      server.services.log.info({ signal }, 'shutting down');
+      await server.close();
+      process.exit(0);
+    };
+    process.once('SIGINT', () => void stop('SIGINT'));
+    process.once('SIGTERM', () => void stop('SIGTERM'));
+    return new Promise(() => {}); // runs until a signal arrives
+  },
+};

@@ -1,0 +1,36 @@
+import { parse, required, UsageError, withServices, type Command } from '../context.js';
+
+const usage = `latchkey user create --realm R --email E [--name N] [--password-stdin]
+       latchkey user disable --realm R --email E
+       latchkey user enable --realm R --email E`;
+
+export const userCommand: Command = {
+  name: 'user',
+  summary: 'create, disable and enable users',
+  usage,
+  async run(args, io) {
+    const [sub, ...rest] = args;
+    switch (sub) {
+      case 'create': {
+        const o = parse(rest, { realm: { type: 'string' }, email: { type: 'string' }, name: { type: 'string' }, 'password-stdin': { type: 'boolean' } }, usage);
+        const realmId = required(o.realm, 'realm', usage);
+        const email = required(o.email, 'email', usage);
+        let password: string | undefined;
+        if (o['password-stdin']) {
+          password = (await io.stdin()).replace(/\r?\n$/, ''); // drop one trailing newline
+          if (!password) throw new UsageError('--password-stdin was given but standard input was empty');
+        }
+        return withServices((s) => s.users.create({ realmId, email, name: o.name, password }));
+      }
+      case 'disable':
+      case 'enable': {
+        const o = parse(rest, { realm: { type: 'string' }, email: { type: 'string' } }, usage);
+        const realmId = required(o.realm, 'realm', usage);
+        const email = required(o.email, 'email', usage);
+        return withServices((s) => s.users.setDisabled(realmId, email, sub === 'disable'));
+      }
+      default:
+        throw new UsageError(`${sub ? `unknown user command "${sub}"` : 'user needs a command'}\n\nusage: ${usage}`);
+    }
+  },
+};

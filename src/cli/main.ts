@@ -1,0 +1,73 @@
+import { ConfigError } from '../config/load.js';
+import { LatchkeyError } from '../errors.js';
+import { clientCommand } from './commands/client.js';
+import { keysCommand } from './commands/keys.js';
+import { migrateCommand } from './commands/migrate.js';
+import { realmCommand } from './commands/realm.js';
+import { serveCommand } from './commands/serve.js';
+import { userCommand } from './commands/user.js';
+import { UsageError, type Command, type CommandIo } from './context.js';
+
+const COMMANDS: Command[] = [serveCommand, migrateCommand, realmCommand, clientCommand, userCommand, keysCommand];
+
+function help(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  return [
+    'latchkey: an OpenID Connect identity provider',
+    '',
+    'usage: latchkey <command> [options]     (every command prints one JSON document on stdout)',
+    '',
+    'commands:',
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    '',
+    'Run `latchkey <command> --help` for a command\'s options.',
+    'Configuration: config/latchkey.yaml (or LATCHKEY_CONFIG), DATABASE_URL, LATCHKEY_SECRET, LATCHKEY_ISSUER, PORT.',
+  ].join('\n');
+}
+
+async function readStdin(): Promise<string> {
+  if (process.stdin.isTTY) return '';
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+const defaultIo: CommandIo = {
+  stdout: (t) => process.stdout.write(t),
+  stderr: (t) => process.stderr.write(t),
+  stdin: readStdin,
+};
+
+/** Runs the CLI; returns the exit code. */
+export async function main(argv: string[], io: CommandIo = defaultIo): Promise<number> {
+  const [name, ...args] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    io.stdout(`${help()}\n`);
+    return name ? 0 : 2;
+  }
+  const command = COMMANDS.find((c) => c.name === name);
+  if (!command) {
+    io.stderr(`latchkey: unknown command "${name}"\n\n${help()}\n`);
+    return 2;
+  }
+  if (args.includes('--help') || args.includes('-h')) {
+    io.stdout(`${command.summary}\n\nusage: ${command.usage}\n`);
+    return 0;
+  }
+  try {
+    const result = await command.run(args, io);
+    io.stdout(`${JSON.stringify(result, null, 2)}\n`);
+    return 0;
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.stderr(`latchkey ${name}: ${err.message}\n`);
+      return 2;
+    }
+    if (err instanceof LatchkeyError || err instanceof ConfigError) {
+      io.stderr(`latchkey ${name}: ${err.message}\n`);
+      return 1;
+    }
+    io.stderr(`latchkey ${name}: ${(err as Error)?.message ?? err}\n`);
+    return 1;
+  }
+}

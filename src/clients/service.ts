@@ -1,0 +1,164 @@
+import { randomBytes } from 'node:crypto';
+import type { AdapterPayload } from 'oidc-provider';
+import { hashHighEntropySecret } from '../crypto/secret-box.js';
+import { clientsRepo, type ClientRow } from '../db/clients-repo.js';
+import type { Db } from '../db/knex.js';
+import { realmsRepo } from '../db/realms-repo.js';
+import { invalid, notFound } from '../errors.js';
+import { SIGNING_ALGS, type SigningAlg } from '../realms/settings.js';
+
+export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials', 'urn:ietf:params:oauth:grant-type:device_code'] as const;
+export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] as const;
+
+export interface CreateClientInput {
+  realmId: string;
+  name: string;
+  redirectUris?: string[];
+  postLogoutRedirectUris?: string[];
+  public?: boolean;
+  grants?: string[];
+  firstParty?: boolean;
+  authMethod?: string;
+  idTokenAlg?: string;
+  /** For private_key_jwt: the client's public keys, inline or by URL. */
+  jwks?: unknown;
+  jwksUri?: string;
+  /** Scopes the client may request (space separated). */
+  scope?: string;
+}
+
+export interface CreatedClient {
+  client_id: string;
+  client_secret?: string;
+  realm: string;
+  name: string;
+  public: boolean;
+  first_party: boolean;
+  redirect_uris: string[];
+  post_logout_redirect_uris: string[];
+  grant_types: string[];
+  token_endpoint_auth_method: string;
+  id_token_signed_response_alg?: string;
+}
+
+function checkUri(uri: string, what: string): string {
+  let url: URL;
+  try {
+    url = new URL(uri);
+  } catch {
+    throw invalid(`${what} "${uri}" is not an absolute URL`);
+  }
+  if (url.hash || uri.includes('#')) throw invalid(`${what} "${uri}" must not contain a fragment`);
+  if (url.protocol === 'javascript:' || url.protocol === 'data:' || url.protocol === 'file:') throw invalid(`${what} "${uri}" uses a forbidden scheme`);
+  return uri; // stored verbatim: matching is exact, character for character
+}
+
+/** Clients of a realm; the secret is returned once and stored as a hash. */
+export class ClientService {
+  constructor(private readonly db: Db) {}
+
+  async create(input: CreateClientInput): Promise<CreatedClient> {
+    const name = input.name?.trim();
+    if (!name) throw invalid('client name (--name) is required');
+    const isPublic = Boolean(input.public);
+    const grants = [...new Set(input.grants?.length ? input.grants : ['authorization_code', 'refresh_token'])];
+    for (const g of grants) {
+      if (!(GRANT_TYPES as readonly string[]).includes(g)) throw invalid(`unknown grant "${g}"; use one of ${GRANT_TYPES.join(', ')} (implicit and password grants are not supported)`);
+    }
+    if (isPublic && grants.includes('client_credentials')) throw invalid('a public client cannot use the client_credentials grant');
+    if (grants.includes('refresh_token') && !grants.includes('authorization_code') && !grants.includes('urn:ietf:params:oauth:grant-type:device_code')) {
+      throw invalid('the refresh_token grant needs authorization_code or device_code as well');
+    }
+    const redirectUris = (input.redirectUris ?? []).map((u) => checkUri(u, 'redirect URI'));
+    if (grants.includes('authorization_code') && !redirectUris.length) throw invalid('the authorization_code grant needs at least one --redirect-uri');
+    const postLogout = (input.postLogoutRedirectUris ?? []).map((u) => checkUri(u, 'post-logout redirect URI'));
+    const authMethod = isPublic ? 'none' : (input.authMethod ?? 'client_secret_basic');
+    if (!(AUTH_METHODS as readonly string[]).includes(authMethod)) throw invalid(`unknown auth method "${authMethod}"; use one of ${AUTH_METHODS.filter((m) => m !== 'none').join(', ')}`);
+    if (!isPublic && authMethod === 'none') throw invalid('auth method "none" is only for public clients (--public)');
+    if (input.authMethod && isPublic && input.authMethod !== 'none') throw invalid('a public client has no secret: drop --auth-method or --public');
+    if (authMethod === 'private_key_jwt' && !input.jwks && !input.jwksUri) throw invalid('private_key_jwt needs the client\'s public keys (--jwks-uri URL or --jwks JSON)');
+    if (input.idTokenAlg && !(SIGNING_ALGS as readonly string[]).includes(input.idTokenAlg)) throw invalid(`unknown ID token algorithm "${input.idTokenAlg}"; use one of ${SIGNING_ALGS.join(', ')}`);
+    if (input.jwksUri) checkUri(input.jwksUri, 'JWKS URI');
+    if (input.jwks !== undefined && (typeof input.jwks !== 'object' || input.jwks === null || !Array.isArray((input.jwks as { keys?: unknown }).keys))) {
+      throw invalid('--jwks must be a JSON Web Key Set: {"keys": [...]}');
+    }
+
+    const realm = await realmsRepo.find(this.db, input.realmId);
+    if (!realm) throw notFound(`realm "${input.realmId}"`);
+
+    const clientId = randomBytes(16).toString('base64url');
+    const secret = authMethod === 'client_secret_basic' || authMethod === 'client_secret_post' ? randomBytes(32).toString('base64url') : undefined;
+    const metadata: Record<string, unknown> = {
+      client_name: name,
+      redirect_uris: redirectUris,
+      post_logout_redirect_uris: postLogout,
+      grant_types: grants,
+      response_types: grants.includes('authorization_code') ? ['code'] : [],
+      token_endpoint_auth_method: authMethod,
+      ...(input.idTokenAlg ? { id_token_signed_response_alg: input.idTokenAlg as SigningAlg } : {}),
+      ...(input.jwks ? { jwks: input.jwks } : {}),
+      ...(input.jwksUri ? { jwks_uri: input.jwksUri } : {}),
+      ...(input.scope ? { scope: input.scope } : {}),
+    };
+    const now = Date.now();
+    await this.db.transaction(async (trx) => {
+      await clientsRepo.insert(trx, {
+        clientId,
+        realmId: input.realmId,
+        name,
+        metadata,
+        secretHash: secret ? hashHighEntropySecret(secret) : null,
+        firstParty: Boolean(input.firstParty),
+        createdAt: now,
+        updatedAt: now,
+      });
+      await realmsRepo.bumpRevision(trx, input.realmId, now);
+    });
+    return {
+      client_id: clientId,
+      ...(secret ? { client_secret: secret } : {}),
+      realm: input.realmId,
+      name,
+      public: isPublic,
+      first_party: Boolean(input.firstParty),
+      redirect_uris: redirectUris,
+      post_logout_redirect_uris: postLogout,
+      grant_types: grants,
+      token_endpoint_auth_method: authMethod,
+      ...(input.idTokenAlg ? { id_token_signed_response_alg: input.idTokenAlg } : {}),
+    };
+  }
+
+  async list(realmId: string): Promise<Array<Omit<CreatedClient, 'client_secret'>>> {
+    return (await clientsRepo.list(this.db, realmId)).map((c) => ({
+      client_id: c.clientId,
+      realm: c.realmId,
+      name: c.name,
+      public: c.metadata.token_endpoint_auth_method === 'none',
+      first_party: c.firstParty,
+      redirect_uris: c.metadata.redirect_uris as string[],
+      post_logout_redirect_uris: c.metadata.post_logout_redirect_uris as string[],
+      grant_types: c.metadata.grant_types as string[],
+      token_endpoint_auth_method: c.metadata.token_endpoint_auth_method as string,
+    }));
+  }
+
+  /** Client metadata in node-oidc-provider's shape (read by the adapter). */
+  async providerMetadata(realmId: string, clientId: string): Promise<AdapterPayload | undefined> {
+    const row = await clientsRepo.find(this.db, realmId, clientId);
+    return row ? toProviderMetadata(row) : undefined;
+  }
+
+  async isFirstParty(realmId: string, clientId: string): Promise<boolean> {
+    return Boolean((await clientsRepo.find(this.db, realmId, clientId))?.firstParty);
+  }
+}
+
+export function toProviderMetadata(row: ClientRow): AdapterPayload {
+  return {
+    ...row.metadata,
+    client_id: row.clientId,
+    ...(row.secretHash ? { client_secret: row.secretHash } : {}),
+    first_party: row.firstParty,
+  } as AdapterPayload;
+}

@@ -1,0 +1,65 @@
+import type { Db } from './knex.js';
+
+/** Failure bookkeeping for one throttling key ("account:<sha256>" or "ip:<address>") of a realm. */
+export interface ThrottleRow {
+  key: string;
+  failures: number;
+  /** Epoch ms of the latest failure; 0 when none is recorded. */
+  lastFailureAt: number;
+  /** Epoch ms until which sign-in is refused; 0 when never locked. */
+  lockedUntil: number;
+}
+
+export type ThrottleState = Omit<ThrottleRow, 'key'>;
+
+const toRow = (r: any): ThrottleRow => ({
+  key: r.key,
+  failures: Number(r.failures),
+  lastFailureAt: Number(r.last_failure_at),
+  lockedUntil: Number(r.locked_until),
+});
+
+/** Storage of sign-in failure counters (table `login_throttle`). */
+export const throttleRepo = {
+  async find(db: Db, realmId: string, keys: string[]): Promise<ThrottleRow[]> {
+    if (keys.length === 0) return [];
+    return (await db('login_throttle').where({ realm_id: realmId }).whereIn('key', keys)).map(toRow);
+  },
+
+  /**
+   * Replaces the state of each key with `next(current)` in one transaction, each row locked from
+   * before it is read until commit, so concurrent updates of the same key apply one after another.
+   * A key without a row is presented as `{ failures: 0, lastFailureAt: 0, lockedUntil: 0 }`.
+   */
+  async update(db: Db, realmId: string, keys: string[], next: (current: ThrottleRow) => ThrottleState): Promise<ThrottleRow[]> {
+    // A fixed lock order keeps two transactions touching the same pair of keys from deadlocking.
+    const ordered = [...new Set(keys)].sort();
+    return db.transaction(async (trx) => {
+      const written: ThrottleRow[] = [];
+      for (const key of ordered) {
+        // Writing first takes the row lock (PostgreSQL) or the write lock (SQLite) before the read,
+        // and creates the row if it is missing; the no-op merge leaves an existing row unchanged.
+        await trx('login_throttle')
+          .insert({ realm_id: realmId, key, failures: 0, last_failure_at: 0, locked_until: 0 })
+          .onConflict(['realm_id', 'key'])
+          .merge({ failures: trx.raw('??', ['login_throttle.failures']) });
+        const current = toRow(await trx('login_throttle').where({ realm_id: realmId, key }).first());
+        const state = next(current);
+        await trx('login_throttle')
+          .where({ realm_id: realmId, key })
+          .update({ failures: state.failures, last_failure_at: state.lastFailureAt, locked_until: state.lockedUntil });
+        written.push({ key, ...state });
+      }
+      return written;
+    });
+  },
+
+  async remove(db: Db, realmId: string, key: string): Promise<void> {
+    await db('login_throttle').where({ realm_id: realmId, key }).delete();
+  },
+
+  /** Deletes rows whose last failure is at or before `lastFailureBy` and which are not locked at `now`. */
+  async purge(db: Db, lastFailureBy: number, now: number): Promise<number> {
+    return db('login_throttle').where('last_failure_at', '<=', lastFailureBy).andWhere('locked_until', '<=', now).delete();
+  },
+};

@@ -1,0 +1,62 @@
+import type { Db } from './knex.js';
+
+export interface UserRow {
+  id: string;
+  realmId: string;
+  email: string;
+  emailVerified: boolean;
+  name: string | null;
+  picture: string | null;
+  passwordHash: string | null;
+  disabled: boolean;
+  createdAt: number;
+  updatedAt: number;
+}
+
+const toUser = (r: any): UserRow => ({
+  id: r.id,
+  realmId: r.realm_id,
+  email: r.email,
+  emailVerified: Boolean(r.email_verified),
+  name: r.name ?? null,
+  picture: r.picture ?? null,
+  passwordHash: r.password_hash ?? null,
+  disabled: Boolean(r.disabled),
+  createdAt: Number(r.created_at),
+  updatedAt: Number(r.updated_at),
+});
+
+export const normalizeEmail = (email: string): string => email.trim().toLowerCase();
+
+export const usersRepo = {
+  async findById(db: Db, realmId: string, id: string): Promise<UserRow | undefined> {
+    const row = await db('users').where({ realm_id: realmId, id }).first();
+    return row ? toUser(row) : undefined;
+  },
+  async findByEmail(db: Db, realmId: string, email: string): Promise<UserRow | undefined> {
+    const row = await db('users').where({ realm_id: realmId, email_normalized: normalizeEmail(email) }).first();
+    return row ? toUser(row) : undefined;
+  },
+  async insert(db: Db, u: UserRow): Promise<void> {
+    await db('users').insert({
+      id: u.id,
+      realm_id: u.realmId,
+      email: u.email,
+      email_normalized: normalizeEmail(u.email),
+      email_verified: u.emailVerified,
+      name: u.name,
+      picture: u.picture,
+      password_hash: u.passwordHash,
+      disabled: u.disabled,
+      created_at: u.createdAt,
+      updated_at: u.updatedAt,
+    });
+  },
+  async update(db: Db, realmId: string, id: string, changes: Partial<Pick<UserRow, 'disabled' | 'passwordHash' | 'name'>>, at: number): Promise<number> {
+    const row: Record<string, unknown> = { updated_at: at };
+    if (changes.disabled !== undefined) row.disabled = changes.disabled;
+    if (changes.passwordHash !== undefined) row.password_hash = changes.passwordHash;
+    if (changes.name !== undefined) row.name = changes.name;
+    return db('users').where({ realm_id: realmId, id }).update(row);
+  },
+};

@@ -1,0 +1,38 @@
+import type { FindAccount } from 'oidc-provider';
+import type { UserService } from '../accounts/user-service.js';
+import type { AuthorizationModule } from '../authz/module.js';
+import { RESERVED_CLAIMS } from '../authz/module.js';
+
+/** node-oidc-provider's account lookup: realm users, disabled ones refused, claims by scope. */
+export function createFindAccount(users: UserService, authz: AuthorizationModule, realmId: string, issuer: string): FindAccount {
+  return async (ctx, sub) => {
+    const user = await users.findById(realmId, sub);
+    if (!user || user.disabled) return undefined;
+    return {
+      accountId: user.id,
+      async claims(use, scope) {
+        const claims: Record<string, unknown> = {
+          sub: user.id,
+          email: user.email,
+          email_verified: user.emailVerified,
+          ...(user.name ? { name: user.name } : {}),
+          ...(user.picture ? { picture: user.picture } : {}),
+          updated_at: Math.floor(user.updatedAt / 1000),
+        };
+        if (use === 'id_token') {
+          const decision = await authz.onIssue({
+            realmId,
+            issuer,
+            clientId: ctx.oidc.client?.clientId ?? '',
+            subject: user.id,
+            grantType: ctx.oidc.params?.grant_type as string | undefined,
+            token: 'id_token',
+            scopes: scope ? scope.split(' ') : [],
+          });
+          for (const [k, v] of Object.entries(decision.claims ?? {})) if (!RESERVED_CLAIMS.has(k) && !(k in claims)) claims[k] = v;
+        }
+        return claims as { sub: string };
+      },
+    };
+  };
+}

@@ -1,0 +1,215 @@
+import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import type { AuthorizationModule } from '../authz/module.js';
+import { RESERVED_CLAIMS } from '../authz/module.js';
+import type { ClientService } from '../clients/service.js';
+import type { LatchkeyConfig } from '../config/schema.js';
+import { verifyHighEntropySecret } from '../crypto/secret-box.js';
+import type { Db } from '../db/knex.js';
+import type { Realm } from '../realms/service.js';
+import type { SigningMaterial } from '../keys/service.js';
+import { createAdapterClass } from './adapter.js';
+import { createFindAccount } from './find-account.js';
+import type { UserService } from '../accounts/user-service.js';
+import { providerPages } from '../interactions/provider-pages.js';
+
+export interface ProviderDeps {
+  db: Db;
+  config: LatchkeyConfig;
+  clients: ClientService;
+  users: UserService;
+  authz: AuthorizationModule;
+  cookieKeys: string[];
+}
+
+const SCOPE_CLAIMS = {
+  openid: ['sub'],
+  email: ['email', 'email_verified'],
+  profile: ['name', 'picture', 'updated_at'],
+};
+
+const SIGNING = ['EdDSA', 'RS256', 'PS256', 'ES256'];
+
+function isFirstParty(client: { metadata(): Record<string, unknown> } | undefined): boolean {
+  return Boolean(client?.metadata().first_party);
+}
+
+/** Requested scopes before node-oidc-provider drops `offline_access` (it does without prompt=consent). */
+function rawRequestedScopes(ctx: KoaContextWithOIDC): string[] {
+  const fromQuery = ctx.query?.scope;
+  const fromBody = (ctx.oidc as unknown as { body?: Record<string, unknown> }).body?.scope;
+  const raw = typeof fromQuery === 'string' ? fromQuery : typeof fromBody === 'string' ? fromBody : (ctx.oidc.params?.scope as string | undefined);
+  return raw ? raw.split(' ').filter(Boolean) : [];
+}
+
+/** Builds the node-oidc-provider instance serving one issuer URL of a realm. */
+export function createProvider(issuer: string, realm: Realm, keys: SigningMaterial, deps: ProviderDeps): Provider {
+  const { config, authz } = deps;
+  const t = config.tokens;
+  const settings = realm.settings;
+  const resources = new Map(settings.resources.map((r) => [r.uri, r]));
+
+  const configuration: Configuration = {
+    adapter: createAdapterClass(deps.db, realm.id, { find: (realmId, id) => deps.clients.providerMetadata(realmId, id) }),
+    clients: [],
+    jwks: { keys: keys.privateJwks as any },
+    findAccount: createFindAccount(deps.users, authz, realm.id, issuer),
+    claims: SCOPE_CLAIMS,
+    scopes: ['openid', 'offline_access', 'email', 'profile'],
+    responseTypes: ['code'],
+    pkce: {
+      required: (_ctx, client) => settings.pkceRequired === 'all' || client.clientAuthMethod === 'none',
+    },
+    rotateRefreshToken: true,
+    conformIdTokenClaims: true,
+    cookies: {
+      keys: deps.cookieKeys,
+      long: { httpOnly: true, sameSite: 'lax', signed: true },
+      short: { httpOnly: true, sameSite: 'lax', signed: true },
+    },
+    clientDefaults: {
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+      id_token_signed_response_alg: settings.signingAlg,
+    },
+    extraClientMetadata: { properties: ['first_party'] },
+    enabledJWA: {
+      idTokenSigningAlgValues: SIGNING as any,
+      userinfoSigningAlgValues: SIGNING as any,
+      introspectionSigningAlgValues: SIGNING as any,
+      authorizationSigningAlgValues: SIGNING as any,
+      requestObjectSigningAlgValues: SIGNING as any,
+      clientAuthSigningAlgValues: settings.clientAuthSigningAlgs as any,
+    },
+    discovery: {
+      // RFC 8707 resource indicators are accepted at /auth and /token (see the README).
+      resource_indicators_supported: true,
+      service_documentation: 'https://github.com/latchkey-idp/latchkey#readme',
+    } as any,
+    ttl: {
+      AccessToken: (_ctx, token) => (token.resourceServer ? t.accessTokenTtlSeconds : t.accessTokenTtlSeconds),
+      AuthorizationCode: 60,
+      ClientCredentials: t.clientCredentialsTtlSeconds,
+      DeviceCode: t.deviceCodeTtlSeconds,
+      IdToken: t.idTokenTtlSeconds,
+      Interaction: t.interactionTtlSeconds,
+      Session: t.sessionTtlSeconds,
+      Grant: t.refreshTokenTtlSeconds,
+      RefreshToken: (ctx, token, client) => {
+        if (ctx?.oidc?.entities?.RotatedRefreshToken && !token.isSenderConstrained?.()) {
+          // a rotated token keeps the original's end of life
+          return ctx.oidc.entities.RotatedRefreshToken.remainingTTL;
+        }
+        return t.refreshTokenTtlSeconds;
+      },
+    },
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      introspection: {
+        enabled: true,
+        // a client may only introspect tokens issued to itself
+        allowedPolicy: async (_ctx, client, token) => !('clientId' in token) || (token as { clientId?: string }).clientId === client.clientId,
+      },
+      revocation: { enabled: true },
+      userinfo: { enabled: true },
+      deviceFlow: {
+        enabled: true,
+        userCodeInputSource: providerPages.deviceInput,
+        userCodeConfirmSource: providerPages.deviceConfirm,
+        successSource: providerPages.deviceSuccess,
+      },
+      rpInitiatedLogout: {
+        enabled: true,
+        logoutSource: providerPages.logout,
+        postLogoutSuccessSource: providerPages.loggedOut,
+      },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: async (ctx, _client, oneOf) => {
+          if (oneOf) return oneOf;
+          if (ctx.oidc.route === 'token' && ctx.oidc.params?.grant_type === 'client_credentials') return settings.defaultAudience;
+          return undefined;
+        },
+        useGrantedResource: async () => true,
+        getResourceServerInfo: async (_ctx, resourceIndicator) => {
+          const resource = resources.get(resourceIndicator);
+          if (!resource) throw new errors.InvalidTarget(`resource ${resourceIndicator} is not an API of this realm`);
+          return {
+            audience: resource.uri,
+            scope: resource.scopes.join(' ') || undefined,
+            accessTokenTTL: t.accessTokenTtlSeconds,
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg: settings.signingAlg } },
+          } as any;
+        },
+      },
+    },
+    loadExistingGrant: async (ctx) => {
+      const client = ctx.oidc.client!;
+      const grantId = ctx.oidc.result?.consent?.grantId || ctx.oidc.session!.grantIdFor(client.clientId);
+      let grant = grantId ? await ctx.oidc.provider.Grant.find(grantId) : undefined;
+      if (!isFirstParty(client)) return grant;
+      // First-party clients are trusted: everything they ask for is granted without a consent page.
+      const accountId = ctx.oidc.session!.accountId;
+      if (!accountId) return grant;
+      grant ??= new ctx.oidc.provider.Grant({ clientId: client.clientId, accountId });
+      const scopes = rawRequestedScopes(ctx);
+      if (scopes.length) grant.addOIDCScope(scopes.join(' '));
+      const claims = ctx.oidc.claims;
+      for (const section of ['id_token', 'userinfo'] as const) {
+        const names = Object.keys(claims?.[section] ?? {});
+        if (names.length) grant.addOIDCClaims(names);
+      }
+      const resourceParam = ctx.oidc.params?.resource;
+      for (const r of Array.isArray(resourceParam) ? resourceParam : resourceParam ? [resourceParam as string] : []) {
+        const info = resources.get(r);
+        if (info) grant.addResourceScope(r, [...info.scopes, ...scopes].join(' '));
+      }
+      await grant.save();
+      return grant;
+    },
+    issueRefreshToken: async (ctx, client, code) => {
+      if (!client.grantTypeAllowed('refresh_token')) return false;
+      if (code.scopes.has('offline_access')) return true;
+      // first-party clients get offline_access without the consent prompt OpenID Connect asks for
+      return isFirstParty(client) && Boolean(ctx.oidc.entities.Grant?.getOIDCScope().split(' ').includes('offline_access'));
+    },
+    expiresWithSession: async (ctx, code) => {
+      if (code.scopes.has('offline_access')) return false;
+      const client = ctx.oidc.client;
+      return !(isFirstParty(client) && ctx.oidc.entities.Grant?.getOIDCScope().split(' ').includes('offline_access'));
+    },
+    extraTokenClaims: async (ctx, token) => {
+      const kind = (token as { kind?: string }).kind;
+      if (kind !== 'AccessToken' && kind !== 'ClientCredentials') return undefined;
+      const tok = token as unknown as { accountId?: string; clientId: string; scope?: string; aud?: string | string[]; resourceServer?: { audience?: string } };
+      const decision = await authz.onIssue({
+        realmId: realm.id,
+        issuer,
+        clientId: tok.clientId,
+        subject: tok.accountId,
+        grantType: ctx.oidc.params?.grant_type as string | undefined,
+        token: 'access_token',
+        scopes: tok.scope ? tok.scope.split(' ') : [],
+        audience: tok.resourceServer?.audience,
+      });
+      if (!decision.allow) throw new errors.AccessDenied(decision.reason ?? 'the authorization module denied this token');
+      if (!decision.claims) return undefined;
+      return Object.fromEntries(Object.entries(decision.claims).filter(([k]) => !RESERVED_CLAIMS.has(k)));
+    },
+    renderError: providerPages.error,
+    clientBasedCORS: (_ctx, origin, client) =>
+      client.clientAuthMethod === 'none' && (client.redirectUris ?? []).some((uri) => URL.parse(uri)?.origin === origin),
+  };
+
+  const provider = new Provider(issuer, configuration);
+  provider.proxy = config.server.trustProxy;
+  // Client secrets are stored as hashes: compare the hash of what the client sent.
+  (provider.Client.prototype as unknown as { compareClientSecret(this: { clientSecret?: string }, actual: string): Promise<boolean> }).compareClientSecret =
+    async function compareClientSecret(actual: string) {
+      return typeof this.clientSecret === 'string' && verifyHighEntropySecret(this.clientSecret, actual);
+    };
+  return provider;
+}

@@ -1,0 +1,128 @@
+import type { Db } from '../db/knex.js';
+import { realmsRepo, type IssuerRow, type RealmRow } from '../db/realms-repo.js';
+import { conflict, invalid, notFound } from '../errors.js';
+import type { KeyService } from '../keys/service.js';
+import { parseRealmSettings, realmSettingsSchema, type RealmSettings } from './settings.js';
+
+export const DEFAULT_REALM_ID = 'default';
+const REALM_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+export interface Realm {
+  id: string;
+  displayName: string;
+  settings: RealmSettings;
+  revision: number;
+  issuers: string[];
+}
+
+/** Validates an issuer URL and returns it normalised, with the host it is served on. */
+export function parseIssuer(value: string): { issuer: string; host: string } {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw invalid(`issuer "${value}" is not a valid URL`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw invalid(`issuer "${value}" must use https (or http for development)`);
+  if (url.username || url.password) throw invalid(`issuer "${value}" must not contain credentials`);
+  if (url.search || url.hash || value.includes('?') || value.includes('#')) throw invalid(`issuer "${value}" must not have a query or fragment`);
+  if (url.pathname !== '/' && url.pathname !== '') throw invalid(`issuer "${value}" must be an origin such as https://auth.example.com (paths are not supported)`);
+  return { issuer: url.origin, host: url.host.toLowerCase() };
+}
+
+export class RealmService {
+  constructor(
+    private readonly db: Db,
+    private readonly keys: KeyService,
+  ) {}
+
+  async get(id: string): Promise<Realm> {
+    const row = await realmsRepo.find(this.db, id);
+    if (!row) throw notFound(`realm "${id}"`);
+    return this.#toRealm(row, await realmsRepo.issuers(this.db, id));
+  }
+
+  async list(): Promise<Realm[]> {
+    const [rows, issuers] = await Promise.all([realmsRepo.list(this.db), realmsRepo.issuers(this.db)]);
+    return rows.map((r) => this.#toRealm(r, issuers.filter((i) => i.realmId === r.id)));
+  }
+
+  async create(input: { id: string; displayName?: string; issuers: string[]; settings?: unknown }): Promise<Realm> {
+    if (!REALM_ID.test(input.id)) throw invalid(`realm id "${input.id}" must be 1-63 lower-case letters, digits or dashes, starting with a letter or digit`);
+    if (!input.issuers.length) throw invalid('a realm needs at least one issuer (--issuer URL)');
+    const parsed = input.issuers.map(parseIssuer);
+    const settingsResult = realmSettingsSchema.safeParse(input.settings ?? {});
+    if (!settingsResult.success) {
+      throw invalid(`realm settings: ${settingsResult.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    }
+    const settings = settingsResult.data;
+    settings.defaultAudience ??= `${parsed[0]!.issuer}/api`;
+    if (!settings.resources.some((r) => r.uri === settings.defaultAudience)) settings.resources.push({ uri: settings.defaultAudience, scopes: [] });
+    await this.db.transaction(async (trx) => {
+      if (await realmsRepo.find(trx, input.id)) throw conflict(`realm "${input.id}" already exists`);
+      await this.#assertHostsFree(trx, parsed);
+      const now = Date.now();
+      await realmsRepo.insert(trx, { id: input.id, displayName: input.displayName ?? input.id, settings }, now);
+      for (const [i, p] of parsed.entries()) {
+        await realmsRepo.insertIssuer(trx, { issuer: p.issuer, host: p.host, realmId: input.id, isPrimary: i === 0 }, now);
+      }
+      await this.keys.ensureKeys(input.id, trx);
+    });
+    return this.get(input.id);
+  }
+
+  async addIssuer(realmId: string, issuer: string): Promise<Realm> {
+    const parsed = parseIssuer(issuer);
+    await this.db.transaction(async (trx) => {
+      if (!(await realmsRepo.find(trx, realmId))) throw notFound(`realm "${realmId}"`);
+      await this.#assertHostsFree(trx, [parsed]);
+      const now = Date.now();
+      await realmsRepo.insertIssuer(trx, { issuer: parsed.issuer, host: parsed.host, realmId, isPrimary: false }, now);
+      await realmsRepo.bumpRevision(trx, realmId, now);
+    });
+    return this.get(realmId);
+  }
+
+  /** Makes sure the default realm exists and serves the configured issuer (first start, `latchkey migrate`). */
+  async ensureDefault(issuer: string): Promise<Realm> {
+    const parsed = parseIssuer(issuer);
+    const existing = await realmsRepo.find(this.db, DEFAULT_REALM_ID);
+    if (!existing) {
+      const owner = await realmsRepo.findIssuerByHost(this.db, parsed.host);
+      if (owner) throw conflict(`the default issuer ${parsed.issuer} is already served by realm "${owner.realmId}"`);
+      try {
+        return await this.create({ id: DEFAULT_REALM_ID, displayName: 'Latchkey', issuers: [parsed.issuer] });
+      } catch (err) {
+        // another instance created it at the same moment
+        if (await realmsRepo.find(this.db, DEFAULT_REALM_ID)) return this.get(DEFAULT_REALM_ID);
+        throw err;
+      }
+    }
+    const owner = await realmsRepo.findIssuerByHost(this.db, parsed.host);
+    if (!owner) {
+      try {
+        return await this.addIssuer(DEFAULT_REALM_ID, parsed.issuer);
+      } catch (err) {
+        if (await realmsRepo.findIssuerByHost(this.db, parsed.host)) return this.get(DEFAULT_REALM_ID);
+        throw err;
+      }
+    }
+    await this.keys.ensureKeys(DEFAULT_REALM_ID);
+    return this.get(DEFAULT_REALM_ID);
+  }
+
+  async #assertHostsFree(db: Db, parsed: Array<{ issuer: string; host: string }>): Promise<void> {
+    const hosts = new Set<string>();
+    for (const p of parsed) {
+      if (hosts.has(p.host)) throw invalid(`issuer host "${p.host}" is listed twice`);
+      hosts.add(p.host);
+      const owner = await realmsRepo.findIssuerByHost(db, p.host);
+      if (owner) throw conflict(`host "${p.host}" is already served by realm "${owner.realmId}" (issuer ${owner.issuer})`);
+    }
+  }
+
+  #toRealm(row: RealmRow, issuers: IssuerRow[]): Realm {
+    const sorted = [...issuers].sort((a, b) => Number(b.isPrimary) - Number(a.isPrimary) || a.createdAt - b.createdAt);
+    return { id: row.id, displayName: row.displayName, settings: parseRealmSettings(row.settings), revision: row.revision, issuers: sorted.map((i) => i.issuer) };
+  }
+}

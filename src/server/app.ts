@@ -1,0 +1,119 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Koa, { type Context, type Next } from 'koa';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type Provider from 'oidc-provider';
+import { interactionRoutes } from '../interactions/routes.js';
+import type { RealmRequest } from '../interactions/layout.js';
+import type { ProviderCache, ServedIssuer } from '../oidc/providers.js';
+import type { RealmRegistry } from '../realms/registry.js';
+import { ping } from '../db/knex.js';
+import { assetsDir, realmCss } from '../views/render.js';
+import { errorMiddleware, sendError } from './http-errors.js';
+import { requestLog } from './request-log.js';
+import { securityHeaders } from './security-headers.js';
+import type { Services } from './services.js';
+
+const MAX_BODY = 64 * 1024;
+const JWKS_PATHS = new Set(['/jwks', '/.well-known/openid-configuration/jwks']);
+
+export interface AppDeps {
+  services: Services;
+  registry: RealmRegistry;
+  providers: ProviderCache;
+}
+
+/** The Koa composition root: health, host -> realm, our pages and JWKS, then the realm's provider. */
+export function createApp({ services, registry, providers }: AppDeps): Koa {
+  const app = new Koa();
+  app.proxy = services.config.server.trustProxy;
+  app.silent = true;
+  const callbacks = new WeakMap<Provider, (req: IncomingMessage, res: ServerResponse) => unknown>();
+  const css = readFileSync(join(assetsDir(), 'latchkey.css'), 'utf8');
+  const interactions = interactionRoutes(services);
+
+  app.use(requestLog(services.log));
+  app.use(errorMiddleware());
+  app.use(securityHeaders());
+
+  app.use(async (ctx: Context, next: Next) => {
+    if (ctx.path === '/healthz') {
+      ctx.body = { status: 'ok' };
+      return;
+    }
+    if (ctx.path === '/readyz') {
+      try {
+        await ping(services.db);
+        ctx.body = { status: 'ready' };
+      } catch {
+        sendError(ctx, 503, 'database_unreachable', 'the database does not answer');
+      }
+      return;
+    }
+    await next();
+  });
+
+  // Oversized bodies are refused before anything reads them.
+  app.use(async (ctx: Context, next: Next) => {
+    const length = ctx.request.length;
+    if (length !== undefined && length > MAX_BODY) return sendError(ctx, 413, 'request_too_large', `request bodies are limited to ${MAX_BODY} bytes`);
+    await next();
+  });
+
+  app.use(async (ctx: Context, next: Next) => {
+    const issuer = await registry.resolve(ctx.host);
+    if (!issuer) return sendError(ctx, 404, 'unknown_host', `no realm is served at ${ctx.host || 'this host'}`);
+    const served = await providers.get(issuer);
+    ctx.state.served = served;
+    (ctx.req as RealmRequest).latchkey = served;
+    await next();
+  });
+
+  app.use(async (ctx: Context, next: Next) => {
+    const served: ServedIssuer = ctx.state.served;
+    if (ctx.method === 'GET' || ctx.method === 'HEAD') {
+      if (JWKS_PATHS.has(ctx.path)) {
+        ctx.set('Cache-Control', 'public, max-age=60, stale-while-revalidate=60');
+        ctx.set('Access-Control-Allow-Origin', '*');
+        ctx.set('ETag', served.jwks.etag);
+        if (ctx.get('if-none-match') === served.jwks.etag) {
+          ctx.status = 304;
+          return;
+        }
+        ctx.type = 'application/jwk-set+json; charset=utf-8';
+        ctx.body = served.jwks.body;
+        return;
+      }
+      if (ctx.path === '/assets/latchkey.css') {
+        ctx.type = 'text/css; charset=utf-8';
+        ctx.set('Cache-Control', 'public, max-age=3600');
+        ctx.body = css;
+        return;
+      }
+      if (ctx.path === '/assets/realm.css') {
+        ctx.type = 'text/css; charset=utf-8';
+        ctx.set('Cache-Control', 'public, max-age=300');
+        ctx.body = realmCss(served.realm.settings.branding.primaryColor);
+        return;
+      }
+    }
+    await next();
+  });
+
+  app.use(interactions.routes());
+  app.use(interactions.allowedMethods());
+
+  // Everything else belongs to the realm's node-oidc-provider instance.
+  app.use(async (ctx: Context) => {
+    const { provider } = ctx.state.served as ServedIssuer;
+    let callback = callbacks.get(provider);
+    if (!callback) {
+      callback = provider.callback();
+      callbacks.set(provider, callback);
+    }
+    ctx.respond = false;
+    await callback(ctx.req, ctx.res);
+  });
+
+  return app;
+}

@@ -1,0 +1,71 @@
+import { availableParallelism } from 'node:os';
+import pino, { type Logger } from 'pino';
+import { PasswordHasher } from '../accounts/password-hasher.js';
+import { LoginThrottle } from '../accounts/login-throttle.js';
+import { UserService } from '../accounts/user-service.js';
+import { loadAuthorizationModule } from '../authz/load.js';
+import type { AuthorizationModule } from '../authz/module.js';
+import { ClientService } from '../clients/service.js';
+import type { LatchkeyConfig } from '../config/schema.js';
+import { deriveKey, SecretBox } from '../crypto/secret-box.js';
+import { openDatabase, type Db } from '../db/knex.js';
+import { EventBus } from '../events/bus.js';
+import { KeyService } from '../keys/service.js';
+import { RealmService } from '../realms/service.js';
+
+/** Everything the server, the CLI and the tests share, built from one configuration. */
+export interface Services {
+  config: LatchkeyConfig;
+  log: Logger;
+  db: Db;
+  box: SecretBox;
+  keys: KeyService;
+  realms: RealmService;
+  clients: ClientService;
+  users: UserService;
+  hasher: PasswordHasher;
+  throttle: LoginThrottle;
+  events: EventBus;
+  authz: AuthorizationModule;
+  /** Keys signing cookies and CSRF tokens, derived from LATCHKEY_SECRET (stable across instances). */
+  cookieKeys: string[];
+  csrfKey: Buffer;
+  close(): Promise<void>;
+}
+
+export async function createServices(config: LatchkeyConfig, options: { log?: Logger } = {}): Promise<Services> {
+  const log =
+    options.log ??
+    pino({
+      level: config.log.level,
+      base: { service: 'latchkey' },
+      redact: { paths: ['password', '*.password', 'secret', '*.secret', 'client_secret', '*.client_secret', 'token', '*.token', 'authorization', '*.authorization', 'cookie', '*.cookie'], censor: '[redacted]' },
+    });
+  const db = openDatabase(config.database.url);
+  const box = new SecretBox(config.secret);
+  // A key lives on in the JWKS for as long as anything it signed can still be presented.
+  const retentionMs = (Math.max(config.tokens.accessTokenTtlSeconds, config.tokens.idTokenTtlSeconds, config.tokens.clientCredentialsTtlSeconds) + 300) * 1000;
+  const keys = new KeyService(db, box, { retentionMs });
+  const hasher = new PasswordHasher({
+    ...config.passwords.argon2,
+    maxConcurrent: config.passwords.maxConcurrentHashes ?? availableParallelism(),
+  });
+  const authz = await loadAuthorizationModule(config.authorization);
+  return {
+    config,
+    log,
+    db,
+    box,
+    keys,
+    realms: new RealmService(db, keys),
+    clients: new ClientService(db),
+    users: new UserService(db, hasher, config.passwords),
+    hasher,
+    throttle: new LoginThrottle(db, config.bruteForce),
+    events: new EventBus(),
+    authz,
+    cookieKeys: [deriveKey(config.secret, 'cookies').toString('base64url')],
+    csrfKey: deriveKey(config.secret, 'csrf'),
+    close: () => db.destroy(),
+  };
+}

@@ -1,0 +1,85 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { LatchkeyConfig } from '../config/schema.js';
+import { migrate } from '../db/knex.js';
+import { payloadsRepo } from '../db/payloads-repo.js';
+import { realmsRepo } from '../db/realms-repo.js';
+import { ProviderCache } from '../oidc/providers.js';
+import { RealmRegistry } from '../realms/registry.js';
+import { createApp } from './app.js';
+import { createServices, type Services } from './services.js';
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  services: Services;
+  server: Server;
+  close(): Promise<void>;
+}
+
+/** Migrates, makes sure the default realm exists, and serves every realm until closed. */
+export async function startServer(config: LatchkeyConfig, options: { services?: Services } = {}): Promise<RunningServer> {
+  const services = options.services ?? (await createServices(config));
+  const { log } = services;
+  if (config.source.secretFrom === 'generated' || config.source.secretFrom === 'file') {
+    log.warn(
+      { file: `${config.dataDir}/dev-secret` },
+      'LATCHKEY_SECRET is not set: using a generated development secret stored under the data folder. Set LATCHKEY_SECRET (32+ random characters) in production, and the same value on every instance.',
+    );
+  }
+  await migrate(services.db);
+  await services.realms.ensureDefault(config.issuer);
+
+  const registry = new RealmRegistry(services.db, config.refreshIntervalSeconds * 1000);
+  await registry.start();
+  const providers = new ProviderCache(registry, services.realms, services.keys, {
+    db: services.db,
+    config,
+    clients: services.clients,
+    users: services.users,
+    authz: services.authz,
+    cookieKeys: services.cookieKeys,
+  });
+  const app = createApp({ services, registry, providers });
+  const server = createServer(app.callback());
+  server.keepAliveTimeout = 65_000;
+
+  const purge = setInterval(async () => {
+    try {
+      const removed = await payloadsRepo.purgeExpired(services.db, Date.now());
+      let keysRemoved = 0;
+      for (const realm of await realmsRepo.list(services.db)) keysRemoved += await services.keys.purgeExpired(realm.id);
+      if (removed || keysRemoved) log.info({ removed, keysRemoved }, 'purged expired artefacts');
+    } catch (err) {
+      log.warn({ err }, 'purge of expired artefacts failed');
+    }
+  }, config.database.purgeIntervalSeconds * 1000);
+  purge.unref();
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.server.port, config.server.host, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  const url = `http://localhost:${port}`;
+  log.info({ port, issuer: config.issuer, database: config.database.url.startsWith('sqlite:') ? 'sqlite' : 'postgres' }, 'latchkey is listening');
+
+  let closed = false;
+  return {
+    url,
+    port,
+    services,
+    server,
+    async close() {
+      if (closed) return;
+      closed = true;
+      clearInterval(purge);
+      registry.stop();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      await services.close();
+    },
+  };
+}
