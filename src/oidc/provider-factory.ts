@@ -1,4 +1,4 @@
-import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { errors, type Configuration } from 'oidc-provider';
 import type { AuthorizationModule } from '../authz/module.js';
 import { RESERVED_CLAIMS } from '../authz/module.js';
 import type { ClientService } from '../clients/service.js';
@@ -33,14 +33,6 @@ function isFirstParty(client: { metadata(): Record<string, unknown> } | undefine
   return Boolean(client?.metadata().first_party);
 }
 
-/** Requested scopes before node-oidc-provider drops `offline_access` (it does without prompt=consent). */
-function rawRequestedScopes(ctx: KoaContextWithOIDC): string[] {
-  const fromQuery = ctx.query?.scope;
-  const fromBody = (ctx.oidc as unknown as { body?: Record<string, unknown> }).body?.scope;
-  const raw = typeof fromQuery === 'string' ? fromQuery : typeof fromBody === 'string' ? fromBody : (ctx.oidc.params?.scope as string | undefined);
-  return raw ? raw.split(' ').filter(Boolean) : [];
-}
-
 /** Builds the node-oidc-provider instance serving one issuer URL of a realm. */
 export function createProvider(issuer: string, realm: Realm, keys: SigningMaterial, deps: ProviderDeps): Provider {
   const { config, authz } = deps;
@@ -60,7 +52,8 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
       required: (_ctx, client) => settings.pkceRequired === 'all' || client.clientAuthMethod === 'none',
     },
     rotateRefreshToken: true,
-    conformIdTokenClaims: true,
+    // Like Auth0, Keycloak and Logto: scope-granted claims also go into the ID token.
+    conformIdTokenClaims: false,
     cookies: {
       keys: deps.cookieKeys,
       long: { httpOnly: true, sameSite: 'lax', signed: true },
@@ -155,7 +148,7 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
       const accountId = ctx.oidc.session!.accountId;
       if (!accountId) return grant;
       grant ??= new ctx.oidc.provider.Grant({ clientId: client.clientId, accountId });
-      const scopes = rawRequestedScopes(ctx);
+      const scopes = String(ctx.oidc.params?.scope ?? '').split(' ').filter(Boolean);
       if (scopes.length) grant.addOIDCScope(scopes.join(' '));
       const claims = ctx.oidc.claims;
       for (const section of ['id_token', 'userinfo'] as const) {
@@ -169,17 +162,6 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
       }
       await grant.save();
       return grant;
-    },
-    issueRefreshToken: async (ctx, client, code) => {
-      if (!client.grantTypeAllowed('refresh_token')) return false;
-      if (code.scopes.has('offline_access')) return true;
-      // first-party clients get offline_access without the consent prompt OpenID Connect asks for
-      return isFirstParty(client) && Boolean(ctx.oidc.entities.Grant?.getOIDCScope().split(' ').includes('offline_access'));
-    },
-    expiresWithSession: async (ctx, code) => {
-      if (code.scopes.has('offline_access')) return false;
-      const client = ctx.oidc.client;
-      return !(isFirstParty(client) && ctx.oidc.entities.Grant?.getOIDCScope().split(' ').includes('offline_access'));
     },
     extraTokenClaims: async (ctx, token) => {
       const kind = (token as { kind?: string }).kind;

@@ -4,6 +4,7 @@ import Koa, { type Context, type Next } from 'koa';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type Provider from 'oidc-provider';
 import { interactionRoutes } from '../interactions/routes.js';
+import { firstPartyOfflineAccess } from '../oidc/first-party-offline.js';
 import type { RealmRequest } from '../interactions/layout.js';
 import type { ProviderCache, ServedIssuer } from '../oidc/providers.js';
 import type { RealmRegistry } from '../realms/registry.js';
@@ -101,6 +102,7 @@ export function createApp({ services, registry, providers }: AppDeps): Koa {
   });
 
   app.use(interactions.routes());
+  app.use(firstPartyOfflineAccess(services.clients));
   app.use(interactions.allowedMethods());
 
   // Everything else belongs to the realm's node-oidc-provider instance.
