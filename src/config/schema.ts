@@ -41,10 +41,14 @@ export const configSchema = z
           .object({
             /** KiB; OWASP minimum is 19456 (19 MiB) with t=2, p=1. */
             memoryCost: z.number().int().min(19456).default(19456),
-            timeCost: z.number().int().min(2).default(2),
+            timeCost: z.number().int().min(1).default(2),
             parallelism: z.number().int().min(1).max(16).default(1),
           })
           .strict()
+          // OWASP's cheapest settings: m=19 MiB with t=2, or m=46 MiB with t=1.
+          .refine((a) => a.timeCost >= 2 || a.memoryCost >= 47104, {
+            message: 'timeCost 1 needs memoryCost of at least 47104 KiB (OWASP); otherwise use timeCost 2 or more',
+          })
           .default({ memoryCost: 19456, timeCost: 2, parallelism: 1 }),
         /** Concurrent hash computations; defaults to the number of CPU cores. */
         maxConcurrentHashes: z.number().int().positive().optional(),
