@@ -1,4 +1,5 @@
 import Provider, { errors, type Configuration } from 'oidc-provider';
+import type { Logger } from 'pino';
 import type { AuthorizationModule } from '../authz/module.js';
 import { RESERVED_CLAIMS } from '../authz/module.js';
 import type { ClientService } from '../clients/service.js';
@@ -19,6 +20,7 @@ export interface ProviderDeps {
   users: UserService;
   authz: AuthorizationModule;
   cookieKeys: string[];
+  log: Logger;
 }
 
 const SCOPE_CLAIMS = {
@@ -131,7 +133,7 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
           if (!resource) throw new errors.InvalidTarget(`resource ${resourceIndicator} is not an API of this realm`);
           return {
             audience: resource.uri,
-            scope: resource.scopes.join(' ') || undefined,
+            scope: resource.scopes.join(' '),
             accessTokenTTL: t.accessTokenTtlSeconds,
             accessTokenFormat: 'jwt',
             jwt: { sign: { alg: settings.signingAlg } },
@@ -188,6 +190,8 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
 
   const provider = new Provider(issuer, configuration);
   provider.proxy = config.server.trustProxy;
+  const log = deps.log.child({ realm: realm.id, issuer });
+  provider.on('server_error', (_ctx: unknown, err: Error) => log.error({ err }, 'provider error'));
   // Client secrets are stored as hashes: compare the hash of what the client sent.
   (provider.Client.prototype as unknown as { compareClientSecret(this: { clientSecret?: string }, actual: string): Promise<boolean> }).compareClientSecret =
     async function compareClientSecret(actual: string) {

@@ -39,6 +39,7 @@ export async function startServer(config: LatchkeyConfig, options: { services?: 
     users: services.users,
     authz: services.authz,
     cookieKeys: services.cookieKeys,
+    log: services.log,
   });
   const app = createApp({ services, registry, providers });
   const server = createServer(app.callback());

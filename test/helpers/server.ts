@@ -30,7 +30,7 @@ export interface TestServer extends RunningServer {
 
 /** Fast settings for tests: minimal OWASP argon2 cost, quick change propagation. */
 export const TEST_OVERRIDES = {
-  log: { level: 'silent' },
+  log: { level: (process.env.TEST_LOG_LEVEL as any) ?? 'silent' },
   refreshIntervalSeconds: 0.2,
   passwords: { argon2: { memoryCost: 19456, timeCost: 2, parallelism: 1 } },
 };
