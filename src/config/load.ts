@@ -18,7 +18,10 @@ export interface LoadOptions {
   overrides?: Record<string, unknown>;
 }
 
-function describeIssues(error: z.ZodError, file: string | null): string {
+/** Keys the environment can set, so that an error about one names the variable rather than the file. */
+const ENV_KEYS: Record<string, string> = { 'server.port': 'PORT', 'server.trustProxy': 'LATCHKEY_TRUST_PROXY', 'database.url': 'DATABASE_URL', issuer: 'LATCHKEY_ISSUER', secret: 'LATCHKEY_SECRET', 'log.level': 'LOG_LEVEL' };
+
+function describeIssues(error: z.ZodError, file: string | null, env: NodeJS.ProcessEnv = {}): string {
   const where = file ? ` in ${file}` : '';
   return error.issues
     .map((issue) => {
@@ -27,7 +30,8 @@ function describeIssues(error: z.ZodError, file: string | null): string {
         const keys = issue.keys.map((k) => (issue.path.length ? `${issue.path.join('.')}.${k}` : k));
         return `unknown configuration key ${keys.map((k) => `"${k}"`).join(', ')}${where}`;
       }
-      return `configuration key "${key}"${where}: ${issue.message}`;
+      const variable = ENV_KEYS[key];
+      return `configuration key "${key}"${variable && env[variable] ? ` (from environment variable ${variable})` : where}: ${issue.message}`;
     })
     .join('; ');
 }
@@ -92,7 +96,7 @@ export function loadConfig(options: LoadOptions = {}): LatchkeyConfig {
   const merged = deepMerge(deepMerge(raw, fromEnv), options.overrides ?? {});
   const result = configSchema.safeParse(merged);
   if (!result.success) {
-    throw new ConfigError(describeIssues(result.error, usedFile));
+    throw new ConfigError(describeIssues(result.error, usedFile, env));
   }
   const cfg = result.data;
   const issuerUrl = new URL(cfg.issuer);
@@ -102,6 +106,7 @@ export function loadConfig(options: LoadOptions = {}): LatchkeyConfig {
   let url = cfg.database.url ?? `sqlite:${resolve(dataDir, 'latchkey.db')}`;
   if (url.startsWith('sqlite:') && url !== 'sqlite::memory:') {
     const path = url.slice('sqlite:'.length);
+    if (!path) throw new ConfigError('DATABASE_URL / database.url "sqlite:" needs a file path, e.g. sqlite:./data/latchkey.db');
     url = `sqlite:${isAbsolute(path) ? path : resolve(cwd, path)}`;
   } else if (!/^postgres(ql)?:\/\//.test(url) && url !== 'sqlite::memory:') {
     throw new ConfigError(`DATABASE_URL / database.url must start with "sqlite:" or "postgres://", got "${url.split(':')[0]}:..."`);

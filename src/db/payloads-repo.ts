@@ -42,7 +42,9 @@ export const payloadsRepo = {
     await db('oidc_payloads').where({ realm_id: realmId, model, id }).delete();
   },
   async revokeByGrantId(db: Db, realmId: string, grantId: string): Promise<void> {
-    await db('oidc_payloads').where({ realm_id: realmId, grant_id: grantId }).delete();
+    // Everything issued under the grant goes, but not a pending sign-in that refers to it: signing in
+    // as another account ends the old session (revoking its grants) and then resumes that interaction.
+    await db('oidc_payloads').where({ realm_id: realmId, grant_id: grantId }).whereNot({ model: 'Interaction' }).delete();
   },
   async purgeExpired(db: Db, now: number): Promise<number> {
     return db('oidc_payloads').whereNotNull('expires_at').andWhere('expires_at', '<=', now).delete();

@@ -1,4 +1,4 @@
-import Provider, { errors, type Configuration } from 'oidc-provider';
+import Provider, { errors, interactionPolicy, type Configuration } from 'oidc-provider';
 import type { Logger } from 'pino';
 import type { AuthorizationModule } from '../authz/module.js';
 import { RESERVED_CLAIMS } from '../authz/module.js';
@@ -33,6 +33,21 @@ const SIGNING = ['EdDSA', 'RS256', 'PS256', 'ES256'];
 
 function isFirstParty(client: { metadata(): Record<string, unknown> } | undefined): boolean {
   return Boolean(client?.metadata().first_party);
+}
+
+/**
+ * The default prompts plus one login check: a session whose account findAccount no longer returns
+ * (a disabled or deleted user) must sign in again. Without it the consent checks run without a
+ * grant and the request ends in a server error.
+ */
+function signInPolicy() {
+  const policy = interactionPolicy.base();
+  policy.get('login')!.checks.add(
+    new interactionPolicy.Check('account_unavailable', 'the signed-in account is no longer available', 'login_required', (ctx) =>
+      Boolean(ctx.oidc.session?.accountId && !ctx.oidc.account),
+    ),
+  );
+  return policy;
 }
 
 /** Builds the node-oidc-provider instance serving one issuer URL of a realm. */
@@ -98,16 +113,26 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
         return t.refreshTokenTtlSeconds;
       },
     },
-    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: signInPolicy() },
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
       introspection: {
         enabled: true,
-        // a client may only introspect tokens issued to itself
+        // a client may only introspect tokens issued to itself; a disabled or deleted user's tokens are inactive
+        allowedPolicy: async (_ctx, client, token) => {
+          const { clientId, accountId } = token as { clientId?: string; accountId?: string };
+          if ('clientId' in token && clientId !== client.clientId) return false;
+          if (!accountId) return true;
+          const user = await deps.users.findById(realm.id, accountId);
+          return Boolean(user && !user.disabled);
+        },
+      },
+      revocation: {
+        enabled: true,
+        // a client may only revoke tokens issued to itself (the library's rule, stated explicitly)
         allowedPolicy: async (_ctx, client, token) => !('clientId' in token) || (token as { clientId?: string }).clientId === client.clientId,
       },
-      revocation: { enabled: true },
       userinfo: { enabled: true },
       deviceFlow: {
         enabled: true,
@@ -160,7 +185,7 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
       const resourceParam = ctx.oidc.params?.resource;
       for (const r of Array.isArray(resourceParam) ? resourceParam : resourceParam ? [resourceParam as string] : []) {
         const info = resources.get(r);
-        if (info) grant.addResourceScope(r, [...info.scopes, ...scopes].join(' '));
+        if (info) grant.addResourceScope(r, [...new Set([...info.scopes, ...scopes])].join(' '));
       }
       await grant.save();
       return grant;

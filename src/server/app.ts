@@ -58,6 +58,12 @@ export function createApp({ services, registry, providers }: AppDeps): Koa {
   app.use(async (ctx: Context, next: Next) => {
     const length = ctx.request.length;
     if (length !== undefined && length > MAX_BODY) return sendError(ctx, 413, 'request_too_large', `request bodies are limited to ${MAX_BODY} bytes`);
+    // A body left half-read (node-oidc-provider stops at its own limit when a chunked body has no
+    // Content-Length) is not drained by Node, which then never reads the next request on that
+    // keep-alive connection: drain the rest once the answer is out.
+    ctx.res.once('finish', () => {
+      if (!ctx.req.complete) ctx.req.resume();
+    });
     await next();
   });
 

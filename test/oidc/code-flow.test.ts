@@ -1,5 +1,5 @@
 import * as oidc from 'openid-client';
-import { createRemoteJWKSet, jwtVerify } from 'jose';
+import { createRemoteJWKSet, customFetch, jwtVerify } from 'jose';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeEachDatabase } from '../helpers/databases.js';
 import { Browser, parseForm, testFetch } from '../helpers/http.js';
@@ -57,7 +57,7 @@ describeEachDatabase('authorization code + PKCE with openid-client', (kind) => {
   it('signs in through the HTML form, verifies tokens against the JWKS, reads userinfo, rotates refresh tokens and logs out', async () => {
     const browser = new Browser();
     const tokens = await signIn(browser);
-    const jwks = createRemoteJWKSet(new URL(`${server.issuer}/jwks`), { [Symbol.for('fetch')]: testFetch } as any);
+    const jwks = createRemoteJWKSet(new URL(`${server.issuer}/jwks`), { [customFetch]: testFetch } as any);
     const { payload, protectedHeader } = await jwtVerify(tokens.id_token!, jwks, { issuer: server.issuer, audience: clientId });
     expect(protectedHeader.alg).toBe('EdDSA');
     expect(payload.email).toBe('ada@example.test');

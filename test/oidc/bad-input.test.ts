@@ -1,0 +1,322 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describeEachDatabase } from '../helpers/databases.js';
+import { Browser, parseForm, testFetch } from '../helpers/http.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+
+const REDIRECT = 'http://app.example.test/callback';
+const PASSWORD = 'plum-orbit-cactus-velvet-91';
+const EMAIL = 'grace@example.test';
+
+interface Client {
+  id: string;
+  secret?: string;
+}
+
+const b64url = (buf: Buffer) => buf.toString('base64url');
+const newVerifier = () => b64url(randomBytes(32));
+const challengeOf = (verifier: string) => b64url(createHash('sha256').update(verifier).digest());
+
+describeEachDatabase('bad input is refused with a clear OAuth error', (kind) => {
+  let server: TestServer;
+  let confidential: Client;
+  let other: Client;
+  let pub: Client;
+
+  beforeAll(async () => {
+    server = await startTestServer({ db: kind });
+    const { clients, users } = server.services;
+    const make = async (name: string, isPublic = false): Promise<Client> => {
+      const c = await clients.create({ realmId: 'default', name, redirectUris: [REDIRECT], public: isPublic, firstParty: true });
+      return { id: c.client_id, secret: c.client_secret };
+    };
+    confidential = await make('Confidential App');
+    other = await make('Other App');
+    pub = await make('Public App', true);
+    await users.create({ realmId: 'default', email: EMAIL, name: 'Grace Hopper', password: PASSWORD });
+  });
+  afterAll(async () => server?.close());
+
+  const authUrl = (params: Record<string, string>) => `${server.issuer}/auth?${new URLSearchParams(params).toString()}`;
+
+  async function payloadCount(): Promise<number> {
+    const [row] = await server.services.db('oidc_payloads').count({ n: '*' });
+    return Number((row as { n: number | string }).n);
+  }
+
+  const basic = (c: Client, secret = c.secret!) =>
+    `Basic ${Buffer.from(`${encodeURIComponent(c.id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
+
+  async function tokenRequest(body: Record<string, string>, client?: Client, secret?: string) {
+    const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
+    if (client?.secret) headers.authorization = basic(client, secret);
+    else if (client) body = { ...body, client_id: client.id };
+    const res = await testFetch(`${server.issuer}/token`, { method: 'POST', headers, body: new URLSearchParams(body).toString() });
+    expect(res.headers.get('content-type')).toContain('application/json');
+    return { status: res.status, json: (await res.json()) as Record<string, string> };
+  }
+
+  /** The request ends on our HTML error page: 400, no Location, nothing stored. */
+  async function expectErrorPage(url: string, code: string) {
+    const before = await payloadCount();
+    const res = await testFetch(url, { redirect: 'manual' });
+    expect(res.status).toBe(400);
+    expect(res.headers.get('location')).toBeNull();
+    expect(res.headers.get('content-type')).toContain('text/html');
+    const html = await res.text();
+    expect(html).toContain('This sign-in request cannot continue');
+    expect(html).toContain(code);
+    expect(html).not.toMatch(/http-equiv="refresh"/i);
+    expect(await payloadCount()).toBe(before);
+  }
+
+  /** The request is sent back to the registered redirect URI, with an error and no code. */
+  async function expectErrorRedirect(url: string, code: string, descriptionPattern?: RegExp) {
+    const before = await payloadCount();
+    const res = await testFetch(url, { redirect: 'manual' });
+    expect(res.status).toBeGreaterThanOrEqual(300);
+    expect(res.status).toBeLessThan(400);
+    const location = new URL(res.headers.get('location')!);
+    expect(`${location.origin}${location.pathname}`).toBe(REDIRECT);
+    expect(location.searchParams.get('error')).toBe(code);
+    if (descriptionPattern) expect(location.searchParams.get('error_description')).toMatch(descriptionPattern);
+    expect(location.searchParams.get('code')).toBeNull();
+    expect(location.searchParams.get('iss')).toBe(server.issuer);
+    expect(await payloadCount()).toBe(before);
+  }
+
+  /** Runs the authorization request through the sign-in page; returns the callback URL with the code. */
+  async function authorize(client: Client, params: Record<string, string> = {}, browser = new Browser()): Promise<URL> {
+    const start = await browser.follow(
+      authUrl({ client_id: client.id, response_type: 'code', redirect_uri: REDIRECT, scope: 'openid offline_access', state: 'st-1', ...params }),
+      {},
+      REDIRECT,
+    );
+    if (start.url.href.startsWith(REDIRECT)) return start.url;
+    expect(start.res.status).toBe(200);
+    const form = parseForm(await start.res.text(), '/login');
+    const done = await browser.follow(new URL(form.action, start.url), { form: { ...form.fields, email: EMAIL, password: PASSWORD } }, REDIRECT);
+    expect(done.url.href.startsWith(REDIRECT), `ended at ${done.url.href}`).toBe(true);
+    expect(done.url.searchParams.get('code')).toBeTruthy();
+    return done.url;
+  }
+
+  describe('redirect_uri', () => {
+    const base = () => ({ client_id: confidential.id, response_type: 'code', scope: 'openid', state: 'xyz' });
+
+    it('an unregistered redirect_uri gets the error page, not a redirect', async () => {
+      await expectErrorPage(authUrl({ ...base(), redirect_uri: 'https://evil.example.test/steal' }), 'invalid_redirect_uri');
+    });
+
+    for (const variant of [
+      'http://app.example.test/Callback',
+      'http://app.example.test/callback?x=1',
+      'http://app.example.test/callback/..;/evil',
+      'http://user@app.example.test/callback',
+      'http://app.example.test/callback/',
+      'http://APP.example.test/callback',
+      'http://app.example.test:80/callback',
+      'https://app.example.test/callback',
+      'http://app.example.test/callback#frag',
+    ]) {
+      it(`an altered variant of the registered URI is refused: ${variant}`, async () => {
+        const res = await testFetch(authUrl({ ...base(), redirect_uri: variant }), { redirect: 'manual' });
+        expect(res.headers.get('location')).toBeNull();
+        expect(res.status).toBe(400);
+        const html = await res.text();
+        expect(html).toMatch(/invalid_redirect_uri|invalid_request/);
+      });
+    }
+
+    it('the registered redirect_uri with an unknown client_id gets the error page', async () => {
+      await expectErrorPage(authUrl({ ...base(), client_id: 'no-such-client', redirect_uri: REDIRECT }), 'invalid_client');
+    });
+  });
+
+  describe('PKCE at the authorization endpoint', () => {
+    it('a public client without code_challenge is refused (PKCE required)', async () => {
+      await expectErrorRedirect(
+        authUrl({ client_id: pub.id, response_type: 'code', redirect_uri: REDIRECT, scope: 'openid', state: 's' }),
+        'invalid_request',
+        /PKCE/,
+      );
+    });
+
+    it('code_challenge_method=plain is refused', async () => {
+      const verifier = newVerifier();
+      await expectErrorRedirect(
+        authUrl({
+          client_id: pub.id,
+          response_type: 'code',
+          redirect_uri: REDIRECT,
+          scope: 'openid',
+          state: 's',
+          code_challenge: verifier,
+          code_challenge_method: 'plain',
+        }),
+        'invalid_request',
+        /code_challenge_method/,
+      );
+    });
+  });
+
+  describe('token endpoint', () => {
+    it('a wrong code_verifier is invalid_grant', async () => {
+      const verifier = newVerifier();
+      const cb = await authorize(pub, { code_challenge: challengeOf(verifier), code_challenge_method: 'S256' });
+      const bad = await tokenRequest({ grant_type: 'authorization_code', code: cb.searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: newVerifier() }, pub);
+      expect(bad.status).toBe(400);
+      expect(bad.json.error).toBe('invalid_grant');
+      // a missing verifier is no better
+      const cb2 = await authorize(pub, { code_challenge: challengeOf(verifier), code_challenge_method: 'S256' });
+      const none = await tokenRequest({ grant_type: 'authorization_code', code: cb2.searchParams.get('code')!, redirect_uri: REDIRECT }, pub);
+      expect(none.status).toBe(400);
+      expect(none.json.error).toBe('invalid_grant');
+    });
+
+    it('the right code_verifier works (control)', async () => {
+      const verifier = newVerifier();
+      const cb = await authorize(pub, { code_challenge: challengeOf(verifier), code_challenge_method: 'S256' });
+      const ok = await tokenRequest({ grant_type: 'authorization_code', code: cb.searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: verifier }, pub);
+      expect(ok.status, JSON.stringify(ok.json)).toBe(200);
+      expect(ok.json.access_token).toBeTruthy();
+    });
+
+    it('a code_verifier for an authorization that had no challenge is refused', async () => {
+      const cb = await authorize(confidential);
+      const res = await tokenRequest({ grant_type: 'authorization_code', code: cb.searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: newVerifier() }, confidential);
+      expect(res.status).toBe(400);
+      expect(res.json.error).toBe('invalid_grant');
+    });
+
+    it('a code used twice is invalid_grant, and the tokens of its first use are revoked', async () => {
+      const cb = await authorize(confidential);
+      const code = cb.searchParams.get('code')!;
+      const first = await tokenRequest({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT }, confidential);
+      expect(first.status, JSON.stringify(first.json)).toBe(200);
+      const userinfo = (token: string) => testFetch(`${server.issuer}/me`, { headers: { authorization: `Bearer ${token}` } });
+      expect((await userinfo(first.json.access_token!)).status).toBe(200);
+
+      const second = await tokenRequest({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT }, confidential);
+      expect(second.status).toBe(400);
+      expect(second.json.error).toBe('invalid_grant');
+
+      const after = await userinfo(first.json.access_token!);
+      expect(after.status).toBe(401);
+      expect(((await after.json()) as any).error).toBe('invalid_token');
+      const refresh = await tokenRequest({ grant_type: 'refresh_token', refresh_token: first.json.refresh_token! }, confidential);
+      expect(refresh.status).toBe(400);
+      expect(refresh.json.error).toBe('invalid_grant');
+    });
+
+    it('a refresh token presented by another client is invalid_grant', async () => {
+      const cb = await authorize(confidential);
+      const tokens = await tokenRequest({ grant_type: 'authorization_code', code: cb.searchParams.get('code')!, redirect_uri: REDIRECT }, confidential);
+      expect(tokens.status, JSON.stringify(tokens.json)).toBe(200);
+      expect(tokens.json.refresh_token).toBeTruthy();
+      const before = await payloadCount();
+      const stolen = await tokenRequest({ grant_type: 'refresh_token', refresh_token: tokens.json.refresh_token! }, other);
+      expect(stolen.status).toBe(400);
+      expect(stolen.json.error).toBe('invalid_grant');
+      expect(await payloadCount()).toBeLessThanOrEqual(before);
+      // the same code is not redeemable by another client either
+      const cb2 = await authorize(confidential);
+      const wrongClient = await tokenRequest({ grant_type: 'authorization_code', code: cb2.searchParams.get('code')!, redirect_uri: REDIRECT }, other);
+      expect(wrongClient.status).toBe(400);
+      expect(wrongClient.json.error).toBe('invalid_grant');
+    });
+
+    it('an unknown client_id is invalid_client (401) at /token', async () => {
+      const before = await payloadCount();
+      const res = await tokenRequest({ grant_type: 'client_credentials' }, { id: 'no-such-client', secret: 'x'.repeat(43) });
+      expect(res.status).toBe(401);
+      expect(res.json.error).toBe('invalid_client');
+      const pubStyle = await tokenRequest({ grant_type: 'authorization_code', code: 'abc', redirect_uri: REDIRECT }, { id: 'no-such-client' });
+      expect(pubStyle.status).toBe(401);
+      expect(pubStyle.json.error).toBe('invalid_client');
+      expect(await payloadCount()).toBe(before);
+    });
+
+    it('a wrong client secret is invalid_client', async () => {
+      const before = await payloadCount();
+      const cb = await authorize(confidential);
+      const afterAuth = await payloadCount();
+      const res = await tokenRequest({ grant_type: 'authorization_code', code: cb.searchParams.get('code')!, redirect_uri: REDIRECT }, confidential, `${confidential.secret}x`);
+      expect(res.status).toBe(401);
+      expect(res.json.error).toBe('invalid_client');
+      const empty = await tokenRequest({ grant_type: 'authorization_code', code: cb.searchParams.get('code')!, redirect_uri: REDIRECT }, confidential, 'short');
+      expect(empty.status).toBe(401);
+      expect(empty.json.error).toBe('invalid_client');
+      expect(afterAuth).toBeGreaterThan(before);
+      expect(await payloadCount()).toBe(afterAuth);
+      // the code was not consumed by the failed attempts
+      const ok = await tokenRequest({ grant_type: 'authorization_code', code: cb.searchParams.get('code')!, redirect_uri: REDIRECT }, confidential);
+      expect(ok.status, JSON.stringify(ok.json)).toBe(200);
+    });
+
+    it('a malformed body is 400 invalid_request', async () => {
+      const before = await payloadCount();
+      const post = (contentType: string, body: string) =>
+        testFetch(`${server.issuer}/token`, { method: 'POST', headers: { 'content-type': contentType, authorization: basic(confidential) }, body });
+      for (const res of [
+        await post('application/json', '{bad'),
+        await post('application/json', '{"grant_type":"client_credentials"}'),
+        await post('application/x-www-form-urlencoded', '%%%&&=&=%zz&grant_type'),
+        await post('application/x-www-form-urlencoded', 'grant_type=authorization_code&grant_type=refresh_token'),
+        await post('text/plain', 'grant_type=client_credentials'),
+      ]) {
+        expect(res.status).toBe(400);
+        expect(res.headers.get('content-type')).toContain('application/json');
+        expect(((await res.json()) as any).error).toBe('invalid_request');
+      }
+      expect(await payloadCount()).toBe(before);
+    });
+
+    it('an oversized body is 413 with a JSON error', async () => {
+      const before = await payloadCount();
+      const body = `grant_type=client_credentials&padding=${'a'.repeat(200 * 1024)}`;
+      const res = await testFetch(`${server.issuer}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(confidential) },
+        body,
+      });
+      expect(res.status).toBe(413);
+      expect(res.headers.get('content-type')).toContain('application/json');
+      expect(((await res.json()) as any).error).toBe('request_too_large');
+      expect(await payloadCount()).toBe(before);
+    });
+
+    it('an oversized chunked body (no Content-Length) gets a JSON 4xx, and the connection keeps working', async () => {
+      const res = await testFetch(`${server.issuer}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(confidential) },
+        body: Readable.toWeb(Readable.from([Buffer.from('grant_type=client_credentials&padding='), Buffer.alloc(200 * 1024, 'a')])) as any,
+        duplex: 'half',
+        signal: AbortSignal.timeout(10_000),
+      } as any);
+      // node-oidc-provider stops reading at its own limit and answers invalid_request
+      expect([400, 413]).toContain(res.status);
+      expect(res.headers.get('content-type')).toContain('application/json');
+      expect(['invalid_request', 'request_too_large']).toContain(((await res.json()) as any).error);
+      // the half-read body must not wedge the keep-alive connection for the requests that follow
+      for (let i = 0; i < 3; i++) {
+        const next = await testFetch(`${server.issuer}/healthz`, { signal: AbortSignal.timeout(5_000) });
+        expect(next.status).toBe(200);
+      }
+    });
+  });
+
+  describe('client authentication at /auth', () => {
+    it('an unknown client_id gets the error page and no redirect, even with a registered-looking redirect_uri', async () => {
+      await expectErrorPage(
+        authUrl({ client_id: 'no-such-client', response_type: 'code', redirect_uri: 'https://evil.example.test/cb', scope: 'openid', state: 's' }),
+        'invalid_client',
+      );
+    });
+
+    it('a missing client_id gets the error page', async () => {
+      await expectErrorPage(authUrl({ response_type: 'code', redirect_uri: REDIRECT, scope: 'openid' }), 'invalid_request');
+    });
+  });
+});
