@@ -130,8 +130,13 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
       },
       revocation: {
         enabled: true,
-        // a client may only revoke tokens issued to itself (the library's rule, stated explicitly)
-        allowedPolicy: async (_ctx, client, token) => !('clientId' in token) || (token as { clientId?: string }).clientId === client.clientId,
+        // a client may only revoke tokens issued to itself: a confidential client is told so,
+        // a public one gets RFC 7009's silent success (the library's rule, stated explicitly)
+        allowedPolicy: async (_ctx, client, token) => {
+          if ((token as { clientId?: string }).clientId === client.clientId) return true;
+          if (client.clientAuthMethod === 'none') return false;
+          throw new errors.InvalidRequest('client is not authorized to revoke the presented token');
+        },
       },
       userinfo: { enabled: true },
       deviceFlow: {
