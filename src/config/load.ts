@@ -101,6 +101,7 @@ export function loadConfig(options: LoadOptions = {}): LatchkeyConfig {
   const cfg = result.data;
   const issuerUrl = new URL(cfg.issuer);
   if (issuerUrl.search || issuerUrl.hash) throw new ConfigError(`configuration key "issuer": must not have a query or fragment`);
+  if (issuerUrl.pathname !== '/') throw new ConfigError(`configuration key "issuer" (or LATCHKEY_ISSUER): must be an origin such as https://auth.example.com, without a path`);
 
   const dataDir = isAbsolute(cfg.dataDir) ? cfg.dataDir : resolve(cwd, cfg.dataDir);
   let url = cfg.database.url ?? `sqlite:${resolve(dataDir, 'latchkey.db')}`;
@@ -119,6 +120,7 @@ export function loadConfig(options: LoadOptions = {}): LatchkeyConfig {
     if (existsSync(secretFile)) {
       secret = readFileSync(secretFile, 'utf8').trim();
       secretFrom = 'file';
+      if (secret.length < 32) throw new ConfigError(`${secretFile} holds a secret shorter than 32 characters: delete the file to generate a new one, or set LATCHKEY_SECRET`);
     } else {
       mkdirSync(dirname(secretFile), { recursive: true });
       try {

@@ -1,5 +1,4 @@
 import { loadConfig } from '../../config/load.js';
-import { startServer } from '../../server/start.js';
 import { parse, type Command } from '../context.js';
 
 const usage = 'latchkey serve [--port N]';
@@ -16,6 +15,8 @@ export const serveCommand: Command = {
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be an integer between 0 and 65535, got "${opts.port}"`);
       config.server.port = port;
     }
+    // loaded here so other commands do not pull in the HTTP stack
+    const { startServer } = await import('../../server/start.js');
     const server = await startServer(config);
     const stop = async (signal: string) => {
       server.services.log.info({ signal }, 'shutting down');
