@@ -31,6 +31,7 @@ export function createApp({ services, registry, providers }: AppDeps): Koa {
   app.silent = true;
   const callbacks = new WeakMap<Provider, (req: IncomingMessage, res: ServerResponse) => unknown>();
   const css = readFileSync(join(assetsDir(), 'latchkey.css'), 'utf8');
+  const favicon = readFileSync(join(assetsDir(), 'favicon.svg'), 'utf8');
   const interactions = interactionRoutes(services);
 
   app.use(requestLog(services.log));
@@ -95,6 +96,12 @@ export function createApp({ services, registry, providers }: AppDeps): Koa {
         ctx.type = 'text/css; charset=utf-8';
         ctx.set('Cache-Control', 'public, max-age=3600');
         ctx.body = css;
+        return;
+      }
+      if (ctx.path === '/assets/favicon.svg' || ctx.path === '/favicon.ico') {
+        ctx.type = 'image/svg+xml';
+        ctx.set('Cache-Control', 'public, max-age=86400');
+        ctx.body = favicon;
         return;
       }
       if (ctx.path === '/assets/realm.css') {
