@@ -1,18 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeEachDatabase, freshDatabase, type TestDatabase } from '../helpers/databases.js';
+import { until } from '../helpers/flows.js';
 import { testFetch } from '../helpers/http.js';
 import { freePort, startTestServer, type TestServer } from '../helpers/server.js';
-
-async function until<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 5000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const kids = async (issuer: string) => ((await (await testFetch(`${issuer}/jwks`)).json()) as { keys: Array<{ kid: string }> }).keys.map((k) => k.kid);
 
