@@ -58,6 +58,7 @@ export class UserService {
       picture: null,
       passwordHash,
       disabled: false,
+      passkeyOfferSnoozedUntil: null,
       createdAt: now,
       updatedAt: now,
     };
@@ -76,6 +77,11 @@ export class UserService {
     const now = Date.now();
     await usersRepo.update(this.db, realmId, user.id, { disabled }, now);
     return toPublicUser({ ...user, disabled, updatedAt: now });
+  }
+
+  /** "Not now" on the passkey offer: ask again after `days` (far in the future for "don't ask again"). */
+  async snoozePasskeyOffer(realmId: string, id: string, until: number): Promise<void> {
+    await usersRepo.update(this.db, realmId, id, { passkeyOfferSnoozedUntil: until }, Date.now());
   }
 
   findById(realmId: string, id: string): Promise<UserRow | undefined> {

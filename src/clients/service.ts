@@ -145,14 +145,39 @@ export class ClientService {
 
   /** Client metadata in node-oidc-provider's shape (read by the adapter). */
   async providerMetadata(realmId: string, clientId: string): Promise<AdapterPayload | undefined> {
+    if (clientId === ACCOUNT_CLIENT_ID) return this.accountClient(realmId);
     const row = await clientsRepo.find(this.db, realmId, clientId);
     return row ? toProviderMetadata(row) : undefined;
   }
 
   async isFirstParty(realmId: string, clientId: string): Promise<boolean> {
+    if (clientId === ACCOUNT_CLIENT_ID) return (await this.accountClient(realmId)) !== undefined;
     return Boolean((await clientsRepo.find(this.db, realmId, clientId))?.firstParty);
   }
+
+  /**
+   * The account page's client (src/account): a public first-party client every realm has, built from
+   * the realm's issuers rather than stored, so it is not listed and cannot be changed. Adding an
+   * issuer bumps the realm's revision, which rebuilds the providers and with them this metadata.
+   */
+  private async accountClient(realmId: string): Promise<AdapterPayload | undefined> {
+    const issuers = (await realmsRepo.issuers(this.db, realmId)).map((i) => i.issuer);
+    if (!issuers.length) return undefined;
+    return {
+      client_id: ACCOUNT_CLIENT_ID,
+      client_name: 'Your account',
+      token_endpoint_auth_method: 'none',
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+      redirect_uris: issuers.map((i) => `${i}/account/callback`),
+      post_logout_redirect_uris: issuers.map((i) => `${i}/account/signed-out`),
+      first_party: true,
+    } as AdapterPayload;
+  }
 }
+
+/** Client id of the account page in every realm; never stored in the clients table. */
+export const ACCOUNT_CLIENT_ID = 'latchkey-account';
 
 export function toProviderMetadata(row: ClientRow): AdapterPayload {
   return {

@@ -9,6 +9,8 @@ export interface UserRow {
   picture: string | null;
   passwordHash: string | null;
   disabled: boolean;
+  /** "Create a passkey" is not offered again before this time. */
+  passkeyOfferSnoozedUntil: number | null;
   createdAt: number;
   updatedAt: number;
 }
@@ -22,6 +24,7 @@ const toUser = (r: any): UserRow => ({
   picture: r.picture ?? null,
   passwordHash: r.password_hash ?? null,
   disabled: Boolean(r.disabled),
+  passkeyOfferSnoozedUntil: r.passkey_offer_snoozed_until === null || r.passkey_offer_snoozed_until === undefined ? null : Number(r.passkey_offer_snoozed_until),
   createdAt: Number(r.created_at),
   updatedAt: Number(r.updated_at),
 });
@@ -52,8 +55,9 @@ export const usersRepo = {
       updated_at: u.updatedAt,
     });
   },
-  async update(db: Db, realmId: string, id: string, changes: Partial<Pick<UserRow, 'disabled' | 'passwordHash' | 'name'>>, at: number): Promise<number> {
+  async update(db: Db, realmId: string, id: string, changes: Partial<Pick<UserRow, 'disabled' | 'passwordHash' | 'name' | 'passkeyOfferSnoozedUntil'>>, at: number): Promise<number> {
     const row: Record<string, unknown> = { updated_at: at };
+    if (changes.passkeyOfferSnoozedUntil !== undefined) row.passkey_offer_snoozed_until = changes.passkeyOfferSnoozedUntil;
     if (changes.disabled !== undefined) row.disabled = changes.disabled;
     if (changes.passwordHash !== undefined) row.password_hash = changes.passwordHash;
     if (changes.name !== undefined) row.name = changes.name;

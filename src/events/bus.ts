@@ -5,7 +5,7 @@ export interface SignInEvent {
   at: string;
   realm: string;
   issuer: string;
-  method: 'password' | 'session';
+  method: 'password' | 'passkey' | 'security-key' | 'totp' | 'recovery-code' | 'session';
   /** Why a sign-in failed: invalid_credentials, throttled, account_disabled, invalid_input. */
   reason?: string;
   clientId?: string;

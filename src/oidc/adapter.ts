@@ -13,6 +13,11 @@ export interface ClientSource {
  * Clients come from the realm's clients table and are read-only here.
  */
 export function createAdapterClass(db: Db, realmId: string, clients: ClientSource): new (name: string) => Adapter {
+  // Known clients, kept for the life of this class, i.e. of the realm's provider instance: the provider is
+  // rebuilt whenever the realm's revision changes, which every client change must bump (ClientService does).
+  // Without it every /token request and each sign-in step reads the clients table (bench/README.md).
+  // Stored as JSON and parsed on each hit: the provider gets its own copy (cheaper than structuredClone).
+  const knownClients = new Map<string, string>();
   return class RealmAdapter implements Adapter {
     constructor(readonly name: string) {}
 
@@ -23,7 +28,14 @@ export function createAdapterClass(db: Db, realmId: string, clients: ClientSourc
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {
-      if (this.name === 'Client') return clients.find(realmId, id);
+      if (this.name === 'Client') {
+        const known = knownClients.get(id);
+        if (known) return JSON.parse(known) as AdapterPayload;
+        const found = await clients.find(realmId, id);
+        // unknown ids are not remembered, and the map is bounded: made-up client ids cannot grow it
+        if (found && knownClients.size < 10_000) knownClients.set(id, JSON.stringify(found));
+        return found;
+      }
       return this.#read('id', id);
     }
 

@@ -12,6 +12,7 @@ import { createAdapterClass } from './adapter.js';
 import { createFindAccount } from './find-account.js';
 import type { UserService } from '../accounts/user-service.js';
 import { providerPages } from '../interactions/provider-pages.js';
+import { ACR_VALUES_SUPPORTED, wantsMultiFactor } from '../interactions/acr.js';
 
 export interface ProviderDeps {
   db: Db;
@@ -42,10 +43,18 @@ function isFirstParty(client: { metadata(): Record<string, unknown> } | undefine
  */
 function signInPolicy() {
   const policy = interactionPolicy.base();
-  policy.get('login')!.checks.add(
+  const login = policy.get('login')!;
+  login.checks.add(
     new interactionPolicy.Check('account_unavailable', 'the signed-in account is no longer available', 'login_required', (ctx) =>
       Boolean(ctx.oidc.session?.accountId && !ctx.oidc.account),
     ),
+  );
+  // step-up: a client asking for multi-factor (acr_values) gets it even inside a live single-factor session
+  login.checks.add(
+    new interactionPolicy.Check('mfa_required', 'multi-factor authentication is required', 'interaction_required', (ctx) => {
+      const session = ctx.oidc.session as { accountId?: string; amr?: string[] } | undefined;
+      return Boolean(session?.accountId && wantsMultiFactor(ctx.oidc.params?.acr_values) && !(session.amr ?? []).includes('mfa'));
+    }),
   );
   return policy;
 }
@@ -63,6 +72,7 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
     jwks: { keys: keys.privateJwks as any },
     findAccount: createFindAccount(deps.users, authz, realm.id, issuer),
     claims: SCOPE_CLAIMS,
+    acrValues: ACR_VALUES_SUPPORTED,
     scopes: ['openid', 'offline_access', 'email', 'profile'],
     responseTypes: ['code'],
     pkce: {

@@ -24,6 +24,26 @@ export const realmSettingsSchema = z
     pkceRequired: z.enum(['public', 'all']).default('public'),
     /** Audience of access tokens when a client asks for none (client_credentials). */
     defaultAudience: z.string().url().optional(),
+    /** Second factors after a password: off, optional (used when enrolled), or required (enrolment enforced). */
+    mfa: z.enum(['off', 'optional', 'required']).default('optional'),
+    passkeys: z
+      .object({
+        /**
+         * WebAuthn Related Origin Requests: the primary issuer's domain is the RP ID on every issuer of the
+         * realm and serves /.well-known/webauthn, so one passkey works on all of the realm's domains.
+         */
+        relatedOrigins: z.boolean().default(false),
+        /** `none` accepts any authenticator; `allowlist` requires attestation from one of `aaguids`. */
+        attestation: z.enum(['none', 'allowlist']).default('none'),
+        aaguids: z.array(z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'must be an AAGUID (a UUID)')).default([]),
+        /** Offer a passkey after a password sign-in; "Not now" waits this many days before asking again. */
+        offerAfterPassword: z.boolean().default(true),
+        offerSnoozeDays: z.number().int().nonnegative().default(30),
+      })
+      .strict()
+      .default({ relatedOrigins: false, attestation: 'none', aaguids: [], offerAfterPassword: true, offerSnoozeDays: 30 }),
+    /** Changes on the account page need a sign-in at most this old (seconds). */
+    reauthWindowSeconds: z.number().int().positive().default(300),
     /** Resource servers (APIs) this realm issues JWT access tokens for. */
     resources: z
       .array(z.object({ uri: z.string().url(), scopes: z.array(z.string()).default([]) }).strict())

@@ -1,15 +1,16 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import Koa, { type Context, type Next } from 'koa';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type Provider from 'oidc-provider';
+import { accountRoutes } from '../account/routes.js';
 import { interactionRoutes } from '../interactions/routes.js';
 import { firstPartyOfflineAccess } from '../oidc/first-party-offline.js';
 import type { RealmRequest } from '../interactions/layout.js';
 import type { ProviderCache, ServedIssuer } from '../oidc/providers.js';
 import type { RealmRegistry } from '../realms/registry.js';
 import { ping } from '../db/knex.js';
-import { assetsDir, realmCss } from '../views/render.js';
+import { relatedOriginsDocument } from '../passkeys/relying-party.js';
+import { realmCss } from '../views/render.js';
+import { loadStaticAssets } from '../views/static-assets.js';
 import { errorMiddleware, sendError } from './http-errors.js';
 import { requestLog } from './request-log.js';
 import { securityHeaders } from './security-headers.js';
@@ -30,9 +31,9 @@ export function createApp({ services, registry, providers }: AppDeps): Koa {
   app.proxy = services.config.server.trustProxy;
   app.silent = true;
   const callbacks = new WeakMap<Provider, (req: IncomingMessage, res: ServerResponse) => unknown>();
-  const css = readFileSync(join(assetsDir(), 'latchkey.css'), 'utf8');
-  const favicon = readFileSync(join(assetsDir(), 'favicon.svg'), 'utf8');
+  const assets = loadStaticAssets();
   const interactions = interactionRoutes(services);
+  const account = accountRoutes(services);
 
   app.use(requestLog(services.log));
   app.use(errorMiddleware());
@@ -92,16 +93,25 @@ export function createApp({ services, registry, providers }: AppDeps): Koa {
         ctx.body = served.jwks.body;
         return;
       }
-      if (ctx.path === '/assets/latchkey.css') {
-        ctx.type = 'text/css; charset=utf-8';
-        ctx.set('Cache-Control', 'public, max-age=3600');
-        ctx.body = css;
+      if (ctx.path === '/.well-known/webauthn') {
+        // WebAuthn Related Origin Requests: the primary domain lists the realm's other origins
+        const document = relatedOriginsDocument(served.realm, served.issuer);
+        if (!document) return sendError(ctx, 404, 'not_found', 'related origins are not enabled for this realm on this domain');
+        ctx.set('Cache-Control', 'public, max-age=300');
+        ctx.body = document;
         return;
       }
-      if (ctx.path === '/assets/favicon.svg' || ctx.path === '/favicon.ico') {
-        ctx.type = 'image/svg+xml';
-        ctx.set('Cache-Control', 'public, max-age=86400');
-        ctx.body = favicon;
+      const asset = assets.get(ctx.path === '/favicon.ico' ? '/assets/favicon.svg' : ctx.path);
+      if (asset) {
+        ctx.type = asset.type;
+        ctx.set('ETag', asset.etag);
+        // versioned URLs (?v=) never change; the others are revalidated hourly
+        ctx.set('Cache-Control', ctx.querystring ? 'public, max-age=31536000, immutable' : 'public, max-age=3600');
+        if (ctx.get('if-none-match') === asset.etag) {
+          ctx.status = 304;
+          return;
+        }
+        ctx.body = asset.body;
         return;
       }
       if (ctx.path === '/assets/realm.css') {
@@ -115,6 +125,7 @@ export function createApp({ services, registry, providers }: AppDeps): Koa {
   });
 
   app.use(interactions.routes());
+  app.use(account.routes());
   app.use(firstPartyOfflineAccess(services.clients));
   app.use(interactions.allowedMethods());
 

@@ -12,6 +12,11 @@ import { openDatabase, type Db } from '../db/knex.js';
 import { EventBus } from '../events/bus.js';
 import { KeyService } from '../keys/service.js';
 import { RealmService } from '../realms/service.js';
+import { ProgressStore } from '../interactions/progress.js';
+import { PasskeyService } from '../passkeys/service.js';
+import { TotpService } from '../mfa/totp.js';
+import { RecoveryCodeService } from '../mfa/recovery-codes.js';
+import { recordSecurityEvent } from '../mfa/security-events.js';
 
 /** Everything the server, the CLI and the tests share, built from one configuration. */
 export interface Services {
@@ -27,6 +32,10 @@ export interface Services {
   throttle: LoginThrottle;
   events: EventBus;
   authz: AuthorizationModule;
+  passkeys: PasskeyService;
+  totp: TotpService;
+  recovery: RecoveryCodeService;
+  progress: ProgressStore;
   /** Keys signing cookies and CSRF tokens, derived from LATCHKEY_SECRET (stable across instances). */
   cookieKeys: string[];
   csrfKey: Buffer;
@@ -64,6 +73,13 @@ export async function createServices(config: LatchkeyConfig, options: { log?: Lo
     throttle: new LoginThrottle(db, config.bruteForce),
     events: new EventBus(),
     authz,
+    passkeys: new PasskeyService(db, async (e) => {
+      await recordSecurityEvent(db, e);
+      log.warn({ realm: e.realmId, user: e.userId, type: e.type }, 'security event');
+    }),
+    totp: new TotpService(db, box, {}),
+    recovery: new RecoveryCodeService(db, deriveKey(config.secret, 'recovery-codes')),
+    progress: new ProgressStore(db),
     cookieKeys: [deriveKey(config.secret, 'cookies').toString('base64url')],
     csrfKey: deriveKey(config.secret, 'csrf'),
     close: () => db.destroy(),

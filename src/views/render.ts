@@ -55,6 +55,15 @@ const PAGES = new Set([
   'device-code',
   'device-confirm',
   'device-done',
+  // Identifier-first sign-in, second factors and the account page (passkeys, TOTP, recovery codes).
+  'password',
+  'passkey',
+  'mfa',
+  'mfa-enrol',
+  'recovery-codes',
+  'passkey-offer',
+  'account',
+  'account-totp',
 ]);
 
 export function viewsDir(): string {
@@ -70,6 +79,14 @@ export function assetsDir(): string {
 const templateHelpers = {
   /** The URL if it is an absolute http(s) URL, otherwise undefined. */
   safeUrl: safeHttpUrl,
+  /** A same-site path ("/account") or an absolute http(s) URL for a link, otherwise undefined. */
+  safeLink,
+  /** ` data-lk-<key>="<value>"` attributes (escaped) for the layout's <main> element. */
+  dataAttributes,
+  /** A QR-code SVG from the server's QR library, or '' if it does not look like one. */
+  safeSvg,
+  /** A TOTP secret in groups of four characters ("ABCD EFGH …") for typing by hand. */
+  groupSecret,
 };
 
 class LatchkeyEta extends Eta {
@@ -130,6 +147,60 @@ function normalizeLayout(raw: unknown): NormalizedLayout {
     stylesheetHref: stylesheetHref(),
     realmStylesheetHref: realmCssHref(typeof l.primaryColor === 'string' ? l.primaryColor : undefined),
   };
+}
+
+const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+
+/** Escape text for an HTML attribute value or element content. */
+export function escapeHtml(value: string): string {
+  return value.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]!);
+}
+
+/**
+ * The `data-lk-*` attributes a page puts on the layout's `<main>` element (read by
+ * /assets/passkeys.js), as a string starting with a space, or ''. Keys must be lower-case words
+ * joined by dashes (others are dropped); values are escaped; undefined, null and '' are skipped.
+ */
+export function dataAttributes(data: unknown): string {
+  if (!data || typeof data !== 'object') return '';
+  let out = '';
+  for (const [key, value] of Object.entries(data as Record<string, unknown>)) {
+    if (!/^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$/.test(key)) continue;
+    if (value === undefined || value === null || value === '') continue;
+    if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') continue;
+    out += ` data-lk-${key}="${escapeHtml(String(value))}"`;
+  }
+  return out;
+}
+
+/**
+ * The QR code's SVG markup when it looks like what the `qrcode` library produces (a single <svg>
+ * with shapes and presentation attributes), otherwise ''. The pages print it unescaped, so this is
+ * a second line of defence: no scripts, event handlers, style attributes, foreign objects or links.
+ */
+export function safeSvg(svg: unknown): string {
+  if (typeof svg !== 'string') return '';
+  const trimmed = svg.trim().replace(/^<\?xml[^>]*\?>\s*/, '');
+  if (!/^<svg[\s>]/.test(trimmed) || !/<\/svg>$/.test(trimmed)) return '';
+  if (/<(?:script|style|foreignObject|iframe|a|image|use|animate|set)\b|\son[a-z]+\s*=|\sstyle\s*=|(?:xlink:)?href\s*=|javascript:/i.test(trimmed)) return '';
+  return trimmed;
+}
+
+/** "JBSWY3DPEHPK3PXP" -> "JBSW Y3DP EHPK 3PXP" (whitespace in the input is dropped first). */
+export function groupSecret(secret: unknown): string {
+  if (typeof secret !== 'string') return '';
+  return (secret.replace(/\s+/g, '').match(/.{1,4}/g) ?? []).join(' ');
+}
+
+/**
+ * `value` if it is a path on this site ("/account/totp?x=1", not "//host" or "/\\host") or an
+ * absolute http(s) URL, otherwise undefined: links the server builds can never be javascript: URLs.
+ */
+export function safeLink(value: unknown): string | undefined {
+  if (typeof value !== 'string') return undefined;
+  const v = value.trim();
+  if (/^\/(?![/\\])/.test(v) && !/[\u0000-\u001f\s]/.test(v)) return v;
+  return safeHttpUrl(v);
 }
 
 /** `value` if it is an absolute http: or https: URL (normalised), otherwise undefined. */

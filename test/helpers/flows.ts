@@ -52,12 +52,34 @@ export async function authorizationRequest(config: oidc.Configuration, redirectU
 }
 
 /** Fills in the login page the browser is on; returns where the redirects lead (a page, or the redirect URI). */
+/**
+ * Signs in with a password through the pages, as a person would: the email step (identifier first),
+ * the password step, and "Not now" on the "Create a passkey" offer when it appears.
+ * `page` is the first sign-in page; returns the response that leaves for `stopAt` (or the last page).
+ */
 export async function submitLogin(browser: Browser, page: { res: Response; url: URL }, email: string, password: string, stopAt: string) {
   expect(page.res.status).toBe(200);
-  const html = await page.res.text();
+  let html = await page.res.text();
+  let at = page.url;
+  if (html.includes('/identify"')) {
+    const identify = parseForm(html, '/identify');
+    const next = await browser.follow(new URL(identify.action, at), { form: { ...identify.fields, email } }, stopAt);
+    html = await next.res.text();
+    at = next.url;
+  }
   expect(html).toContain('name="password"');
   const form = parseForm(html, '/login');
-  return browser.follow(new URL(form.action, page.url), { form: { ...form.fields, email, password } }, stopAt);
+  const done = await browser.follow(new URL(form.action, at), { form: { ...form.fields, email, password } }, stopAt);
+  return skipPasskeyOffer(browser, done, stopAt);
+}
+
+/** Answers "Not now" when the page is the passkey offer; otherwise hands the page back unread. */
+export async function skipPasskeyOffer(browser: Browser, step: { res: Response; url: URL }, stopAt: string): Promise<{ res: Response; url: URL }> {
+  if (step.res.status !== 200 || step.url.href.startsWith(stopAt)) return step;
+  const html = await step.res.text();
+  if (!html.includes('/offer/skip"')) return { res: new Response(html, { status: step.res.status, headers: step.res.headers }), url: step.url };
+  const skip = parseForm(html, '/offer/skip');
+  return browser.follow(new URL(skip.action, step.url), { form: skip.fields }, stopAt);
 }
 
 /** Authorization request, login form, code exchange: the whole code flow for one user. */

@@ -2,6 +2,7 @@ import * as oidc from 'openid-client';
 import { createRemoteJWKSet, customFetch, jwtVerify } from 'jose';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeEachDatabase } from '../helpers/databases.js';
+import { submitLogin } from '../helpers/flows.js';
 import { Browser, parseForm, testFetch } from '../helpers/http.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
@@ -44,10 +45,7 @@ describeEachDatabase('authorization code + PKCE with openid-client', (kind) => {
     });
     const login = await browser.follow(url, {}, REDIRECT);
     expect(login.res.status).toBe(200);
-    const html = await login.res.text();
-    expect(html).toContain('Email');
-    const form = parseForm(html, '/login');
-    const done = await browser.follow(new URL(form.action, login.url), { form: { ...form.fields, email: 'ada@example.test', password: PASSWORD } }, REDIRECT);
+    const done = await submitLogin(browser, login, 'ada@example.test', PASSWORD, REDIRECT);
     expect(done.url.href.startsWith(REDIRECT)).toBe(true);
     expect(done.url.searchParams.get('iss')).toBe(server.issuer); // RFC 9207
     const tokens = await oidc.authorizationCodeGrant(config, done.url, { pkceCodeVerifier: verifier, expectedState: state });

@@ -295,7 +295,7 @@ describeEachDatabase('grants, consent, introspection, revocation and the device 
       const again = await browser.follow(auth.url, {}, REDIRECT);
       expect(again.url.href.startsWith(REDIRECT), again.url.href).toBe(false);
       expect(again.res.status).toBe(200);
-      expect(await again.res.text()).toContain('name="password"');
+      expect(await again.res.text()).toContain('name="email"'); // back to the sign-in page, not the app
       // and a client asking for no interaction at all is told to sign the user in
       const none = await authorizationRequest(config, REDIRECT, { scope: 'openid', prompt: 'none' });
       const answer = await browser.follow(none.url, {}, REDIRECT);

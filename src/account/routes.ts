@@ -1,0 +1,478 @@
+import Router from '@koa/router';
+import type { Context } from 'koa';
+import { deriveKey } from '../crypto/secret-box.js';
+import type { UserRow } from '../db/users-repo.js';
+import { LatchkeyError } from '../errors.js';
+import { errorPage, page, seeOther, served } from '../interactions/kit.js';
+import { layoutFor } from '../interactions/layout.js';
+import { recordSecurityEvent } from '../mfa/security-events.js';
+import { relyingParty } from '../passkeys/relying-party.js';
+import { readForm } from '../server/body.js';
+import type { Services } from '../server/services.js';
+import { credentialViews, deleteCredential } from './credentials.js';
+import { ACCOUNT_CLIENT_ID, AccountSessions, challengeBinding, equalStrings, pkceChallenge, type AccountSession } from './session.js';
+import { pendingEnrolment } from './totp-enrolment.js';
+
+export const ACCOUNT_PATHS = {
+  page: '/account',
+  callback: '/account/callback',
+  signOut: '/account/sign-out',
+  signedOut: '/account/signed-out',
+  passkeyOptions: '/account/passkeys/options',
+  passkeyVerify: '/account/passkeys/verify',
+  totp: '/account/totp',
+  totpRemove: '/account/totp/remove',
+  recoveryCodes: '/account/recovery-codes',
+  recoveryCodesDone: '/account/recovery-codes/done',
+} as const;
+
+/** Status messages after a change, by the fixed code in `?notice=` (never text from the URL). */
+const NOTICES: Record<string, { flash?: string; error?: string }> = {
+  renamed: { flash: 'Passkey renamed.' },
+  deleted: { flash: 'Passkey deleted.' },
+  'totp-on': { flash: 'Authenticator app turned on.' },
+  'totp-off': { flash: 'Authenticator app turned off.' },
+  'totp-exists': { error: 'An authenticator app is already set up. Turn it off first to set up another one.' },
+  codes: { flash: 'Your new recovery codes are ready. The old ones no longer work.' },
+  reauthenticated: { flash: 'You signed in again. You can now make your change.' },
+};
+
+const MAX_NAME = 64;
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+const JSON_LIMIT = 32 * 1024;
+
+interface SignedIn {
+  session: AccountSession;
+  user: UserRow;
+}
+
+/** The fields of an authorization code this page checks (node-oidc-provider's AuthorizationCode model). */
+interface CodeFields {
+  jti: string;
+  clientId?: string;
+  accountId?: string;
+  authTime?: number;
+  amr?: string[];
+  redirectUri?: string;
+  codeChallenge?: string;
+  codeChallengeMethod?: string;
+  sessionUid?: string;
+  consumed?: unknown;
+  isExpired?: boolean;
+  consume(): Promise<void>;
+}
+
+function nameProblem(name: string): string | undefined {
+  if (!name) return 'Give the passkey a name.';
+  if (name.length > MAX_NAME) return `A passkey name can be at most ${MAX_NAME} characters.`;
+  if (CONTROL.test(name)) return 'A passkey name cannot contain control characters.';
+  return undefined;
+}
+
+/**
+ * The account page (/account) of every issuer: a first-party OIDC client of its own realm
+ * (`latchkey-account`), so the realm's sign-in (passwords, passkeys, second factors, step-up)
+ * applies to it unchanged. The code is redeemed in-process, and the result kept in a signed,
+ * httpOnly account-session cookie; changes need an authentication at most
+ * `reauthWindowSeconds` old, otherwise the user signs in again (max_age=0).
+ */
+export function accountRoutes(services: Services): Router {
+  const { users, passkeys, totp, recovery, db, log } = services;
+  const router = new Router();
+  const sessions = new AccountSessions(deriveKey(services.config.secret, 'account-session'), services.csrfKey);
+
+  const callbackUrl = (ctx: Context) => `${served(ctx).issuer}${ACCOUNT_PATHS.callback}`;
+
+  /** Starts a sign-in at this issuer's own /auth; returns its URL. `reauth` forces a new authentication. */
+  function signInUrl(ctx: Context, returnTo: string, reauth: boolean): string {
+    const s = served(ctx);
+    const flow = sessions.startFlow(ctx, s.issuer, returnTo);
+    const params = new URLSearchParams({
+      client_id: ACCOUNT_CLIENT_ID,
+      response_type: 'code',
+      redirect_uri: callbackUrl(ctx),
+      scope: 'openid',
+      state: flow.state,
+      code_challenge: pkceChallenge(flow.verifier),
+      code_challenge_method: 'S256',
+    });
+    if (reauth) params.set('max_age', '0');
+    return `/auth?${params.toString()}`;
+  }
+
+  /** The live account session: signed cookie, user still enabled, and the provider's session behind it still there. */
+  async function signedIn(ctx: Context): Promise<SignedIn | undefined> {
+    const s = served(ctx);
+    const session = sessions.read(ctx, s.issuer, s.realm.id);
+    if (!session) return undefined;
+    const user = await users.findById(s.realm.id, session.sub);
+    let live = Boolean(user && !user.disabled);
+    if (live && session.opSession) {
+      // signing out (here or from any application) ends the provider's session, and with it this one
+      const op = await s.provider.Session.findByUid(session.opSession).catch(() => undefined);
+      live = Boolean(op && op.accountId === session.sub);
+    }
+    if (!live) {
+      sessions.clear(ctx, s.issuer);
+      return undefined;
+    }
+    return { session, user: user! };
+  }
+
+  const isFresh = (ctx: Context, session: AccountSession) => Math.floor(Date.now() / 1000) - session.authTime <= served(ctx).realm.settings.reauthWindowSeconds;
+
+  /** GET pages: signed in (else a sign-in starts), and recently authenticated when `fresh`. */
+  async function forPage(ctx: Context, returnTo: string, fresh: boolean): Promise<SignedIn | undefined> {
+    const signed = await signedIn(ctx);
+    if (!signed) return void seeOther(ctx, signInUrl(ctx, returnTo, false));
+    if (fresh && !isFresh(ctx, signed.session)) return void seeOther(ctx, signInUrl(ctx, returnTo, true));
+    return signed;
+  }
+
+  /**
+   * Form posts: signed in, CSRF token valid (403 otherwise), and, for changes, recently authenticated:
+   * otherwise a 303 to a new sign-in that comes back to `returnTo`.
+   */
+  async function forForm(ctx: Context, options: { fresh: boolean; returnTo?: string }): Promise<{ signed: SignedIn; form: Record<string, string> } | undefined> {
+    const signed = await signedIn(ctx);
+    if (!signed) return void seeOther(ctx, signInUrl(ctx, ACCOUNT_PATHS.page, false));
+    const form = await readForm(ctx);
+    if (!sessions.csrfValid(signed.session, form.csrf)) {
+      errorPage(ctx, 403, 'This form has expired', 'The form could not be verified. Go back to your account page, reload it and try again.', 'csrf_failed');
+      return undefined;
+    }
+    if (options.fresh && !isFresh(ctx, signed.session)) {
+      return void seeOther(ctx, signInUrl(ctx, options.returnTo ?? `${ACCOUNT_PATHS.page}?notice=reauthenticated`, true));
+    }
+    return { signed, form };
+  }
+
+  function json(ctx: Context, body: unknown, status = 200): void {
+    ctx.status = status;
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = body;
+  }
+
+  /** JSON endpoints (the passkey script): 401 with where to sign in, 403 without the CSRF header, then the body. */
+  async function forJson(ctx: Context): Promise<{ signed: SignedIn; body: Record<string, unknown> } | undefined> {
+    const signed = await signedIn(ctx);
+    if (!signed) {
+      json(ctx, { error: 'login_required', error_description: 'Your account session has ended. Sign in again.', redirect: signInUrl(ctx, ACCOUNT_PATHS.page, false) }, 401);
+      return undefined;
+    }
+    if (!sessions.csrfValid(signed.session, ctx.get('x-csrf-token'))) throw new LatchkeyError('csrf_failed', 'The request could not be verified. Reload the page and try again.', 403);
+    if (!isFresh(ctx, signed.session)) {
+      json(
+        ctx,
+        {
+          error: 'reauthentication_required',
+          error_description: 'Sign in again to make changes to your account.',
+          redirect: signInUrl(ctx, `${ACCOUNT_PATHS.page}?notice=reauthenticated`, true),
+        },
+        401,
+      );
+      return undefined;
+    }
+    if (!ctx.is('application/json')) throw new LatchkeyError('unsupported_media_type', 'send JSON (content-type: application/json)', 415);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of ctx.req) {
+      size += (chunk as Buffer).length;
+      if (size > JSON_LIMIT) throw new LatchkeyError('request_too_large', `the request is larger than ${JSON_LIMIT} bytes`, 413);
+      chunks.push(chunk as Buffer);
+    }
+    let body: unknown;
+    try {
+      body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
+    } catch {
+      body = undefined;
+    }
+    if (!body || typeof body !== 'object' || Array.isArray(body)) throw new LatchkeyError('invalid_request', 'the request body is not a JSON object', 400);
+    return { signed, body: body as Record<string, unknown> };
+  }
+
+  async function securityEvent(realmId: string, userId: string, type: string, detail: Record<string, unknown> = {}): Promise<void> {
+    try {
+      await recordSecurityEvent(db, { realmId, userId, type, detail });
+    } catch (err) {
+      log.warn({ err, realm: realmId, user: userId, type }, 'could not record a security event');
+    }
+  }
+
+  async function renderAccount(ctx: Context, { session, user }: SignedIn, extra: { flash?: string; error?: string; status?: number } = {}): Promise<void> {
+    const s = served(ctx);
+    const [credentials, totpOn, remaining] = await Promise.all([
+      passkeys.credentials(s.realm.id, user.id),
+      totp.isEnrolled(s.realm.id, user.id),
+      recovery.remaining(s.realm.id, user.id),
+    ]);
+    page(
+      ctx,
+      'account',
+      {
+        layout: layoutFor(s, 'Your account'),
+        csrf: sessions.csrf(session),
+        user: { email: user.email, name: user.name ?? undefined },
+        flash: extra.flash,
+        error: extra.error,
+        credentials: credentialViews(credentials, Boolean(user.passwordHash)),
+        register: { optionsUrl: ACCOUNT_PATHS.passkeyOptions, verifyUrl: ACCOUNT_PATHS.passkeyVerify },
+        totp: { enrolled: totpOn, removeAction: ACCOUNT_PATHS.totpRemove, enrolUrl: ACCOUNT_PATHS.totp },
+        recovery: { remaining, regenerateAction: ACCOUNT_PATHS.recoveryCodes },
+        signOutUrl: ACCOUNT_PATHS.signOut,
+      },
+      extra.status ?? 200,
+    );
+  }
+
+  function showRecoveryCodes(ctx: Context, session: AccountSession, codes: string[]): void {
+    page(ctx, 'recovery-codes', { layout: layoutFor(served(ctx), 'Save your recovery codes'), csrf: sessions.csrf(session), codes, action: ACCOUNT_PATHS.recoveryCodesDone });
+  }
+
+  router.get(ACCOUNT_PATHS.page, async (ctx) => {
+    const signed = await forPage(ctx, ACCOUNT_PATHS.page, false);
+    if (!signed) return;
+    const notice = typeof ctx.query.notice === 'string' ? NOTICES[ctx.query.notice] : undefined;
+    await renderAccount(ctx, signed, notice ?? {});
+  });
+
+  async function findCode(ctx: Context, value: string): Promise<CodeFields | undefined> {
+    try {
+      return (await served(ctx).provider.AuthorizationCode.find(value)) as unknown as CodeFields | undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Marks a code consumed in the provider's storage (src/oidc/adapter.ts, table oidc_payloads) with a
+   * conditional update: of two requests presenting the same code, on any instance, only one goes on.
+   */
+  async function claimCode(realmId: string, jti: string): Promise<boolean> {
+    const changed = await db('oidc_payloads').where({ realm_id: realmId, model: 'AuthorizationCode', id: jti }).whereNull('consumed_at').update({ consumed_at: Date.now() });
+    return changed === 1;
+  }
+
+  /** The authorization response: the code is redeemed here, in-process, never over the network. */
+  router.get(ACCOUNT_PATHS.callback, async (ctx) => {
+    const s = served(ctx);
+    const expired = () => errorPage(ctx, 400, 'This sign-in has expired', 'The sign-in took too long or was started in another browser. Open your account page again.', 'invalid_grant');
+    const flow = sessions.readFlow(ctx, s.issuer);
+    const state = typeof ctx.query.state === 'string' ? ctx.query.state : '';
+    const value = typeof ctx.query.code === 'string' ? ctx.query.code : '';
+    const code = value ? await findCode(ctx, value) : undefined;
+    if (!flow || !state || !equalStrings(flow.state, state)) {
+      // a code this browser cannot redeem is used up, so it is worth nothing to whoever sees the URL later
+      if (code && code.clientId === ACCOUNT_CLIENT_ID && code.redirectUri === callbackUrl(ctx)) await claimCode(s.realm.id, code.jti);
+      return expired();
+    }
+    sessions.clearFlow(ctx, s.issuer);
+    if (typeof ctx.query.error === 'string') {
+      const cancelled = ctx.query.error === 'access_denied';
+      return errorPage(
+        ctx,
+        cancelled ? 403 : 400,
+        cancelled ? 'Sign-in cancelled' : 'Sign-in did not complete',
+        cancelled ? 'You cancelled the sign-in. Open your account page again to sign in.' : 'The sign-in could not be completed. Open your account page again to retry.',
+        ctx.query.error.slice(0, 64),
+      );
+    }
+    if (!code || code.clientId !== ACCOUNT_CLIENT_ID || code.redirectUri !== callbackUrl(ctx) || code.consumed || code.isExpired) return expired();
+    if (code.codeChallengeMethod !== 'S256' || typeof code.codeChallenge !== 'string' || !equalStrings(code.codeChallenge, pkceChallenge(flow.verifier)) || !code.accountId) {
+      await claimCode(s.realm.id, code.jti);
+      return expired();
+    }
+    if (!(await claimCode(s.realm.id, code.jti))) return expired();
+    await code.consume();
+    const user = await users.findById(s.realm.id, code.accountId);
+    if (!user || user.disabled) {
+      sessions.clear(ctx, s.issuer);
+      return errorPage(ctx, 403, 'This account is disabled', 'This account is disabled. Contact your administrator.', 'account_disabled');
+    }
+    sessions.create(ctx, {
+      iss: s.issuer,
+      realm: s.realm.id,
+      sub: user.id,
+      // without a recorded authentication time every change asks for a new sign-in
+      authTime: typeof code.authTime === 'number' ? code.authTime : 0,
+      amr: Array.isArray(code.amr) ? code.amr.filter((m) => typeof m === 'string') : [],
+      opSession: typeof code.sessionUid === 'string' ? code.sessionUid : undefined,
+    });
+    return seeOther(ctx, flow.returnTo);
+  });
+
+  /** Ends the account session here and the realm's session through RP-initiated logout. */
+  router.get(ACCOUNT_PATHS.signOut, async (ctx) => {
+    const s = served(ctx);
+    sessions.clear(ctx, s.issuer);
+    const params = new URLSearchParams({ client_id: ACCOUNT_CLIENT_ID, post_logout_redirect_uri: `${s.issuer}${ACCOUNT_PATHS.signedOut}` });
+    return seeOther(ctx, `/session/end?${params.toString()}`);
+  });
+
+  router.get(ACCOUNT_PATHS.signedOut, async (ctx) => {
+    const s = served(ctx);
+    sessions.clear(ctx, s.issuer);
+    page(ctx, 'logged-out', { layout: layoutFor(s, 'Signed out') });
+  });
+
+  router.post('/account/passkeys/:id/rename', async (ctx) => {
+    const g = await forForm(ctx, { fresh: true });
+    if (!g) return;
+    const s = served(ctx);
+    const name = (g.form.name ?? '').trim();
+    const problem = nameProblem(name);
+    if (problem) return renderAccount(ctx, g.signed, { error: problem, status: 400 });
+    try {
+      await passkeys.rename(s.realm.id, g.signed.user.id, ctx.params.id ?? '', name);
+    } catch (err) {
+      if (err instanceof LatchkeyError && err.status < 500) return renderAccount(ctx, g.signed, { error: err.message, status: err.status });
+      throw err;
+    }
+    return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=renamed`);
+  });
+
+  router.post('/account/passkeys/:id/delete', async (ctx) => {
+    const g = await forForm(ctx, { fresh: true });
+    if (!g) return;
+    const s = served(ctx);
+    const outcome = await deleteCredential(db, { realmId: s.realm.id, userId: g.signed.user.id, id: ctx.params.id ?? '', confirmed: g.form.confirm === 'yes' });
+    if (outcome === 'not_found') return renderAccount(ctx, g.signed, { error: 'That passkey does not exist. It may have been deleted already.', status: 404 });
+    if (outcome === 'confirm_needed') {
+      return renderAccount(ctx, g.signed, {
+        error: 'This is the only passkey you can sign in with, and your account has no password. Tick the box to confirm you understand that you will then need a recovery code or another passkey to sign in, and delete it again.',
+        status: 400,
+      });
+    }
+    return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=deleted`);
+  });
+
+  router.post(ACCOUNT_PATHS.passkeyOptions, async (ctx) => {
+    const g = await forJson(ctx);
+    if (!g) return;
+    const s = served(ctx);
+    const { user, session } = g.signed;
+    json(
+      ctx,
+      await passkeys.registrationOptions({
+        realmId: s.realm.id,
+        settings: s.realm.settings,
+        rp: relyingParty(s.realm, s.issuer),
+        user: { id: user.id, email: user.email, name: user.name },
+        boundTo: challengeBinding(session),
+        kind: 'passkey',
+      }),
+    );
+  });
+
+  router.post(ACCOUNT_PATHS.passkeyVerify, async (ctx) => {
+    const g = await forJson(ctx);
+    if (!g) return;
+    const s = served(ctx);
+    const { user, session } = g.signed;
+    const { response } = g.body;
+    if (!response || typeof response !== 'object' || Array.isArray(response)) throw new LatchkeyError('invalid_request', 'The passkey response is missing. Try again.', 400);
+    let name: string | undefined;
+    if (g.body.name !== undefined && g.body.name !== null) {
+      if (typeof g.body.name !== 'string') throw new LatchkeyError('invalid_input', 'The passkey name must be text.', 400);
+      name = g.body.name.trim();
+      const problem = name ? nameProblem(name) : undefined;
+      if (problem) throw new LatchkeyError('invalid_input', problem, 400);
+    }
+    const credential = await passkeys.verifyRegistration({
+      realmId: s.realm.id,
+      settings: s.realm.settings,
+      rp: relyingParty(s.realm, s.issuer),
+      user: { id: user.id, email: user.email, name: user.name },
+      boundTo: challengeBinding(session),
+      kind: 'passkey',
+      response: response as any,
+      name: name || undefined,
+    });
+    await securityEvent(s.realm.id, user.id, 'account.passkey_added', { credentialId: credential.id, rpId: credential.rpId, aaguid: credential.aaguid });
+    json(ctx, { reload: true });
+  });
+
+  router.get(ACCOUNT_PATHS.totp, async (ctx) => {
+    const signed = await forPage(ctx, ACCOUNT_PATHS.totp, true);
+    if (!signed) return;
+    const s = served(ctx);
+    const { user, session } = signed;
+    if (await totp.isEnrolled(s.realm.id, user.id)) return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=totp-exists`);
+    let enrolment;
+    try {
+      enrolment = await totp.startEnrolment(s.realm.id, user.id, user.email, s.realm.displayName);
+    } catch (err) {
+      // confirmed meanwhile in another tab
+      if (err instanceof LatchkeyError && err.status === 409) return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=totp-exists`);
+      throw err;
+    }
+    page(ctx, 'account-totp', {
+      layout: layoutFor(s, 'Set up an authenticator app'),
+      csrf: sessions.csrf(session),
+      totp: { qrSvg: enrolment.qrSvg, secret: enrolment.secret, action: ACCOUNT_PATHS.totp },
+      backUrl: ACCOUNT_PATHS.page,
+    });
+  });
+
+  router.post(ACCOUNT_PATHS.totp, async (ctx) => {
+    const g = await forForm(ctx, { fresh: true, returnTo: ACCOUNT_PATHS.totp });
+    if (!g) return;
+    const s = served(ctx);
+    const { user, session } = g.signed;
+    const code = (g.form.code ?? '').slice(0, 32);
+    if (await totp.confirmEnrolment(s.realm.id, user.id, code)) {
+      await securityEvent(s.realm.id, user.id, 'account.totp_enrolled');
+      // a first second factor comes with recovery codes, shown once, like enrolment during sign-in
+      if ((await recovery.remaining(s.realm.id, user.id)) === 0) {
+        const codes = await recovery.generate(s.realm.id, user.id);
+        await securityEvent(s.realm.id, user.id, 'account.recovery_codes_generated');
+        return showRecoveryCodes(ctx, session, codes);
+      }
+      return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=totp-on`);
+    }
+    if (await totp.isEnrolled(s.realm.id, user.id)) return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=totp-on`);
+    const pending = await pendingEnrolment(db, services.box, { realmId: s.realm.id, userId: user.id, label: user.email, issuer: s.realm.displayName });
+    // nothing pending any more (or unreadable): start the set-up again
+    if (!pending) return seeOther(ctx, ACCOUNT_PATHS.totp);
+    page(
+      ctx,
+      'account-totp',
+      {
+        layout: layoutFor(s, 'Set up an authenticator app'),
+        csrf: sessions.csrf(session),
+        totp: { qrSvg: pending.qrSvg, secret: pending.secret, action: ACCOUNT_PATHS.totp },
+        backUrl: ACCOUNT_PATHS.page,
+        error: /^\s*[0-9 ]+\s*$/.test(code)
+          ? 'That code is not right. Check the time on your device, wait for the next code and try again. After several wrong codes you have to wait a few minutes.'
+          : 'Enter the 6-digit code your authenticator app shows.',
+      },
+      400,
+    );
+  });
+
+  router.post(ACCOUNT_PATHS.totpRemove, async (ctx) => {
+    const g = await forForm(ctx, { fresh: true });
+    if (!g) return;
+    const s = served(ctx);
+    if (await totp.remove(s.realm.id, g.signed.user.id)) await securityEvent(s.realm.id, g.signed.user.id, 'account.totp_removed');
+    return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=totp-off`);
+  });
+
+  router.post(ACCOUNT_PATHS.recoveryCodes, async (ctx) => {
+    const g = await forForm(ctx, { fresh: true });
+    if (!g) return;
+    const s = served(ctx);
+    const codes = await recovery.generate(s.realm.id, g.signed.user.id);
+    await securityEvent(s.realm.id, g.signed.user.id, 'account.recovery_codes_generated');
+    showRecoveryCodes(ctx, g.signed.session, codes);
+  });
+
+  /** "I have saved my codes": back to the account page (no change, so no recent sign-in needed). */
+  router.post(ACCOUNT_PATHS.recoveryCodesDone, async (ctx) => {
+    const g = await forForm(ctx, { fresh: false });
+    if (!g) return;
+    return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=codes`);
+  });
+
+  return router;
+}

@@ -1,0 +1,132 @@
+import type { Db } from './knex.js';
+
+export interface CredentialRow {
+  id: string;
+  realmId: string;
+  userId: string;
+  rpId: string;
+  publicKey: string;
+  counter: number;
+  transports: string[];
+  deviceType: 'singleDevice' | 'multiDevice';
+  backedUp: boolean;
+  discoverable: boolean;
+  aaguid: string | null;
+  attestationFormat: string | null;
+  name: string;
+  createdAt: number;
+  lastUsedAt: number | null;
+}
+
+export interface ChallengeRow {
+  challenge: string;
+  realmId: string;
+  ceremony: 'registration' | 'authentication';
+  boundTo: string;
+  rpId: string;
+  userId: string | null;
+  expiresAt: number;
+}
+
+const toCredential = (r: any): CredentialRow => ({
+  id: r.id,
+  realmId: r.realm_id,
+  userId: r.user_id,
+  rpId: r.rp_id,
+  publicKey: r.public_key,
+  counter: Number(r.counter),
+  transports: JSON.parse(r.transports),
+  deviceType: r.device_type,
+  backedUp: Boolean(r.backed_up),
+  discoverable: Boolean(r.discoverable),
+  aaguid: r.aaguid ?? null,
+  attestationFormat: r.attestation_format ?? null,
+  name: r.name,
+  createdAt: Number(r.created_at),
+  lastUsedAt: r.last_used_at === null || r.last_used_at === undefined ? null : Number(r.last_used_at),
+});
+
+export const webauthnRepo = {
+  async credential(db: Db, realmId: string, id: string): Promise<CredentialRow | undefined> {
+    const row = await db('webauthn_credentials').where({ realm_id: realmId, id }).first();
+    return row ? toCredential(row) : undefined;
+  },
+  async credentialsOf(db: Db, realmId: string, userId: string, rpId?: string): Promise<CredentialRow[]> {
+    const q = db('webauthn_credentials').where({ realm_id: realmId, user_id: userId }).orderBy('created_at');
+    if (rpId) q.andWhere({ rp_id: rpId });
+    return (await q).map(toCredential);
+  },
+  async insertCredential(db: Db, c: CredentialRow): Promise<void> {
+    await db('webauthn_credentials').insert({
+      id: c.id,
+      realm_id: c.realmId,
+      user_id: c.userId,
+      rp_id: c.rpId,
+      public_key: c.publicKey,
+      counter: c.counter,
+      transports: JSON.stringify(c.transports),
+      device_type: c.deviceType,
+      backed_up: c.backedUp,
+      discoverable: c.discoverable,
+      aaguid: c.aaguid,
+      attestation_format: c.attestationFormat,
+      name: c.name,
+      created_at: c.createdAt,
+      last_used_at: c.lastUsedAt,
+    });
+  },
+  /** Moves the counter forward only: a concurrent use with the same counter loses. */
+  async recordUse(db: Db, realmId: string, id: string, oldCounter: number, newCounter: number, at: number): Promise<boolean> {
+    const q = db('webauthn_credentials').where({ realm_id: realmId, id });
+    if (newCounter > 0) q.andWhere('counter', '<', newCounter);
+    const changed = await q.update({ counter: newCounter, last_used_at: at });
+    return changed === 1 || (newCounter === 0 && oldCounter === 0);
+  },
+  async updateBackup(db: Db, realmId: string, id: string, backedUp: boolean): Promise<void> {
+    await db('webauthn_credentials').where({ realm_id: realmId, id }).update({ backed_up: backedUp });
+  },
+  async rename(db: Db, realmId: string, userId: string, id: string, name: string): Promise<number> {
+    return db('webauthn_credentials').where({ realm_id: realmId, user_id: userId, id }).update({ name });
+  },
+  async remove(db: Db, realmId: string, userId: string, id: string): Promise<number> {
+    return db('webauthn_credentials').where({ realm_id: realmId, user_id: userId, id }).delete();
+  },
+  async insertChallenge(db: Db, c: ChallengeRow): Promise<void> {
+    await db('webauthn_challenges').insert({
+      challenge: c.challenge,
+      realm_id: c.realmId,
+      ceremony: c.ceremony,
+      bound_to: c.boundTo,
+      rp_id: c.rpId,
+      user_id: c.userId,
+      expires_at: c.expiresAt,
+      used_at: null,
+    });
+  },
+  /**
+   * Uses a challenge once: it must exist for this realm, ceremony and binding, be unexpired and
+   * unused. The conditional update makes two concurrent uses impossible.
+   */
+  async consumeChallenge(db: Db, realmId: string, challenge: string, ceremony: ChallengeRow['ceremony'], boundTo: string, now: number): Promise<ChallengeRow | undefined> {
+    const row = await db('webauthn_challenges').where({ challenge, realm_id: realmId, ceremony, bound_to: boundTo }).first();
+    if (!row) return undefined;
+    const changed = await db('webauthn_challenges')
+      .where({ challenge, realm_id: realmId })
+      .whereNull('used_at')
+      .andWhere('expires_at', '>', now)
+      .update({ used_at: now });
+    if (changed !== 1) return undefined;
+    return {
+      challenge: row.challenge,
+      realmId: row.realm_id,
+      ceremony: row.ceremony,
+      boundTo: row.bound_to,
+      rpId: row.rp_id,
+      userId: row.user_id ?? null,
+      expiresAt: Number(row.expires_at),
+    };
+  },
+  async purgeChallenges(db: Db, now: number): Promise<number> {
+    return db('webauthn_challenges').where('expires_at', '<=', now - 3600_000).delete();
+  },
+};

@@ -1,0 +1,86 @@
+import type { Context } from 'koa';
+import type { InteractionResults } from 'oidc-provider';
+import { LatchkeyError } from '../errors.js';
+import type { ServedIssuer } from '../oidc/providers.js';
+import { readForm } from '../server/body.js';
+import { renderPage } from '../views/render.js';
+import { csrfValid } from './csrf.js';
+import { layoutFor } from './layout.js';
+
+export type Details = Awaited<ReturnType<ServedIssuer['provider']['interactionDetails']>>;
+
+export const served = (ctx: Context): ServedIssuer => ctx.state.served;
+
+export function page(ctx: Context, name: string, data: Record<string, unknown>, status = 200): void {
+  ctx.status = status;
+  ctx.type = 'html';
+  ctx.set('Cache-Control', 'no-store');
+  ctx.body = renderPage(name, data);
+}
+
+export function errorPage(ctx: Context, status: number, title: string, message: string, code?: string): void {
+  page(ctx, 'error', { layout: layoutFor(served(ctx), title), title, message, code }, status);
+}
+
+/** The interaction behind this request (its cookie must match the URL), or an error page and undefined. */
+export async function interactionOf(ctx: Context): Promise<Details | undefined> {
+  try {
+    const d = await served(ctx).provider.interactionDetails(ctx.req, ctx.res);
+    if (d.uid !== ctx.params.uid) throw new Error('interaction mismatch');
+    return d;
+  } catch {
+    if (ctx.is('application/json') || ctx.accepts('html', 'json') === 'json') {
+      throw new LatchkeyError('interaction_expired', 'This sign-in has expired or was opened in another browser. Start again from the application.', 400);
+    }
+    errorPage(ctx, 400, 'This sign-in has expired', 'This sign-in link has expired or was opened in another browser. Go back to the application and start again.', 'interaction_expired');
+    return undefined;
+  }
+}
+
+/** Reads a posted form and checks its CSRF token; renders the error page and returns undefined when it fails. */
+export async function checkedForm(ctx: Context, csrfKey: Buffer, d: Details, form?: Record<string, string>): Promise<Record<string, string> | undefined> {
+  const body = form ?? (await readForm(ctx));
+  if (!csrfValid(csrfKey, d.uid, body.csrf)) {
+    errorPage(ctx, 403, 'This form has expired', 'The form could not be verified. Go back and try again.', 'csrf_failed');
+    return undefined;
+  }
+  return body;
+}
+
+const JSON_LIMIT = 32 * 1024;
+
+/** Reads a JSON body (the passkey script's posts) and checks the CSRF header. */
+export async function checkedJson(ctx: Context, csrfKey: Buffer, d: Details): Promise<Record<string, unknown>> {
+  if (!csrfValid(csrfKey, d.uid, ctx.get('x-csrf-token'))) throw new LatchkeyError('csrf_failed', 'The request could not be verified. Reload the page and try again.', 403);
+  if (!ctx.is('application/json')) throw new LatchkeyError('unsupported_media_type', 'send JSON (content-type: application/json)', 415);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of ctx.req) {
+    size += (chunk as Buffer).length;
+    if (size > JSON_LIMIT) throw new LatchkeyError('request_too_large', `the request is larger than ${JSON_LIMIT} bytes`, 413);
+    chunks.push(chunk as Buffer);
+  }
+  try {
+    const parsed = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not an object');
+    return parsed;
+  } catch {
+    throw new LatchkeyError('invalid_request', 'the request body is not a JSON object', 400);
+  }
+}
+
+/** Hands the interaction's result to node-oidc-provider and returns where the browser goes next. */
+export async function resultUrl(ctx: Context, result: InteractionResults): Promise<string> {
+  return served(ctx).provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
+}
+
+export async function redirectWithResult(ctx: Context, result: InteractionResults): Promise<void> {
+  const url = await resultUrl(ctx, result);
+  ctx.status = 303;
+  ctx.redirect(url);
+}
+
+export function seeOther(ctx: Context, url: string): void {
+  ctx.status = 303;
+  ctx.redirect(url);
+}

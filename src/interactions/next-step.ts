@@ -1,0 +1,65 @@
+import type { Context } from 'koa';
+import type { UserRow } from '../db/users-repo.js';
+import type { SignInEvent } from '../events/bus.js';
+import { relyingParty } from '../passkeys/relying-party.js';
+import type { Services } from '../server/services.js';
+import { acrFor } from './acr.js';
+import { resultUrl, served, type Details } from './kit.js';
+import type { Progress, ProgressStore } from './progress.js';
+
+export type SignInMethod = SignInEvent['method'];
+
+/** Decides what follows a verified factor, and completes the sign-in when nothing does. */
+export class SignInSteps {
+  constructor(
+    private readonly services: Services,
+    private readonly progress: ProgressStore,
+  ) {}
+
+  /** Second factors this user can present on this issuer. */
+  async factors(ctx: Context, userId: string): Promise<{ totp: boolean; keys: number; passkeys: number }> {
+    const s = served(ctx);
+    const rp = relyingParty(s.realm, s.issuer);
+    const [totp, credentials] = await Promise.all([this.services.totp.isEnrolled(s.realm.id, userId), this.services.passkeys.credentials(s.realm.id, userId, rp.rpId)]);
+    return { totp, keys: credentials.length, passkeys: credentials.filter((c) => c.discoverable).length };
+  }
+
+  /**
+   * After a password (or a recovery code): the realm's MFA policy decides between a second factor,
+   * enrolment of one, the passkey offer, or the end of the sign-in.
+   */
+  async afterFirstFactor(ctx: Context, d: Details, user: UserRow, progress: Progress): Promise<string> {
+    const s = served(ctx);
+    const policy = s.realm.settings.mfa;
+    const f = await this.factors(ctx, user.id);
+    const next: Progress = { ...progress, userId: user.id, email: user.email };
+    if (progress.recovered) return this.#go(ctx, d, { ...next, stage: 'passkey-offer' });
+    if (policy !== 'off' && !progress.amr.includes('mfa') && (f.totp || f.keys)) return this.#go(ctx, d, { ...next, stage: 'mfa' });
+    if (policy === 'required' && !progress.amr.includes('mfa')) return this.#go(ctx, d, { ...next, stage: 'mfa-enrol' });
+    return this.afterSecondFactor(ctx, d, user, next);
+  }
+
+  /** Everything verified: offer a passkey when the user has none here (and did not snooze it), else finish. */
+  async afterSecondFactor(ctx: Context, d: Details, user: UserRow, progress: Progress): Promise<string> {
+    const s = served(ctx);
+    const offer = s.realm.settings.passkeys.offerAfterPassword && !progress.stepUp && progress.amr.includes('pwd');
+    if (offer && !(user.passkeyOfferSnoozedUntil && user.passkeyOfferSnoozedUntil > Date.now())) {
+      const f = await this.factors(ctx, user.id);
+      if (!f.passkeys) return this.#go(ctx, d, { ...progress, userId: user.id, stage: 'passkey-offer' });
+    }
+    return this.finish(ctx, d, user.id, progress.amr);
+  }
+
+  /** Ends the sign-in: node-oidc-provider gets the account, the methods used and the level reached. */
+  async finish(ctx: Context, d: Details, accountId: string, amr: string[]): Promise<string> {
+    const s = served(ctx);
+    await this.progress.clear(s.realm.id, d.uid);
+    const methods = [...new Set(amr)];
+    return resultUrl(ctx, { login: { accountId, amr: methods, acr: acrFor(methods, d.params.acr_values), remember: true } });
+  }
+
+  async #go(ctx: Context, d: Details, progress: Progress): Promise<string> {
+    await this.progress.put(served(ctx).realm.id, d.uid, progress);
+    return `/interaction/${d.uid}`;
+  }
+}

@@ -1,0 +1,151 @@
+import type Router from '@koa/router';
+import type { Context } from 'koa';
+import { LatchkeyError } from '../errors.js';
+import { relyingParty } from '../passkeys/relying-party.js';
+import { amrOf } from '../passkeys/service.js';
+import type { Services } from '../server/services.js';
+import { checkedJson, interactionOf, served, type Details } from './kit.js';
+import type { SignInSteps } from './next-step.js';
+import type { ProgressStore } from './progress.js';
+
+type Mode = 'conditional' | 'button' | 'identified' | 'second-factor';
+const MODES = new Set<Mode>(['conditional', 'button', 'identified', 'second-factor']);
+
+/** The JSON endpoints the sign-in pages' passkey script talks to. */
+export function passkeyRoutes(router: Router, services: Services, progress: ProgressStore, steps: SignInSteps): void {
+  const { passkeys, users, csrfKey, events } = services;
+  const bound = (d: Details) => `interaction:${d.uid}`;
+
+  function json(ctx: Context, body: unknown): void {
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = body;
+  }
+
+  async function start(ctx: Context): Promise<{ d: Details; body: Record<string, unknown> }> {
+    const d = await interactionOf(ctx);
+    if (!d) throw new LatchkeyError('interaction_expired', 'This sign-in has expired. Start again from the application.', 400);
+    const body = await checkedJson(ctx, csrfKey, d);
+    if (d.prompt.name !== 'login') throw new LatchkeyError('wrong_step', 'This sign-in is already complete.', 400);
+    return { d, body };
+  }
+
+  function emit(ctx: Context, d: Details, type: 'signin.success' | 'signin.failure', method: 'passkey' | 'security-key', extra: Record<string, unknown>): void {
+    const s = served(ctx);
+    events.emit({
+      type,
+      at: new Date().toISOString(),
+      realm: s.realm.id,
+      issuer: s.issuer,
+      method,
+      clientId: typeof d.params.client_id === 'string' ? d.params.client_id : undefined,
+      address: ctx.ip,
+      userAgent: ctx.get('user-agent') || undefined,
+      ...extra,
+    });
+  }
+
+  router.post('/interaction/:uid/passkey/options', async (ctx) => {
+    const { d, body } = await start(ctx);
+    const s = served(ctx);
+    const mode = (MODES.has(body.mode as Mode) ? body.mode : 'button') as Mode;
+    const p = await progress.get(s.realm.id, d.uid);
+    let userId: string | undefined;
+    if (mode === 'second-factor') {
+      if (!p?.userId || p.stage !== 'mfa') throw new LatchkeyError('wrong_step', 'Sign in with your password first.', 400);
+      userId = p.userId;
+    } else if (mode === 'identified' && p?.email) {
+      userId = (await users.findByEmail(s.realm.id, p.email))?.id;
+    }
+    const options = await passkeys.authenticationOptions({
+      realmId: s.realm.id,
+      rp: relyingParty(s.realm, s.issuer),
+      boundTo: bound(d),
+      purpose: mode === 'second-factor' ? 'second-factor' : 'first-factor',
+      userId,
+    });
+    json(ctx, options);
+  });
+
+  router.post('/interaction/:uid/passkey/verify', async (ctx) => {
+    const { d, body } = await start(ctx);
+    const s = served(ctx);
+    const p = await progress.get(s.realm.id, d.uid);
+    const secondFactor = p?.stage === 'mfa' && Boolean(p.userId);
+    const method = secondFactor ? 'security-key' : 'passkey';
+    let verified;
+    try {
+      verified = await passkeys.verifyAuthentication({
+        realmId: s.realm.id,
+        rp: relyingParty(s.realm, s.issuer),
+        boundTo: bound(d),
+        purpose: secondFactor ? 'second-factor' : 'first-factor',
+        response: body.response as any,
+        expectedUserId: secondFactor ? p!.userId : undefined,
+      });
+    } catch (err) {
+      emit(ctx, d, 'signin.failure', method, { reason: (err as LatchkeyError).code ?? 'passkey_failed' });
+      throw err;
+    }
+    const user = await users.findById(s.realm.id, verified.credential.userId);
+    if (!user || user.disabled) {
+      emit(ctx, d, 'signin.failure', method, { reason: 'account_disabled' });
+      throw new LatchkeyError('account_disabled', 'This account is disabled. Contact your administrator.', 401);
+    }
+    emit(ctx, d, 'signin.success', method, { userId: user.id });
+    const factor = amrOf(verified.credential);
+    if (secondFactor) {
+      return json(ctx, { redirect: await steps.afterSecondFactor(ctx, d, user, { ...p!, amr: [...p!.amr, factor, 'mfa'] }) });
+    }
+    // a passkey with user verification is two factors in one: something you have, and a PIN or biometric
+    const amr = verified.userVerified ? [factor, 'user', 'mfa'] : [factor, 'user'];
+    json(ctx, { redirect: await steps.finish(ctx, d, user.id, amr) });
+  });
+
+  /** Registration during sign-in: the passkey offer, a passkey after recovery, or a security key as required second factor. */
+  router.post('/interaction/:uid/passkey/register/options', async (ctx) => {
+    const { d } = await start(ctx);
+    const s = served(ctx);
+    const p = await progress.get(s.realm.id, d.uid);
+    if (!p?.userId || (p.stage !== 'passkey-offer' && p.stage !== 'mfa-enrol')) throw new LatchkeyError('wrong_step', 'Sign in before adding a passkey.', 400);
+    const user = await users.findById(s.realm.id, p.userId);
+    if (!user) throw new LatchkeyError('wrong_step', 'Sign in before adding a passkey.', 400);
+    json(
+      ctx,
+      await passkeys.registrationOptions({
+        realmId: s.realm.id,
+        settings: s.realm.settings,
+        rp: relyingParty(s.realm, s.issuer),
+        user: { id: user.id, email: user.email, name: user.name },
+        boundTo: bound(d),
+        kind: p.stage === 'mfa-enrol' ? 'security-key' : 'passkey',
+      }),
+    );
+  });
+
+  router.post('/interaction/:uid/passkey/register/verify', async (ctx) => {
+    const { d, body } = await start(ctx);
+    const s = served(ctx);
+    const p = await progress.get(s.realm.id, d.uid);
+    if (!p?.userId || (p.stage !== 'passkey-offer' && p.stage !== 'mfa-enrol')) throw new LatchkeyError('wrong_step', 'Sign in before adding a passkey.', 400);
+    const user = await users.findById(s.realm.id, p.userId);
+    if (!user) throw new LatchkeyError('wrong_step', 'Sign in before adding a passkey.', 400);
+    const kind = p.stage === 'mfa-enrol' ? 'security-key' : 'passkey';
+    const credential = await passkeys.verifyRegistration({
+      realmId: s.realm.id,
+      settings: s.realm.settings,
+      rp: relyingParty(s.realm, s.issuer),
+      user: { id: user.id, email: user.email, name: user.name },
+      boundTo: bound(d),
+      kind,
+      response: body.response as any,
+      name: typeof body.name === 'string' ? body.name : undefined,
+    });
+    if (kind === 'security-key') {
+      // enrolled as the required second factor: it was just used with user presence, so the sign-in is multi-factor
+      await progress.put(s.realm.id, d.uid, { ...p, stage: 'recovery-codes', amr: [...p.amr, amrOf(credential), 'mfa'] });
+      return json(ctx, { redirect: `/interaction/${d.uid}` });
+    }
+    // a passkey registered with user verification: the sign-in completes
+    json(ctx, { redirect: await steps.finish(ctx, d, user.id, p.amr) });
+  });
+}

@@ -1,0 +1,41 @@
+import type { Db } from '../db/knex.js';
+import { progressRepo } from '../db/progress-repo.js';
+
+export type Stage = 'identify' | 'password' | 'passkey' | 'mfa' | 'mfa-enrol' | 'recovery-codes' | 'passkey-offer';
+
+/**
+ * A sign-in's state between pages, stored server-side (never in the browser): who was identified,
+ * which factors have been verified, and what comes next.
+ */
+export interface Progress {
+  stage: Stage;
+  email?: string;
+  /** Set once a first factor (password, passkey, recovery code, or a live session for step-up) is verified. */
+  userId?: string;
+  /** RFC 8176 methods verified so far in this sign-in. */
+  amr: string[];
+  /** The first factor was a recovery code of a passwordless user: lead them to a new passkey. */
+  recovered?: boolean;
+  /** Recovery codes were already shown for this sign-in (they are shown once). */
+  codesShown?: boolean;
+  /** A step-up of a live session rather than a fresh sign-in. */
+  stepUp?: boolean;
+}
+
+const TTL_MS = 30 * 60 * 1000;
+
+export class ProgressStore {
+  constructor(private readonly db: Db) {}
+
+  async get(realmId: string, uid: string): Promise<Progress | undefined> {
+    return (await progressRepo.get(this.db, realmId, uid, Date.now())) as Progress | undefined;
+  }
+
+  async put(realmId: string, uid: string, progress: Progress): Promise<void> {
+    await progressRepo.put(this.db, realmId, uid, progress as unknown as Record<string, unknown>, Date.now() + TTL_MS);
+  }
+
+  async clear(realmId: string, uid: string): Promise<void> {
+    await progressRepo.remove(this.db, realmId, uid);
+  }
+}

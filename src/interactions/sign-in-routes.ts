@@ -1,0 +1,350 @@
+import type Router from '@koa/router';
+import type { Context } from 'koa';
+import type { UserRow } from '../db/users-repo.js';
+import type { SignInEvent } from '../events/bus.js';
+import type { Services } from '../server/services.js';
+import { readForm } from '../server/body.js';
+import { wantsMultiFactor } from './acr.js';
+import { csrfToken } from './csrf.js';
+import { checkedForm, interactionOf, page, seeOther, served, type Details } from './kit.js';
+import { layoutFor } from './layout.js';
+import type { SignInSteps } from './next-step.js';
+import type { Progress, ProgressStore } from './progress.js';
+
+const MAX_EMAIL = 320;
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+const FAR_FUTURE = 8_640_000_000_000_000;
+
+/** Identifier-first sign-in, passwords, second factors, enrolment and the passkey offer. */
+export function signInRoutes(router: Router, services: Services, progress: ProgressStore, steps: SignInSteps): void {
+  const { users, throttle, events, csrfKey, totp, recovery } = services;
+  const url = (d: Details, path = '') => `/interaction/${d.uid}${path}`;
+
+  function event(ctx: Context, d: Details, type: SignInEvent['type'], method: SignInEvent['method'], extra: Partial<SignInEvent> = {}): void {
+    const s = served(ctx);
+    events.emit({
+      type,
+      at: new Date().toISOString(),
+      realm: s.realm.id,
+      issuer: s.issuer,
+      method,
+      clientId: typeof d.params.client_id === 'string' ? d.params.client_id : undefined,
+      address: ctx.ip,
+      userAgent: ctx.get('user-agent') || undefined,
+      ...extra,
+    });
+  }
+
+  async function clientName(ctx: Context, d: Details): Promise<string | undefined> {
+    const client = await served(ctx).provider.Client.find(String(d.params.client_id));
+    return client?.clientName ?? client?.clientId;
+  }
+
+  const passkeyUrls = (d: Details) => ({ optionsUrl: url(d, '/passkey/options'), verifyUrl: url(d, '/passkey/verify') });
+  const registerUrls = (d: Details) => ({ optionsUrl: url(d, '/passkey/register/options'), verifyUrl: url(d, '/passkey/register/verify') });
+
+  /** Where a sign-in starts: fresh, a re-authentication (max_age, prompt=login) or a step-up of a live session. */
+  async function initialProgress(ctx: Context, d: Details): Promise<Progress> {
+    const accountId = d.session?.accountId;
+    const user = accountId ? await users.findById(served(ctx).realm.id, accountId) : undefined;
+    if (!user || user.disabled) return { stage: 'identify', amr: [] };
+    const reasons = (d.prompt.reasons ?? []) as string[];
+    if (reasons.includes('mfa_required') && wantsMultiFactor(d.params.acr_values)) {
+      // step-up: the live session is the first factor; ask for (or set up) a second one
+      const f = await steps.factors(ctx, user.id);
+      return { stage: f.totp || f.keys ? 'mfa' : 'mfa-enrol', userId: user.id, email: user.email, amr: ['pwd'], stepUp: true };
+    }
+    // re-authentication of the signed-in user: straight to their method
+    return identified(ctx, user.email, user);
+  }
+
+  async function identified(ctx: Context, email: string, user: UserRow | undefined): Promise<Progress> {
+    if (user && !user.disabled) {
+      const f = await steps.factors(ctx, user.id);
+      if (f.passkeys) return { stage: 'passkey', email, amr: [] };
+    }
+    // unknown emails get the password step too, so the answer does not reveal whether an account exists
+    return { stage: 'password', email, amr: [] };
+  }
+
+  async function render(ctx: Context, d: Details, p: Progress, extra: { error?: string; status?: number } = {}): Promise<void> {
+    const s = served(ctx);
+    const csrf = csrfToken(csrfKey, d.uid);
+    const name = await clientName(ctx, d);
+    const user = p.userId ? await users.findById(s.realm.id, p.userId) : p.email ? await users.findByEmail(s.realm.id, p.email) : undefined;
+    const common = { csrf, error: extra.error, clientName: name, changeEmailAction: url(d, '/restart'), abortAction: url(d, '/abort') };
+    const status = extra.status ?? 200;
+    switch (p.stage) {
+      case 'identify':
+        return page(ctx, 'login', { ...common, layout: layoutFor(s, 'Sign in'), action: url(d, '/identify'), email: p.email ?? (typeof d.params.login_hint === 'string' ? d.params.login_hint : ''), passkey: passkeyUrls(d) }, status);
+      case 'password': {
+        const f = user ? await steps.factors(ctx, user.id) : { passkeys: 0 };
+        return page(ctx, 'password', { ...common, layout: layoutFor(s, 'Enter your password'), action: url(d, '/login'), email: p.email, passkey: f.passkeys ? passkeyUrls(d) : undefined }, status);
+      }
+      case 'passkey':
+        return page(
+          ctx,
+          'passkey',
+          {
+            ...common,
+            layout: layoutFor(s, 'Use your passkey'),
+            email: p.email,
+            passkey: passkeyUrls(d),
+            passwordUrl: user?.passwordHash ? url(d, '?method=password') : undefined,
+            recoveryUrl: url(d, '?method=recovery'),
+          },
+          status,
+        );
+      case 'mfa': {
+        const f = p.userId ? await steps.factors(ctx, p.userId) : { totp: false, keys: 0 };
+        return page(
+          ctx,
+          'mfa',
+          {
+            ...common,
+            layout: layoutFor(s, 'Verify it’s you'),
+            securityKey: f.keys ? passkeyUrls(d) : undefined,
+            totpAction: f.totp ? url(d, '/totp') : undefined,
+            recoveryAction: url(d, '/recovery'),
+          },
+          status,
+        );
+      }
+      case 'mfa-enrol': {
+        if (!user) return render(ctx, d, { stage: 'identify', amr: [] });
+        const enrolment = await totp.pendingOrStartEnrolment(s.realm.id, user.id, user.email, s.realm.displayName);
+        return page(
+          ctx,
+          'mfa-enrol',
+          {
+            ...common,
+            layout: layoutFor(s, 'Set up a second step'),
+            required: s.realm.settings.mfa === 'required' || p.stepUp,
+            totp: { qrSvg: enrolment.qrSvg, secret: enrolment.secret, action: url(d, '/totp/enrol') },
+            securityKey: registerUrls(d),
+            register: registerUrls(d),
+          },
+          status,
+        );
+      }
+      case 'recovery-codes': {
+        if (!p.userId) return render(ctx, d, { stage: 'identify', amr: [] });
+        // shown once: a reload does not show (or change) them again
+        const codes = p.codesShown ? [] : await recovery.generate(s.realm.id, p.userId);
+        await progress.put(s.realm.id, d.uid, { ...p, codesShown: true });
+        return page(ctx, 'recovery-codes', { ...common, layout: layoutFor(s, 'Save your recovery codes'), codes, alreadyShown: Boolean(p.codesShown), action: url(d, '/continue') }, status);
+      }
+      case 'passkey-offer':
+        return page(
+          ctx,
+          'passkey-offer',
+          {
+            ...common,
+            layout: layoutFor(s, 'Create a passkey'),
+            register: registerUrls(d),
+            recovered: Boolean(p.recovered),
+            skipAction: url(d, '/offer/skip'),
+            neverAction: p.recovered ? undefined : url(d, '/offer/never'),
+          },
+          status,
+        );
+    }
+  }
+
+  async function current(ctx: Context, d: Details): Promise<Progress> {
+    const s = served(ctx);
+    const existing = await progress.get(s.realm.id, d.uid);
+    if (existing) return existing;
+    const fresh = await initialProgress(ctx, d);
+    await progress.put(s.realm.id, d.uid, fresh);
+    return fresh;
+  }
+
+  router.get('/interaction/:uid', async (ctx, next) => {
+    const d = await interactionOf(ctx);
+    if (!d) return;
+    if (d.prompt.name !== 'login') return next();
+    let p = await current(ctx, d);
+    const method = ctx.query.method;
+    if (method === 'password' && p.stage === 'passkey' && p.email) {
+      const user = await users.findByEmail(served(ctx).realm.id, p.email);
+      if (user?.passwordHash) p = { ...p, stage: 'password' };
+    }
+    if (method === 'recovery' && p.stage === 'passkey' && p.email) {
+      return page(ctx, 'mfa', {
+        layout: layoutFor(served(ctx), 'Use a recovery code'),
+        csrf: csrfToken(csrfKey, d.uid),
+        recoveryAction: url(d, '/recovery'),
+        recoveryOpen: true,
+        changeEmailAction: url(d, '/restart'),
+      });
+    }
+    await progress.put(served(ctx).realm.id, d.uid, p);
+    return render(ctx, d, p);
+  });
+
+  router.post('/interaction/:uid/identify', async (ctx) => {
+    const form = await readForm(ctx);
+    const d = await interactionOf(ctx);
+    if (!d || !(await checkedForm(ctx, csrfKey, d, form))) return;
+    const email = (form.email ?? '').trim().slice(0, MAX_EMAIL);
+    if (!EMAIL.test(email)) {
+      return render(ctx, d, { stage: 'identify', email, amr: [] }, { error: 'Enter a valid email address, like name@example.com.', status: 400 });
+    }
+    const user = await users.findByEmail(served(ctx).realm.id, email);
+    await progress.put(served(ctx).realm.id, d.uid, await identified(ctx, email, user));
+    return seeOther(ctx, url(d));
+  });
+
+  router.post('/interaction/:uid/restart', async (ctx) => {
+    const form = await readForm(ctx);
+    const d = await interactionOf(ctx);
+    if (!d || !(await checkedForm(ctx, csrfKey, d, form))) return;
+    await progress.put(served(ctx).realm.id, d.uid, { stage: 'identify', amr: [] });
+    return seeOther(ctx, url(d));
+  });
+
+  router.post('/interaction/:uid/login', async (ctx) => {
+    const s = served(ctx);
+    const form = await readForm(ctx);
+    const d = await interactionOf(ctx);
+    if (!d || !(await checkedForm(ctx, csrfKey, d, form))) return;
+    if (d.prompt.name !== 'login') return page(ctx, 'error', { layout: layoutFor(s, 'Already signed in'), title: 'Already signed in', message: 'This step is already done. Go back to the application.', code: 'wrong_step' }, 400);
+    const email = (form.email ?? '').trim().slice(0, MAX_EMAIL);
+    const password = form.password ?? '';
+    const p: Progress = { stage: 'password', email, amr: [] };
+    if (!email || !password) {
+      event(ctx, d, 'signin.failure', 'password', { reason: 'invalid_input' });
+      return render(ctx, d, email ? p : { stage: 'identify', amr: [] }, { error: 'Enter your email and your password.', status: 400 });
+    }
+    if (password.length > services.config.passwords.maxLength * 4) {
+      event(ctx, d, 'signin.failure', 'password', { reason: 'invalid_input' });
+      return render(ctx, d, p, { error: 'Incorrect email or password.', status: 401 });
+    }
+    const keys = { email, ip: ctx.ip };
+    const gate = await throttle.check(s.realm.id, keys);
+    if (!gate.allowed) {
+      event(ctx, d, 'signin.failure', 'password', { reason: 'throttled' });
+      const minutes = Math.max(1, Math.ceil(gate.retryAfterSeconds / 60));
+      ctx.set('Retry-After', String(gate.retryAfterSeconds));
+      return render(ctx, d, p, { error: `Too many failed attempts. Try again in ${minutes} minute${minutes === 1 ? '' : 's'}.`, status: 429 });
+    }
+    const result = await users.verifyPassword(s.realm.id, email, password);
+    if (!result.ok) {
+      await throttle.recordFailure(s.realm.id, keys);
+      event(ctx, d, 'signin.failure', 'password', { reason: result.reason });
+      const message = result.reason === 'account_disabled' ? 'This account is disabled. Contact your administrator.' : 'Incorrect email or password.';
+      return render(ctx, d, p, { error: message, status: 401 });
+    }
+    await throttle.recordSuccess(s.realm.id, keys);
+    event(ctx, d, 'signin.success', 'password', { userId: result.user.id });
+    return seeOther(ctx, await steps.afterFirstFactor(ctx, d, result.user, { ...p, amr: ['pwd'] }));
+  });
+
+  /** The second factor (or a step-up) by TOTP code. */
+  router.post('/interaction/:uid/totp', async (ctx) => {
+    const s = served(ctx);
+    const form = await readForm(ctx);
+    const d = await interactionOf(ctx);
+    if (!d || !(await checkedForm(ctx, csrfKey, d, form))) return;
+    const p = await progress.get(s.realm.id, d.uid);
+    if (!p?.userId || p.stage !== 'mfa') return render(ctx, d, { stage: 'identify', amr: [] }, { error: 'Start by entering your email.', status: 400 });
+    const user = await users.findById(s.realm.id, p.userId);
+    if (!user || user.disabled) return render(ctx, d, { stage: 'identify', amr: [] }, { error: 'This account cannot sign in.', status: 401 });
+    const verdict = await totp.verify(s.realm.id, user.id, form.code ?? '');
+    if (!verdict.ok) {
+      event(ctx, d, 'signin.failure', 'totp', { reason: `totp_${verdict.reason}` });
+      const message =
+        verdict.reason === 'reused'
+          ? 'That code was already used. Wait for the next code from your app.'
+          : verdict.reason === 'rate_limited'
+            ? 'Too many wrong codes. Wait a few minutes and try again.'
+            : 'That code is not right. Check the time on your device and try again.';
+      return render(ctx, d, p, { error: message, status: verdict.reason === 'rate_limited' ? 429 : 401 });
+    }
+    event(ctx, d, 'signin.success', 'totp', { userId: user.id });
+    return seeOther(ctx, await steps.afterSecondFactor(ctx, d, user, { ...p, amr: [...p.amr, 'otp', 'mfa'] }));
+  });
+
+  /** Confirms TOTP enrolment during sign-in (MFA required, or a step-up without a factor). */
+  router.post('/interaction/:uid/totp/enrol', async (ctx) => {
+    const s = served(ctx);
+    const form = await readForm(ctx);
+    const d = await interactionOf(ctx);
+    if (!d || !(await checkedForm(ctx, csrfKey, d, form))) return;
+    const p = await progress.get(s.realm.id, d.uid);
+    if (!p?.userId || p.stage !== 'mfa-enrol') return render(ctx, d, { stage: 'identify', amr: [] }, { error: 'Start by entering your email.', status: 400 });
+    if (!(await totp.confirmEnrolment(s.realm.id, p.userId, form.code ?? ''))) {
+      const user = await users.findById(s.realm.id, p.userId);
+      return page(ctx, 'mfa-enrol', {
+        layout: layoutFor(s, 'Set up a second step'),
+        csrf: csrfToken(csrfKey, d.uid),
+        error: 'That code is not right. Scan the QR code again or type the key, then enter the current code.',
+        required: true,
+        totp: { ...(await totp.pendingOrStartEnrolment(s.realm.id, p.userId, user?.email ?? '', s.realm.displayName)), action: url(d, '/totp/enrol') },
+        securityKey: registerUrls(d),
+        register: registerUrls(d),
+      }, 400);
+    }
+    await progress.put(s.realm.id, d.uid, { ...p, stage: 'recovery-codes', amr: [...p.amr, 'otp', 'mfa'] });
+    return seeOther(ctx, url(d));
+  });
+
+  /** A recovery code: second factor after a password, or first factor of a passkey-only user who lost every device. */
+  router.post('/interaction/:uid/recovery', async (ctx) => {
+    const s = served(ctx);
+    const form = await readForm(ctx);
+    const d = await interactionOf(ctx);
+    if (!d || !(await checkedForm(ctx, csrfKey, d, form))) return;
+    const p = await progress.get(s.realm.id, d.uid);
+    const user = p?.userId ? await users.findById(s.realm.id, p.userId) : p?.email && p.stage === 'passkey' ? await users.findByEmail(s.realm.id, p.email) : undefined;
+    if (!p || !user || user.disabled) return render(ctx, d, { stage: 'identify', amr: [] }, { error: 'Start by entering your email.', status: 400 });
+    const keys = { email: `recovery:${user.id}`, ip: ctx.ip };
+    const gate = await throttle.check(s.realm.id, keys);
+    if (!gate.allowed || !(await recovery.consume(s.realm.id, user.id, form.code ?? ''))) {
+      if (gate.allowed) await throttle.recordFailure(s.realm.id, keys);
+      event(ctx, d, 'signin.failure', 'recovery-code', { reason: gate.allowed ? 'invalid_recovery_code' : 'throttled' });
+      return page(ctx, 'mfa', {
+        layout: layoutFor(s, 'Use a recovery code'),
+        csrf: csrfToken(csrfKey, d.uid),
+        error: gate.allowed ? 'That recovery code is not valid or was already used.' : 'Too many attempts. Try again later.',
+        recoveryAction: url(d, '/recovery'),
+        recoveryOpen: true,
+        changeEmailAction: url(d, '/restart'),
+      }, gate.allowed ? 401 : 429);
+    }
+    await throttle.recordSuccess(s.realm.id, keys);
+    event(ctx, d, 'signin.success', 'recovery-code', { userId: user.id });
+    if (p.stage === 'mfa' && p.userId) return seeOther(ctx, await steps.afterSecondFactor(ctx, d, user, { ...p, amr: [...p.amr, 'otp', 'mfa'] }));
+    // a passkey-only user who lost their devices: signed in by the code, then led to a new passkey
+    return seeOther(ctx, await steps.afterFirstFactor(ctx, d, user, { ...p, userId: user.id, amr: ['otp'], recovered: true }));
+  });
+
+  router.post('/interaction/:uid/continue', async (ctx) => {
+    const s = served(ctx);
+    const form = await readForm(ctx);
+    const d = await interactionOf(ctx);
+    if (!d || !(await checkedForm(ctx, csrfKey, d, form))) return;
+    const p = await progress.get(s.realm.id, d.uid);
+    const user = p?.userId ? await users.findById(s.realm.id, p.userId) : undefined;
+    if (!p || !user || p.stage !== 'recovery-codes') return render(ctx, d, { stage: 'identify', amr: [] }, { error: 'Start by entering your email.', status: 400 });
+    return seeOther(ctx, await steps.afterSecondFactor(ctx, d, user, p));
+  });
+
+  for (const [path, days] of [['/interaction/:uid/offer/skip', 'snooze'], ['/interaction/:uid/offer/never', 'never']] as const) {
+    router.post(path, async (ctx) => {
+      const s = served(ctx);
+      const form = await readForm(ctx);
+      const d = await interactionOf(ctx);
+      if (!d || !(await checkedForm(ctx, csrfKey, d, form))) return;
+      const p = await progress.get(s.realm.id, d.uid);
+      if (!p?.userId || p.stage !== 'passkey-offer') return render(ctx, d, { stage: 'identify', amr: [] }, { error: 'Start by entering your email.', status: 400 });
+      if (!p.recovered) {
+        const until = days === 'never' ? FAR_FUTURE : Date.now() + s.realm.settings.passkeys.offerSnoozeDays * 86_400_000;
+        await users.snoozePasskeyOffer(s.realm.id, p.userId, until);
+      }
+      return seeOther(ctx, await steps.finish(ctx, d, p.userId, p.amr));
+    });
+  }
+
+}

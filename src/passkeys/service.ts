@@ -1,0 +1,262 @@
+import { randomBytes } from 'node:crypto';
+import {
+  generateAuthenticationOptions,
+  generateRegistrationOptions,
+  verifyAuthenticationResponse,
+  verifyRegistrationResponse,
+  type AuthenticationResponseJSON,
+  type PublicKeyCredentialCreationOptionsJSON,
+  type PublicKeyCredentialRequestOptionsJSON,
+  type RegistrationResponseJSON,
+} from '@simplewebauthn/server';
+import { decodeAttestationObject, isoBase64URL } from '@simplewebauthn/server/helpers';
+import type { Db } from '../db/knex.js';
+import { webauthnRepo, type CredentialRow } from '../db/webauthn-repo.js';
+import { LatchkeyError } from '../errors.js';
+import type { RealmSettings } from '../realms/settings.js';
+import { authenticatorName } from './aaguids.js';
+import type { RelyingParty } from './relying-party.js';
+
+/** A passkey signs in on its own (discoverable, user verification); a security key is a second factor. */
+export type CredentialKind = 'passkey' | 'security-key';
+export type AssertionPurpose = 'first-factor' | 'second-factor';
+
+export const CHALLENGE_TTL_MS = 5 * 60 * 1000;
+const NO_AAGUID = '00000000-0000-0000-0000-000000000000';
+/** EdDSA, ES256, RS256: what every current authenticator offers. */
+const SUPPORTED_ALGORITHMS = [-8, -7, -257];
+
+export interface PasskeyUser {
+  id: string;
+  email: string;
+  name: string | null;
+}
+
+const fail = (code: string, message: string, status = 400) => new LatchkeyError(code, message, status);
+
+/** The challenge a response answers, read from its clientDataJSON (verified again by SimpleWebAuthn). */
+function challengeOf(response: { response?: { clientDataJSON?: unknown } }): string {
+  const raw = response?.response?.clientDataJSON;
+  if (typeof raw !== 'string') throw fail('invalid_response', 'The passkey response is incomplete. Try again.');
+  try {
+    const data = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8')) as { challenge?: unknown };
+    if (typeof data.challenge !== 'string' || !data.challenge) throw new Error('no challenge');
+    return data.challenge;
+  } catch {
+    throw fail('invalid_response', 'The passkey response could not be read. Try again.');
+  }
+}
+
+export interface SecurityEventSink {
+  (event: { realmId: string; userId?: string; type: string; detail: Record<string, unknown> }): Promise<void>;
+}
+
+/**
+ * WebAuthn ceremonies: options with server-stored, single-use challenges bound to a ceremony and to a
+ * sign-in (or account session); verification against the realm's RP ID and origins.
+ */
+export class PasskeyService {
+  constructor(
+    private readonly db: Db,
+    private readonly securityEvent: SecurityEventSink,
+  ) {}
+
+  credentials(realmId: string, userId: string, rpId?: string): Promise<CredentialRow[]> {
+    return webauthnRepo.credentialsOf(this.db, realmId, userId, rpId);
+  }
+
+  async registrationOptions(input: {
+    realmId: string;
+    settings: RealmSettings;
+    rp: RelyingParty;
+    user: PasskeyUser;
+    boundTo: string;
+    kind: CredentialKind;
+  }): Promise<PublicKeyCredentialCreationOptionsJSON> {
+    const existing = await webauthnRepo.credentialsOf(this.db, input.realmId, input.user.id, input.rp.rpId);
+    const challenge = randomBytes(32).toString('base64url');
+    const passkey = input.kind === 'passkey';
+    const options = await generateRegistrationOptions({
+      rpName: input.rp.name,
+      rpID: input.rp.rpId,
+      userName: input.user.email,
+      userID: new TextEncoder().encode(input.user.id),
+      userDisplayName: input.user.name ?? input.user.email,
+      challenge,
+      timeout: CHALLENGE_TTL_MS,
+      attestationType: input.settings.passkeys.attestation === 'allowlist' ? 'direct' : 'none',
+      excludeCredentials: existing.map((c) => ({ id: c.id, transports: c.transports })),
+      authenticatorSelection: passkey
+        ? { residentKey: 'required', requireResidentKey: true, userVerification: 'required' }
+        : { residentKey: 'discouraged', userVerification: 'discouraged', authenticatorAttachment: 'cross-platform' },
+      supportedAlgorithmIDs: SUPPORTED_ALGORITHMS,
+    });
+    await webauthnRepo.insertChallenge(this.db, {
+      challenge: options.challenge,
+      realmId: input.realmId,
+      ceremony: 'registration',
+      boundTo: input.boundTo,
+      rpId: input.rp.rpId,
+      userId: input.user.id,
+      expiresAt: Date.now() + CHALLENGE_TTL_MS,
+    });
+    return options;
+  }
+
+  async verifyRegistration(input: {
+    realmId: string;
+    settings: RealmSettings;
+    rp: RelyingParty;
+    user: PasskeyUser;
+    boundTo: string;
+    kind: CredentialKind;
+    response: RegistrationResponseJSON;
+    name?: string;
+  }): Promise<CredentialRow> {
+    const challenge = await webauthnRepo.consumeChallenge(this.db, input.realmId, challengeOf(input.response), 'registration', input.boundTo, Date.now());
+    if (!challenge || challenge.userId !== input.user.id || challenge.rpId !== input.rp.rpId) {
+      throw fail('challenge_invalid', 'This passkey request has expired or was already used. Start again.');
+    }
+    let verification;
+    try {
+      verification = await verifyRegistrationResponse({
+        response: input.response,
+        expectedChallenge: challenge.challenge,
+        expectedOrigin: input.rp.origins,
+        expectedRPID: input.rp.rpId,
+        requireUserVerification: input.kind === 'passkey',
+        supportedAlgorithmIDs: SUPPORTED_ALGORITHMS,
+      });
+    } catch (err) {
+      throw fail('registration_failed', `The passkey could not be registered: ${(err as Error).message}`);
+    }
+    if (!verification.verified) throw fail('registration_failed', 'The passkey could not be verified.');
+    const info = verification.registrationInfo;
+    const aaguid = info.aaguid && info.aaguid !== NO_AAGUID ? info.aaguid : null;
+    const policy = input.settings.passkeys;
+    if (policy.attestation === 'allowlist') {
+      const statement = decodeAttestationObject(info.attestationObject).get('attStmt');
+      const hasCertificate = Array.isArray(statement?.get('x5c')) && (statement!.get('x5c') as unknown[]).length > 0;
+      // self attestation (no certificate) proves nothing about the device: it never passes an allow-list
+      if (info.fmt === 'none' || !hasCertificate || !aaguid || !policy.aaguids.map((a) => a.toLowerCase()).includes(aaguid.toLowerCase())) {
+        await this.securityEvent({ realmId: input.realmId, userId: input.user.id, type: 'passkey.attestation_rejected', detail: { aaguid, fmt: info.fmt } });
+        throw fail('authenticator_not_allowed', 'This authenticator is not on the list your organisation allows. Use an approved security key.');
+      }
+    }
+    const credentialId = info.credential.id;
+    if (await webauthnRepo.credential(this.db, input.realmId, credentialId)) throw fail('already_registered', 'This authenticator is already registered.');
+    const now = Date.now();
+    const name = (input.name ?? '').trim().slice(0, 64) || authenticatorName(aaguid) || (input.kind === 'passkey' ? 'Passkey' : 'Security key');
+    const row: CredentialRow = {
+      id: credentialId,
+      realmId: input.realmId,
+      userId: input.user.id,
+      rpId: input.rp.rpId,
+      publicKey: isoBase64URL.fromBuffer(info.credential.publicKey),
+      counter: info.credential.counter,
+      transports: (info.credential.transports ?? []) as string[],
+      deviceType: info.credentialDeviceType,
+      backedUp: info.credentialBackedUp,
+      discoverable: input.kind === 'passkey',
+      aaguid,
+      attestationFormat: info.fmt,
+      name,
+      createdAt: now,
+      lastUsedAt: null,
+    };
+    await webauthnRepo.insertCredential(this.db, row);
+    return row;
+  }
+
+  async authenticationOptions(input: {
+    realmId: string;
+    rp: RelyingParty;
+    boundTo: string;
+    purpose: AssertionPurpose;
+    /** Known user (identifier-first, second factor): offer only their credentials for this RP ID. */
+    userId?: string;
+  }): Promise<PublicKeyCredentialRequestOptionsJSON> {
+    const allow = input.userId ? await webauthnRepo.credentialsOf(this.db, input.realmId, input.userId, input.rp.rpId) : [];
+    const usable = input.purpose === 'first-factor' ? allow.filter((c) => c.discoverable) : allow;
+    if (input.userId && !usable.length) throw fail('no_credentials', 'There is no passkey for this account on this site.');
+    const options = await generateAuthenticationOptions({
+      rpID: input.rp.rpId,
+      challenge: randomBytes(32).toString('base64url'),
+      timeout: CHALLENGE_TTL_MS,
+      userVerification: input.purpose === 'first-factor' ? 'required' : 'discouraged',
+      allowCredentials: usable.map((c) => ({ id: c.id, transports: c.transports })),
+    });
+    await webauthnRepo.insertChallenge(this.db, {
+      challenge: options.challenge,
+      realmId: input.realmId,
+      ceremony: 'authentication',
+      boundTo: input.boundTo,
+      rpId: input.rp.rpId,
+      userId: input.userId ?? null,
+      expiresAt: Date.now() + CHALLENGE_TTL_MS,
+    });
+    return options;
+  }
+
+  /** Verifies an assertion; returns the credential and the user it belongs to. */
+  async verifyAuthentication(input: {
+    realmId: string;
+    rp: RelyingParty;
+    boundTo: string;
+    purpose: AssertionPurpose;
+    response: AuthenticationResponseJSON;
+    expectedUserId?: string;
+  }): Promise<{ credential: CredentialRow; userVerified: boolean }> {
+    const challenge = await webauthnRepo.consumeChallenge(this.db, input.realmId, challengeOf(input.response), 'authentication', input.boundTo, Date.now());
+    if (!challenge || challenge.rpId !== input.rp.rpId) throw fail('challenge_invalid', 'This passkey request has expired or was already used. Try again.');
+    const credentialId = typeof input.response?.id === 'string' ? input.response.id : '';
+    const credential = credentialId ? await webauthnRepo.credential(this.db, input.realmId, credentialId) : undefined;
+    if (!credential || credential.rpId !== input.rp.rpId) throw fail('unknown_credential', 'This passkey is not registered for this site.');
+    if ((challenge.userId && challenge.userId !== credential.userId) || (input.expectedUserId && input.expectedUserId !== credential.userId)) {
+      throw fail('unknown_credential', 'This passkey belongs to another account.');
+    }
+    if (input.purpose === 'first-factor' && !credential.discoverable) throw fail('unknown_credential', 'This security key is a second factor: sign in with your password first.');
+    const userHandle = input.response.response?.userHandle;
+    if (userHandle && Buffer.from(userHandle, 'base64url').toString('utf8') !== credential.userId) throw fail('unknown_credential', 'This passkey belongs to another account.');
+    let verification;
+    try {
+      verification = await verifyAuthenticationResponse({
+        response: input.response,
+        expectedChallenge: challenge.challenge,
+        expectedOrigin: input.rp.origins,
+        expectedRPID: input.rp.rpId,
+        credential: { id: credential.id, publicKey: isoBase64URL.toBuffer(credential.publicKey), counter: credential.counter, transports: credential.transports as any },
+        requireUserVerification: input.purpose === 'first-factor',
+      });
+    } catch (err) {
+      const message = (err as Error).message ?? '';
+      if (/counter/i.test(message)) {
+        await this.securityEvent({ realmId: input.realmId, userId: credential.userId, type: 'passkey.counter_regression', detail: { credentialId: credential.id, storedCounter: credential.counter } });
+        throw fail('counter_regression', 'This passkey reported an unexpected use count and was refused; it may have been copied. Use another sign-in method and contact your administrator.');
+      }
+      throw fail('assertion_failed', `The passkey could not be verified: ${message}`);
+    }
+    if (!verification.verified) throw fail('assertion_failed', 'The passkey could not be verified.');
+    const info = verification.authenticationInfo;
+    const moved = await webauthnRepo.recordUse(this.db, input.realmId, credential.id, credential.counter, info.newCounter, Date.now());
+    if (!moved) {
+      await this.securityEvent({ realmId: input.realmId, userId: credential.userId, type: 'passkey.counter_regression', detail: { credentialId: credential.id, storedCounter: credential.counter, newCounter: info.newCounter } });
+      throw fail('counter_regression', 'This passkey reported an unexpected use count and was refused.');
+    }
+    if (info.credentialBackedUp !== credential.backedUp) await webauthnRepo.updateBackup(this.db, input.realmId, credential.id, info.credentialBackedUp);
+    return { credential: { ...credential, counter: info.newCounter, backedUp: info.credentialBackedUp }, userVerified: info.userVerified };
+  }
+
+  async rename(realmId: string, userId: string, id: string, name: string): Promise<void> {
+    const trimmed = name.trim();
+    if (!trimmed || trimmed.length > 64) throw fail('invalid_input', 'A passkey name must be 1 to 64 characters.');
+    if (!(await webauthnRepo.rename(this.db, realmId, userId, id, trimmed))) throw fail('not_found', 'That passkey does not exist.', 404);
+  }
+
+  async remove(realmId: string, userId: string, id: string): Promise<void> {
+    if (!(await webauthnRepo.remove(this.db, realmId, userId, id))) throw fail('not_found', 'That passkey does not exist.', 404);
+  }
+}
+
+/** RFC 8176 method for a credential: synced passkeys are software keys, device-bound ones hardware keys. */
+export const amrOf = (credential: Pick<CredentialRow, 'deviceType'>): 'swk' | 'hwk' => (credential.deviceType === 'multiDevice' ? 'swk' : 'hwk');
