@@ -25,7 +25,8 @@ export interface ProviderDeps {
 }
 
 const SCOPE_CLAIMS = {
-  openid: ['sub'],
+  // every ID token says how (amr, RFC 8176), when and at which level (acr) the user signed in
+  openid: ['sub', 'acr', 'amr', 'auth_time'],
   email: ['email', 'email_verified'],
   profile: ['name', 'picture', 'updated_at'],
 };

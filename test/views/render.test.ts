@@ -125,23 +125,23 @@ describe('renderPage', () => {
     expect(form?.attrs.method).toBe('post');
     expect(html).toContain('<input type="hidden" name="csrf" value="tok-123">');
     expect(html.match(/name="csrf" value="tok-123"/g)).toHaveLength(2); // sign-in and cancel forms
-    expect(html).toMatch(/<button [^>]*type="submit">Sign in<\/button>/);
+    expect(html).toMatch(/<button [^>]*type="submit">Continue<\/button>/);
+    // Identifier first: no password on this step, and no passkey scripts without passkey endpoints.
+    expect(html).not.toContain('type="password"');
+    expect(html).not.toContain('lk-passkey-button');
+    expect(html).not.toMatch(/<main [^>]*data-lk-/);
     expect(html).toMatch(/<form [^>]*action="\/interaction\/uid1\/abort">\s*<input type="hidden" name="csrf" value="tok-123">\s*<button [^>]*type="submit">Cancel<\/button>/);
     expect(html).toContain('<div id="lk-error" class="lk-alert" role="alert" aria-live="assertive"><p>Invalid email or password.</p></div>');
   });
 
-  it('labels Email and Password and sets the expected input attributes', () => {
+  it('labels Email and sets the expected input attributes', () => {
     const html = renderPage('login', samples.login!);
     const email = labelTarget(html, 'Email');
     expect(email.attrs).toMatchObject({ name: 'email', type: 'email', autocomplete: 'username webauthn', value: 'ada@example.com' });
     expect('required' in email.attrs).toBe(true);
-    const password = labelTarget(html, 'Password');
-    expect(password.attrs).toMatchObject({ name: 'password', type: 'password', autocomplete: 'current-password' });
-    expect('required' in password.attrs).toBe(true);
-    expect(password.attrs['aria-describedby']).toBe('lk-error');
-    // With the email already filled in, the password gets the focus.
-    expect('autofocus' in password.attrs).toBe(true);
-    expect('autofocus' in email.attrs).toBe(false);
+    expect('autofocus' in email.attrs).toBe(true);
+    expect(email.attrs['aria-describedby']).toBe('lk-error');
+    expect(email.attrs['aria-invalid']).toBe('true');
   });
 
   it('focuses the email field on a fresh sign-in page and keeps the alert region empty', () => {

@@ -1,0 +1,62 @@
+import { expect } from 'vitest';
+import type { SoftAuthenticator } from './authenticator.js';
+import { Browser, parseForm } from './http.js';
+
+/** A sign-in page as the passkey script sees it: where it is, its interaction and its CSRF token. */
+export interface SignInPage {
+  url: URL;
+  html: string;
+  status: number;
+  uid: string;
+  csrf: string;
+}
+
+export async function readPage(step: { res: Response; url: URL }): Promise<SignInPage> {
+  const html = await step.res.text();
+  const uid = /\/interaction\/([^/"?]+)/.exec(html)?.[1] ?? /\/interaction\/([^/?]+)/.exec(step.url.pathname)?.[1] ?? '';
+  const csrf = /name="csrf" value="([^"]+)"/.exec(html)?.[1] ?? /data-lk-csrf="([^"]+)"/.exec(html)?.[1] ?? '';
+  return { url: step.url, html, status: step.res.status, uid, csrf };
+}
+
+/** POSTs JSON the way views/assets/passkeys.js does (CSRF header, same cookies). */
+export async function postJson(browser: Browser, page: SignInPage, path: string, body: unknown, csrf = page.csrf): Promise<{ status: number; body: any }> {
+  const res = await browser.request(new URL(`/interaction/${page.uid}${path}`, page.url), { method: 'POST', json: body, headers: { 'x-csrf-token': csrf } });
+  const text = await res.text();
+  let parsed: any = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    /* not JSON */
+  }
+  return { status: res.status, body: parsed };
+}
+
+/** Posts one of the page's forms (found by a fragment of its action) and follows redirects. */
+export async function submit(browser: Browser, page: SignInPage, actionContains: string, fields: Record<string, string>, stopAt: string) {
+  const form = parseForm(page.html, actionContains);
+  expect(form.action, `no form posting to ${actionContains} on ${page.url.href}`).toContain(actionContains);
+  return browser.follow(new URL(form.action, page.url), { form: { ...form.fields, ...fields } }, stopAt);
+}
+
+/** Runs a passkey sign-in ceremony on a page: options, the authenticator's assertion, verification. */
+export async function passkeyAssertion(
+  browser: Browser,
+  page: SignInPage,
+  authenticator: SoftAuthenticator,
+  mode: 'button' | 'conditional' | 'identified' | 'second-factor',
+  origin = page.url.origin,
+): Promise<{ status: number; body: any; assertion: any }> {
+  const options = await postJson(browser, page, '/passkey/options', { mode });
+  expect(options.status, JSON.stringify(options.body)).toBe(200);
+  const assertion = await authenticator.getAssertion(options.body, origin);
+  const verified = await postJson(browser, page, '/passkey/verify', { response: assertion });
+  return { ...verified, assertion };
+}
+
+/** Registers a credential on a page offering it (passkey offer, MFA enrolment). */
+export async function passkeyRegistration(browser: Browser, page: SignInPage, authenticator: SoftAuthenticator, origin = page.url.origin, name?: string) {
+  const options = await postJson(browser, page, '/passkey/register/options', {});
+  expect(options.status, JSON.stringify(options.body)).toBe(200);
+  const response = await authenticator.createCredential(options.body, origin);
+  return postJson(browser, page, '/passkey/register/verify', { response, ...(name ? { name } : {}) });
+}
