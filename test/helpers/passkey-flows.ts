@@ -34,7 +34,8 @@ export async function postJson(browser: Browser, page: SignInPage, path: string,
 /** Posts one of the page's forms (found by a fragment of its action) and follows redirects. */
 export async function submit(browser: Browser, page: SignInPage, actionContains: string, fields: Record<string, string>, stopAt: string) {
   const form = parseForm(page.html, actionContains);
-  expect(form.action, `no form posting to ${actionContains} on ${page.url.href}`).toContain(actionContains);
+  // a trailing quote in `actionContains` pins the end of the action ('/totp"' is not '/totp/enrol')
+  expect(form.action, `no form posting to ${actionContains} on ${page.url.href}`).toContain(actionContains.replace(/"$/, ''));
   return browser.follow(new URL(form.action, page.url), { form: { ...form.fields, ...fields } }, stopAt);
 }
 

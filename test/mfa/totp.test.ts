@@ -1,4 +1,4 @@
-import { createHmac } from 'node:crypto';
+import { base32Decode, codeAt, codeForStep, hotp, stepOf } from '../helpers/totp.js';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { SecretBox } from '../../src/crypto/secret-box.js';
 import { factorsRepo } from '../../src/db/factors-repo.js';
@@ -7,38 +7,6 @@ import { TotpService, totpThrottleKey } from '../../src/mfa/totp.js';
 import { describeEachDatabase, freshDatabase, type TestDatabase } from '../helpers/databases.js';
 
 // ---- An independent RFC 6238 implementation (HMAC-SHA1, 6 digits, 30 s), used to compute codes. ----
-
-const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-
-function base32Decode(text: string): Buffer {
-  const out: number[] = [];
-  let bits = 0;
-  let value = 0;
-  for (const ch of text.replace(/=+$/, '').toUpperCase()) {
-    const index = BASE32.indexOf(ch);
-    if (index < 0) throw new Error(`not base32: ${ch}`);
-    value = ((value << 5) | index) & 0xffff;
-    bits += 5;
-    if (bits >= 8) {
-      out.push((value >>> (bits - 8)) & 0xff);
-      bits -= 8;
-    }
-  }
-  return Buffer.from(out);
-}
-
-function hotp(key: Buffer, counter: number, digits = 6): string {
-  const msg = Buffer.alloc(8);
-  msg.writeBigUInt64BE(BigInt(counter));
-  const mac = createHmac('sha1', key).update(msg).digest();
-  const offset = mac[mac.length - 1]! & 0x0f;
-  const binary = ((mac[offset]! & 0x7f) << 24) | (mac[offset + 1]! << 16) | (mac[offset + 2]! << 8) | mac[offset + 3]!;
-  return String(binary % 10 ** digits).padStart(digits, '0');
-}
-
-const stepOf = (ms: number): number => Math.floor(ms / 1000 / 30);
-const codeForStep = (secret: string, step: number): string => hotp(base32Decode(secret), step);
-const codeAt = (secret: string, ms: number): string => codeForStep(secret, stepOf(ms));
 
 /** A six-digit code matching none of the steps `step - 2 .. step + 2`. */
 function wrongCode(secret: string, step: number): string {

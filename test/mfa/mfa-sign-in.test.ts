@@ -1,0 +1,207 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { decodeJwt } from 'jose';
+import type * as oidc from 'openid-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SoftAuthenticator } from '../helpers/authenticator.js';
+import { authorizationRequest, discover, exchangeCode, PASSWORD, skipPasskeyOffer } from '../helpers/flows.js';
+import { Browser } from '../helpers/http.js';
+import { passkeyAssertion, passkeyRegistration, readPage, submit, type SignInPage } from '../helpers/passkey-flows.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+import { codeForStep, stepOf } from '../helpers/totp.js';
+
+const REDIRECT = 'http://app.example.test/cb';
+
+describe('second factors: TOTP, security keys, recovery codes, step-up', () => {
+  let server: TestServer;
+  const configs: Record<string, oidc.Configuration> = {};
+  const issuers: Record<string, string> = {};
+  const totpSecrets: Record<string, string> = {};
+  const recoveryCodes: Record<string, string[]> = {};
+
+  async function realm(id: string, settings: Record<string, unknown>) {
+    const dir = mkdtempSync(join(tmpdir(), 'latchkey-mfa-'));
+    writeFileSync(join(dir, 's.json'), JSON.stringify(settings));
+    const issuer = `http://${id}.localhost:${server.port}`;
+    const created = await server.cli(['realm', 'create', '--id', id, '--issuer', issuer, '--settings', join(dir, 's.json')]);
+    expect(created.code, created.stderr).toBe(0);
+    const client = await server.cli(['client', 'create', '--realm', id, '--name', 'App', '--redirect-uri', REDIRECT, '--first-party']);
+    issuers[id] = issuer;
+    configs[id] = await discover(issuer, client.json.client_id, { client_secret: client.json.client_secret });
+  }
+
+  const user = async (realmId: string, email: string, password = true) =>
+    expect((await server.cli(['user', 'create', '--realm', realmId, '--email', email, ...(password ? ['--password-stdin'] : [])], password ? PASSWORD : undefined)).code).toBe(0);
+
+  beforeAll(async () => {
+    server = await startTestServer();
+    await realm('strict', { mfa: 'required' });
+    await realm('relaxed', { mfa: 'off' });
+    await user('strict', 'totp@example.test');
+    await user('strict', 'key@example.test');
+    await user('relaxed', 'step@example.test');
+    await user('default', 'lost@example.test', false);
+    const c = await server.cli(['client', 'create', '--realm', 'default', '--name', 'App', '--redirect-uri', REDIRECT, '--first-party']);
+    issuers.default = server.issuer;
+    configs.default = await discover(server.issuer, c.json.client_id, { client_secret: c.json.client_secret });
+  });
+  afterAll(async () => server?.close());
+
+  async function begin(realmId: string, browser: Browser, params: Record<string, string> = {}) {
+    const auth = await authorizationRequest(configs[realmId]!, REDIRECT, params);
+    const first = await browser.follow(auth.url, {}, REDIRECT);
+    return { auth, first };
+  }
+
+  async function password(browser: Browser, page: SignInPage, email: string): Promise<SignInPage> {
+    const pw = await readPage(await submit(browser, page, '/identify', { email }, REDIRECT));
+    return readPage(await submit(browser, pw, '/login', { email, password: PASSWORD }, REDIRECT));
+  }
+
+  async function land(realmId: string, browser: Browser, auth: any, step: { res: Response; url: URL }) {
+    const done = await skipPasskeyOffer(browser, step, REDIRECT);
+    expect(done.url.href.startsWith(REDIRECT), done.url.href).toBe(true);
+    return decodeJwt((await exchangeCode(configs[realmId]!, auth, done.url)).id_token!);
+  }
+
+  it('MFA required: a user without a second factor is walked through TOTP enrolment, then shown recovery codes once', async () => {
+    const browser = new Browser();
+    const { auth, first } = await begin('strict', browser);
+    const enrol = await password(browser, await readPage(first), 'totp@example.test');
+    expect(enrol.html).toContain('<svg');
+    const secret = /class="lk-secret"><code>([^<]+)<\/code>/.exec(enrol.html)?.[1]?.replace(/\s+/g, '');
+    expect(secret).toMatch(/^[A-Z2-7]{16,}$/);
+    totpSecrets.strict = secret!;
+    const wrong = await readPage(await submit(browser, enrol, '/totp/enrol', { code: '000000' }, REDIRECT));
+    expect(wrong.status).toBe(400);
+    expect(wrong.html).toContain(secret!.slice(0, 4)); // the same secret again: no need to scan anew
+    const codesPage = await readPage(await submit(browser, wrong, '/totp/enrol', { code: codeForStep(secret!, stepOf(Date.now())) }, REDIRECT));
+    const codes = [...codesPage.html.matchAll(/<li><code>([a-z0-9-]+)<\/code><\/li>/g)].map((m) => m[1]!);
+    expect(codes).toHaveLength(10);
+    recoveryCodes.strict = codes;
+    const again = await readPage(await browser.follow(codesPage.url, {}, REDIRECT));
+    expect(again.html).not.toContain(codes[0]!); // shown once
+    const claims = await land('strict', browser, auth, await submit(browser, codesPage, '/continue', {}, REDIRECT));
+    expect(claims.amr).toEqual(expect.arrayContaining(['pwd', 'otp', 'mfa']));
+    expect(claims.acr).toBe('urn:latchkey:loa:2');
+  });
+
+  it('TOTP as second factor: a used code is refused, a code outside the window is refused, the next one works', async () => {
+    const secret = totpSecrets.strict!;
+    const row = await server.services.db('totp_factors').first();
+    expect(row.secret).not.toContain(secret); // sealed at rest
+    const used = Number(row.last_used_step);
+    const browser = new Browser();
+    const { auth, first } = await begin('strict', browser);
+    const mfa = await password(browser, await readPage(first), 'totp@example.test');
+    expect(mfa.html).toContain('/totp"');
+    const reused = await readPage(await submit(browser, mfa, '/totp"', { code: codeForStep(secret, used) }, REDIRECT));
+    expect(reused.status).toBe(401);
+    expect(reused.html).toContain('already used');
+    const outside = await readPage(await submit(browser, reused, '/totp"', { code: codeForStep(secret, stepOf(Date.now()) + 3) }, REDIRECT));
+    expect(outside.status).toBe(401);
+    const ok = await submit(browser, outside, '/totp"', { code: codeForStep(secret, Math.max(used + 1, stepOf(Date.now()))) }, REDIRECT);
+    const claims = await land('strict', browser, auth, ok);
+    expect(claims.amr).toEqual(expect.arrayContaining(['pwd', 'otp', 'mfa']));
+  });
+
+  it('a recovery code works once as the second factor', async () => {
+    const code = recoveryCodes.strict![0]!;
+    const browser = new Browser();
+    const { auth, first } = await begin('strict', browser);
+    const mfa = await password(browser, await readPage(first), 'totp@example.test');
+    const claims = await land('strict', browser, auth, await submit(browser, mfa, '/recovery', { code: code.toUpperCase() }, REDIRECT));
+    expect(claims.amr).toEqual(expect.arrayContaining(['pwd', 'otp', 'mfa']));
+    const b2 = new Browser();
+    const second = await begin('strict', b2);
+    const mfa2 = await password(b2, await readPage(second.first), 'totp@example.test');
+    const refused = await readPage(await submit(b2, mfa2, '/recovery', { code }, REDIRECT));
+    expect(refused.status).toBe(401);
+  });
+
+  it('a security key enrolled as the required second factor, then used as one', async () => {
+    const key = new SoftAuthenticator({ backupEligible: false, attachment: 'cross-platform', userVerification: false });
+    const browser = new Browser();
+    const { auth, first } = await begin('strict', browser);
+    const enrol = await password(browser, await readPage(first), 'key@example.test');
+    const registered = await passkeyRegistration(browser, enrol, key, issuers.strict);
+    expect(registered.status, JSON.stringify(registered.body)).toBe(200);
+    const codesPage = await readPage(await browser.follow(new URL(registered.body.redirect, issuers.strict), {}, REDIRECT));
+    expect(codesPage.html).toContain('lk-codes');
+    const claims = await land('strict', browser, auth, await submit(browser, codesPage, '/continue', {}, REDIRECT));
+    expect(claims.amr).toEqual(expect.arrayContaining(['pwd', 'hwk', 'mfa']));
+
+    const b2 = new Browser();
+    const next = await begin('strict', b2);
+    const mfa = await password(b2, await readPage(next.first), 'key@example.test');
+    expect(mfa.html).toContain('lk-passkey-button');
+    const result = await passkeyAssertion(b2, mfa, key, 'second-factor', issuers.strict);
+    expect(result.status, JSON.stringify(result.body)).toBe(200);
+    const claims2 = await land('strict', b2, next.auth, await b2.follow(new URL(result.body.redirect, issuers.strict), {}, REDIRECT));
+    expect(claims2.amr).toEqual(expect.arrayContaining(['pwd', 'hwk', 'mfa']));
+    // a security key (not discoverable) cannot sign anyone in on its own
+    const b3 = new Browser();
+    const alone = await begin('strict', b3);
+    const solo = await passkeyAssertion(b3, await readPage(alone.first), key, 'button', issuers.strict);
+    expect(solo.status).toBe(400);
+  });
+
+  it('a passkey-only user who lost every device signs in with a recovery code and is led to a new passkey', async () => {
+    const s = server.services;
+    const lost = (await s.users.findByEmail('default', 'lost@example.test'))!;
+    expect(lost.passwordHash).toBeNull();
+    const old = new SoftAuthenticator();
+    const rp = { rpId: 'localhost', origins: [server.issuer], name: 'Latchkey' };
+    const realm = await s.realms.get('default');
+    const options = await s.passkeys.registrationOptions({ realmId: 'default', settings: realm.settings, rp, user: { id: lost.id, email: lost.email, name: null }, boundTo: 'test:setup', kind: 'passkey' });
+    await s.passkeys.verifyRegistration({ realmId: 'default', settings: realm.settings, rp, user: { id: lost.id, email: lost.email, name: null }, boundTo: 'test:setup', kind: 'passkey', response: await old.createCredential(options, server.issuer) });
+    const [code] = await s.recovery.generate('default', lost.id);
+
+    const browser = new Browser();
+    const { auth, first } = await begin('default', browser);
+    const passkeyPage = await readPage(await submit(browser, await readPage(first), '/identify', { email: 'lost@example.test' }, REDIRECT));
+    expect(passkeyPage.html).not.toContain('name="password"');
+    expect(passkeyPage.html).not.toContain('method=password'); // no password to fall back to
+    const recoveryPage = await readPage(await browser.follow(new URL(`/interaction/${passkeyPage.uid}?method=recovery`, server.issuer), {}, REDIRECT));
+    const offer = await readPage(await submit(browser, recoveryPage, '/recovery', { code: code! }, REDIRECT));
+    expect(offer.html).toContain('/offer/skip');
+    expect(offer.html).not.toContain('/offer/never');
+    const fresh = new SoftAuthenticator();
+    const registered = await passkeyRegistration(browser, offer, fresh, server.issuer);
+    expect(registered.status).toBe(200);
+    const done = await browser.follow(new URL(registered.body.redirect, server.issuer), {}, REDIRECT);
+    const claims = decodeJwt((await exchangeCode(configs.default!, auth, done.url)).id_token!);
+    expect(claims.amr).toEqual(['otp']);
+    expect(await s.passkeys.credentials('default', lost.id)).toHaveLength(2);
+  });
+
+  it('step-up: acr_values asking for multi-factor forces the second factor inside a live session', async () => {
+    const s = server.services;
+    const stepUser = (await s.users.findByEmail('relaxed', 'step@example.test'))!;
+    const enrolment = await s.totp.startEnrolment('relaxed', stepUser.id, stepUser.email, 'Relaxed');
+    const enrolStep = stepOf(Date.now());
+    expect(await s.totp.confirmEnrolment('relaxed', stepUser.id, codeForStep(enrolment.secret, enrolStep))).toBe(true);
+
+    const browser = new Browser();
+    const firstRun = await begin('relaxed', browser);
+    const afterPassword = await password(browser, await readPage(firstRun.first), 'step@example.test');
+    const single = await land('relaxed', browser, firstRun.auth, { res: new Response(afterPassword.html, { status: afterPassword.status }), url: afterPassword.url });
+    expect(single.amr).toEqual(['pwd']);
+    expect(single.acr).toBe('urn:latchkey:loa:1');
+
+    const stepUp = await begin('relaxed', browser, { acr_values: 'urn:latchkey:loa:2' });
+    const mfa = await readPage(stepUp.first);
+    expect(mfa.html).not.toContain('name="password"');
+    expect(mfa.html).toContain('name="code"');
+    const claims = await land('relaxed', browser, stepUp.auth, await submit(browser, mfa, '/totp"', { code: codeForStep(enrolment.secret, enrolStep + 1) }, REDIRECT));
+    expect(claims.acr).toBe('urn:latchkey:loa:2');
+    expect(claims.amr).toEqual(expect.arrayContaining(['otp', 'mfa']));
+    expect(claims.sub).toBe(single.sub);
+
+    // max_age=0: the live session is not enough, the user signs in again
+    const again = await begin('relaxed', browser, { max_age: '0' });
+    expect(again.first.url.href.startsWith(REDIRECT)).toBe(false);
+    expect(await again.first.res.text()).toContain('name="password"');
+  });
+});
