@@ -1,7 +1,7 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { LatchkeyError } from '../errors.js';
-import { relyingParty } from '../passkeys/relying-party.js';
+import { relyingParties, relyingParty } from '../passkeys/relying-party.js';
 import { amrOf } from '../passkeys/service.js';
 import type { Services } from '../server/services.js';
 import { checkedJson, interactionOf, served, type Details } from './kit.js';
@@ -58,7 +58,7 @@ export function passkeyRoutes(router: Router, services: Services, progress: Prog
     }
     const options = await passkeys.authenticationOptions({
       realmId: s.realm.id,
-      rp: relyingParty(s.realm, s.issuer),
+      rp: relyingParty(s.realm, s.issuer, { relatedOrigins: body.relatedOrigins === true }),
       boundTo: bound(d),
       purpose: mode === 'second-factor' ? 'second-factor' : 'first-factor',
       userId,
@@ -76,7 +76,7 @@ export function passkeyRoutes(router: Router, services: Services, progress: Prog
     try {
       verified = await passkeys.verifyAuthentication({
         realmId: s.realm.id,
-        rp: relyingParty(s.realm, s.issuer),
+        rp: relyingParties(s.realm, s.issuer),
         boundTo: bound(d),
         purpose: secondFactor ? 'second-factor' : 'first-factor',
         response: body.response as any,
@@ -103,7 +103,7 @@ export function passkeyRoutes(router: Router, services: Services, progress: Prog
 
   /** Registration during sign-in: the passkey offer, a passkey after recovery, or a security key as required second factor. */
   router.post('/interaction/:uid/passkey/register/options', async (ctx) => {
-    const { d } = await start(ctx);
+    const { d, body: options } = await start(ctx);
     const s = served(ctx);
     const p = await progress.get(s.realm.id, d.uid);
     if (!p?.userId || (p.stage !== 'passkey-offer' && p.stage !== 'mfa-enrol')) throw new LatchkeyError('wrong_step', 'Sign in before adding a passkey.', 400);
@@ -114,7 +114,7 @@ export function passkeyRoutes(router: Router, services: Services, progress: Prog
       await passkeys.registrationOptions({
         realmId: s.realm.id,
         settings: s.realm.settings,
-        rp: relyingParty(s.realm, s.issuer),
+        rp: relyingParty(s.realm, s.issuer, { relatedOrigins: options.relatedOrigins === true }),
         user: { id: user.id, email: user.email, name: user.name },
         boundTo: bound(d),
         kind: p.stage === 'mfa-enrol' ? 'security-key' : 'passkey',
@@ -133,7 +133,7 @@ export function passkeyRoutes(router: Router, services: Services, progress: Prog
     const credential = await passkeys.verifyRegistration({
       realmId: s.realm.id,
       settings: s.realm.settings,
-      rp: relyingParty(s.realm, s.issuer),
+      rp: relyingParties(s.realm, s.issuer),
       user: { id: user.id, email: user.email, name: user.name },
       boundTo: bound(d),
       kind,

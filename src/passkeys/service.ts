@@ -106,7 +106,8 @@ export class PasskeyService {
   async verifyRegistration(input: {
     realmId: string;
     settings: RealmSettings;
-    rp: RelyingParty;
+    /** The RP (or candidate RPs) of this issuer; the stored challenge says which one the ceremony used. */
+    rp: RelyingParty | RelyingParty[];
     user: PasskeyUser;
     boundTo: string;
     kind: CredentialKind;
@@ -114,7 +115,8 @@ export class PasskeyService {
     name?: string;
   }): Promise<CredentialRow> {
     const challenge = await webauthnRepo.consumeChallenge(this.db, input.realmId, challengeOf(input.response), 'registration', input.boundTo, Date.now());
-    if (!challenge || challenge.userId !== input.user.id || challenge.rpId !== input.rp.rpId) {
+    const rp = challenge && pickRp(input.rp, challenge.rpId);
+    if (!challenge || !rp || challenge.userId !== input.user.id) {
       throw fail('challenge_invalid', 'This passkey request has expired or was already used. Start again.');
     }
     let verification;
@@ -122,8 +124,8 @@ export class PasskeyService {
       verification = await verifyRegistrationResponse({
         response: input.response,
         expectedChallenge: challenge.challenge,
-        expectedOrigin: input.rp.origins,
-        expectedRPID: input.rp.rpId,
+        expectedOrigin: rp.origins,
+        expectedRPID: rp.rpId,
         requireUserVerification: input.kind === 'passkey',
         supportedAlgorithmIDs: SUPPORTED_ALGORITHMS,
       });
@@ -151,7 +153,7 @@ export class PasskeyService {
       id: credentialId,
       realmId: input.realmId,
       userId: input.user.id,
-      rpId: input.rp.rpId,
+      rpId: rp.rpId,
       publicKey: isoBase64URL.fromBuffer(info.credential.publicKey),
       counter: info.credential.counter,
       transports: (info.credential.transports ?? []) as string[],
@@ -201,17 +203,18 @@ export class PasskeyService {
   /** Verifies an assertion; returns the credential and the user it belongs to. */
   async verifyAuthentication(input: {
     realmId: string;
-    rp: RelyingParty;
+    rp: RelyingParty | RelyingParty[];
     boundTo: string;
     purpose: AssertionPurpose;
     response: AuthenticationResponseJSON;
     expectedUserId?: string;
   }): Promise<{ credential: CredentialRow; userVerified: boolean }> {
     const challenge = await webauthnRepo.consumeChallenge(this.db, input.realmId, challengeOf(input.response), 'authentication', input.boundTo, Date.now());
-    if (!challenge || challenge.rpId !== input.rp.rpId) throw fail('challenge_invalid', 'This passkey request has expired or was already used. Try again.');
+    const rp = challenge && pickRp(input.rp, challenge.rpId);
+    if (!challenge || !rp) throw fail('challenge_invalid', 'This passkey request has expired or was already used. Try again.');
     const credentialId = typeof input.response?.id === 'string' ? input.response.id : '';
     const credential = credentialId ? await webauthnRepo.credential(this.db, input.realmId, credentialId) : undefined;
-    if (!credential || credential.rpId !== input.rp.rpId) throw fail('unknown_credential', 'This passkey is not registered for this site.');
+    if (!credential || credential.rpId !== rp.rpId) throw fail('unknown_credential', 'This passkey is not registered for this site.');
     if ((challenge.userId && challenge.userId !== credential.userId) || (input.expectedUserId && input.expectedUserId !== credential.userId)) {
       throw fail('unknown_credential', 'This passkey belongs to another account.');
     }
@@ -223,8 +226,8 @@ export class PasskeyService {
       verification = await verifyAuthenticationResponse({
         response: input.response,
         expectedChallenge: challenge.challenge,
-        expectedOrigin: input.rp.origins,
-        expectedRPID: input.rp.rpId,
+        expectedOrigin: rp.origins,
+        expectedRPID: rp.rpId,
         credential: { id: credential.id, publicKey: isoBase64URL.toBuffer(credential.publicKey), counter: credential.counter, transports: credential.transports as any },
         requireUserVerification: input.purpose === 'first-factor',
       });
@@ -256,6 +259,11 @@ export class PasskeyService {
   async remove(realmId: string, userId: string, id: string): Promise<void> {
     if (!(await webauthnRepo.remove(this.db, realmId, userId, id))) throw fail('not_found', 'That passkey does not exist.', 404);
   }
+}
+
+/** The candidate RP whose RP ID a stored challenge was issued for. */
+function pickRp(rp: RelyingParty | RelyingParty[], rpId: string): RelyingParty | undefined {
+  return (Array.isArray(rp) ? rp : [rp]).find((r) => r.rpId === rpId);
 }
 
 /** RFC 8176 method for a credential: synced passkeys are software keys, device-bound ones hardware keys. */

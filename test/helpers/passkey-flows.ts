@@ -46,8 +46,9 @@ export async function passkeyAssertion(
   authenticator: SoftAuthenticator,
   mode: 'button' | 'conditional' | 'identified' | 'second-factor',
   origin = page.url.origin,
+  capabilities: { relatedOrigins?: boolean } = {},
 ): Promise<{ status: number; body: any; assertion: any }> {
-  const options = await postJson(browser, page, '/passkey/options', { mode });
+  const options = await postJson(browser, page, '/passkey/options', { mode, ...capabilities });
   expect(options.status, JSON.stringify(options.body)).toBe(200);
   const assertion = await authenticator.getAssertion(options.body, origin);
   const verified = await postJson(browser, page, '/passkey/verify', { response: assertion });
@@ -55,8 +56,15 @@ export async function passkeyAssertion(
 }
 
 /** Registers a credential on a page offering it (passkey offer, MFA enrolment). */
-export async function passkeyRegistration(browser: Browser, page: SignInPage, authenticator: SoftAuthenticator, origin = page.url.origin, name?: string) {
-  const options = await postJson(browser, page, '/passkey/register/options', {});
+export async function passkeyRegistration(
+  browser: Browser,
+  page: SignInPage,
+  authenticator: SoftAuthenticator,
+  origin = page.url.origin,
+  name?: string,
+  capabilities: { relatedOrigins?: boolean } = {},
+) {
+  const options = await postJson(browser, page, '/passkey/register/options', { ...capabilities });
   expect(options.status, JSON.stringify(options.body)).toBe(200);
   const response = await authenticator.createCredential(options.body, origin);
   return postJson(browser, page, '/passkey/register/verify', { response, ...(name ? { name } : {}) });

@@ -32,13 +32,13 @@ describe('passkeys across a realm\'s domains', () => {
     return readPage(await browser.follow(auth.url, {}, REDIRECT));
   }
 
-  async function enrolOn(issuer: string, realmId: string, authenticator: SoftAuthenticator) {
+  async function enrolOn(issuer: string, realmId: string, authenticator: SoftAuthenticator, capabilities: { relatedOrigins?: boolean } = {}) {
     const browser = new Browser();
     const page = await signInPage(issuer, realmId, browser);
     const pw = await readPage(await submit(browser, page, '/identify', { email: `ada@${realmId}.test` }, REDIRECT));
     const offer = await readPage(await submit(browser, pw, '/login', { email: `ada@${realmId}.test`, password: PASSWORD }, REDIRECT));
-    const options = await postJson(browser, offer, '/passkey/register/options', {});
-    const registered = await passkeyRegistration(browser, offer, authenticator, issuer);
+    const options = await postJson(browser, offer, '/passkey/register/options', { ...capabilities });
+    const registered = await passkeyRegistration(browser, offer, authenticator, issuer, undefined, capabilities);
     expect(registered.status, JSON.stringify(registered.body)).toBe(200);
     return options;
   }
@@ -78,16 +78,23 @@ describe('passkeys across a realm\'s domains', () => {
     expect(await wellKnown.json()).toEqual({ origins: [primary, other] });
     expect((await testFetch(`${other}/.well-known/webauthn`)).status).toBe(404);
 
+    // a browser supporting Related Origin Requests enrols on the secondary domain with the primary RP ID ...
     const authenticator = new SoftAuthenticator();
-    const registration = await enrolOn(other!, 'shared', authenticator); // enrolled on the secondary domain
+    const registration = await enrolOn(other!, 'shared', authenticator, { relatedOrigins: true });
     expect(registration.body.rp.id).toBe('c.localhost');
-
+    // ... and the one passkey signs in on every domain
     for (const issuer of [primary!, other!]) {
       const browser = new Browser();
       const page = await signInPage(issuer, 'shared', browser);
-      const result = await passkeyAssertion(browser, page, authenticator, 'button', issuer);
+      const result = await passkeyAssertion(browser, page, authenticator, 'button', issuer, { relatedOrigins: true });
       expect(result.status, `${issuer}: ${JSON.stringify(result.body)}`).toBe(200);
       expect(new URL(result.body.redirect, issuer).origin).toBe(issuer);
     }
+    // a browser without it falls back to a per-domain passkey on the secondary domain
+    const browser = new Browser();
+    const page = await signInPage(other!, 'shared', browser);
+    const options = await postJson(browser, page, '/passkey/options', { mode: 'button', relatedOrigins: false });
+    expect(options.body.rpId).toBe('d.localhost');
+    await expect(authenticator.getAssertion(options.body, other!)).rejects.toThrow();
   });
 });

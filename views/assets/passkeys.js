@@ -131,6 +131,36 @@
     });
   }
 
+  /**
+   * Whether this browser supports WebAuthn Related Origin Requests: the server then uses the realm's
+   * primary domain as RP ID on every domain; otherwise each domain keeps passkeys of its own.
+   */
+  var relatedOriginsSupport = (function () {
+    try {
+      if (window.PublicKeyCredential && typeof window.PublicKeyCredential.getClientCapabilities === 'function') {
+        return window.PublicKeyCredential.getClientCapabilities().then(
+          function (caps) {
+            return Boolean(caps && caps.relatedOrigins);
+          },
+          function () {
+            return false;
+          },
+        );
+      }
+    } catch (e) {
+      /* older browsers */
+    }
+    return Promise.resolve(false);
+  })();
+
+  /** Ask for ceremony options, telling the server what this browser can do. */
+  function postOptions(url, body) {
+    return relatedOriginsSupport.then(function (ror) {
+      body.relatedOrigins = ror;
+      return postJSON(url, body);
+    });
+  }
+
   /** Act on a verify answer; true when the page is being left (keep the buttons disabled). */
   function follow(outcome) {
     if (outcome && typeof outcome.redirect === 'string' && outcome.redirect) {
@@ -216,7 +246,7 @@
     var current = function () {
       return generation === conditional.generation && !busy;
     };
-    postJSON(signIn.options, { mode: 'conditional' })
+    postOptions(signIn.options, { mode: 'conditional' })
       .then(function (optionsJSON) {
         if (!current()) return undefined;
         conditional.pending = generation;
@@ -268,7 +298,7 @@
     setDisabled(signInButton, true);
     clearError();
     var mode = (signInButton.getAttribute('data-lk-passkey-mode') || '').trim() || 'button';
-    postJSON(signIn.options, { mode: mode })
+    postOptions(signIn.options, { mode: mode })
       .then(function (optionsJSON) {
         return lib.startAuthentication({ optionsJSON: optionsJSON });
       })
@@ -298,7 +328,7 @@
     stopConditional();
     setDisabled(createButton, true);
     clearError();
-    postJSON(register.options, {})
+    postOptions(register.options, {})
       .then(function (optionsJSON) {
         return lib.startRegistration({ optionsJSON: optionsJSON });
       })
