@@ -188,7 +188,8 @@ describeWithBrowser('passkeys.js in Chromium', () => {
 
     const id = await registerPasskey('  Work laptop ');
     const [options] = postsTo('/api/register/options');
-    expect(options!.body).toEqual({});
+    // the browser's Related Origin Requests support travels with every options request (Chromium has it)
+    expect(options!.body).toEqual({ relatedOrigins: true });
     expect(options!.headers['x-csrf-token']).toBe(CSRF);
     expect(options!.headers['content-type']).toBe('application/json');
     const [verify] = postsTo('/api/register/verify');
@@ -216,7 +217,7 @@ describeWithBrowser('passkeys.js in Chromium', () => {
     // the virtual authenticator answers a conditional request at once, like a user picking the passkey
     await page.goto(`${origin}/login`);
     await page.waitForURL(`${origin}/done`);
-    expect(postsTo('/api/signin/options').map((p) => p.body)).toEqual([{ mode: 'conditional' }]);
+    expect(postsTo('/api/signin/options').map((p) => p.body)).toEqual([{ mode: 'conditional', relatedOrigins: true }]);
     const [verify] = postsTo('/api/signin/verify');
     expect(verify!.headers['x-csrf-token']).toBe(CSRF);
     expect(verify!.headers['content-type']).toBe('application/json');
@@ -235,13 +236,13 @@ describeWithBrowser('passkeys.js in Chromium', () => {
     const button = page.getByRole('button', { name: 'Sign in with a passkey' });
     await expect.poll(() => button.isVisible()).toBe(true);
     expect(await page.locator('.lk-divider').isVisible()).toBe(true);
-    await expect.poll(() => postsTo('/api/signin/options').map((p) => p.body)).toEqual([{ mode: 'conditional' }]);
+    await expect.poll(() => postsTo('/api/signin/options').map((p) => p.body)).toEqual([{ mode: 'conditional', relatedOrigins: true }]);
     await page.waitForTimeout(300);
     expect(page.url()).toBe(`${origin}/login`);
     await cdp.send('WebAuthn.setAutomaticPresenceSimulation', { authenticatorId, enabled: true });
     await button.click();
     await page.waitForURL(`${origin}/done`);
-    expect(postsTo('/api/signin/options').map((p) => p.body)).toEqual([{ mode: 'conditional' }, { mode: 'button' }]);
+    expect(postsTo('/api/signin/options').map((p) => p.body)).toEqual([{ mode: 'conditional', relatedOrigins: true }, { mode: 'button', relatedOrigins: true }]);
     expect(postsTo('/api/signin/verify')).toHaveLength(1);
     expect(seen.errors).toEqual([]);
   });
@@ -255,7 +256,7 @@ describeWithBrowser('passkeys.js in Chromium', () => {
     await button.click();
     await expect.poll(() => page.locator('#lk-error').textContent()).toBe('That passkey is not registered here.');
     expect(await button.isDisabled()).toBe(false);
-    expect(postsTo('/api/signin/options').map((p) => p.body)).toEqual([{ mode: 'identified' }]); // no autofill on this page
+    expect(postsTo('/api/signin/options').map((p) => p.body)).toEqual([{ mode: 'identified', relatedOrigins: true }]); // no autofill on this page
     verifyAnswer = { status: 200, body: { redirect: '/done' } };
     await button.click();
     await page.waitForURL(`${origin}/done`);
