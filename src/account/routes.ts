@@ -109,7 +109,7 @@ export function accountRoutes(services: Services): Router {
     let live = Boolean(user && !user.disabled);
     if (live && session.opSession) {
       // signing out (here or from any application) ends the provider's session, and with it this one
-      const op = await s.provider.Session.findByUid(session.opSession).catch(() => undefined);
+      const op = await s.provider.Session.findByUid(session.opSession);
       live = Boolean(op && op.accountId === session.sub);
     }
     if (!live) {

@@ -145,6 +145,11 @@ export function passkeyRoutes(router: Router, services: Services, progress: Prog
       await progress.put(s.realm.id, d.uid, { ...p, stage: 'recovery-codes', amr: [...p.amr, amrOf(credential), 'mfa'] });
       return json(ctx, { redirect: `/interaction/${d.uid}` });
     }
+    if (p.passwordlessSignup) {
+      // the new account's only factor: its recovery codes are shown next, once
+      await progress.put(s.realm.id, d.uid, { ...p, passwordlessSignup: false, stage: 'recovery-codes', amr: [amrOf(credential), 'user', 'mfa'] });
+      return json(ctx, { redirect: `/interaction/${d.uid}` });
+    }
     // a passkey registered with user verification: the sign-in completes
     json(ctx, { redirect: await steps.finish(ctx, d, user.id, p.amr) });
   });

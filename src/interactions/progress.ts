@@ -18,6 +18,8 @@ export interface Progress {
   recovered?: boolean;
   /** Recovery codes were already shown for this sign-in (they are shown once). */
   codesShown?: boolean;
+  /** Signed up without a password just now: a passkey must be created before anything else. */
+  passwordlessSignup?: boolean;
   /** A step-up of a live session rather than a fresh sign-in. */
   stepUp?: boolean;
 }

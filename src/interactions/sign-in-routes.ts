@@ -61,7 +61,8 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
   async function identified(ctx: Context, email: string, user: UserRow | undefined): Promise<Progress> {
     if (user && !user.disabled) {
       const f = await steps.factors(ctx, user.id);
-      if (f.passkeys) return { stage: 'passkey', email, amr: [] };
+      // a passwordless user without a passkey here still gets the passkey step: it leads to recovery codes
+      if (f.passkeys || !user.passwordHash) return { stage: 'passkey', email, amr: [] };
     }
     // unknown emails get the password step too, so the answer does not reveal whether an account exists
     return { stage: 'password', email, amr: [] };
@@ -76,7 +77,19 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     const status = extra.status ?? 200;
     switch (p.stage) {
       case 'identify':
-        return page(ctx, 'login', { ...common, layout: layoutFor(s, 'Sign in'), action: url(d, '/identify'), email: p.email ?? (typeof d.params.login_hint === 'string' ? d.params.login_hint : ''), passkey: passkeyUrls(d) }, status);
+        return page(
+          ctx,
+          'login',
+          {
+            ...common,
+            layout: layoutFor(s, 'Sign in'),
+            action: url(d, '/identify'),
+            email: p.email ?? (typeof d.params.login_hint === 'string' ? d.params.login_hint : ''),
+            passkey: passkeyUrls(d),
+            signupUrl: s.realm.settings.signup ? url(d, '/signup') : undefined,
+          },
+          status,
+        );
       case 'password': {
         const f = user ? await steps.factors(ctx, user.id) : { passkeys: 0 };
         return page(ctx, 'password', { ...common, layout: layoutFor(s, 'Enter your password'), action: url(d, '/login'), email: p.email, passkey: f.passkeys ? passkeyUrls(d) : undefined }, status);
@@ -143,8 +156,9 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
             layout: layoutFor(s, 'Create a passkey'),
             register: registerUrls(d),
             recovered: Boolean(p.recovered),
-            skipAction: url(d, '/offer/skip'),
-            neverAction: p.recovered ? undefined : url(d, '/offer/never'),
+            // a passwordless sign-up has no other way in: the passkey is not optional
+            skipAction: p.passwordlessSignup ? undefined : url(d, '/offer/skip'),
+            neverAction: p.recovered || p.passwordlessSignup ? undefined : url(d, '/offer/never'),
           },
           status,
         );
@@ -193,6 +207,65 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     }
     const user = await users.findByEmail(served(ctx).realm.id, email);
     await progress.put(served(ctx).realm.id, d.uid, await identified(ctx, email, user));
+    return seeOther(ctx, url(d));
+  });
+
+  function signupPage(ctx: Context, d: Details, data: { email?: string; name?: string; error?: string }, status = 200): void {
+    page(
+      ctx,
+      'signup',
+      {
+        layout: layoutFor(served(ctx), 'Create your account'),
+        action: url(d, '/signup'),
+        csrf: csrfToken(csrfKey, d.uid),
+        signInUrl: url(d),
+        minLength: services.config.passwords.minLength,
+        ...data,
+      },
+      status,
+    );
+  }
+
+  router.get('/interaction/:uid/signup', async (ctx) => {
+    const d = await interactionOf(ctx);
+    if (!d) return;
+    if (!served(ctx).realm.settings.signup) return page(ctx, 'error', { layout: layoutFor(served(ctx), 'Sign-up is closed'), title: 'Sign-up is closed', message: 'This organisation creates accounts itself. Ask your administrator for one.', code: 'signup_disabled' }, 404);
+    signupPage(ctx, d, {});
+  });
+
+  /** Self-service sign-up: with a password (then the passkey offer), or passwordless (a passkey is required). */
+  router.post('/interaction/:uid/signup', async (ctx) => {
+    const s = served(ctx);
+    const form = await readForm(ctx);
+    const d = await interactionOf(ctx);
+    if (!d || !(await checkedForm(ctx, csrfKey, d, form))) return;
+    if (!s.realm.settings.signup) return page(ctx, 'error', { layout: layoutFor(s, 'Sign-up is closed'), title: 'Sign-up is closed', message: 'This organisation creates accounts itself.', code: 'signup_disabled' }, 404);
+    const email = (form.email ?? '').trim().slice(0, MAX_EMAIL);
+    const name = (form.name ?? '').trim().slice(0, 200) || undefined;
+    const password = form.password ?? '';
+    if (!EMAIL.test(email)) return signupPage(ctx, d, { email, name, error: 'Enter a valid email address, like name@example.com.' }, 400);
+    const existing = await users.findByEmail(s.realm.id, email);
+    let user: UserRow | undefined;
+    if (existing) {
+      // an earlier passwordless sign-up that never got its passkey can be finished; anything else is taken
+      const factorless = !existing.passwordHash && !existing.disabled && !(await steps.factors(ctx, existing.id)).keys;
+      if (!factorless || password) return signupPage(ctx, d, { email, name, error: 'An account with this email already exists. Sign in instead.' }, 409);
+      user = existing;
+    } else {
+      try {
+        await users.create({ realmId: s.realm.id, email, name, password: password || undefined, emailVerified: false });
+      } catch (err) {
+        const e = err as { code?: string; message?: string };
+        if (e.code === 'invalid_input' || e.code === 'conflict') return signupPage(ctx, d, { email, name, error: e.message }, e.code === 'conflict' ? 409 : 400);
+        throw err;
+      }
+      user = await users.findByEmail(s.realm.id, email);
+    }
+    if (!user) throw new Error('the new account could not be read back');
+    event(ctx, d, 'signin.success', password ? 'password' : 'passkey', { userId: user.id, reason: 'signup' });
+    await progress.put(s.realm.id, d.uid, password
+      ? { stage: 'passkey-offer', email, userId: user.id, amr: ['pwd'] }
+      : { stage: 'passkey-offer', email, userId: user.id, amr: [], passwordlessSignup: true });
     return seeOther(ctx, url(d));
   });
 

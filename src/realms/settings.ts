@@ -42,6 +42,8 @@ export const realmSettingsSchema = z
       })
       .strict()
       .default({ relatedOrigins: false, attestation: 'none', aaguids: [], offerAfterPassword: true, offerSnoozeDays: 30 }),
+    /** Self-service sign-up from the sign-in page (with a passkey, or a password and the passkey offer). */
+    signup: z.boolean().default(false),
     /** Changes on the account page need a sign-in at most this old (seconds). */
     reauthWindowSeconds: z.number().int().positive().default(300),
     /** Resource servers (APIs) this realm issues JWT access tokens for. */

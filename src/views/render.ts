@@ -48,6 +48,7 @@ const DARK_SURFACE = '#1b1f27';
 /** Page templates that may be rendered (anything else, e.g. partials, is refused). */
 const PAGES = new Set([
   'login',
+  'signup',
   'consent',
   'logout',
   'logged-out',

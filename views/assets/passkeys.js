@@ -122,6 +122,10 @@
         })
         .then(function (data) {
           if (!res.ok) {
+            // e.g. the account page asking for a fresh sign-in: go where the server says (same site only)
+            if (res.status === 401 && data && typeof data.redirect === 'string' && /^\/(?!\/)/.test(data.redirect)) {
+              window.location.assign(data.redirect);
+            }
             var description = data && typeof data.error_description === 'string' && data.error_description.trim();
             throw new ServerError(description || MESSAGES.generic);
           }

@@ -1,0 +1,100 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { decodeJwt } from 'jose';
+import type * as oidc from 'openid-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SoftAuthenticator } from '../helpers/authenticator.js';
+import { authorizationRequest, discover, exchangeCode, PASSWORD, skipPasskeyOffer } from '../helpers/flows.js';
+import { Browser } from '../helpers/http.js';
+import { passkeyRegistration, readPage, submit } from '../helpers/passkey-flows.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+
+const REDIRECT = 'http://app.example.test/cb';
+
+describe('self-service sign-up', () => {
+  let server: TestServer;
+  let issuer: string;
+  let config: oidc.Configuration;
+  let closedConfig: oidc.Configuration;
+
+  beforeAll(async () => {
+    server = await startTestServer();
+    const dir = mkdtempSync(join(tmpdir(), 'latchkey-signup-'));
+    writeFileSync(join(dir, 's.json'), JSON.stringify({ signup: true }));
+    issuer = `http://open.localhost:${server.port}`;
+    expect((await server.cli(['realm', 'create', '--id', 'open', '--issuer', issuer, '--settings', join(dir, 's.json')])).code).toBe(0);
+    const client = await server.cli(['client', 'create', '--realm', 'open', '--name', 'App', '--redirect-uri', REDIRECT, '--first-party']);
+    config = await discover(issuer, client.json.client_id, { client_secret: client.json.client_secret });
+    const closed = await server.cli(['client', 'create', '--realm', 'default', '--name', 'App', '--redirect-uri', REDIRECT, '--first-party']);
+    closedConfig = await discover(server.issuer, closed.json.client_id, { client_secret: closed.json.client_secret });
+  });
+  afterAll(async () => server?.close());
+
+  async function signupPage(browser: Browser, cfg = config) {
+    const auth = await authorizationRequest(cfg, REDIRECT);
+    const login = await readPage(await browser.follow(auth.url, {}, REDIRECT));
+    return { auth, login };
+  }
+
+  it('is offered only where the realm enables it', async () => {
+    const browser = new Browser();
+    const { login } = await signupPage(browser, closedConfig);
+    expect(login.html).not.toContain('/signup');
+    const res = await browser.request(new URL(`/interaction/${login.uid}/signup`, server.issuer));
+    expect(res.status).toBe(404);
+  });
+
+  it('with a password: the account is created, then the passkey is offered', async () => {
+    const browser = new Browser();
+    const { auth, login } = await signupPage(browser);
+    expect(login.html).toContain('Create an account');
+    const form = await readPage(await browser.follow(new URL(`/interaction/${login.uid}/signup`, issuer), {}, REDIRECT));
+    expect(form.html).toContain('Create your account');
+    const weak = await readPage(await submit(browser, form, '/signup', { email: 'new@open.test', name: 'New', password: 'password' }, REDIRECT));
+    expect(weak.status).toBe(400);
+    expect(await server.services.users.findByEmail('open', 'new@open.test')).toBeUndefined(); // nothing half-written
+    const offer = await submit(browser, weak, '/signup', { email: 'new@open.test', name: 'New Person', password: PASSWORD }, REDIRECT);
+    const done = await skipPasskeyOffer(browser, offer, REDIRECT);
+    const claims = decodeJwt((await exchangeCode(config, auth, done.url)).id_token!);
+    expect(claims.email).toBe('new@open.test');
+    expect(claims.email_verified).toBe(false);
+    expect(claims.amr).toEqual(['pwd']);
+    const b2 = new Browser();
+    const fresh = await signupPage(b2);
+    const form2 = await readPage(await b2.follow(new URL(`/interaction/${fresh.login.uid}/signup`, issuer), {}, REDIRECT));
+    const taken = await readPage(await submit(b2, form2, '/signup', { email: 'NEW@open.test', password: PASSWORD }, REDIRECT));
+    expect(taken.status).toBe(409);
+    expect(taken.html).toContain('already exists');
+  });
+
+  it('passwordless: a passkey is required, then recovery codes are shown once, and a lost passkey is recoverable', async () => {
+    const browser = new Browser();
+    const authenticator = new SoftAuthenticator();
+    const { auth, login } = await signupPage(browser);
+    const form = await readPage(await browser.follow(new URL(`/interaction/${login.uid}/signup`, issuer), {}, REDIRECT));
+    const offer = await readPage(await submit(browser, form, '/signup', { email: 'pk@open.test' }, REDIRECT));
+    expect(offer.html).toContain('lk-passkey-create');
+    expect(offer.html).not.toContain('/offer/skip'); // no way around the passkey
+    const registered = await passkeyRegistration(browser, offer, authenticator, issuer);
+    expect(registered.status, JSON.stringify(registered.body)).toBe(200);
+    const codesPage = await readPage(await browser.follow(new URL(registered.body.redirect, issuer), {}, REDIRECT));
+    const codes = [...codesPage.html.matchAll(/<li><code>([a-z0-9-]+)<\/code><\/li>/g)].map((m) => m[1]!);
+    expect(codes).toHaveLength(10);
+    const done = await browser.follow(new URL(`/interaction/${codesPage.uid}/continue`, issuer), { form: { csrf: codesPage.csrf } }, REDIRECT);
+    const claims = decodeJwt((await exchangeCode(config, auth, done.url)).id_token!);
+    expect(claims.amr).toEqual(expect.arrayContaining(['swk', 'user', 'mfa']));
+
+    // every passkey gone: the passkey step still leads to a recovery code, never to a dead end
+    const user = (await server.services.users.findByEmail('open', 'pk@open.test'))!;
+    await server.services.db('webauthn_credentials').where({ user_id: user.id }).delete();
+    const b2 = new Browser();
+    const next = await signupPage(b2);
+    const step = await readPage(await submit(b2, next.login, '/identify', { email: 'pk@open.test' }, REDIRECT));
+    expect(step.html).not.toContain('name="password"');
+    expect(step.html).toContain('method=recovery');
+    const recovery = await readPage(await b2.follow(new URL(`/interaction/${step.uid}?method=recovery`, issuer), {}, REDIRECT));
+    const led = await readPage(await submit(b2, recovery, '/recovery', { code: codes[3]! }, REDIRECT));
+    expect(led.html).toContain('lk-passkey-create');
+  });
+});
