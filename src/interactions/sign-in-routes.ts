@@ -154,6 +154,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
           {
             ...common,
             layout: layoutFor(s, 'Create a passkey'),
+            email: p.email,
             register: registerUrls(d),
             recovered: Boolean(p.recovered),
             // a passwordless sign-up has no other way in: the passkey is not optional
@@ -201,9 +202,9 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     const form = await readForm(ctx);
     const d = await interactionOf(ctx);
     if (!d || !(await checkedForm(ctx, csrfKey, d, form))) return;
-    const email = (form.email ?? '').trim().slice(0, MAX_EMAIL);
-    if (!EMAIL.test(email)) {
-      return render(ctx, d, { stage: 'identify', email, amr: [] }, { error: 'Enter a valid email address, like name@example.com.', status: 400 });
+    const email = (form.email ?? '').trim();
+    if (!EMAIL.test(email) || email.length > MAX_EMAIL) {
+      return render(ctx, d, { stage: 'identify', email: email.slice(0, MAX_EMAIL), amr: [] }, { error: 'Enter a valid email address, like name@example.com.', status: 400 });
     }
     const user = await users.findByEmail(served(ctx).realm.id, email);
     await progress.put(served(ctx).realm.id, d.uid, await identified(ctx, email, user));
@@ -240,10 +241,10 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     const d = await interactionOf(ctx);
     if (!d || !(await checkedForm(ctx, csrfKey, d, form))) return;
     if (!s.realm.settings.signup) return page(ctx, 'error', { layout: layoutFor(s, 'Sign-up is closed'), title: 'Sign-up is closed', message: 'This organisation creates accounts itself.', code: 'signup_disabled' }, 404);
-    const email = (form.email ?? '').trim().slice(0, MAX_EMAIL);
+    const email = (form.email ?? '').trim();
     const name = (form.name ?? '').trim().slice(0, 200) || undefined;
     const password = form.password ?? '';
-    if (!EMAIL.test(email)) return signupPage(ctx, d, { email, name, error: 'Enter a valid email address, like name@example.com.' }, 400);
+    if (!EMAIL.test(email) || email.length > MAX_EMAIL) return signupPage(ctx, d, { email: email.slice(0, MAX_EMAIL), name, error: 'Enter a valid email address, like name@example.com.' }, 400);
     const existing = await users.findByEmail(s.realm.id, email);
     let user: UserRow | undefined;
     if (existing) {
@@ -283,9 +284,13 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     const d = await interactionOf(ctx);
     if (!d || !(await checkedForm(ctx, csrfKey, d, form))) return;
     if (d.prompt.name !== 'login') return page(ctx, 'error', { layout: layoutFor(s, 'Already signed in'), title: 'Already signed in', message: 'This step is already done. Go back to the application.', code: 'wrong_step' }, 400);
-    const email = (form.email ?? '').trim().slice(0, MAX_EMAIL);
+    const email = (form.email ?? '').trim();
     const password = form.password ?? '';
-    const p: Progress = { stage: 'password', email, amr: [] };
+    const p: Progress = { stage: 'password', email: email.slice(0, MAX_EMAIL), amr: [] };
+    if (email.length > MAX_EMAIL) {
+      event(ctx, d, 'signin.failure', 'password', { reason: 'invalid_input' });
+      return render(ctx, d, { stage: 'identify', amr: [] }, { error: 'Enter a valid email address, like name@example.com.', status: 400 });
+    }
     if (!email || !password) {
       event(ctx, d, 'signin.failure', 'password', { reason: 'invalid_input' });
       return render(ctx, d, email ? p : { stage: 'identify', amr: [] }, { error: 'Enter your email and your password.', status: 400 });

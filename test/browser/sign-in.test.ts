@@ -12,6 +12,9 @@ import { freePort, startTestServer, type TestServer } from '../helpers/server.js
 
 const PASSWORD = 'plum-orbit-cactus-velvet-91';
 const EMAIL = 'ada@example.test';
+const NAME = 'Ada Lovelace';
+/** A second person (the keyboard test): after "Not now" the offer is snoozed for that user, so each test signs in someone new. */
+const KEYBOARD = { email: 'grace@example.test', name: 'Grace Hopper' };
 const SCREENSHOT = '/tmp/latchkey-login.png';
 
 /**
@@ -61,8 +64,10 @@ describeWithBrowser('sign-in pages in Chromium', () => {
   async function registerClient(realm: string, issuer: string): Promise<Rp> {
     const created = await server.cli(['client', 'create', '--realm', realm, '--name', `Demo App (${realm})`, '--redirect-uri', rp.redirectUri, '--first-party']);
     expect(created.code, created.stderr).toBe(0);
-    const user = await server.cli(['user', 'create', '--realm', realm, '--email', EMAIL, '--name', 'Ada Lovelace', '--password-stdin'], `${PASSWORD}\n`);
-    expect(user.code, user.stderr).toBe(0);
+    for (const person of [{ email: EMAIL, name: NAME }, KEYBOARD]) {
+      const user = await server.cli(['user', 'create', '--realm', realm, '--email', person.email, '--name', person.name, '--password-stdin'], `${PASSWORD}\n`);
+      expect(user.code, user.stderr).toBe(0);
+    }
     const config = await oidc.discovery(
       new URL(issuer),
       created.json.client_id,
@@ -121,7 +126,7 @@ describeWithBrowser('sign-in pages in Chromium', () => {
   }
 
   /** On the relying party's page: checks `code` and `iss`, redeems the code, verifies the ID token. */
-  async function finishAtRelyingParty(page: Page, target: Rp, flow: Awaited<ReturnType<typeof authorizationUrl>>) {
+  async function finishAtRelyingParty(page: Page, target: Rp, flow: Awaited<ReturnType<typeof authorizationUrl>>, who = { email: EMAIL, name: NAME }) {
     await page.waitForURL((u) => u.href.startsWith(rp.redirectUri));
     const landed = new URL(page.url());
     expect(landed.searchParams.get('error'), landed.href).toBeNull();
@@ -142,8 +147,8 @@ describeWithBrowser('sign-in pages in Chromium', () => {
     const jwks = createRemoteJWKSet(new URL(`${target.issuer}/jwks`), { [customFetch]: testFetch } as any);
     const { payload, protectedHeader } = await jwtVerify(tokens.id_token!, jwks, { issuer: target.issuer, audience: target.clientId });
     expect(protectedHeader.alg).toBe('EdDSA');
-    expect(payload.email).toBe(EMAIL);
-    expect(payload.name).toBe('Ada Lovelace');
+    expect(payload.email).toBe(who.email);
+    expect(payload.name).toBe(who.name);
     expect(payload.nonce).toBe(flow.nonce);
     expect(tokens.claims()?.sub).toBe(payload.sub);
     return payload;
@@ -155,7 +160,34 @@ describeWithBrowser('sign-in pages in Chromium', () => {
       return { tag: el?.tagName.toLowerCase(), id: el?.id, text: el?.textContent?.trim(), type: el?.getAttribute('type') };
     });
 
-  it('signs in with the mouse: labelled fields, the "Sign in" button, code + iss on the redirect URI, a verified ID token', async () => {
+  /** Page 1 types the email and presses "Continue"; page 2 (same URL) asks for the password. */
+  async function continueWithEmail(page: Page, email: string) {
+    await page.getByLabel('Email').fill(email);
+    await page.getByRole('button', { name: 'Continue', exact: true }).click();
+    await page.getByLabel('Password').waitFor();
+    await expect(page.title()).resolves.toContain('Enter your password');
+    expect((await page.locator('.lk-identity-email').textContent())?.trim()).toBe(email);
+  }
+
+  /** Page 2 types the password and presses "Sign in"; the passkey offer follows. */
+  async function signInWithPassword(page: Page, password: string) {
+    await page.getByLabel('Password').fill(password);
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  }
+
+  /** The "Create a passkey" offer: its heading shows, and the page loads without CSP violations. */
+  async function expectPasskeyOffer(page: Page, seen: ReturnType<typeof watchConsole>) {
+    const heading = page.getByRole('heading', { level: 1, name: 'Create a passkey for faster sign-in' });
+    await heading.waitFor();
+    await expect(heading.isVisible()).resolves.toBe(true);
+    await page.waitForLoadState('load');
+    await expect(page.getByRole('button', { name: 'Not now', exact: true }).isVisible()).resolves.toBe(true);
+    await expect(page.getByRole('button', { name: "Don't ask again", exact: true }).isVisible()).resolves.toBe(true);
+    expect(seen.cspViolations).toEqual([]);
+    expect(seen.errors).toEqual([]);
+  }
+
+  it('signs in with the mouse: email + "Continue", password + "Sign in", "Not now" on the passkey offer, code + iss on the redirect URI, a verified ID token', async () => {
     const { page, seen } = await freshPage();
     const flow = await authorizationUrl(defaultRp);
     const res = await page.goto(flow.url.href);
@@ -175,12 +207,22 @@ describeWithBrowser('sign-in pages in Chromium', () => {
     // the empty alert region is present for announcements but not shown
     await expect(page.getByRole('alert').isVisible()).resolves.toBe(false);
 
+    // identifier first: the first page asks only for the email
+    await expect(page.getByLabel('Password').count()).resolves.toBe(0);
+    await expect(page.getByRole('button', { name: 'Continue', exact: true }).isVisible()).resolves.toBe(true);
+
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
     expect(seen.cspViolations).toEqual([]);
 
-    await page.getByLabel('Email').fill(EMAIL);
-    await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await continueWithEmail(page, EMAIL);
+    expect(await page.getByRole('heading', { level: 1 }).textContent()).toContain('Demo App (default)');
+    await expect(page.getByRole('alert').isVisible()).resolves.toBe(false);
+    expect(seen.cspViolations).toEqual([]);
+    await signInWithPassword(page, PASSWORD);
+
+    await expectPasskeyOffer(page, seen);
+    await page.screenshot({ path: '/tmp/latchkey-login-offer.png', fullPage: true });
+    await page.getByRole('button', { name: 'Not now', exact: true }).click();
 
     const payload = await finishAtRelyingParty(page, defaultRp, flow);
     expect(payload.iss).toBe(server.issuer);
@@ -189,16 +231,22 @@ describeWithBrowser('sign-in pages in Chromium', () => {
     expect(unexpectedHttpErrors(seen.httpErrors)).toEqual([]);
   });
 
-  it('signs in with the keyboard only: a wrong password is announced in the alert region, then Tab/Enter succeed', async () => {
+  it('signs in with the keyboard only: Enter on "Continue", a wrong password is announced in the alert region, then Tab/Enter succeed and reach "Not now"', async () => {
     const { page, seen } = await freshPage();
     const flow = await authorizationUrl(defaultRp);
     await page.goto(flow.url.href);
 
-    // the email field is focused on arrival
+    // the email field is focused on arrival; Tab then reaches "Continue"
     await vi.waitFor(async () => expect(await activeElement(page)).toMatchObject({ id: 'lk-email' }));
-    await page.keyboard.type(EMAIL);
+    await page.keyboard.type(KEYBOARD.email);
     await page.keyboard.press('Tab');
-    expect(await activeElement(page)).toMatchObject({ id: 'lk-password' });
+    expect(await activeElement(page)).toMatchObject({ tag: 'button', text: 'Continue' });
+    await Promise.all([page.waitForResponse((r) => r.request().method() === 'POST' && r.url().endsWith('/identify')), page.keyboard.press('Enter')]);
+
+    // the password page: its field is focused on arrival
+    await page.getByLabel('Password').waitFor();
+    expect((await page.locator('.lk-identity-email').textContent())?.trim()).toBe(KEYBOARD.email);
+    await vi.waitFor(async () => expect(await activeElement(page)).toMatchObject({ id: 'lk-password' }));
     await page.keyboard.type('definitely-not-the-password-42');
     await Promise.all([page.waitForResponse((r) => r.request().method() === 'POST' && r.url().endsWith('/login')), page.keyboard.press('Enter')]);
     await page.waitForSelector('#lk-error p');
@@ -207,11 +255,12 @@ describeWithBrowser('sign-in pages in Chromium', () => {
     await expect(alert.isVisible()).resolves.toBe(true);
     expect((await alert.textContent())?.trim()).toBe('Incorrect email or password.');
     expect(await alert.getAttribute('aria-live')).toBe('assertive');
-    // the fields point at the message and are marked invalid; the email is kept, the password is not
+    // the field points at the message and is marked invalid; the email is kept, the password is not
     const password = page.getByLabel('Password');
     expect(await password.getAttribute('aria-describedby')).toBe('lk-error');
     expect(await password.getAttribute('aria-invalid')).toBe('true');
-    expect(await page.getByLabel('Email').inputValue()).toBe(EMAIL);
+    expect((await page.locator('.lk-identity-email').textContent())?.trim()).toBe(KEYBOARD.email);
+    expect(await page.locator('input[name="email"]').inputValue()).toBe(KEYBOARD.email);
     expect(await password.inputValue()).toBe('');
     await page.screenshot({ path: '/tmp/latchkey-login-error.png', fullPage: true });
 
@@ -222,7 +271,13 @@ describeWithBrowser('sign-in pages in Chromium', () => {
     expect(await activeElement(page)).toMatchObject({ tag: 'button', text: 'Sign in' });
     await page.keyboard.press('Enter');
 
-    await finishAtRelyingParty(page, defaultRp, flow);
+    // the passkey offer: Tab (at most a few times) reaches "Not now", Enter presses it
+    await expectPasskeyOffer(page, seen);
+    for (let i = 0; i < 6 && (await activeElement(page)).text !== 'Not now'; i++) await page.keyboard.press('Tab');
+    expect(await activeElement(page)).toMatchObject({ tag: 'button', text: 'Not now' });
+    await page.keyboard.press('Enter');
+
+    await finishAtRelyingParty(page, defaultRp, flow, KEYBOARD);
     expect(seen.cspViolations).toEqual([]);
     expect(seen.errors).toEqual([]);
     expect(unexpectedHttpErrors(seen.httpErrors)).toEqual(['401 POST /interaction/:uid/login']);
@@ -237,14 +292,20 @@ describeWithBrowser('sign-in pages in Chromium', () => {
     expect(new URL(page.url()).host).toBe(`a.localhost:${server.port}`);
     expect((await page.locator('.lk-realm').textContent())?.trim()).toBe('Acme');
     // the realm colour arrives through /assets/realm.css
-    const buttonBg = await page.getByRole('button', { name: 'Sign in' }).evaluate((el) => getComputedStyle(el).backgroundColor);
-    expect(buttonBg).toBe('rgb(11, 122, 90)');
+    const background = (name: string) => page.getByRole('button', { name, exact: true }).evaluate((el) => getComputedStyle(el).backgroundColor);
+    expect(await background('Continue')).toBe('rgb(11, 122, 90)');
 
     await page.screenshot({ path: '/tmp/latchkey-login-acme.png', fullPage: true });
 
-    await page.getByLabel('Email').fill(EMAIL);
-    await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await continueWithEmail(page, EMAIL);
+    expect(new URL(page.url()).host).toBe(`a.localhost:${server.port}`);
+    expect((await page.locator('.lk-realm').textContent())?.trim()).toBe('Acme');
+    expect(await background('Sign in')).toBe('rgb(11, 122, 90)');
+    await signInWithPassword(page, PASSWORD);
+    // the offer on this realm too (the user's "Not now" on the default realm does not carry over)
+    await expectPasskeyOffer(page, seen);
+    expect(new URL(page.url()).host).toBe(`a.localhost:${server.port}`);
+    await page.getByRole('button', { name: 'Not now', exact: true }).click();
 
     const payload = await finishAtRelyingParty(page, acmeRp, flow);
     expect(payload.iss).toBe(`http://a.localhost:${server.port}`);

@@ -3,10 +3,10 @@ import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeEachDatabase } from '../helpers/databases.js';
 import { Browser, parseForm, testFetch } from '../helpers/http.js';
+import { PASSWORD, submitLogin } from '../helpers/flows.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 const REDIRECT = 'http://app.example.test/callback';
-const PASSWORD = 'plum-orbit-cactus-velvet-91';
 const EMAIL = 'grace@example.test';
 
 interface Client {
@@ -86,7 +86,7 @@ describeEachDatabase('bad input is refused with a clear OAuth error', (kind) => 
     expect(await payloadCount()).toBe(before);
   }
 
-  /** Runs the authorization request through the sign-in page; returns the callback URL with the code. */
+  /** Runs the authorization request through the sign-in pages (email, password, "Not now" on the passkey offer); returns the callback URL with the code. */
   async function authorize(client: Client, params: Record<string, string> = {}, browser = new Browser()): Promise<URL> {
     const start = await browser.follow(
       authUrl({ client_id: client.id, response_type: 'code', redirect_uri: REDIRECT, scope: 'openid offline_access', state: 'st-1', ...params }),
@@ -94,13 +94,68 @@ describeEachDatabase('bad input is refused with a clear OAuth error', (kind) => 
       REDIRECT,
     );
     if (start.url.href.startsWith(REDIRECT)) return start.url;
-    expect(start.res.status).toBe(200);
-    const form = parseForm(await start.res.text(), '/login');
-    const done = await browser.follow(new URL(form.action, start.url), { form: { ...form.fields, email: EMAIL, password: PASSWORD } }, REDIRECT);
+    const done = await submitLogin(browser, start, EMAIL, PASSWORD, REDIRECT);
     expect(done.url.href.startsWith(REDIRECT), `ended at ${done.url.href}`).toBe(true);
     expect(done.url.searchParams.get('code')).toBeTruthy();
     return done.url;
   }
+
+  describe('the sign-in forms', () => {
+    /** A fresh authorization request stopped on the email step: its URL and the email form. */
+    async function emailStep() {
+      const browser = new Browser();
+      const start = await browser.follow(
+        authUrl({ client_id: confidential.id, response_type: 'code', redirect_uri: REDIRECT, scope: 'openid', state: 'st-2' }),
+        {},
+        REDIRECT,
+      );
+      expect(start.res.status).toBe(200);
+      const html = await start.res.text();
+      expect(html).toContain('/identify"');
+      const form = parseForm(html, '/identify"');
+      return { browser, url: start.url, action: new URL(form.action, start.url), fields: form.fields };
+    }
+
+    it('a malformed email on the email step is 400 with a clear message, no redirect and nothing stored', async () => {
+      const step = await emailStep();
+      for (const email of ['grace', 'grace@', 'grace@example', 'gr ace@example.test', '']) {
+        const before = await payloadCount();
+        const res = await step.browser.request(step.action, { form: { ...step.fields, email } });
+        expect(res.status, JSON.stringify(email)).toBe(400);
+        expect(res.headers.get('location')).toBeNull();
+        expect(res.headers.get('content-type')).toContain('text/html');
+        const html = await res.text();
+        expect(html).toContain('Enter a valid email address, like name@example.com.');
+        expect(html).not.toContain('name="password"');
+        expect(await payloadCount()).toBe(before);
+      }
+      // the same sign-in still completes with a well-formed email
+      const page = await step.browser.follow(step.url, {}, REDIRECT);
+      const done = await submitLogin(step.browser, page, EMAIL, PASSWORD, REDIRECT);
+      expect(done.url.searchParams.get('code')).toBeTruthy();
+    });
+
+    it('a malformed email form body is a clear 4xx: a repeated field, the wrong content type, an oversized body', async () => {
+      const step = await emailStep();
+      const post = (contentType: string, body: string) =>
+        testFetch(step.action, { method: 'POST', headers: { 'content-type': contentType, cookie: step.browser.cookieHeader(step.action) }, body, redirect: 'manual' });
+      const csrf = encodeURIComponent(step.fields.csrf!);
+      for (const [res, status, code] of [
+        [await post('application/x-www-form-urlencoded', `csrf=${csrf}&email=grace%40example.test&email=other%40example.test`), 400, 'invalid_request'],
+        [await post('application/json', JSON.stringify({ csrf: step.fields.csrf, email: EMAIL })), 415, 'unsupported_media_type'],
+        [await post('application/x-www-form-urlencoded', `csrf=${csrf}&email=${'a'.repeat(20 * 1024)}%40example.test`), 413, 'request_too_large'],
+      ] as const) {
+        expect(res.status).toBe(status);
+        expect(res.headers.get('location')).toBeNull();
+        expect(((await res.json()) as any).error).toBe(code);
+      }
+      // none of them moved the sign-in on: the interaction still shows the email step
+      const page = await step.browser.follow(step.url, {}, REDIRECT);
+      const html = await page.res.text();
+      expect(html).toContain('/identify"');
+      expect(html).not.toContain('name="password"');
+    });
+  });
 
   describe('redirect_uri', () => {
     const base = () => ({ client_id: confidential.id, response_type: 'code', scope: 'openid', state: 'xyz' });
