@@ -1,5 +1,7 @@
 import { existsSync } from 'node:fs';
-import { chromium, type Browser, type ConsoleMessage, type Page } from 'playwright-core';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { chromium, type Browser, type CDPSession, type ConsoleMessage, type Page } from 'playwright-core';
 import { describe, it } from 'vitest';
 
 /** Debian's Chromium (`apt-get install chromium`); `npx playwright install` is not used. */
@@ -55,13 +57,13 @@ export function describeWithBrowser(name: string, body: () => void): void {
   }
 }
 
-/** Launches headless Chromium with {@link CHROMIUM_ARGS}. */
-export async function launchChromium(): Promise<Browser> {
+/** Launches headless Chromium with {@link CHROMIUM_ARGS} (and `extraArgs`, e.g. `--ignore-certificate-errors`). */
+export async function launchChromium(extraArgs: readonly string[] = []): Promise<Browser> {
   if (!chromiumAvailable) throw new Error(MISSING);
   return chromium.launch({
     executablePath: CHROMIUM_PATH,
     headless: true,
-    args: CHROMIUM_ARGS,
+    args: [...CHROMIUM_ARGS, ...extraArgs],
     timeout: 60_000,
   });
 }
@@ -83,4 +85,89 @@ export function watchConsole(page: Page): { cspViolations: string[]; errors: str
     if (res.status() >= 400) seen.httpErrors.push(`${res.status()} ${res.request().method()} ${new URL(res.url()).pathname}`);
   });
   return seen;
+}
+
+/** Options of a CDP virtual authenticator (the subset the tests use; see the WebAuthn domain of the DevTools protocol). */
+export interface VirtualAuthenticatorOptions {
+  protocol: 'ctap2' | 'u2f';
+  transport: 'usb' | 'nfc' | 'ble' | 'cable' | 'internal';
+  hasResidentKey?: boolean;
+  hasUserVerification?: boolean;
+  isUserVerified?: boolean;
+  /** Answers requests as if the user touched the authenticator (and, for conditional requests, picked the credential). */
+  automaticPresenceSimulation?: boolean;
+}
+
+/** A platform authenticator (a laptop's built-in one): discoverable credentials and user verification, i.e. passkeys. */
+export const PLATFORM_PASSKEY: VirtualAuthenticatorOptions = {
+  protocol: 'ctap2',
+  transport: 'internal',
+  hasResidentKey: true,
+  hasUserVerification: true,
+  isUserVerified: true,
+  automaticPresenceSimulation: true,
+};
+
+/** A roaming USB security key without resident keys or user verification (a plain second factor). */
+export const USB_SECURITY_KEY: VirtualAuthenticatorOptions = {
+  protocol: 'ctap2',
+  transport: 'usb',
+  hasResidentKey: false,
+  hasUserVerification: false,
+  automaticPresenceSimulation: true,
+};
+
+/** A credential as the virtual authenticator holds it (`credentialId` and `userHandle` are standard base64). */
+export interface VirtualCredential {
+  credentialId: string;
+  isResidentCredential: boolean;
+  rpId?: string;
+  userHandle?: string;
+  signCount: number;
+}
+
+export interface VirtualAuthenticators {
+  cdp: CDPSession;
+  /** Adds an authenticator to the page (its tab); returns its id. */
+  add(options: VirtualAuthenticatorOptions): Promise<string>;
+  /** Turns simulated user presence on or off (off: requests wait, as for a user who does nothing). */
+  setPresence(authenticatorId: string, enabled: boolean): Promise<void>;
+  credentials(authenticatorId: string): Promise<VirtualCredential[]>;
+}
+
+/** Chromium's WebAuthn virtual authenticator environment for one page (CDP `WebAuthn` domain, no browser UI). */
+export async function virtualAuthenticators(page: Page): Promise<VirtualAuthenticators> {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('WebAuthn.enable', { enableUI: false });
+  return {
+    cdp,
+    add: async (options) => (await cdp.send('WebAuthn.addVirtualAuthenticator', { options })).authenticatorId,
+    setPresence: async (authenticatorId, enabled) => {
+      await cdp.send('WebAuthn.setAutomaticPresenceSimulation', { authenticatorId, enabled });
+    },
+    credentials: async (authenticatorId) => (await cdp.send('WebAuthn.getCredentials', { authenticatorId })).credentials,
+  };
+}
+
+/**
+ * The relying party's side of a browser test: a real page on its own origin at `/callback` that shows
+ * the query it received, so a flow ends on a rendered document (not a connection error).
+ */
+export async function startTestApp(): Promise<{ redirectUri: string; close(): Promise<void> }> {
+  const escape = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    if (url.pathname !== '/callback') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
+      return;
+    }
+    const rows = [...url.searchParams].map(([k, v]) => `<dt>${escape(k)}</dt><dd data-param="${escape(k)}">${escape(v)}</dd>`).join('');
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+    res.end(`<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Test app callback</title></head><body><h1>Callback received</h1><dl>${rows}</dl></body></html>`);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    redirectUri: `http://127.0.0.1:${(server.address() as AddressInfo).port}/callback`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
 }

@@ -282,7 +282,9 @@
             // The browser declined the autofill request (no passkeys for this site, the user dismissed
             // the prompt, or it lapsed while the page sat idle): no alarming message; the button and
             // the email form still work.
-            if (err && err.name === 'NotAllowedError') return;
+            // SecurityError: the RP ID is not allowed here (e.g. a related-origins list that could not be
+            // fetched); autofill stays quiet, the button still reports it if the user asks for a passkey.
+            if (err && (err.name === 'NotAllowedError' || err.name === 'SecurityError')) return;
             report(err, 'authenticate');
           },
         );
