@@ -1,0 +1,109 @@
+// Starts the two servers under test as child processes: Latchkey (bin/latchkey.js serve, on a fresh
+// SQLite file, set up with its own CLI) and the bare node-oidc-provider (bench/bare-provider.js).
+import { execFile } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { request } from 'undici';
+import { freePort, spawnChild, waitFor } from './proc.js';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** BENCH_LATCHKEY_BIN benches another build (e.g. a copy with an experimental change); default: this checkout. */
+export const LATCHKEY_BIN = process.env.BENCH_LATCHKEY_BIN ? resolve(process.env.BENCH_LATCHKEY_BIN) : join(ROOT, 'bin', 'latchkey.js');
+const BARE = join(ROOT, 'bench', 'bare-provider.js');
+
+export const PASSWORD = 'plum-orbit-cactus-velvet-91';
+export const EMAIL = 'bench@example.test';
+export const REDIRECT_URI = 'http://bench.test/cb';
+/** Latchkey's defaults (src/config/schema.ts), given to the bare provider too. */
+export const ARGON2 = { memoryCost: 19456, timeCost: 2, parallelism: 1 };
+
+function nodeArgs(profileDir, name) {
+  if (!profileDir) return [];
+  mkdirSync(profileDir, { recursive: true });
+  return ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`];
+}
+
+function runCli(env, cwd, args, input) {
+  return new Promise((resolveRun, reject) => {
+    const child = execFile(process.execPath, [LATCHKEY_BIN, ...args], { env, cwd, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+      if (err) return reject(new Error(`latchkey ${args.slice(0, 2).join(' ')} failed: ${stderr || err.message}`));
+      try {
+        resolveRun(JSON.parse(stdout));
+      } catch {
+        reject(new Error(`latchkey ${args.slice(0, 2).join(' ')} printed no JSON: ${stdout}\n${stderr}`));
+      }
+    });
+    if (input !== undefined) child.stdin.end(input);
+    else child.stdin.end();
+  });
+}
+
+async function discoveryReady(origin, host) {
+  const res = await request(`${origin}/.well-known/openid-configuration`, { headers: { host } });
+  const body = await res.body.text();
+  return res.statusCode === 200 && body.includes('"issuer"');
+}
+
+/** Latchkey: CLI set-up (client_credentials client, first-party code-flow client, user), then `serve`. */
+export async function startLatchkey({ tmp, profileDir, configYaml }) {
+  const port = await freePort();
+  const issuer = `http://localhost:${port}`;
+  const dir = join(tmp, 'latchkey');
+  mkdirSync(join(dir, 'config'), { recursive: true });
+  // BENCH_LATCHKEY_YAML: extra settings for experiments (e.g. "passwords: {maxConcurrentHashes: 1}")
+  if (configYaml) writeFileSync(join(dir, 'config', 'latchkey.yaml'), `${configYaml}\n`);
+  const env = {
+    ...process.env,
+    PORT: String(port),
+    DATABASE_URL: `sqlite:${join(dir, 'latchkey.db')}`,
+    LATCHKEY_SECRET: randomBytes(32).toString('base64url'),
+    LATCHKEY_ISSUER: issuer,
+    LOG_LEVEL: 'warn',
+  };
+  delete env.LATCHKEY_CONFIG;
+  const cc = await runCli(env, dir, ['client', 'create', '--realm', 'default', '--name', 'bench', '--grant', 'client_credentials']);
+  const web = await runCli(env, dir, ['client', 'create', '--realm', 'default', '--name', 'bench-web', '--redirect-uri', REDIRECT_URI, '--first-party']);
+  const user = await runCli(env, dir, ['user', 'create', '--realm', 'default', '--email', EMAIL, '--password-stdin'], `${PASSWORD}\n`);
+  const realm = (await runCli(env, dir, ['realm', 'list'])).realms.find((r) => r.id === 'default');
+
+  const entry = spawnChild('latchkey', process.execPath, [...nodeArgs(profileDir, 'latchkey'), LATCHKEY_BIN, 'serve'], { env, cwd: dir });
+  const origin = `http://127.0.0.1:${port}`;
+  const host = `localhost:${port}`;
+  await waitFor(entry, () => discoveryReady(origin, host));
+  return {
+    name: 'latchkey',
+    entry,
+    pid: entry.child.pid,
+    origin,
+    host,
+    issuer,
+    audience: realm.settings.defaultAudience,
+    ccClient: { id: cc.client_id, secret: cc.client_secret },
+    webClient: { id: web.client_id, secret: web.client_secret, redirectUri: REDIRECT_URI },
+    user: { id: user.id, email: EMAIL, password: PASSWORD },
+  };
+}
+
+/** The bare node-oidc-provider with the same kind of clients and user (fresh random credentials). */
+export async function startBare({ profileDir }) {
+  const port = await freePort();
+  const issuer = `http://localhost:${port}`;
+  const settings = {
+    port,
+    issuer,
+    audience: `${issuer}/api`,
+    cookieKey: randomBytes(32).toString('base64url'),
+    ccClient: { id: randomBytes(16).toString('base64url'), secret: randomBytes(32).toString('base64url') },
+    webClient: { id: randomBytes(16).toString('base64url'), secret: randomBytes(32).toString('base64url'), redirectUri: REDIRECT_URI },
+    user: { id: randomUUID(), email: EMAIL, password: PASSWORD },
+    argon2: ARGON2,
+  };
+  const env = { ...process.env, BENCH_BARE: JSON.stringify(settings) };
+  const entry = spawnChild('bare', process.execPath, [...nodeArgs(profileDir, 'bare'), BARE], { env, cwd: ROOT });
+  const origin = `http://127.0.0.1:${port}`;
+  const host = `localhost:${port}`;
+  await waitFor(entry, () => discoveryReady(origin, host));
+  return { name: 'bare', entry, pid: entry.child.pid, origin, host, ...settings };
+}
