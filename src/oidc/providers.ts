@@ -18,6 +18,8 @@ interface Entry {
   revision: number;
   validUntil: number | null;
   served: Promise<ServedIssuer>;
+  /** The built instance, once `served` has settled. */
+  value?: ServedIssuer;
 }
 
 /**
@@ -48,11 +50,20 @@ export class ProviderCache {
     fresh.served.then(
       (s) => {
         fresh.validUntil = (s as ServedIssuer & { validUntil: number | null }).validUntil;
+        fresh.value = s;
       },
       () => this.#entries.get(issuer.issuer) === fresh && this.#entries.delete(issuer.issuer),
     );
     this.#entries.set(issuer.issuer, fresh);
     return fresh.served;
+  }
+
+  /** The instance for an issuer when it is built and current, without waiting (the fast path). */
+  peek(issuer: IssuerRow): ServedIssuer | undefined {
+    const entry = this.#entries.get(issuer.issuer);
+    if (!entry?.value || entry.revision !== (this.registry.revision(issuer.realmId) ?? 0)) return undefined;
+    if (entry.validUntil !== null && Date.now() >= entry.validUntil) return undefined;
+    return entry.value;
   }
 
   clear(): void {

@@ -42,6 +42,11 @@ export class RealmRegistry {
     return this.#revisions.get(realmId);
   }
 
+  /** The issuer of a host from this instance's current view, without a database look-up. */
+  lookup(host: string): IssuerRow | undefined {
+    return this.#hosts.get(host.toLowerCase());
+  }
+
   /** Host (as in the Host header, lower-cased, with a non-default port) to issuer, or undefined. */
   async resolve(host: string): Promise<IssuerRow | undefined> {
     const key = host.toLowerCase();

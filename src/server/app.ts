@@ -12,12 +12,11 @@ import { relatedOriginsDocument } from '../passkeys/relying-party.js';
 import { realmCss } from '../views/render.js';
 import { loadStaticAssets } from '../views/static-assets.js';
 import { errorMiddleware, sendError } from './http-errors.js';
+import { JWKS_PATHS, MAX_BODY } from './fast-path.js';
 import { requestLog } from './request-log.js';
 import { securityHeaders } from './security-headers.js';
 import type { Services } from './services.js';
 
-const MAX_BODY = 64 * 1024;
-const JWKS_PATHS = new Set(['/jwks', '/.well-known/openid-configuration/jwks']);
 
 export interface AppDeps {
   services: Services;
@@ -124,10 +123,12 @@ export function createApp({ services, registry, providers }: AppDeps): Koa {
     await next();
   });
 
-  app.use(interactions.routes());
-  app.use(account.routes());
+  const interactionsMw = interactions.routes();
+  const interactionsMethods = interactions.allowedMethods();
+  const accountMw = account.routes();
+  app.use((ctx: Context, next: Next) => (ctx.path.startsWith('/interaction/') ? interactionsMw(ctx as any, async () => interactionsMethods(ctx as any, next)) : next()));
+  app.use((ctx: Context, next: Next) => (ctx.path === '/account' || ctx.path.startsWith('/account/') ? accountMw(ctx as any, next) : next()));
   app.use(firstPartyOfflineAccess(services.clients));
-  app.use(interactions.allowedMethods());
 
   // Everything else belongs to the realm's node-oidc-provider instance.
   app.use(async (ctx: Context) => {

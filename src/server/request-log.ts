@@ -13,11 +13,13 @@ export function requestLog(logger: Logger) {
     const incoming = ctx.get('x-request-id');
     const id = SAFE_ID.test(incoming) ? incoming : randomUUID();
     ctx.set('X-Request-Id', id);
-    const log = logger.child({ reqId: id });
-    ctx.state.log = log;
+    let child: Logger | undefined;
+    // made on first use: most requests never log anything but their closing line
+    Object.defineProperty(ctx.state, 'log', { get: () => (child ??= logger.child({ reqId: id })), configurable: true });
+    if (!logger.isLevelEnabled('info')) return next();
     const started = process.hrtime.bigint();
     ctx.res.once('finish', () => {
-      log.info(
+      (ctx.state.log as Logger).info(
         { method: ctx.method, host: ctx.host, path: ctx.path, status: ctx.res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6 },
         'request',
       );

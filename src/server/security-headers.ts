@@ -11,15 +11,24 @@ const CSP = [
   "frame-ancestors 'none'",
 ].join('; ');
 
+const HEADERS: Array<[string, string]> = [
+  ['Content-Security-Policy', CSP],
+  ['X-Content-Type-Options', 'nosniff'],
+  ['Referrer-Policy', 'no-referrer'],
+  ['X-Frame-Options', 'DENY'],
+  ['Cross-Origin-Opener-Policy', 'same-origin'],
+];
+
+/** Sets the same headers on a raw response (the fast path, which bypasses Koa). */
+export function applySecurityHeaders(res: { setHeader(name: string, value: string): unknown }, https: boolean): void {
+  for (const [name, value] of HEADERS) res.setHeader(name, value);
+  if (https) res.setHeader('Strict-Transport-Security', 'max-age=31536000');
+}
+
 /** Strict headers on every response (node-oidc-provider's form_post page replaces the CSP with its own). */
 export function securityHeaders() {
   return async (ctx: Context, next: Next) => {
-    ctx.set('Content-Security-Policy', CSP);
-    ctx.set('X-Content-Type-Options', 'nosniff');
-    ctx.set('Referrer-Policy', 'no-referrer');
-    ctx.set('X-Frame-Options', 'DENY');
-    ctx.set('Cross-Origin-Opener-Policy', 'same-origin');
-    if (ctx.protocol === 'https') ctx.set('Strict-Transport-Security', 'max-age=31536000');
+    applySecurityHeaders(ctx.res, ctx.protocol === 'https');
     await next();
   };
 }

@@ -7,6 +7,7 @@ import { realmsRepo } from '../db/realms-repo.js';
 import { ProviderCache } from '../oidc/providers.js';
 import { RealmRegistry } from '../realms/registry.js';
 import { createApp } from './app.js';
+import { createFastPath } from './fast-path.js';
 import { createServices, type Services } from './services.js';
 
 export interface RunningServer {
@@ -42,7 +43,11 @@ export async function startServer(config: LatchkeyConfig, options: { services?: 
     log: services.log,
   });
   const app = createApp({ services, registry, providers });
-  const server = createServer(app.callback());
+  const koa = app.callback();
+  const fastPath = createFastPath({ registry, providers, log, trustProxy: config.server.trustProxy });
+  const server = createServer((req, res) => {
+    if (!fastPath(req, res)) void koa(req, res);
+  });
   server.keepAliveTimeout = 65_000;
 
   const purge = setInterval(async () => {
