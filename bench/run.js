@@ -9,6 +9,7 @@ import { request } from 'undici';
 import { cannon, paced, round, summarize } from './lib/load.js';
 import { cpuSeconds, CLK_TCK, installCleanup, mainThreadCpuSeconds, rssMiB, stopAll, withBackground } from './lib/proc.js';
 import { ROOT, ARGON2, LATCHKEY_BIN, startBare, startLatchkey } from './lib/servers.js';
+import { enrolPasskey, idTokenClaims, loadSoftAuthenticator, passkeySignInOnce } from './lib/passkey.js';
 import { createTarget, runSignIns, signInOnce } from './lib/signin.js';
 
 // ---------------------------------------------------------------------------------------------- settings
@@ -22,7 +23,9 @@ const num = (name, fallback) => {
   if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number, got "${raw}"`);
   return n;
 };
-const FIGURES = ['client_credentials', 'jwks', 'discovery', 'signin', 'burst'];
+const FIGURES = ['client_credentials', 'jwks', 'discovery', 'signin', 'passkey', 'burst'];
+/** Figures only Latchkey has (the bare provider has no passkeys): measured on Latchkey alone. */
+const LATCHKEY_ONLY = new Set(['passkey']);
 const settings = {
   quick,
   secondsPerFigure: num('BENCH_SECONDS', quick ? 2 : 10),
@@ -38,6 +41,7 @@ const settings = {
   argon2: ARGON2,
   order: 'each figure: latchkey, then bare (the other server idles)',
   clientCredentialsRequest: 'POST /token grant_type=client_credentials, client_secret_basic, no resource (default audience)',
+  passkeyAuthenticator: 'dist/testing/soft-authenticator.js, one ES256 credential, signCount "zero" (as synced passkeys), shared by all workers',
 };
 if (!['paced', 'autocannon'].includes(settings.burstGenerator)) throw new Error(`BENCH_BURST_GENERATOR must be "paced" or "autocannon", got "${settings.burstGenerator}"`);
 for (const f of settings.figures) if (!FIGURES.includes(f)) throw new Error(`BENCH_FIGURES: unknown figure "${f}" (known: ${FIGURES.join(', ')})`);
@@ -47,6 +51,7 @@ const TARGETS = {
   jwks: { kind: 'ratio-min', value: 1.5, text: '>= 1.5x bare' },
   discovery: { kind: 'none', text: '(no target)' },
   signin: { kind: 'per-cpu-min', value: 20, text: '>= 20 flows per server CPU-s' },
+  passkey: { kind: 'vs-signin-min', value: 10, text: '>= 10x password sign-in' },
   burst: { kind: 'p99-ratio-max', value: 2, text: 'burst p99 <= 2x idle p99' },
 };
 
@@ -135,9 +140,9 @@ async function sanity(s, target) {
   };
 }
 
-async function signInFigure(s, target, seconds) {
+async function signInFigure(s, target, seconds, flow) {
   const cpu0 = cpuSeconds(s.pid);
-  const r = await runSignIns(target, { concurrency: settings.signInConcurrency, durationMs: seconds * 1000 });
+  const r = await runSignIns(target, { concurrency: settings.signInConcurrency, durationMs: seconds * 1000, flow });
   const cpu = cpuSeconds(s.pid) - cpu0;
   return {
     seconds: round(r.elapsedSeconds, 3),
@@ -195,10 +200,33 @@ async function measure(figure, s, target, seconds) {
       return cannon({ origin: s.origin, host: s.host, path: '/.well-known/openid-configuration', connections: settings.connections, seconds, pid: s.pid });
     case 'signin':
       return signInFigure(s, target, seconds);
+    case 'passkey':
+      if (!s.passkey) throw new Error(`${s.name} has no enrolled passkey`);
+      return signInFigure(s, target, seconds, (t) => passkeySignInOnce(t, s.passkey.authenticator));
     case 'burst':
       return burstFigure(s, target, seconds);
   }
   throw new Error(`unknown figure ${figure}`);
+}
+
+/** Passkey sign-in against Latchkey's own password sign-in (same run): raw and per server CPU-second. */
+function passkeyVerdict(pk, pw) {
+  const t = TARGETS.passkey;
+  const out = { target: t.text, comparedWith: 'Latchkey password sign-in (figure signin), same run; the bare provider has no passkeys' };
+  out.passkeyRate = pk?.rate ?? null;
+  out.passkeyPerCpu = pk?.ratePerCpuSecond ?? null;
+  out.passwordRate = pw?.rate ?? null;
+  out.passwordPerCpu = pw?.ratePerCpuSecond ?? null;
+  out.ratioRaw = pk?.rate && pw?.rate ? round(pk.rate / pw.rate, 2) : null;
+  out.ratioPerCpu = pk?.ratePerCpuSecond && pw?.ratePerCpuSecond ? round(pk.ratePerCpuSecond / pw.ratePerCpuSecond, 2) : null;
+  out.valid = Boolean(pk) && !pk.failed && !(pw && pw.failed);
+  out.resultRaw = out.ratioRaw === null ? 'N/A' : out.ratioRaw >= t.value ? 'PASS' : 'MISS';
+  out.resultPerCpu = out.ratioPerCpu === null ? 'N/A' : out.ratioPerCpu >= t.value ? 'PASS' : 'MISS';
+  if (!out.valid) out.result = 'INVALID';
+  else if (!pw) out.result = 'N/A';
+  else out.result = out.resultRaw === 'PASS' && out.resultPerCpu === 'PASS' ? 'PASS' : out.resultRaw === 'MISS' && out.resultPerCpu === 'MISS' ? 'MISS' : 'MIXED';
+  if (!pw) out.note = 'run the signin figure too (BENCH_FIGURES=signin,passkey) for the ratio';
+  return out;
 }
 
 function verdict(figure, lk, bare) {
@@ -246,8 +274,8 @@ function table(results) {
   const head = `${pad('figure', 20, true)} ${pad('server', 9, true)} ${pad('rate/s', 9)} ${pad('p50 ms', 8)} ${pad('p99 ms', 8)} ${pad('non2xx', 7)} ${pad('srv CPU', 8)} ${pad('per CPU-s', 10)} ${pad('loop ms/op', 11)} ${pad('pool ms/op', 11)} ${pad('bg', 5)}`;
   lines.push(head);
   lines.push('-'.repeat(head.length));
-  const labels = { client_credentials: 'client_credentials', jwks: 'JWKS', discovery: 'discovery', signin: 'password sign-in' };
-  for (const figure of ['client_credentials', 'jwks', 'discovery', 'signin']) {
+  const labels = { client_credentials: 'client_credentials', jwks: 'JWKS', discovery: 'discovery', signin: 'password sign-in', passkey: 'passkey sign-in' };
+  for (const figure of ['client_credentials', 'jwks', 'discovery', 'signin', 'passkey']) {
     const f = results.figures[figure];
     if (!f) continue;
     for (const name of ['latchkey', 'bare']) {
@@ -265,6 +293,10 @@ function table(results) {
   if (results.figures.signin) {
     const f = results.figures.signin;
     lines.push(`  (password sign-in: rate = completed flows/s, latencies = whole flow, non2xx column = failed flows; HTTP requests per flow: latchkey ${f.latchkey?.httpRequestsPerFlow ?? '-'}, bare ${f.bare?.httpRequestsPerFlow ?? '-'})`);
+  }
+  if (results.figures.passkey) {
+    const f = results.figures.passkey;
+    lines.push(`  (passkey sign-in: options, software-authenticator assertion, verification, code exchange; same columns as password sign-in; ${f.latchkey?.httpRequestsPerFlow ?? '-'} HTTP requests per flow; Latchkey only: the bare provider has no passkeys)`);
   }
   const b = results.figures.burst;
   if (b) {
@@ -291,7 +323,9 @@ function table(results) {
     if (!v) continue;
     const label = labels[figure] ?? 'cc p99 under burst';
     const noisy = v.noisy ? `  [noisy: other processes used up to ${v.maxBackgroundCores} cores]` : '';
-    if (figure === 'burst') {
+    if (figure === 'passkey') {
+      lines.push(`${pad('passkey / password', 20, true)} ${pad(fx(v.ratioRaw), 8)} ${pad(fx(v.ratioPerCpu), 8)} ${pad(v.target, 30, true)} ${v.result}  (raw ${v.resultRaw}, per CPU ${v.resultPerCpu}; passkey ${v.passkeyRate ?? '-'}/s, ${v.passkeyPerCpu ?? '-'} per CPU-s vs password ${v.passwordRate ?? '-'}/s, ${v.passwordPerCpu ?? '-'} per CPU-s; no bare comparison)${v.note ? `  [${v.note}]` : ''}${noisy}`);
+    } else if (figure === 'burst') {
       lines.push(`${pad(label, 20, true)} ${pad(fx(v.value), 8)} ${pad('', 8)} ${pad(v.target, 30, true)} ${v.result}  (bare: ${fx(v.bareValue)})${noisy}`);
     } else if (figure === 'signin') {
       lines.push(`${pad(label, 20, true)} ${pad(fx(v.ratioRaw), 8)} ${pad(fx(v.ratioPerCpu), 8)} ${pad(v.target, 30, true)} ${v.result}  (Latchkey: ${v.value} flows per CPU-s)${noisy}`);
@@ -343,7 +377,8 @@ async function main() {
 
   log(`bench: temp dir ${tmp}${profileDir ? `, CPU profiles -> ${profileDir}` : ''}`);
   log('bench: starting Latchkey (CLI set-up, then serve) and the bare provider...');
-  const [lk, bare] = await Promise.all([startLatchkey({ tmp, profileDir, configYaml: settings.latchkeyConfigYaml }), startBare({ profileDir })]);
+  const wantPasskey = settings.figures.includes('passkey');
+  const [lk, bare] = await Promise.all([startLatchkey({ tmp, profileDir, configYaml: settings.latchkeyConfigYaml, passkeyUser: wantPasskey }), startBare({ profileDir })]);
   const servers = { latchkey: lk, bare };
   results.servers = {
     latchkey: { version: pkg.version, revision: gitRevision(), bin: LATCHKEY_BIN, issuer: lk.issuer, audience: lk.audience, pid: lk.pid, database: 'sqlite (fresh temp file)' },
@@ -370,9 +405,31 @@ async function main() {
   }
   log('bench: both servers pass the sanity checks (EdDSA JWT access token for the audience, Ed25519/RSA/P-256 in JWKS, password sign-in works)');
 
+  if (wantPasskey) {
+    // once, through the real pages: password sign-in of a second user, the passkey offer, registration;
+    // then one passkey sign-in as a check. One credential serves every worker: signCount "zero" (as synced
+    // passkeys report) lets concurrent assertions of the same credential through; an incrementing counter
+    // would race (a regression is refused by design).
+    const { SoftAuthenticator } = await loadSoftAuthenticator();
+    const authenticator = new SoftAuthenticator({ signCount: 'zero' });
+    let enrolled;
+    let check;
+    try {
+      enrolled = await enrolPasskey(targets.latchkey, authenticator, lk.passkeyUser);
+      check = idTokenClaims(await passkeySignInOnce(targets.latchkey, authenticator));
+    } catch (err) {
+      throw new Error(`latchkey: passkey set-up failed: ${err.message}`);
+    }
+    lk.passkey = { authenticator };
+    results.sanity.latchkey.passkey = { user: lk.passkeyUser.email, credentialId: enrolled.credentialId, enrolmentAmr: enrolled.amr, passkeySignInAmr: check.amr ?? null, passkeySignInSub: check.sub };
+    if (check.sub !== lk.passkeyUser.id) throw new Error(`latchkey: the passkey sign-in returned sub ${check.sub}, expected ${lk.passkeyUser.id}`);
+    log(`bench: passkey enrolled through the pages for ${lk.passkeyUser.email}; a passkey sign-in works (amr ${JSON.stringify(check.amr ?? null)})`);
+  }
+
   for (const figure of settings.figures) {
     results.figures[figure] = {};
     for (const [name, s] of Object.entries(servers)) {
+      if (LATCHKEY_ONLY.has(figure) && name !== 'latchkey') continue;
       log(`bench: ${figure} / ${name}: warm-up ${settings.warmupSeconds}s, measure ${settings.secondsPerFigure}s`);
       await measure(figure === 'burst' ? 'client_credentials' : figure, s, targets[name], settings.warmupSeconds);
       await sleep(300);
@@ -397,7 +454,8 @@ async function main() {
       results.figures[figure][name] = r;
       await sleep(500);
     }
-    results.verdicts[figure] = verdict(figure, results.figures[figure].latchkey, results.figures[figure].bare);
+    // passkey: its verdict compares with the signin figure, filled in after all figures ran
+    results.verdicts[figure] = figure === 'passkey' ? {} : verdict(figure, results.figures[figure].latchkey, results.figures[figure].bare);
     const bg = Math.max(...Object.values(results.figures[figure]).map((r) => r.backgroundCores ?? 0));
     results.verdicts[figure].maxBackgroundCores = bg;
     results.verdicts[figure].noisy = bg > settings.noisyBackgroundCores;
@@ -407,6 +465,11 @@ async function main() {
       const bad = r.non2xx || r.errors || r.timeouts || r.failed || r.idle?.non2xx || r.burst?.clientCredentials.non2xx || r.burst?.signIns.failed;
       if (bad) log(`bench: WARNING ${figure} / ${name} had failures: ${JSON.stringify({ statusCodes: r.statusCodes, errors: r.errors, failed: r.failed, samples: r.errorSamples ?? r.burst?.signIns.errorSamples })}`);
     }
+  }
+
+  if (results.figures.passkey) {
+    // after every figure: it compares with the password sign-in figure, whichever order they ran in
+    results.verdicts.passkey = { ...passkeyVerdict(results.figures.passkey.latchkey, results.figures.signin?.latchkey), maxBackgroundCores: results.verdicts.passkey.maxBackgroundCores, noisy: results.verdicts.passkey.noisy };
   }
 
   results.finishedAt = new Date().toISOString();

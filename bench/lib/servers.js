@@ -15,6 +15,9 @@ const BARE = join(ROOT, 'bench', 'bare-provider.js');
 
 export const PASSWORD = 'plum-orbit-cactus-velvet-91';
 export const EMAIL = 'bench@example.test';
+/** The user the passkey figure enrols a passkey for (a separate account: with a passkey, identifier-first
+ * sign-in would lead bench@example.test to the passkey page instead of the password page). */
+export const PASSKEY_EMAIL = 'bench-passkey@example.test';
 export const REDIRECT_URI = 'http://bench.test/cb';
 /** Latchkey's defaults (src/config/schema.ts), given to the bare provider too. */
 export const ARGON2 = { memoryCost: 19456, timeCost: 2, parallelism: 1 };
@@ -46,8 +49,11 @@ async function discoveryReady(origin, host) {
   return res.statusCode === 200 && body.includes('"issuer"');
 }
 
-/** Latchkey: CLI set-up (client_credentials client, first-party code-flow client, user), then `serve`. */
-export async function startLatchkey({ tmp, profileDir, configYaml }) {
+/**
+ * Latchkey: CLI set-up (client_credentials client, first-party code-flow client, user; with `passkeyUser`
+ * a second user for the passkey figure), then `serve`.
+ */
+export async function startLatchkey({ tmp, profileDir, configYaml, passkeyUser = false }) {
   const port = await freePort();
   const issuer = `http://localhost:${port}`;
   const dir = join(tmp, 'latchkey');
@@ -66,6 +72,7 @@ export async function startLatchkey({ tmp, profileDir, configYaml }) {
   const cc = await runCli(env, dir, ['client', 'create', '--realm', 'default', '--name', 'bench', '--grant', 'client_credentials']);
   const web = await runCli(env, dir, ['client', 'create', '--realm', 'default', '--name', 'bench-web', '--redirect-uri', REDIRECT_URI, '--first-party']);
   const user = await runCli(env, dir, ['user', 'create', '--realm', 'default', '--email', EMAIL, '--password-stdin'], `${PASSWORD}\n`);
+  const pkUser = passkeyUser ? await runCli(env, dir, ['user', 'create', '--realm', 'default', '--email', PASSKEY_EMAIL, '--password-stdin'], `${PASSWORD}\n`) : null;
   const realm = (await runCli(env, dir, ['realm', 'list'])).realms.find((r) => r.id === 'default');
 
   const entry = spawnChild('latchkey', process.execPath, [...nodeArgs(profileDir, 'latchkey'), LATCHKEY_BIN, 'serve'], { env, cwd: dir });
@@ -83,6 +90,7 @@ export async function startLatchkey({ tmp, profileDir, configYaml }) {
     ccClient: { id: cc.client_id, secret: cc.client_secret },
     webClient: { id: web.client_id, secret: web.client_secret, redirectUri: REDIRECT_URI },
     user: { id: user.id, email: EMAIL, password: PASSWORD },
+    passkeyUser: pkUser && { id: pkUser.id, email: PASSKEY_EMAIL, password: PASSWORD },
   };
 }
 

@@ -29,7 +29,7 @@ export function createTarget({ origin, issuer, clientId, clientSecret, redirectU
   };
 }
 
-class FlowError extends Error {
+export class FlowError extends Error {
   constructor(step, message) {
     super(`${step}: ${message}`);
     this.step = step;
@@ -37,7 +37,7 @@ class FlowError extends Error {
 }
 
 /** A minimal cookie jar for one flow (one "browser"); paths are ignored, which is harmless here. */
-class Jar {
+export class Jar {
   #cookies = new Map();
 
   header() {
@@ -58,7 +58,8 @@ class Jar {
   }
 }
 
-async function send(target, jar, step, path, { method = 'GET', form, headers = {} } = {}) {
+/** One HTTP request of a flow: Host, cookies in and out, a form or a JSON body; counts the request. */
+export async function send(target, jar, step, path, { method = 'GET', form, json, headers = {} } = {}) {
   const h = { host: target.host, 'user-agent': 'latchkey-bench', ...headers };
   const cookie = jar?.header();
   if (cookie) h.cookie = cookie;
@@ -66,6 +67,10 @@ async function send(target, jar, step, path, { method = 'GET', form, headers = {
   if (form) {
     h['content-type'] = 'application/x-www-form-urlencoded';
     body = new URLSearchParams(form).toString();
+  } else if (json !== undefined) {
+    h['content-type'] = 'application/json';
+    h.accept = 'application/json';
+    body = JSON.stringify(json);
   }
   let res;
   target.requests++;
@@ -79,14 +84,14 @@ async function send(target, jar, step, path, { method = 'GET', form, headers = {
 }
 
 /** Turns a Location header into a path on the issuer, or returns the absolute URL when it leaves it. */
-function resolveLocation(target, location, step) {
+export function resolveLocation(target, location, step) {
   if (!location) throw new FlowError(step, 'redirect without Location');
   const url = new URL(location, target.issuer);
   if (url.origin === new URL(target.issuer).origin) return { path: `${url.pathname}${url.search}`, url };
   return { path: null, url };
 }
 
-async function expectRedirect(res, step) {
+export async function expectRedirect(res, step) {
   if (res.statusCode < 300 || res.statusCode >= 400) {
     const text = (await res.body.text()).slice(0, 300);
     throw new FlowError(step, `expected a redirect, got ${res.statusCode}: ${text.replace(/\s+/g, ' ')}`);
@@ -96,7 +101,7 @@ async function expectRedirect(res, step) {
 }
 
 /** The route of a path with the interaction uid blanked, for error messages: /interaction/<uid>/login. */
-const pathName = (path) => path.split('?', 1)[0].replace(/^\/(interaction|auth)\/[^/]+/, '/$1/<uid>');
+export const pathName = (path) => path.split('?', 1)[0].replace(/^\/(interaction|auth)\/[^/]+/, '/$1/<uid>');
 
 const decode = (v) => v.replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
 const attr = (tag, name) => {
@@ -127,9 +132,8 @@ function pickForm(html) {
   return forms.find((f) => f.inputs.has('password')) ?? forms.find((f) => f.inputs.has('email')) ?? forms[0];
 }
 
-/** One complete password sign-in: returns the token response; throws a FlowError naming the failing step. */
-export async function signInOnce(target) {
-  const jar = new Jar();
+/** A new authorization request (code + PKCE S256): the /auth URL, its state and the code_verifier. */
+export function authorization(target) {
   const verifier = randomBytes(32).toString('base64url');
   const challenge = createHash('sha256').update(verifier).digest('base64url');
   const state = randomBytes(12).toString('base64url');
@@ -142,10 +146,35 @@ export async function signInOnce(target) {
     code_challenge: challenge,
     code_challenge_method: 'S256',
   });
+  return { url: new URL(`/auth?${query}`, target.issuer), state, verifier };
+}
+
+/** Checks the redirect back to the client (redirect URI, code, state) and exchanges the code at /token. */
+export async function exchangeCode(target, auth, done, step) {
+  if (!done.href.startsWith(target.redirectUri)) throw new FlowError(step, `redirected to ${done.href}`);
+  const code = done.searchParams.get('code');
+  if (!code) throw new FlowError(step, `no code: ${done.search}`);
+  if (done.searchParams.get('state') !== auth.state) throw new FlowError(step, 'state mismatch');
+  const res = await send(target, null, 'token', '/token', {
+    method: 'POST',
+    headers: { authorization: target.basic },
+    form: { grant_type: 'authorization_code', code, redirect_uri: target.redirectUri, code_verifier: auth.verifier },
+  });
+  const text = await res.body.text();
+  if (res.statusCode !== 200) throw new FlowError('token', `status ${res.statusCode}: ${text.slice(0, 200)}`);
+  const tokens = JSON.parse(text);
+  if (!tokens.id_token || !tokens.access_token) throw new FlowError('token', 'no id_token or access_token');
+  return tokens;
+}
+
+/** One complete password sign-in: returns the token response; throws a FlowError naming the failing step. */
+export async function signInOnce(target) {
+  const jar = new Jar();
+  const auth = authorization(target);
 
   // 1. authorize, then pages, form posts and redirects until a redirect to the redirect URI
   let step = 'authorize';
-  let here = new URL(`/auth?${query}`, target.issuer);
+  let here = auth.url;
   let res = await send(target, jar, step, `${here.pathname}${here.search}`);
   let done;
   for (let hops = 0; !done; hops++) {
@@ -172,29 +201,16 @@ export async function signInOnce(target) {
     step = `POST ${pathName(here.pathname)}`;
     res = await send(target, jar, step, `${here.pathname}${here.search}`, { method: 'POST', form: fields });
   }
-  if (!done.href.startsWith(target.redirectUri)) throw new FlowError(step, `redirected to ${done.href}`);
-  const code = done.searchParams.get('code');
-  if (!code) throw new FlowError(step, `no code: ${done.search}`);
-  if (done.searchParams.get('state') !== state) throw new FlowError(step, 'state mismatch');
-
   // 2. code exchange
-  res = await send(target, null, 'token', '/token', {
-    method: 'POST',
-    headers: { authorization: target.basic },
-    form: { grant_type: 'authorization_code', code, redirect_uri: target.redirectUri, code_verifier: verifier },
-  });
-  const text = await res.body.text();
-  if (res.statusCode !== 200) throw new FlowError('token', `status ${res.statusCode}: ${text.slice(0, 200)}`);
-  const tokens = JSON.parse(text);
-  if (!tokens.id_token || !tokens.access_token) throw new FlowError('token', 'no id_token or access_token');
-  return tokens;
+  return exchangeCode(target, auth, done, step);
 }
 
 /**
  * Runs `concurrency` workers, each doing sign-ins back to back, until `durationMs` has passed
  * (flows under way then are finished and counted). Returns counts, the elapsed time and flow latencies.
+ * `flow(target, worker)` is one whole flow (default: the password sign-in).
  */
-export async function runSignIns(target, { concurrency, durationMs, onFlow }) {
+export async function runSignIns(target, { concurrency, durationMs, onFlow, flow = signInOnce }) {
   const started = performance.now();
   const requests0 = target.requests;
   const deadline = started + durationMs;
@@ -203,11 +219,11 @@ export async function runSignIns(target, { concurrency, durationMs, onFlow }) {
   const errorSamples = [];
   let completed = 0;
   let failed = 0;
-  const worker = async () => {
+  const worker = async (_, index) => {
     while (performance.now() < deadline) {
       const t0 = performance.now();
       try {
-        await signInOnce(target);
+        await flow(target, index);
         latencies.push(performance.now() - t0);
         completed++;
         onFlow?.();

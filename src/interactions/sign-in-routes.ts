@@ -183,7 +183,10 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     const method = ctx.query.method;
     if (method === 'password' && p.stage === 'passkey' && p.email) {
       const user = await users.findByEmail(served(ctx).realm.id, p.email);
-      if (user?.passwordHash) p = { ...p, stage: 'password' };
+      if (user?.passwordHash) {
+        p = { ...p, stage: 'password' };
+        await progress.put(served(ctx).realm.id, d.uid, p);
+      }
     }
     if (method === 'recovery' && p.stage === 'passkey' && p.email) {
       return page(ctx, 'mfa', {
@@ -194,7 +197,6 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
         changeEmailAction: url(d, '/restart'),
       });
     }
-    await progress.put(served(ctx).realm.id, d.uid, p);
     return render(ctx, d, p);
   });
 
