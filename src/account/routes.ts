@@ -7,7 +7,7 @@ import { errorPage, page, seeOther, served } from '../interactions/kit.js';
 import { layoutFor } from '../interactions/layout.js';
 import { recordSecurityEvent } from '../mfa/security-events.js';
 import { relyingParty } from '../passkeys/relying-party.js';
-import { readForm } from '../server/body.js';
+import { readForm, readJsonObject } from '../server/body.js';
 import type { Services } from '../server/services.js';
 import { credentialViews, deleteCredential } from './credentials.js';
 import { ACCOUNT_CLIENT_ID, AccountSessions, challengeBinding, equalStrings, pkceChallenge, type AccountSession } from './session.js';
@@ -173,22 +173,8 @@ export function accountRoutes(services: Services): Router {
       );
       return undefined;
     }
-    if (!ctx.is('application/json')) throw new LatchkeyError('unsupported_media_type', 'send JSON (content-type: application/json)', 415);
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of ctx.req) {
-      size += (chunk as Buffer).length;
-      if (size > JSON_LIMIT) throw new LatchkeyError('request_too_large', `the request is larger than ${JSON_LIMIT} bytes`, 413);
-      chunks.push(chunk as Buffer);
-    }
-    let body: unknown;
-    try {
-      body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
-    } catch {
-      body = undefined;
-    }
-    if (!body || typeof body !== 'object' || Array.isArray(body)) throw new LatchkeyError('invalid_request', 'the request body is not a JSON object', 400);
-    return { signed, body: body as Record<string, unknown> };
+    const body = await readJsonObject(ctx, JSON_LIMIT);
+    return { signed, body };
   }
 
   async function securityEvent(realmId: string, userId: string, type: string, detail: Record<string, unknown> = {}): Promise<void> {

@@ -1,8 +1,9 @@
 import type { Context } from 'koa';
 import type { InteractionResults } from 'oidc-provider';
 import { LatchkeyError } from '../errors.js';
+import type { EventBus, SignInEvent } from '../events/bus.js';
 import type { ServedIssuer } from '../oidc/providers.js';
-import { readForm } from '../server/body.js';
+import { readForm, readJsonObject } from '../server/body.js';
 import { renderPage } from '../views/render.js';
 import { csrfValid } from './csrf.js';
 import { layoutFor } from './layout.js';
@@ -52,21 +53,7 @@ const JSON_LIMIT = 32 * 1024;
 /** Reads a JSON body (the passkey script's posts) and checks the CSRF header. */
 export async function checkedJson(ctx: Context, csrfKey: Buffer, d: Details): Promise<Record<string, unknown>> {
   if (!csrfValid(csrfKey, d.uid, ctx.get('x-csrf-token'))) throw new LatchkeyError('csrf_failed', 'The request could not be verified. Reload the page and try again.', 403);
-  if (!ctx.is('application/json')) throw new LatchkeyError('unsupported_media_type', 'send JSON (content-type: application/json)', 415);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of ctx.req) {
-    size += (chunk as Buffer).length;
-    if (size > JSON_LIMIT) throw new LatchkeyError('request_too_large', `the request is larger than ${JSON_LIMIT} bytes`, 413);
-    chunks.push(chunk as Buffer);
-  }
-  try {
-    const parsed = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
-    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not an object');
-    return parsed;
-  } catch {
-    throw new LatchkeyError('invalid_request', 'the request body is not a JSON object', 400);
-  }
+  return readJsonObject(ctx, JSON_LIMIT);
 }
 
 /** Hands the interaction's result to node-oidc-provider and returns where the browser goes next. */
@@ -83,4 +70,27 @@ export async function redirectWithResult(ctx: Context, result: InteractionResult
 export function seeOther(ctx: Context, url: string): void {
   ctx.status = 303;
   ctx.redirect(url);
+}
+
+/** Emits a sign-in outcome for this interaction on the event bus (the audit capability persists them). */
+export function emitSignIn(
+  events: EventBus,
+  ctx: Context,
+  d: Details,
+  type: SignInEvent['type'],
+  method: SignInEvent['method'],
+  extra: Partial<SignInEvent> = {},
+): void {
+  const s = served(ctx);
+  events.emit({
+    type,
+    at: new Date().toISOString(),
+    realm: s.realm.id,
+    issuer: s.issuer,
+    method,
+    clientId: typeof d.params.client_id === 'string' ? d.params.client_id : undefined,
+    address: ctx.ip,
+    userAgent: ctx.get('user-agent') || undefined,
+    ...extra,
+  });
 }

@@ -4,7 +4,7 @@ import { LatchkeyError } from '../errors.js';
 import { relyingParties, relyingParty } from '../passkeys/relying-party.js';
 import { amrOf } from '../passkeys/service.js';
 import type { Services } from '../server/services.js';
-import { checkedJson, interactionOf, served, type Details } from './kit.js';
+import { checkedJson, emitSignIn, interactionOf, served, type Details } from './kit.js';
 import type { SignInSteps } from './next-step.js';
 import type { ProgressStore } from './progress.js';
 
@@ -29,20 +29,8 @@ export function passkeyRoutes(router: Router, services: Services, progress: Prog
     return { d, body };
   }
 
-  function emit(ctx: Context, d: Details, type: 'signin.success' | 'signin.failure', method: 'passkey' | 'security-key', extra: Record<string, unknown>): void {
-    const s = served(ctx);
-    events.emit({
-      type,
-      at: new Date().toISOString(),
-      realm: s.realm.id,
-      issuer: s.issuer,
-      method,
-      clientId: typeof d.params.client_id === 'string' ? d.params.client_id : undefined,
-      address: ctx.ip,
-      userAgent: ctx.get('user-agent') || undefined,
-      ...extra,
-    });
-  }
+  const emit = (ctx: Context, d: Details, type: 'signin.success' | 'signin.failure', method: 'passkey' | 'security-key', extra: Record<string, unknown>) =>
+    emitSignIn(events, ctx, d, type, method, extra);
 
   router.post('/interaction/:uid/passkey/options', async (ctx) => {
     const { d, body } = await start(ctx);

@@ -6,7 +6,7 @@ import type { Services } from '../server/services.js';
 import { readForm } from '../server/body.js';
 import { wantsMultiFactor } from './acr.js';
 import { csrfToken } from './csrf.js';
-import { checkedForm, interactionOf, page, seeOther, served, type Details } from './kit.js';
+import { checkedForm, emitSignIn, interactionOf, page, seeOther, served, type Details } from './kit.js';
 import { layoutFor } from './layout.js';
 import type { SignInSteps } from './next-step.js';
 import type { Progress, ProgressStore } from './progress.js';
@@ -20,20 +20,8 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
   const { users, throttle, events, csrfKey, totp, recovery } = services;
   const url = (d: Details, path = '') => `/interaction/${d.uid}${path}`;
 
-  function event(ctx: Context, d: Details, type: SignInEvent['type'], method: SignInEvent['method'], extra: Partial<SignInEvent> = {}): void {
-    const s = served(ctx);
-    events.emit({
-      type,
-      at: new Date().toISOString(),
-      realm: s.realm.id,
-      issuer: s.issuer,
-      method,
-      clientId: typeof d.params.client_id === 'string' ? d.params.client_id : undefined,
-      address: ctx.ip,
-      userAgent: ctx.get('user-agent') || undefined,
-      ...extra,
-    });
-  }
+  const event = (ctx: Context, d: Details, type: SignInEvent['type'], method: SignInEvent['method'], extra: Partial<SignInEvent> = {}) =>
+    emitSignIn(events, ctx, d, type, method, extra);
 
   async function clientName(ctx: Context, d: Details): Promise<string | undefined> {
     const client = await served(ctx).provider.Client.find(String(d.params.client_id));

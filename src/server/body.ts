@@ -24,3 +24,23 @@ export async function readForm(ctx: Context, limit = 16 * 1024): Promise<Record<
   }
   return out;
 }
+
+/** Reads a small JSON object body (the passkey script's posts); anything else is a clear 4xx. */
+export async function readJsonObject(ctx: Context, limit = 32 * 1024): Promise<Record<string, unknown>> {
+  if (!ctx.is('application/json')) throw new LatchkeyError('unsupported_media_type', 'send JSON (content-type: application/json)', 415);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of ctx.req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw new LatchkeyError('request_too_large', `the request is larger than ${limit} bytes`, 413);
+    chunks.push(chunk as Buffer);
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
+  } catch {
+    body = undefined;
+  }
+  if (!body || typeof body !== 'object' || Array.isArray(body)) throw new LatchkeyError('invalid_request', 'the request body is not a JSON object', 400);
+  return body as Record<string, unknown>;
+}
