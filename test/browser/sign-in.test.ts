@@ -1,4 +1,3 @@
-import { createServer, type Server } from 'node:http';
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,9 +5,9 @@ import { createRemoteJWKSet, customFetch, jwtVerify } from 'jose';
 import * as oidc from 'openid-client';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, expect, it, vi } from 'vitest';
-import { describeWithBrowser, launchChromium, watchConsole } from '../helpers/browser.js';
+import { describeWithBrowser, launchChromium, startTestApp, watchConsole } from '../helpers/browser.js';
 import { testFetch } from '../helpers/http.js';
-import { freePort, startTestServer, type TestServer } from '../helpers/server.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
 
 const PASSWORD = 'plum-orbit-cactus-velvet-91';
 const EMAIL = 'ada@example.test';
@@ -21,27 +20,6 @@ const SCREENSHOT = '/tmp/latchkey-login.png';
  * The relying party's redirect URI: a real page on its own origin that shows what it received, so
  * the browser ends the flow on a rendered document (not on a connection error).
  */
-async function startRelyingParty(): Promise<{ server: Server; redirectUri: string; close(): Promise<void> }> {
-  const port = await freePort();
-  const escape = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-  const server = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', `http://127.0.0.1:${port}`);
-    if (url.pathname !== '/callback') {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
-      return;
-    }
-    const rows = [...url.searchParams].map(([k, v]) => `<dt>${escape(k)}</dt><dd data-param="${escape(k)}">${escape(v)}</dd>`).join('');
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
-    res.end(`<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Test app callback</title></head><body><h1>Callback received</h1><dl>${rows}</dl></body></html>`);
-  });
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-  return {
-    server,
-    redirectUri: `http://127.0.0.1:${port}/callback`,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
-}
-
 /** Error responses other than the browser's own /favicon.ico probe (the pages declare no icon). */
 function unexpectedHttpErrors(httpErrors: string[]): string[] {
   return httpErrors.filter((e) => !e.endsWith(' /favicon.ico')).map((e) => e.replace(/\/interaction\/[^/]+/, '/interaction/:uid'));
@@ -55,7 +33,7 @@ interface Rp {
 
 describeWithBrowser('sign-in pages in Chromium', () => {
   let server: TestServer;
-  let rp: Awaited<ReturnType<typeof startRelyingParty>>;
+  let rp: Awaited<ReturnType<typeof startTestApp>>;
   let browser: Browser;
   let defaultRp: Rp;
   let acmeRp: Rp;
@@ -79,7 +57,7 @@ describeWithBrowser('sign-in pages in Chromium', () => {
   }
 
   beforeAll(async () => {
-    rp = await startRelyingParty();
+    rp = await startTestApp();
     server = await startTestServer();
     defaultRp = await registerClient('default', server.issuer);
     const acmeIssuer = `http://a.localhost:${server.port}`;
