@@ -12,7 +12,7 @@ import { relatedOriginsDocument } from '../passkeys/relying-party.js';
 import { realmCss } from '../views/render.js';
 import { loadStaticAssets } from '../views/static-assets.js';
 import { errorMiddleware, sendError } from './http-errors.js';
-import { JWKS_PATHS, MAX_BODY } from './fast-path.js';
+import { JWKS_PATHS, MAX_BODY, writeJwks } from './fast-path.js';
 import { requestLog } from './request-log.js';
 import { securityHeaders } from './security-headers.js';
 import type { Services } from './services.js';
@@ -81,16 +81,9 @@ export function createApp({ services, registry, providers }: AppDeps): Koa {
     const served: ServedIssuer = ctx.state.served;
     if (ctx.method === 'GET' || ctx.method === 'HEAD') {
       if (JWKS_PATHS.has(ctx.path)) {
-        ctx.set('Cache-Control', 'public, max-age=60, stale-while-revalidate=60');
-        ctx.set('Access-Control-Allow-Origin', '*');
-        ctx.set('ETag', served.jwks.etag);
-        if (ctx.get('if-none-match') === served.jwks.etag) {
-          ctx.status = 304;
-          return;
-        }
-        ctx.type = 'application/jwk-set+json; charset=utf-8';
-        ctx.body = served.jwks.body;
-        return;
+        // the first request before the provider is built; afterwards the fast path answers
+        ctx.respond = false;
+        return writeJwks(ctx.req, ctx.res, served);
       }
       if (ctx.path === '/.well-known/webauthn') {
         // WebAuthn Related Origin Requests: the primary domain lists the realm's other origins

@@ -3,13 +3,29 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type Provider from 'oidc-provider';
 import type { RealmRequest } from '../interactions/layout.js';
-import type { ProviderCache } from '../oidc/providers.js';
+import type { ProviderCache, ServedIssuer } from '../oidc/providers.js';
 import type { RealmRegistry } from '../realms/registry.js';
 import { applySecurityHeaders } from './security-headers.js';
 
 export const MAX_BODY = 64 * 1024;
 export const JWKS_PATHS = new Set(['/jwks', '/.well-known/openid-configuration/jwks']);
 const SAFE_ID = /^[A-Za-z0-9._-]{1,100}$/;
+
+/** Answers a JWKS request with the realm's precomputed document (ETag, 304, CORS, short caching). */
+export function writeJwks(req: IncomingMessage, res: ServerResponse, served: ServedIssuer): void {
+  res.setHeader('Cache-Control', 'public, max-age=60, stale-while-revalidate=60');
+  res.setHeader('Access-Control-Allow-Origin', '*');
+  res.setHeader('ETag', served.jwks.etag);
+  if (req.headers['if-none-match'] === served.jwks.etag) {
+    res.statusCode = 304;
+    res.end();
+    return;
+  }
+  res.statusCode = 200;
+  res.setHeader('Content-Type', 'application/jwk-set+json; charset=utf-8');
+  res.setHeader('Content-Length', Buffer.byteLength(served.jwks.body));
+  res.end(req.method === 'HEAD' ? undefined : served.jwks.body);
+}
 
 /** Paths Latchkey itself answers (pages, assets, health, sign-in dispatch): these always go through Koa. */
 function ours(path: string): boolean {
@@ -63,17 +79,7 @@ export function createFastPath(deps: { registry: RealmRegistry; providers: Provi
     }
 
     if ((req.method === 'GET' || req.method === 'HEAD') && JWKS_PATHS.has(path)) {
-      res.setHeader('Cache-Control', 'public, max-age=60, stale-while-revalidate=60');
-      res.setHeader('Access-Control-Allow-Origin', '*');
-      res.setHeader('ETag', served.jwks.etag);
-      if (req.headers['if-none-match'] === served.jwks.etag) {
-        res.statusCode = 304;
-        res.end();
-        return true;
-      }
-      res.setHeader('Content-Type', 'application/jwk-set+json; charset=utf-8');
-      res.setHeader('Content-Length', Buffer.byteLength(served.jwks.body));
-      res.end(req.method === 'HEAD' ? undefined : served.jwks.body);
+      writeJwks(req, res, served);
       return true;
     }
 
