@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { LatchkeyConfig } from '../config/schema.js';
 import type { Db } from '../db/knex.js';
 import { realmsRepo } from '../db/realms-repo.js';
-import { usersRepo, type UserRow } from '../db/users-repo.js';
+import { listUsers, usersRepo, type UserListQuery, type UserRow } from '../db/users-repo.js';
 import { conflict, invalid, notFound } from '../errors.js';
 import type { PasswordHasher } from './password-hasher.js';
 import { checkPassword, normalizePassword } from './password-policy.js';
@@ -79,9 +79,24 @@ export class UserService {
     return toPublicUser({ ...user, disabled, updatedAt: now });
   }
 
+  /** Changes a user's name or disabled flag, by id. */
+  async update(realmId: string, id: string, changes: { name?: string | null; disabled?: boolean }): Promise<PublicUser> {
+    const user = await usersRepo.findById(this.db, realmId, id);
+    if (!user) throw notFound(`user ${id} in realm "${realmId}"`);
+    const now = Date.now();
+    const name = changes.name === undefined ? undefined : changes.name?.trim() || null;
+    await usersRepo.update(this.db, realmId, id, { ...(name !== undefined ? { name } : {}), ...(changes.disabled !== undefined ? { disabled: changes.disabled } : {}) }, now);
+    return toPublicUser({ ...user, ...(name !== undefined ? { name } : {}), ...(changes.disabled !== undefined ? { disabled: changes.disabled } : {}), updatedAt: now });
+  }
+
   /** "Not now" on the passkey offer: ask again after `days` (far in the future for "don't ask again"). */
   async snoozePasskeyOffer(realmId: string, id: string, until: number): Promise<void> {
     await usersRepo.update(this.db, realmId, id, { passkeyOfferSnoozedUntil: until }, Date.now());
+  }
+
+  /** A page of users (see listUsers for the order and the keyset position). */
+  async list(realmId: string, query: UserListQuery): Promise<UserRow[]> {
+    return listUsers(this.db, realmId, query);
   }
 
   findById(realmId: string, id: string): Promise<UserRow | undefined> {

@@ -25,6 +25,8 @@ export interface CreateClientInput {
   jwksUri?: string;
   /** Scopes the client may request (space separated). */
   scope?: string;
+  /** May request client_credentials tokens for the admin API (resource urn:latchkey:admin-api). */
+  adminApi?: boolean;
 }
 
 export interface CreatedClient {
@@ -39,6 +41,7 @@ export interface CreatedClient {
   grant_types: string[];
   token_endpoint_auth_method: string;
   id_token_signed_response_alg?: string;
+  admin_api?: boolean;
 }
 
 function checkUri(uri: string, what: string): string {
@@ -78,6 +81,7 @@ export class ClientService {
     if (input.authMethod && isPublic && input.authMethod !== 'none') throw invalid('a public client has no secret: drop --auth-method or --public');
     if (authMethod === 'private_key_jwt' && !input.jwks && !input.jwksUri) throw invalid('private_key_jwt needs the client\'s public keys (--jwks-uri URL or --jwks JSON)');
     if (input.idTokenAlg && !(SIGNING_ALGS as readonly string[]).includes(input.idTokenAlg)) throw invalid(`unknown ID token algorithm "${input.idTokenAlg}"; use one of ${SIGNING_ALGS.join(', ')}`);
+    if (input.adminApi && !grants.includes('client_credentials')) throw invalid('an admin API client (--admin-api) needs the client_credentials grant (--grant client_credentials)');
     if (input.jwksUri) checkUri(input.jwksUri, 'JWKS URI');
     if (input.jwks !== undefined && (typeof input.jwks !== 'object' || input.jwks === null || !Array.isArray((input.jwks as { keys?: unknown }).keys))) {
       throw invalid('--jwks must be a JSON Web Key Set: {"keys": [...]}');
@@ -99,6 +103,7 @@ export class ClientService {
       ...(input.jwks ? { jwks: input.jwks } : {}),
       ...(input.jwksUri ? { jwks_uri: input.jwksUri } : {}),
       ...(input.scope ? { scope: input.scope } : {}),
+      ...(input.adminApi ? { admin_api: true } : {}),
     };
     const now = Date.now();
     await this.db.transaction(async (trx) => {
@@ -126,6 +131,7 @@ export class ClientService {
       grant_types: grants,
       token_endpoint_auth_method: authMethod,
       ...(input.idTokenAlg ? { id_token_signed_response_alg: input.idTokenAlg } : {}),
+      ...(input.adminApi ? { admin_api: true } : {}),
     };
   }
 
@@ -140,6 +146,7 @@ export class ClientService {
       post_logout_redirect_uris: c.metadata.post_logout_redirect_uris as string[],
       grant_types: c.metadata.grant_types as string[],
       token_endpoint_auth_method: c.metadata.token_endpoint_auth_method as string,
+      ...(c.metadata.admin_api ? { admin_api: true } : {}),
     }));
   }
 

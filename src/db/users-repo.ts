@@ -64,3 +64,36 @@ export const usersRepo = {
     return db('users').where({ realm_id: realmId, id }).update(row);
   },
 };
+
+export type UserSortKey = 'created_at' | 'email_normalized';
+
+export interface UserListQuery {
+  tenantId?: string;
+  email?: string;
+  sort: UserSortKey;
+  descending: boolean;
+  limit: number;
+  /** Keyset position: the sort value and id of the last row of the previous page. */
+  after?: { value: string | number; id: string };
+}
+
+/** One page of a realm's users, in a stable order (the sort key, then id), filtered by tenant and email. */
+export async function listUsers(db: Db, realmId: string, q: UserListQuery): Promise<UserRow[]> {
+  const column = `users.${q.sort}`;
+  const op = q.descending ? '<' : '>';
+  const dir = q.descending ? 'desc' : 'asc';
+  const query = db('users').select('users.*').where('users.realm_id', realmId);
+  if (q.tenantId !== undefined) {
+    query.join('tenant_members', function joinMembers() {
+      this.on('tenant_members.user_id', '=', 'users.id').andOn('tenant_members.realm_id', '=', 'users.realm_id');
+    });
+    query.where('tenant_members.tenant_id', q.tenantId);
+  }
+  if (q.email !== undefined) query.where('users.email_normalized', normalizeEmail(q.email));
+  if (q.after) {
+    const { value, id } = q.after;
+    query.where((w) => w.where(column, op, value).orWhere((w2) => w2.where(column, value).andWhere('users.id', op, id)));
+  }
+  const rows = await query.orderBy([{ column, order: dir }, { column: 'users.id', order: dir }]).limit(q.limit);
+  return rows.map(toUser);
+}

@@ -13,6 +13,7 @@ import { createFindAccount } from './find-account.js';
 import type { UserService } from '../accounts/user-service.js';
 import { providerPages } from '../interactions/provider-pages.js';
 import { ACR_VALUES_SUPPORTED, wantsMultiFactor } from '../interactions/acr.js';
+import { ADMIN_API_AUDIENCE, ADMIN_SCOPES } from '../admin/audience.js';
 
 export interface ProviderDeps {
   db: Db;
@@ -93,7 +94,7 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
       token_endpoint_auth_method: 'client_secret_basic',
       id_token_signed_response_alg: settings.signingAlg,
     },
-    extraClientMetadata: { properties: ['first_party'] },
+    extraClientMetadata: { properties: ['first_party', 'admin_api'] },
     enabledJWA: {
       idTokenSigningAlgValues: SIGNING as any,
       userinfoSigningAlgValues: SIGNING as any,
@@ -169,7 +170,18 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
           return undefined;
         },
         useGrantedResource: async () => true,
-        getResourceServerInfo: async (_ctx, resourceIndicator) => {
+        getResourceServerInfo: async (_ctx, resourceIndicator, client) => {
+          if (resourceIndicator === ADMIN_API_AUDIENCE) {
+            // only clients registered with --admin-api may hold admin API tokens
+            if (!client.metadata().admin_api) throw new errors.InvalidTarget(`client ${client.clientId} may not request tokens for the admin API (register it with --admin-api)`);
+            return {
+              audience: ADMIN_API_AUDIENCE,
+              scope: ADMIN_SCOPES.join(' '),
+              accessTokenTTL: t.clientCredentialsTtlSeconds,
+              accessTokenFormat: 'jwt',
+              jwt: { sign: { alg: settings.signingAlg } },
+            } as any;
+          }
           const resource = resources.get(resourceIndicator);
           if (!resource) throw new errors.InvalidTarget(`resource ${resourceIndicator} is not an API of this realm`);
           return {

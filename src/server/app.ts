@@ -2,6 +2,8 @@ import Koa, { type Context, type Next } from 'koa';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type Provider from 'oidc-provider';
 import { accountRoutes } from '../account/routes.js';
+import { adminOperations } from '../admin/operations.js';
+import { adminApi } from '../admin/router.js';
 import { interactionRoutes } from '../interactions/routes.js';
 import { firstPartyOfflineAccess } from '../oidc/first-party-offline.js';
 import type { RealmRequest } from '../interactions/layout.js';
@@ -121,6 +123,7 @@ export function createApp({ services, registry, providers }: AppDeps): Koa {
   const accountMw = account.routes();
   app.use((ctx: Context, next: Next) => (ctx.path.startsWith('/interaction/') ? interactionsMw(ctx as any, async () => interactionsMethods(ctx as any, next)) : next()));
   app.use((ctx: Context, next: Next) => (ctx.path === '/account' || ctx.path.startsWith('/account/') ? accountMw(ctx as any, next) : next()));
+  app.use(adminApi(services, adminOperations));
   app.use(firstPartyOfflineAccess(services.clients));
 
   // Everything else belongs to the realm's node-oidc-provider instance.

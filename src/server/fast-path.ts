@@ -38,7 +38,9 @@ function ours(path: string): boolean {
     path === '/favicon.ico' ||
     path === '/healthz' ||
     path === '/readyz' ||
-    path === '/.well-known/webauthn'
+    path === '/.well-known/webauthn' ||
+    path === '/api/v1' ||
+    path.startsWith('/api/v1/')
   );
 }
 

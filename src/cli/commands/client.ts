@@ -4,6 +4,7 @@ const usage = `latchkey client create --realm R --name N [--redirect-uri URL ...
                               [--public] [--grant authorization_code|refresh_token|client_credentials|urn:ietf:params:oauth:grant-type:device_code ...]
                               [--first-party] [--auth-method client_secret_basic|client_secret_post|private_key_jwt]
                               [--id-token-alg EdDSA|RS256|ES256|PS256] [--jwks-uri URL | --jwks JSON] [--scope "a b"]
+                              [--admin-api]   (with --grant client_credentials: may call the admin API)
        latchkey client list --realm R`;
 
 export const clientCommand: Command = {
@@ -29,6 +30,7 @@ export const clientCommand: Command = {
             'jwks-uri': { type: 'string' },
             jwks: { type: 'string' },
             scope: { type: 'string' },
+            'admin-api': { type: 'boolean' },
           },
           usage,
         );
@@ -56,6 +58,7 @@ export const clientCommand: Command = {
             jwksUri: o['jwks-uri'],
             jwks,
             scope: o.scope,
+            adminApi: o['admin-api'],
           }),
         );
       }

@@ -1,0 +1,5 @@
+import type { Operation } from './operation.js';
+import { userOperations } from './users-operations.js';
+
+/** Every admin API operation, in the order the OpenAPI document lists them. */
+export const adminOperations: Operation[] = [...userOperations];

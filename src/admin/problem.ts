@@ -1,0 +1,81 @@
+import type { Context } from 'koa';
+import type { z } from 'zod';
+import { LatchkeyError } from '../errors.js';
+
+/** One invalid field of a request, by its JSON path (`body.domains[1]`, `query.limit`). */
+export interface FieldError {
+  field: string;
+  message: string;
+}
+
+/** An admin API error, answered as RFC 9457 problem details. */
+export class ProblemError extends LatchkeyError {
+  constructor(
+    code: string,
+    message: string,
+    status: number,
+    readonly fields: FieldError[] = [],
+  ) {
+    super(code, message, status);
+  }
+}
+
+/** Turns zod issues into a 400 that names every bad field. */
+export function invalidFields(where: 'body' | 'query' | 'path', error: z.ZodError): ProblemError {
+  const fields = error.issues.map((issue) => {
+    const path = issue.path.reduce<string>((acc, part) => (typeof part === 'number' ? `${acc}[${part}]` : `${acc}.${String(part)}`), where);
+    return { field: path, message: issue.message };
+  });
+  const summary = fields.map((f) => `${f.field}: ${f.message}`).join('; ');
+  return new ProblemError('invalid_input', `invalid request ${where}: ${summary}`, 400, fields);
+}
+
+const TITLES: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  409: 'Conflict',
+  413: 'Content Too Large',
+  415: 'Unsupported Media Type',
+  500: 'Internal Server Error',
+};
+
+/** Writes an error as application/problem+json (RFC 9457) with our stable code and the bad fields. */
+export function sendProblem(ctx: Context, err: unknown): void {
+  let status = 500;
+  let code = 'server_error';
+  let detail = 'an unexpected error occurred; the request id in the logs tells operators where';
+  let fields: FieldError[] = [];
+  if (err instanceof LatchkeyError) {
+    status = err.status;
+    code = err.code;
+    detail = err.message;
+    if (err instanceof ProblemError) fields = err.fields;
+    else {
+      // service errors name the field in their message ("domain \"x\" is not a host name"); keep them as they are
+    }
+  } else {
+    const e = err as { status?: number; expose?: boolean; message?: string };
+    if (e?.status && e.status >= 400 && e.status < 500 && e.expose !== false) {
+      status = e.status;
+      code = status === 413 ? 'request_too_large' : 'invalid_request';
+      detail = e.message ?? 'invalid request';
+    } else {
+      ctx.state.log?.error({ err }, 'unhandled admin API error');
+    }
+  }
+  ctx.status = status;
+  ctx.type = 'application/problem+json';
+  ctx.set('Cache-Control', 'no-store');
+  if (status === 401) ctx.set('WWW-Authenticate', `Bearer realm="latchkey-admin", error="invalid_token", error_description="${detail.replace(/["\\]/g, '')}"`);
+  ctx.body = {
+    type: `https://latchkey.dev/problems/${code}`,
+    title: TITLES[status] ?? 'Error',
+    status,
+    code,
+    detail,
+    ...(fields.length ? { errors: fields } : {}),
+  };
+}

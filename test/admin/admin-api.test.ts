@@ -1,0 +1,198 @@
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describeEachDatabase } from '../helpers/databases.js';
+import { PASSWORD, postForm } from '../helpers/flows.js';
+import { testFetch } from '../helpers/http.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+
+const ADMIN = 'urn:latchkey:admin-api';
+
+describeEachDatabase('admin API: authentication, users, pagination, problem+json', (kind) => {
+  let server: TestServer;
+  let issuer: string;
+  let otherIssuer: string;
+  let writeToken: string;
+  let readToken: string;
+  let plain: { id: string; secret: string };
+  let otherRealmToken: string;
+
+  const cli = async (args: string[], stdin?: string) => {
+    const r = await server.cli(args, stdin);
+    expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
+    return r.json;
+  };
+  const clientToken = async (base: string, client: { id: string; secret: string }, scope: string) => {
+    const r = await postForm(`${base}/token`, { grant_type: 'client_credentials', resource: ADMIN, scope }, client);
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    return r.body.access_token as string;
+  };
+  const api = async (path: string, init: { method?: string; token?: string; body?: unknown; base?: string } = {}) => {
+    const headers: Record<string, string> = {};
+    if (init.token) headers.authorization = `Bearer ${init.token}`;
+    if (init.body !== undefined) headers['content-type'] = 'application/json';
+    const res = await testFetch(`${init.base ?? issuer}/api/v1${path}`, { method: init.method ?? 'GET', headers, body: init.body === undefined ? undefined : JSON.stringify(init.body) });
+    const text = await res.text();
+    return { status: res.status, type: res.headers.get('content-type') ?? '', headers: res.headers, body: text ? JSON.parse(text) : undefined };
+  };
+
+  beforeAll(async () => {
+    server = await startTestServer({ db: kind });
+    issuer = `http://corp.localhost:${server.port}`;
+    otherIssuer = `http://other.localhost:${server.port}`;
+    await cli(['realm', 'create', '--id', 'corp', '--name', 'Corp', '--issuer', issuer]);
+    await cli(['realm', 'create', '--id', 'other', '--name', 'Other', '--issuer', otherIssuer]);
+    const admin = await cli(['client', 'create', '--realm', 'corp', '--name', 'Provisioning', '--grant', 'client_credentials', '--admin-api']);
+    expect(admin.admin_api).toBe(true);
+    const adminClient = { id: admin.client_id, secret: admin.client_secret };
+    writeToken = await clientToken(issuer, adminClient, 'admin');
+    readToken = await clientToken(issuer, adminClient, 'admin:read');
+    const p = await cli(['client', 'create', '--realm', 'corp', '--name', 'Plain service', '--grant', 'client_credentials']);
+    plain = { id: p.client_id, secret: p.client_secret };
+    const o = await cli(['client', 'create', '--realm', 'other', '--name', 'Other admin', '--grant', 'client_credentials', '--admin-api']);
+    otherRealmToken = await clientToken(otherIssuer, { id: o.client_id, secret: o.client_secret }, 'admin');
+    for (const name of ['erin', 'bob', 'dave', 'carol', 'alice']) {
+      await cli(['user', 'create', '--realm', 'corp', '--email', `${name}@corp.test`, '--name', name, '--password-stdin'], `${PASSWORD}\n`);
+    }
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('serves an OpenAPI 3.1 document describing every operation', async () => {
+    const res = await api('/openapi.json');
+    expect(res.status).toBe(200);
+    expect(res.body.openapi).toBe('3.1.0');
+    expect(res.body.servers[0].url).toBe(`${issuer}/api/v1`);
+    const ops = Object.values(res.body.paths as Record<string, Record<string, any>>).flatMap((p) => Object.values(p));
+    expect(ops.map((o) => o.operationId)).toEqual(expect.arrayContaining(['listUsers', 'getUser', 'createUser', 'updateUser']));
+    const list = res.body.paths['/users'].get;
+    expect(list.parameters.map((p: any) => p.name)).toEqual(expect.arrayContaining(['tenantId', 'email', 'limit', 'cursor', 'sort']));
+    expect(list.responses['400'].content['application/problem+json']).toBeDefined();
+    expect(res.body.paths['/users'].post.requestBody.content['application/json'].schema.required).toContain('email');
+  });
+
+  it('refuses requests without a valid admin token, with problem+json', async () => {
+    const none = await api('/users');
+    expect(none.status).toBe(401);
+    expect(none.type).toContain('application/problem+json');
+    expect(none.headers.get('www-authenticate')).toMatch(/^Bearer /);
+    expect(none.body).toMatchObject({ status: 401, code: 'invalid_token' });
+
+    const garbage = await api('/users', { token: 'not-a-jwt' });
+    expect(garbage.status).toBe(401);
+    expect(garbage.body.detail).toMatch(/not a JWT/);
+
+    // a token of another realm, even one for the admin API, does not open this realm
+    const foreign = await api('/users', { token: otherRealmToken });
+    expect(foreign.status).toBe(401);
+
+    // a tampered token
+    const [h, p, s] = writeToken.split('.');
+    const claims = JSON.parse(Buffer.from(p!, 'base64url').toString());
+    const forged = `${h}.${Buffer.from(JSON.stringify({ ...claims, scope: 'admin', sub: 'someone-else' })).toString('base64url')}.${s}`;
+    expect((await api('/users', { token: forged })).status).toBe(401);
+  });
+
+  it('gives admin API tokens only to clients registered with --admin-api', async () => {
+    const r = await postForm(`${issuer}/token`, { grant_type: 'client_credentials', resource: ADMIN, scope: 'admin' }, plain);
+    expect(r.status).toBe(400);
+    expect(r.body.error).toBe('invalid_target');
+    expect(r.body.error_description).toMatch(/--admin-api/);
+    // and a token for another API is not an admin token
+    const ordinary = await postForm(`${issuer}/token`, { grant_type: 'client_credentials' }, plain);
+    expect(ordinary.status).toBe(200);
+    const res = await api('/users', { token: ordinary.body.access_token });
+    expect(res.status).toBe(401);
+  });
+
+  it('pages through users with an opaque cursor, in a stable order, without gaps or repeats', async () => {
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const res: any = await api(`/users?limit=2&sort=email${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, { token: readToken });
+      expect(res.status).toBe(200);
+      expect(res.body.items.length).toBeLessThanOrEqual(2);
+      seen.push(...res.body.items.map((u: any) => u.email));
+      cursor = res.body.next_cursor;
+      pages += 1;
+    } while (cursor && pages < 10);
+    expect(pages).toBe(3);
+    expect(seen).toEqual(['alice', 'bob', 'carol', 'dave', 'erin'].map((n) => `${n}@corp.test`));
+
+    const desc = await api('/users?sort=-email&limit=3', { token: readToken });
+    expect(desc.body.items.map((u: any) => u.name)).toEqual(['erin', 'dave', 'carol']);
+    const next = await api(`/users?sort=-email&limit=3&cursor=${encodeURIComponent(desc.body.next_cursor)}`, { token: readToken });
+    expect(next.body.items.map((u: any) => u.name)).toEqual(['bob', 'alice']);
+    expect(next.body.next_cursor).toBeNull();
+
+    const byEmail = await api('/users?email=CAROL@corp.test', { token: readToken });
+    expect(byEmail.body.items).toHaveLength(1);
+    expect(byEmail.body.items[0]).toMatchObject({ email: 'carol@corp.test', name: 'carol', disabled: false });
+    expect(byEmail.body.items[0]).not.toHaveProperty('password_hash');
+  });
+
+  it('answers bad queries with a 400 that names the parameter', async () => {
+    const limit = await api('/users?limit=0', { token: readToken });
+    expect(limit.status).toBe(400);
+    expect(limit.type).toContain('application/problem+json');
+    expect(limit.body.errors.map((e: any) => e.field)).toContain('query.limit');
+
+    const cursor = await api('/users?cursor=bogus', { token: readToken });
+    expect(cursor.status).toBe(400);
+    expect(cursor.body.errors[0].field).toBe('query.cursor');
+
+    const first = await api('/users?limit=1&sort=email', { token: readToken });
+    const mixed = await api(`/users?sort=-created_at&cursor=${encodeURIComponent(first.body.next_cursor)}`, { token: readToken });
+    expect(mixed.status).toBe(400);
+    expect(mixed.body.detail).toMatch(/another sort order/);
+
+    const unknown = await api('/users?colour=blue', { token: readToken });
+    expect(unknown.status).toBe(400);
+    expect(unknown.body.detail).toMatch(/colour/);
+
+    expect((await api('/nothing-here', { token: readToken })).status).toBe(404);
+    const wrongMethod = await api('/users', { method: 'DELETE', token: writeToken });
+    expect(wrongMethod.status).toBe(405);
+    expect(wrongMethod.headers.get('allow')).toBe('GET, POST');
+  });
+
+  it('creates, reads and disables users; writes need the admin scope', async () => {
+    const denied = await api('/users', { method: 'POST', token: readToken, body: { email: 'frank@corp.test' } });
+    expect(denied.status).toBe(403);
+    expect(denied.body.code).toBe('insufficient_scope');
+
+    const bad = await api('/users', { method: 'POST', token: writeToken, body: { email: 42, nickname: 'x' } });
+    expect(bad.status).toBe(400);
+    const fields = bad.body.errors.map((e: any) => e.field);
+    expect(fields).toContain('body.email');
+    expect(bad.body.detail).toMatch(/nickname/);
+
+    const weak = await api('/users', { method: 'POST', token: writeToken, body: { email: 'frank@corp.test', password: 'password' } });
+    expect(weak.status).toBe(400);
+    expect((await api('/users?email=frank@corp.test', { token: readToken })).body.items).toHaveLength(0);
+
+    const created = await api('/users', { method: 'POST', token: writeToken, body: { email: 'frank@corp.test', name: 'Frank', password: PASSWORD } });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ email: 'frank@corp.test', name: 'Frank', disabled: false });
+
+    const dup = await api('/users', { method: 'POST', token: writeToken, body: { email: 'FRANK@corp.test' } });
+    expect(dup.status).toBe(409);
+
+    const got = await api(`/users/${created.body.id}`, { token: readToken });
+    expect(got.body.id).toBe(created.body.id);
+    const patched = await api(`/users/${created.body.id}`, { method: 'PATCH', token: writeToken, body: { disabled: true } });
+    expect(patched.status).toBe(200);
+    expect(patched.body.disabled).toBe(true);
+    expect((await server.services.users.findById('corp', created.body.id))?.disabled).toBe(true);
+
+    expect((await api('/users/no-such-user', { token: readToken })).status).toBe(404);
+    const notJson = await testFetch(`${issuer}/api/v1/users`, { method: 'POST', headers: { authorization: `Bearer ${writeToken}`, 'content-type': 'text/plain' }, body: 'hi' });
+    expect(notJson.status).toBe(415);
+  });
+
+  it('does not serve one realm\'s users on another realm\'s domain', async () => {
+    const res = await api('/users', { base: otherIssuer, token: otherRealmToken });
+    expect(res.status).toBe(200);
+    expect(res.body.items).toEqual([]);
+  });
+});
