@@ -22,6 +22,8 @@ export interface Progress {
   passwordlessSignup?: boolean;
   /** A step-up of a live session rather than a fresh sign-in. */
   stepUp?: boolean;
+  /** An upstream identity (this provider's name) waits for the account's proof before it is linked. */
+  linking?: string;
 }
 
 const TTL_MS = 30 * 60 * 1000;

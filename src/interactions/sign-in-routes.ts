@@ -2,6 +2,7 @@ import type Router from '@koa/router';
 import type { Context } from 'koa';
 import type { UserRow } from '../db/users-repo.js';
 import type { SignInEvent } from '../events/bus.js';
+import { connectionStartPath } from '../connections/service.js';
 import type { Services } from '../server/services.js';
 import { readForm } from '../server/body.js';
 import { wantsMultiFactor } from './acr.js';
@@ -75,12 +76,13 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
             email: p.email ?? (typeof d.params.login_hint === 'string' ? d.params.login_hint : ''),
             passkey: passkeyUrls(d),
             signupUrl: s.realm.settings.signup ? url(d, '/signup') : undefined,
+            connections: (await services.connections.availableFor(s.realm.id)).map((c) => ({ name: c.name, icon: c.icon, url: connectionStartPath(d.uid, c.id) })),
           },
           status,
         );
       case 'password': {
         const f = user ? await steps.factors(ctx, user.id) : { passkeys: 0 };
-        return page(ctx, 'password', { ...common, layout: layoutFor(s, 'Enter your password'), action: url(d, '/login'), email: p.email, passkey: f.passkeys ? passkeyUrls(d) : undefined }, status);
+        return page(ctx, 'password', { ...common, layout: layoutFor(s, 'Enter your password'), action: url(d, '/login'), email: p.email, passkey: f.passkeys ? passkeyUrls(d) : undefined, linking: p.linking }, status);
       }
       case 'passkey':
         return page(
@@ -90,6 +92,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
             ...common,
             layout: layoutFor(s, 'Use your passkey'),
             email: p.email,
+            linking: p.linking,
             passkey: passkeyUrls(d),
             passwordUrl: user?.passwordHash ? url(d, '?method=password') : undefined,
             recoveryUrl: url(d, '?method=recovery'),
