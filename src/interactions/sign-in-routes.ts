@@ -279,7 +279,9 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     if (d.prompt.name !== 'login') return page(ctx, 'error', { layout: layoutFor(s, 'Already signed in'), title: 'Already signed in', message: 'This step is already done. Go back to the application.', code: 'wrong_step' }, 400);
     const email = (form.email ?? '').trim();
     const password = form.password ?? '';
-    const p: Progress = { stage: 'password', email: email.slice(0, MAX_EMAIL), amr: [] };
+    // an upstream identity waiting for this account's proof stays announced on the page after a wrong password
+    const linking = (await progress.get(s.realm.id, d.uid))?.linking;
+    const p: Progress = { stage: 'password', email: email.slice(0, MAX_EMAIL), amr: [], ...(linking ? { linking } : {}) };
     if (email.length > MAX_EMAIL) {
       event(ctx, d, 'signin.failure', 'password', { reason: 'invalid_input' });
       return render(ctx, d, { stage: 'identify', amr: [] }, { error: 'Enter a valid email address, like name@example.com.', status: 400 });
