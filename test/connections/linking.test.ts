@@ -3,7 +3,9 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeEachDatabase } from '../helpers/databases.js';
 import { authorizationRequest, discover, exchangeCode, PASSWORD, skipPasskeyOffer } from '../helpers/flows.js';
 import { startGitHubStub, type OAuthStub } from '../helpers/github-stub.js';
+import { SoftAuthenticator } from '../helpers/authenticator.js';
 import { Browser, parseForm } from '../helpers/http.js';
+import { passkeyAssertion, passkeyRegistration, readPage, submit } from '../helpers/passkey-flows.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 const REDIRECT = 'http://app.example.test/callback';
@@ -40,7 +42,7 @@ describeEachDatabase('account linking', (kind) => {
       stub.clientSecret,
     );
     expect(created.code, created.stderr).toBe(0);
-    for (const email of ['bob@corp.test', 'carol@corp.test', 'dave@corp.test']) {
+    for (const email of ['bob@corp.test', 'carol@corp.test', 'dave@corp.test', 'frank@corp.test']) {
       const u = await server.cli(['user', 'create', '--realm', 'default', '--email', email, '--password-stdin'], `${PASSWORD}\n`);
       expect(u.code, u.stderr).toBe(0);
       ids[email] = u.json.id;
@@ -98,6 +100,32 @@ describeEachDatabase('account linking', (kind) => {
     const again = await viaCorp(new Browser());
     expect(again.done.url.href.startsWith(REDIRECT), `ended at ${again.done.url.href}`).toBe(true);
     expect((await exchangeCode(config, again.auth, again.done.url)).claims()!.sub).toBe(ids['bob@corp.test']);
+  });
+
+  it('a passkey proves the account too: the owner of a passkey is asked for it, and the link follows', async () => {
+    // frank signs in with his password once and creates a passkey at the offer
+    const authenticator = new SoftAuthenticator();
+    const setup = new Browser();
+    const auth0 = await authorizationRequest(config, REDIRECT);
+    const first = await readPage(await setup.follow(auth0.url, {}, REDIRECT));
+    const passwordPage = await readPage(await submit(setup, first, '/identify', { email: 'frank@corp.test' }, REDIRECT));
+    const offer = await readPage(await submit(setup, passwordPage, '/login', { email: 'frank@corp.test', password: PASSWORD }, REDIRECT));
+    const registered = await passkeyRegistration(setup, offer, authenticator, server.issuer);
+    expect(registered.status, JSON.stringify(registered.body)).toBe(200);
+
+    stub.account = upstreamUser('u-frank', 'frank@corp.test', true);
+    const browser = new Browser();
+    const { auth, done } = await viaCorp(browser);
+    const page = await readPage(done);
+    expect(page.html).toContain('lk-passkey-button');
+    expect(page.html).toContain('To connect your Corp SSO account');
+    expect(await links(ids['frank@corp.test']!)).toEqual([]);
+    const proof = await passkeyAssertion(browser, page, authenticator, 'identified');
+    expect(proof.status, JSON.stringify(proof.body)).toBe(200);
+    const back = await browser.follow(new URL(proof.body.redirect, server.issuer), {}, REDIRECT);
+    expect(back.url.href.startsWith(REDIRECT)).toBe(true);
+    expect((await exchangeCode(config, auth, back.url)).claims()!.sub).toBe(ids['frank@corp.test']);
+    expect((await links(ids['frank@corp.test']!)).map((l) => l.subject)).toEqual(['u-frank']);
   });
 
   it('proof of another account does not link: "Not you?" then signing in as someone else', async () => {
