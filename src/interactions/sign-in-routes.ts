@@ -29,6 +29,10 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     return client?.clientName ?? client?.clientId;
   }
 
+  /** The realm's upstream identity providers, as "Continue with" links for this sign-in. */
+  const connectionButtons = async (ctx: Context, d: Details) =>
+    (await services.connections.availableFor(served(ctx).realm.id)).map((c) => ({ name: c.name, icon: c.icon, url: connectionStartPath(d.uid, c.id) }));
+
   const passkeyUrls = (d: Details) => ({ optionsUrl: url(d, '/passkey/options'), verifyUrl: url(d, '/passkey/verify') });
   const registerUrls = (d: Details) => ({ optionsUrl: url(d, '/passkey/register/options'), verifyUrl: url(d, '/passkey/register/verify') });
 
@@ -76,7 +80,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
             email: p.email ?? (typeof d.params.login_hint === 'string' ? d.params.login_hint : ''),
             passkey: passkeyUrls(d),
             signupUrl: s.realm.settings.signup ? url(d, '/signup') : undefined,
-            connections: (await services.connections.availableFor(s.realm.id)).map((c) => ({ name: c.name, icon: c.icon, url: connectionStartPath(d.uid, c.id) })),
+            connections: await connectionButtons(ctx, d),
           },
           status,
         );
@@ -93,6 +97,8 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
             layout: layoutFor(s, 'Use your passkey'),
             email: p.email,
             linking: p.linking,
+            // not while a connection waits for this account's proof: that would be going round in a circle
+            connections: p.linking ? undefined : await connectionButtons(ctx, d),
             passkey: passkeyUrls(d),
             passwordUrl: user?.passwordHash ? url(d, '?method=password') : undefined,
             recoveryUrl: url(d, '?method=recovery'),

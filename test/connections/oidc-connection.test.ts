@@ -107,6 +107,24 @@ describe('an OpenID Connect connection to another realm', () => {
     expect(await count('federated_identities', { realm_id: 'default' })).toBe(1);
   });
 
+  it('re-authentication (prompt=login) of a user who only signs in through the connection offers the connection again', async () => {
+    const browser = new Browser();
+    const first = await signInThroughUpstream(browser);
+    const auth = await authorizationRequest(config, REDIRECT, { prompt: 'login' });
+    const page = await browser.follow(auth.url, {}, REDIRECT);
+    expect(page.res.status).toBe(200);
+    const html = await page.res.text();
+    expect(html).toContain(UPSTREAM_EMAIL);
+    const href = /href="([^"]+\/connection\/upcorp)"[^>]*>(?:<img[^>]*>)?Continue with Upstream Corp</.exec(html)?.[1];
+    expect(href, 'a "Continue with Upstream Corp" link on the re-authentication page').toBeTruthy();
+    // still signed in upstream: straight back, no upstream page
+    const done = await browser.follow(new URL(href!, page.url), {}, REDIRECT);
+    expect(done.url.href.startsWith(REDIRECT), `ended at ${done.url.href}`).toBe(true);
+    const tokens = await exchangeCode(config, auth, done.url);
+    expect(tokens.claims()!.sub).toBe(first.sub);
+    expect(tokens.claims()!.amr).toEqual(['fed']);
+  });
+
   it('emits federated sign-in events naming the connection', async () => {
     const seen: any[] = [];
     const off = server.services.events.on('signin.success', (e) => seen.push(e));
