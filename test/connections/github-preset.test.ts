@@ -1,5 +1,8 @@
 import { jwtVerify } from 'jose';
 import type * as oidc from 'openid-client';
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { authorizationRequest, discover, exchangeCode, remoteJwks } from '../helpers/flows.js';
 import { startGitHubStub, type OAuthStub, type StubAccount } from '../helpers/github-stub.js';
@@ -131,6 +134,29 @@ describe('the GitHub preset', () => {
     } finally {
       stub.account = octocat();
     }
+  });
+
+  it('the realm\'s MFA policy still applies: with MFA required, a GitHub sign-in continues to second-factor enrolment', async () => {
+    const strict = `http://strict.localhost:${server.port}`;
+    const settings = join(tmpdir(), `strict-${Date.now()}.json`);
+    writeFileSync(settings, JSON.stringify({ mfa: 'required' }));
+    expect((await server.cli(['realm', 'create', '--id', 'strict', '--issuer', strict, '--settings', settings])).code).toBe(0);
+    const created = await server.cli(['connection', 'create', '--realm', 'strict', '--id', 'github', '--preset', 'github', '--base-url', stub.url, '--client-id', stub.clientId, '--client-secret-stdin'], stub.clientSecret);
+    expect(created.code, created.stderr).toBe(0);
+    const rp = await server.cli(['client', 'create', '--realm', 'strict', '--name', 'App', '--redirect-uri', REDIRECT, '--first-party']);
+    const strictConfig = await discover(strict, rp.json.client_id, { client_secret: rp.json.client_secret });
+    const browser = new Browser();
+    const auth = await authorizationRequest(strictConfig, REDIRECT);
+    const page = await browser.follow(auth.url, {}, REDIRECT);
+    const href = /href="([^"]+\/connection\/github)"/.exec(await page.res.text())![1]!;
+    const done = await browser.follow(new URL(href, page.url), {}, REDIRECT);
+    expect(done.url.href.startsWith(REDIRECT), 'no code before a second factor').toBe(false);
+    expect(done.res.status).toBe(200);
+    const html = await done.res.text();
+    expect(html).toContain('/totp/enrol');
+    // a realm user of its own, linked in that realm
+    const user = await server.services.users.findByEmail('strict', 'octocat@work.test');
+    expect((await server.services.linking.identitiesOf('strict', user!.id)).map((l) => l.connectionId)).toEqual(['github']);
   });
 
   it('the user denying access at GitHub ends on a clear page', async () => {
