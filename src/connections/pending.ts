@@ -7,6 +7,8 @@ const TTL_MS = 15 * 60 * 1000;
 export interface PendingFlow {
   uid: string;
   connectionId: string;
+  /** The tenant the sign-in was for, when the connection was offered because of it. */
+  tenantId?: string;
   state: string;
   nonce: string;
   verifier: string;

@@ -45,9 +45,11 @@ export function connectionRoutes(router: Router, services: Services, steps: Sign
     const d = await interactionOf(ctx);
     if (!d) return;
     if (d.prompt.name !== 'login') return failure(ctx, 400, 'Already signed in', 'This step is already done. Go back to the application.', 'wrong_step');
-    const connection = await connections.usable(s.realm.id, ctx.params.connectionId!);
+    // a connection limited to tenants is usable when this sign-in is for one of them
+    const tenantId = (await progress.get(s.realm.id, d.uid))?.tenantId;
+    const connection = await connections.usable(s.realm.id, ctx.params.connectionId!, { tenantId });
     if (!connection) return failure(ctx, 404, 'Sign-in option not available', 'This way of signing in is not available here. Choose another one.', 'unknown_connection', signInUrl(d));
-    const flow = { uid: d.uid, connectionId: connection.id, state: random(), nonce: random(), verifier: random(), redirectUri: callbackUrl(s.issuer) };
+    const flow = { uid: d.uid, connectionId: connection.id, tenantId, state: random(), nonce: random(), verifier: random(), redirectUri: callbackUrl(s.issuer) };
     let target: URL;
     try {
       target = await upstream.authorizationUrl(connection.upstream, connection.clientSecret, flow.redirectUri, flow);
@@ -85,7 +87,7 @@ export function connectionRoutes(router: Router, services: Services, steps: Sign
       return failure(ctx, 400, 'This sign-in could not be completed', 'The answer from the sign-in provider does not match this sign-in (it expired, or was already used). Start again.', 'connection_state_invalid', signInUrl(d));
     }
     if (d.prompt.name !== 'login') return failure(ctx, 400, 'Already signed in', 'This step is already done. Go back to the application.', 'wrong_step');
-    const connection = await connections.usable(s.realm.id, flow.connectionId);
+    const connection = await connections.usable(s.realm.id, flow.connectionId, { tenantId: flow.tenantId });
     if (!connection) return failure(ctx, 404, 'Sign-in option not available', 'This way of signing in was removed meanwhile. Choose another one.', 'unknown_connection', signInUrl(d));
     const fail = (reason: string) => emitSignIn(events, ctx, d, 'signin.failure', 'federated', { reason, connectionId: connection.id });
 
@@ -107,24 +109,25 @@ export function connectionRoutes(router: Router, services: Services, steps: Sign
       services.log.warn({ realm: s.realm.id, connection: connection.id, err: err.message }, 'upstream sign-in failed');
       return failure(ctx, 502, `${connection.name} sign-in failed`, `The sign-in with ${connection.name} could not be verified. Try again, or sign in another way.`, err.code, signInUrl(d));
     }
-    return finishWith(ctx, d, connection, await linking.resolve(connection, identity));
+    return finishWith(ctx, d, connection, flow.tenantId, await linking.resolve(connection, identity));
   });
 
-  async function finishWith(ctx: Context, d: Details, connection: UsableConnection, resolution: Awaited<ReturnType<typeof linking.resolve>>): Promise<void> {
+  async function finishWith(ctx: Context, d: Details, connection: UsableConnection, tenantId: string | undefined, resolution: Awaited<ReturnType<typeof linking.resolve>>): Promise<void> {
     const s = served(ctx);
+    const tenant = tenantId ? { tenantId } : {};
     switch (resolution.kind) {
       case 'signed-in': {
         const { user } = resolution;
         emitSignIn(events, ctx, d, 'signin.success', 'federated', { userId: user.id, connectionId: connection.id, ...(resolution.created ? { reason: 'signup' } : {}) });
         // the realm's MFA policy applies as after any first factor
-        return seeOther(ctx, await steps.afterFirstFactor(ctx, d, user, { stage: 'identify', email: user.email, amr: ['fed'] }));
+        return seeOther(ctx, await steps.afterFirstFactor(ctx, d, user, { stage: 'identify', email: user.email, amr: ['fed'], ...tenant }));
       }
       case 'proof-needed': {
         const { user, link } = resolution;
         await linking.awaitProof(s.realm.id, d.uid, link);
         const f = await steps.factors(ctx, user.id);
         // the owner proves the account with its own method; the link is made when that sign-in completes
-        await progress.put(s.realm.id, d.uid, { stage: f.passkeys || !user.passwordHash ? 'passkey' : 'password', email: user.email, amr: [], linking: connection.name });
+        await progress.put(s.realm.id, d.uid, { stage: f.passkeys || !user.passwordHash ? 'passkey' : 'password', email: user.email, amr: [], linking: { connectionId: connection.id, name: connection.name }, ...tenant });
         return seeOther(ctx, signInUrl(d));
       }
       case 'refused': {

@@ -29,9 +29,13 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     return client?.clientName ?? client?.clientId;
   }
 
-  /** The realm's upstream identity providers, as "Continue with" links for this sign-in. */
-  const connectionButtons = async (ctx: Context, d: Details) =>
-    (await services.connections.availableFor(served(ctx).realm.id)).map((c) => ({ name: c.name, icon: c.icon, url: connectionStartPath(d.uid, c.id) }));
+  /**
+   * The realm's upstream identity providers, as "Continue with" links for this sign-in. While one waits
+   * for this account's proof it is left out (it would only ask again); signing in through another one
+   * already linked to the account is a proof too.
+   */
+  const connectionButtons = async (ctx: Context, d: Details, p: Progress) =>
+    (await services.connections.availableFor(served(ctx).realm.id, { tenantId: p.tenantId })).filter((c) => c.id !== p.linking?.connectionId).map((c) => ({ name: c.name, icon: c.icon, url: connectionStartPath(d.uid, c.id) }));
 
   const passkeyUrls = (d: Details) => ({ optionsUrl: url(d, '/passkey/options'), verifyUrl: url(d, '/passkey/verify') });
   const registerUrls = (d: Details) => ({ optionsUrl: url(d, '/passkey/register/options'), verifyUrl: url(d, '/passkey/register/verify') });
@@ -80,13 +84,13 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
             email: p.email ?? (typeof d.params.login_hint === 'string' ? d.params.login_hint : ''),
             passkey: passkeyUrls(d),
             signupUrl: s.realm.settings.signup ? url(d, '/signup') : undefined,
-            connections: await connectionButtons(ctx, d),
+            connections: await connectionButtons(ctx, d, p),
           },
           status,
         );
       case 'password': {
         const f = user ? await steps.factors(ctx, user.id) : { passkeys: 0 };
-        return page(ctx, 'password', { ...common, layout: layoutFor(s, 'Enter your password'), action: url(d, '/login'), email: p.email, passkey: f.passkeys ? passkeyUrls(d) : undefined, linking: p.linking }, status);
+        return page(ctx, 'password', { ...common, layout: layoutFor(s, 'Enter your password'), action: url(d, '/login'), email: p.email, passkey: f.passkeys ? passkeyUrls(d) : undefined, linking: p.linking?.name, connections: p.linking ? await connectionButtons(ctx, d, p) : undefined }, status);
       }
       case 'passkey':
         return page(
@@ -96,9 +100,8 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
             ...common,
             layout: layoutFor(s, 'Use your passkey'),
             email: p.email,
-            linking: p.linking,
-            // not while a connection waits for this account's proof: that would be going round in a circle
-            connections: p.linking ? undefined : await connectionButtons(ctx, d),
+            linking: p.linking?.name,
+            connections: await connectionButtons(ctx, d, p),
             passkey: passkeyUrls(d),
             passwordUrl: user?.passwordHash ? url(d, '?method=password') : undefined,
             recoveryUrl: url(d, '?method=recovery'),

@@ -159,6 +159,63 @@ describe('the GitHub preset', () => {
     expect((await server.services.linking.identitiesOf('strict', user!.id)).map((l) => l.connectionId)).toEqual(['github']);
   });
 
+  it('a connection limited to a tenant is offered, and usable, only in a sign-in for that tenant', async () => {
+    // tenants belong to another capability: a row, and the sign-in's tenant as tenant-aware login records it
+    await server.services.db('tenants').insert({ realm_id: 'default', id: 'acme', display_name: 'Acme', created_at: Date.now(), updated_at: Date.now() });
+    const created = await server.cli(
+      ['connection', 'create', '--realm', 'default', '--id', 'acme-github', '--name', 'Acme GitHub', '--preset', 'github', '--base-url', stub.url, '--client-id', stub.clientId, '--client-secret-stdin', '--tenant', 'acme'],
+      stub.clientSecret,
+    );
+    expect(created.code, created.stderr).toBe(0);
+    const browser = new Browser();
+    const auth = await authorizationRequest(config, REDIRECT);
+    const page = await browser.follow(auth.url, {}, REDIRECT);
+    const html = await page.res.text();
+    expect(html).toContain('Continue with GitHub');
+    expect(html).not.toContain('Acme GitHub');
+    const uid = /^\/interaction\/([^/]+)/.exec(page.url.pathname)![1]!;
+    const start = new URL(`/interaction/${uid}/connection/acme-github`, page.url);
+    const refused = await browser.request(start);
+    expect(refused.status).toBe(404);
+    expect(await refused.text()).toContain('unknown_connection');
+
+    await server.services.progress.put('default', uid, { stage: 'identify', amr: [], tenantId: 'acme' });
+    stub.account = { user: { login: 'wile', id: 7007, name: 'Wile E.' }, emails: [{ email: 'wile@acme.test', primary: true, verified: true }] };
+    const tenantPage = await browser.follow(page.url, {}, REDIRECT);
+    expect(await tenantPage.res.text()).toContain('Continue with Acme GitHub');
+    const done = await browser.follow(start, {}, REDIRECT);
+    expect(done.url.href.startsWith(REDIRECT), `ended at ${done.url.href}`).toBe(true);
+    const tokens = await exchangeCode(config, auth, done.url);
+    const links = await server.services.linking.identitiesOf('default', String(tokens.claims()!.sub));
+    expect(links.map((l) => [l.connectionId, l.subject])).toEqual([['acme-github', '7007']]);
+    stub.account = octocat();
+  });
+
+  it('an account that only signs in through GitHub proves itself through GitHub when a second connection with its verified email arrives', async () => {
+    const created = await server.cli(
+      ['connection', 'create', '--realm', 'default', '--id', 'github-two', '--name', 'GitHub Two', '--preset', 'github', '--base-url', stub.url, '--client-id', stub.clientId, '--client-secret-stdin'],
+      stub.clientSecret,
+    );
+    expect(created.code, created.stderr).toBe(0);
+    const octo = await server.services.users.findByEmail('default', 'octocat@work.test');
+    const browser = new Browser();
+    const auth = await authorizationRequest(config, REDIRECT);
+    const page = await browser.follow(auth.url, {}, REDIRECT);
+    const two = /href="([^"]+\/connection\/github-two)"/.exec(await page.res.text())![1]!;
+    const proofPage = await browser.follow(new URL(two, page.url), {}, REDIRECT);
+    expect(proofPage.res.status).toBe(200);
+    const html = await proofPage.res.text();
+    expect(html).toContain('To connect your GitHub Two account to this account, confirm it is yours.');
+    expect(html).not.toContain('Continue with GitHub Two');
+    const viaLinked = /href="([^"]+\/connection\/github)"[^>]*>(?:<img[^>]*>)?Continue with GitHub</.exec(html)?.[1];
+    expect(viaLinked, 'the already linked connection is offered as proof').toBeTruthy();
+    expect(await server.services.linking.identitiesOf('default', octo!.id)).toHaveLength(1);
+    const done = await browser.follow(new URL(viaLinked!, proofPage.url), {}, REDIRECT);
+    expect(done.url.href.startsWith(REDIRECT), `ended at ${done.url.href}`).toBe(true);
+    expect((await exchangeCode(config, auth, done.url)).claims()!.sub).toBe(octo!.id);
+    expect((await server.services.linking.identitiesOf('default', octo!.id)).map((l) => l.connectionId).sort()).toEqual(['github', 'github-two']);
+  });
+
   it('the user denying access at GitHub ends on a clear page', async () => {
     stub.deny = true;
     try {
