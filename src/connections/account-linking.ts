@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { connectionsRepo } from '../db/connections-repo.js';
 import { federatedIdentitiesRepo } from '../db/federated-identities-repo.js';
 import type { Db } from '../db/knex.js';
 import { usersRepo, type UserRow } from '../db/users-repo.js';
@@ -64,15 +65,17 @@ export class AccountLinking {
 
   /**
    * Called when a sign-in completes: links the waiting identity if the account that just proved
-   * itself is the one it was waiting for; the waiting identity is forgotten either way.
+   * itself is the one it was waiting for (and returns it); the waiting identity is forgotten either way.
    */
   async completeProof(realmId: string, uid: string, accountId: string): Promise<PendingLink | undefined> {
     const link = await this.pending.getLink(realmId, uid);
     if (!link) return undefined;
     await this.pending.clearLink(realmId, uid);
     if (link.userId !== accountId) return undefined;
-    await this.db.transaction(async (trx) => {
-      if (await federatedIdentitiesRepo.find(trx, realmId, link.connectionId, link.subject)) return;
+    const linked = await this.db.transaction(async (trx) => {
+      // the connection may have been removed meanwhile; the identity may have been linked by a parallel sign-in
+      if (!(await connectionsRepo.find(trx, realmId, link.connectionId))) return false;
+      if (await federatedIdentitiesRepo.find(trx, realmId, link.connectionId, link.subject)) return false;
       await federatedIdentitiesRepo.insert(trx, {
         realmId,
         connectionId: link.connectionId,
@@ -83,8 +86,9 @@ export class AccountLinking {
         createdAt: Date.now(),
         lastLoginAt: Date.now(),
       });
+      return true;
     });
-    return link;
+    return linked ? link : undefined;
   }
 
   async identitiesOf(realmId: string, userId: string) {

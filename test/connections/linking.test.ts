@@ -42,7 +42,7 @@ describeEachDatabase('account linking', (kind) => {
       stub.clientSecret,
     );
     expect(created.code, created.stderr).toBe(0);
-    for (const email of ['bob@corp.test', 'carol@corp.test', 'dave@corp.test', 'frank@corp.test']) {
+    for (const email of ['bob@corp.test', 'carol@corp.test', 'dave@corp.test', 'frank@corp.test', 'gina@corp.test']) {
       const u = await server.cli(['user', 'create', '--realm', 'default', '--email', email, '--password-stdin'], `${PASSWORD}\n`);
       expect(u.code, u.stderr).toBe(0);
       ids[email] = u.json.id;
@@ -181,5 +181,30 @@ describeEachDatabase('account linking', (kind) => {
     const { done } = await viaCorp(new Browser());
     expect(done.res.status).toBe(401);
     expect(await done.res.text()).toContain('account_disabled');
+  });
+
+  it('a connection removed while its identity waits for proof: the sign-in still completes, nothing is linked', async () => {
+    const created = await server.cli(
+      [
+        'connection', 'create', '--realm', 'default', '--id', 'corp-old', '--type', 'oauth2', '--name', 'Old Corp',
+        '--authorization-endpoint', `${stub.url}/login/oauth/authorize`, '--token-endpoint', `${stub.url}/login/oauth/access_token`,
+        '--userinfo-endpoint', `${stub.url}/api/v3/user`, '--claim', 'sub=uid', '--claim', 'email=mail', '--claim', 'email_verified=mail_verified',
+        '--client-id', stub.clientId, '--client-secret-stdin',
+      ],
+      stub.clientSecret,
+    );
+    expect(created.code, created.stderr).toBe(0);
+    stub.account = upstreamUser('u-gina', 'gina@corp.test', true);
+    const browser = new Browser();
+    const auth = await authorizationRequest(config, REDIRECT);
+    const page = await browser.follow(auth.url, {}, REDIRECT);
+    const href = /href="([^"]+\/connection\/corp-old)"/.exec(await page.res.text())![1]!;
+    const proofPage = await browser.follow(new URL(href, page.url), {}, REDIRECT);
+    expect(await proofPage.res.clone().text()).toContain('To connect your Old Corp account');
+    expect((await server.cli(['connection', 'remove', '--realm', 'default', '--id', 'corp-old'])).code).toBe(0);
+    const done = await skipPasskeyOffer(browser, await submitPassword(browser, proofPage, PASSWORD), REDIRECT);
+    expect(done.url.href.startsWith(REDIRECT), `ended at ${done.url.href}`).toBe(true);
+    expect((await exchangeCode(config, auth, done.url)).claims()!.sub).toBe(ids['gina@corp.test']);
+    expect(await links(ids['gina@corp.test']!)).toEqual([]);
   });
 });
