@@ -147,7 +147,7 @@ describe('an OpenID Connect connection to another realm', () => {
     expect(upstreamAuth.searchParams.get('code_challenge_method')).toBe('S256');
     expect(upstreamAuth.searchParams.get('redirect_uri')).toBe(`${a}/connections/callback`);
     expect(upstreamAuth.searchParams.get('nonce')).toBeTruthy();
-    return { state: upstreamAuth.searchParams.get('state')!, start };
+    return { state: upstreamAuth.searchParams.get('state')!, start, upstreamAuth };
   }
 
   it('access_denied from the upstream: a clear error page, nothing written, and the answer cannot be replayed', async () => {
@@ -196,6 +196,25 @@ describe('an OpenID Connect connection to another realm', () => {
     expect(html).toContain('Upstream Corp sign-in failed');
     expect(html).toContain('upstream_failed');
     expect(await count('users')).toBe(users);
+  });
+
+  it('an ID token that fails validation (nonce not the one sent) is refused: an error page, nothing written', async () => {
+    const browser = new Browser();
+    const { state, upstreamAuth } = await startedFlow(browser);
+    // the nonce we expect differs from the one the upstream puts in the ID token
+    const key = { realm_id: 'default', uid: `connection-state:${state}` };
+    const row = await server.services.db('signin_progress').where(key).first();
+    await server.services.db('signin_progress').where(key).update({ data: JSON.stringify({ ...JSON.parse(row.data), nonce: 'another-nonce' }) });
+    const users = await count('users');
+    const links = await count('federated_identities');
+    const upstreamPage = await browser.follow(upstreamAuth, {}, REDIRECT);
+    const back = await submitLogin(browser, upstreamPage, UPSTREAM_EMAIL, PASSWORD, REDIRECT);
+    expect(back.res.status).toBe(502);
+    const html = await back.res.text();
+    expect(html).toContain('Upstream Corp sign-in failed');
+    expect(html).toContain('upstream_failed');
+    expect(await count('users')).toBe(users);
+    expect(await count('federated_identities')).toBe(links);
   });
 
   it('an answer naming another issuer (mix-up) is refused', async () => {
