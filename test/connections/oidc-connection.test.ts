@@ -225,6 +225,24 @@ describe('an OpenID Connect connection to another realm', () => {
     expect(await res.res.text()).toContain('upstream_failed');
   });
 
+  it('an upstream that cannot be reached: a clear page at the start, nothing stored for the flow', async () => {
+    const created = await server.cli(['connection', 'create', '--realm', 'default', '--id', 'down', '--name', 'Down IdP', '--type', 'oidc', '--issuer', 'http://down.localhost:1', '--client-id', 'x']);
+    expect(created.code, created.stderr).toBe(0);
+    try {
+      const browser = new Browser();
+      const { start } = await loginPage(browser);
+      const flows = await count('signin_progress');
+      const res = await browser.request(start.href.replace('/upcorp', '/down'));
+      expect(res.status).toBe(502);
+      const html = await res.text();
+      expect(html).toContain('Down IdP is not reachable');
+      expect(html).toContain('upstream_failed');
+      expect(await count('signin_progress')).toBe(flows);
+    } finally {
+      await server.cli(['connection', 'remove', '--realm', 'default', '--id', 'down']);
+    }
+  });
+
   it('a removed connection disappears from the login page and cannot be started', async () => {
     const browser = new Browser();
     const { start } = await startedFlow(browser);
