@@ -1,6 +1,7 @@
 import { ConfigError } from '../config/load.js';
 import { LatchkeyError } from '../errors.js';
 import { clientCommand } from './commands/client.js';
+import { connectionCommand } from './commands/connection.js';
 import { keysCommand } from './commands/keys.js';
 import { migrateCommand } from './commands/migrate.js';
 import { realmCommand } from './commands/realm.js';
@@ -8,7 +9,7 @@ import { serveCommand } from './commands/serve.js';
 import { userCommand } from './commands/user.js';
 import { UsageError, type Command, type CommandIo } from './context.js';
 
-const COMMANDS: Command[] = [serveCommand, migrateCommand, realmCommand, clientCommand, userCommand, keysCommand];
+const COMMANDS: Command[] = [serveCommand, migrateCommand, realmCommand, clientCommand, userCommand, keysCommand, connectionCommand];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -1,5 +1,8 @@
 import { z } from 'zod';
 
+/** Image hosts trusted for upstream avatars by default: Google, secure Gravatar and Slack. */
+export const DEFAULT_SAFE_IMAGE_HOSTS = ['lh3.googleusercontent.com', '*.googleusercontent.com', 'secure.gravatar.com', 'avatars.slack-edge.com'] as const;
+
 /** Every setting Latchkey understands; the YAML file and the environment fill it. */
 export const configSchema = z
   .object({
@@ -118,6 +121,18 @@ export const configSchema = z
       })
       .strict()
       .default({ module: 'allow-all', options: {} }),
+    federation: z
+      .object({
+        /**
+         * Hosts whose https images may be shown as an upstream identity's `picture` (exact names, or
+         * `*.example.com` for any subdomain); any other picture is dropped.
+         */
+        safeImageHosts: z
+          .array(z.string().regex(/^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/, 'must be a lower-case host name, optionally starting with "*."'))
+          .default([...DEFAULT_SAFE_IMAGE_HOSTS]),
+      })
+      .strict()
+      .default({ safeImageHosts: [...DEFAULT_SAFE_IMAGE_HOSTS] }),
   })
   .strict();
 

@@ -5,7 +5,9 @@ export interface SignInEvent {
   at: string;
   realm: string;
   issuer: string;
-  method: 'password' | 'passkey' | 'security-key' | 'totp' | 'recovery-code' | 'session';
+  method: 'password' | 'passkey' | 'security-key' | 'totp' | 'recovery-code' | 'session' | 'federated';
+  /** For `federated`: the connection (upstream identity provider) used. */
+  connectionId?: string;
   /** Why a sign-in failed: invalid_credentials, throttled, account_disabled, invalid_input. */
   reason?: string;
   clientId?: string;

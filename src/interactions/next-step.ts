@@ -54,6 +54,8 @@ export class SignInSteps {
   async finish(ctx: Context, d: Details, accountId: string, amr: string[]): Promise<string> {
     const s = served(ctx);
     await this.progress.clear(s.realm.id, d.uid);
+    // an upstream identity waiting for this account's proof is linked now (and forgotten otherwise)
+    await this.services.linking.completeProof(s.realm.id, d.uid, accountId);
     const methods = [...new Set(amr)];
     return resultUrl(ctx, { login: { accountId, amr: methods, acr: acrFor(methods, d.params.acr_values), remember: true } });
   }

@@ -22,6 +22,10 @@ export interface Progress {
   passwordlessSignup?: boolean;
   /** A step-up of a live session rather than a fresh sign-in. */
   stepUp?: boolean;
+  /** An upstream identity of this connection waits for the account's proof before it is linked. */
+  linking?: { connectionId: string; name: string };
+  /** The tenant this sign-in is for (tenant-aware login): its own connections are offered too. */
+  tenantId?: string;
 }
 
 const TTL_MS = 30 * 60 * 1000;

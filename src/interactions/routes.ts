@@ -1,5 +1,6 @@
 import Router from '@koa/router';
 import type { Services } from '../server/services.js';
+import { connectionRoutes } from '../connections/routes.js';
 import { consentRoutes } from './consent-routes.js';
 import { SignInSteps } from './next-step.js';
 import { passkeyRoutes } from './passkey-routes.js';
@@ -12,6 +13,7 @@ export function interactionRoutes(services: Services): Router {
   // login steps first: their GET hands over to the consent page when the prompt is not `login`
   signInRoutes(router, services, services.progress, steps);
   passkeyRoutes(router, services, services.progress, steps);
+  connectionRoutes(router, services, steps);
   consentRoutes(router, services);
   return router;
 }

@@ -2,6 +2,7 @@ import type Router from '@koa/router';
 import type { Context } from 'koa';
 import type { UserRow } from '../db/users-repo.js';
 import type { SignInEvent } from '../events/bus.js';
+import { connectionStartPath } from '../connections/service.js';
 import type { Services } from '../server/services.js';
 import { readForm } from '../server/body.js';
 import { wantsMultiFactor } from './acr.js';
@@ -27,6 +28,14 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     const client = await served(ctx).provider.Client.find(String(d.params.client_id));
     return client?.clientName ?? client?.clientId;
   }
+
+  /**
+   * The realm's upstream identity providers, as "Continue with" links for this sign-in. While one waits
+   * for this account's proof it is left out (it would only ask again); signing in through another one
+   * already linked to the account is a proof too.
+   */
+  const connectionButtons = async (ctx: Context, d: Details, p: Progress) =>
+    (await services.connections.availableFor(served(ctx).realm.id, { tenantId: p.tenantId })).filter((c) => c.id !== p.linking?.connectionId).map((c) => ({ name: c.name, icon: c.icon, url: connectionStartPath(d.uid, c.id) }));
 
   const passkeyUrls = (d: Details) => ({ optionsUrl: url(d, '/passkey/options'), verifyUrl: url(d, '/passkey/verify') });
   const registerUrls = (d: Details) => ({ optionsUrl: url(d, '/passkey/register/options'), verifyUrl: url(d, '/passkey/register/verify') });
@@ -75,12 +84,13 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
             email: p.email ?? (typeof d.params.login_hint === 'string' ? d.params.login_hint : ''),
             passkey: passkeyUrls(d),
             signupUrl: s.realm.settings.signup ? url(d, '/signup') : undefined,
+            connections: await connectionButtons(ctx, d, p),
           },
           status,
         );
       case 'password': {
         const f = user ? await steps.factors(ctx, user.id) : { passkeys: 0 };
-        return page(ctx, 'password', { ...common, layout: layoutFor(s, 'Enter your password'), action: url(d, '/login'), email: p.email, passkey: f.passkeys ? passkeyUrls(d) : undefined }, status);
+        return page(ctx, 'password', { ...common, layout: layoutFor(s, 'Enter your password'), action: url(d, '/login'), email: p.email, passkey: f.passkeys ? passkeyUrls(d) : undefined, linking: p.linking?.name, connections: p.linking ? await connectionButtons(ctx, d, p) : undefined }, status);
       }
       case 'passkey':
         return page(
@@ -90,6 +100,8 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
             ...common,
             layout: layoutFor(s, 'Use your passkey'),
             email: p.email,
+            linking: p.linking?.name,
+            connections: await connectionButtons(ctx, d, p),
             passkey: passkeyUrls(d),
             passwordUrl: user?.passwordHash ? url(d, '?method=password') : undefined,
             recoveryUrl: url(d, '?method=recovery'),
@@ -276,7 +288,9 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     if (d.prompt.name !== 'login') return page(ctx, 'error', { layout: layoutFor(s, 'Already signed in'), title: 'Already signed in', message: 'This step is already done. Go back to the application.', code: 'wrong_step' }, 400);
     const email = (form.email ?? '').trim();
     const password = form.password ?? '';
-    const p: Progress = { stage: 'password', email: email.slice(0, MAX_EMAIL), amr: [] };
+    // an upstream identity waiting for this account's proof stays announced on the page after a wrong password
+    const linking = (await progress.get(s.realm.id, d.uid))?.linking;
+    const p: Progress = { stage: 'password', email: email.slice(0, MAX_EMAIL), amr: [], ...(linking ? { linking } : {}) };
     if (email.length > MAX_EMAIL) {
       event(ctx, d, 'signin.failure', 'password', { reason: 'invalid_input' });
       return render(ctx, d, { stage: 'identify', amr: [] }, { error: 'Enter a valid email address, like name@example.com.', status: 400 });

@@ -4,6 +4,7 @@ import type Provider from 'oidc-provider';
 import { accountRoutes } from '../account/routes.js';
 import { adminOperations } from '../admin/operations.js';
 import { adminApi } from '../admin/router.js';
+import { CALLBACK_PATH as CONNECTION_CALLBACK_PATH } from '../connections/service.js';
 import { interactionRoutes } from '../interactions/routes.js';
 import { firstPartyOfflineAccess } from '../oidc/first-party-offline.js';
 import type { RealmRequest } from '../interactions/layout.js';
@@ -121,7 +122,7 @@ export function createApp({ services, registry, providers }: AppDeps): Koa {
   const interactionsMw = interactions.routes();
   const interactionsMethods = interactions.allowedMethods();
   const accountMw = account.routes();
-  app.use((ctx: Context, next: Next) => (ctx.path.startsWith('/interaction/') ? interactionsMw(ctx as any, async () => interactionsMethods(ctx as any, next)) : next()));
+  app.use((ctx: Context, next: Next) => (ctx.path.startsWith('/interaction/') || ctx.path === CONNECTION_CALLBACK_PATH ? interactionsMw(ctx as any, async () => interactionsMethods(ctx as any, next)) : next()));
   app.use((ctx: Context, next: Next) => (ctx.path === '/account' || ctx.path.startsWith('/account/') ? accountMw(ctx as any, next) : next()));
   app.use(adminApi(services, adminOperations));
   app.use(firstPartyOfflineAccess(services.clients));

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type Provider from 'oidc-provider';
+import { CALLBACK_PATH as CONNECTION_CALLBACK_PATH } from '../connections/service.js';
 import type { RealmRequest } from '../interactions/layout.js';
 import type { ProviderCache, ServedIssuer } from '../oidc/providers.js';
 import type { RealmRegistry } from '../realms/registry.js';
@@ -32,6 +33,7 @@ function ours(path: string): boolean {
   return (
     path === '/auth' ||
     path.startsWith('/interaction/') ||
+    path === CONNECTION_CALLBACK_PATH ||
     path === '/account' ||
     path.startsWith('/account/') ||
     path.startsWith('/assets/') ||

@@ -17,6 +17,10 @@ import { PasskeyService } from '../passkeys/service.js';
 import { TotpService } from '../mfa/totp.js';
 import { RecoveryCodeService } from '../mfa/recovery-codes.js';
 import { recordSecurityEvent } from '../mfa/security-events.js';
+import { AccountLinking } from '../connections/account-linking.js';
+import { PendingStore } from '../connections/pending.js';
+import { ConnectionService } from '../connections/service.js';
+import { UpstreamClient } from '../connections/upstream.js';
 
 /** Everything the server, the CLI and the tests share, built from one configuration. */
 export interface Services {
@@ -36,6 +40,10 @@ export interface Services {
   totp: TotpService;
   recovery: RecoveryCodeService;
   progress: ProgressStore;
+  /** Upstream identity providers (connections), the client that talks to them, and account linking. */
+  connections: ConnectionService;
+  upstream: UpstreamClient;
+  linking: AccountLinking;
   /** Keys signing cookies and CSRF tokens, derived from LATCHKEY_SECRET (stable across instances). */
   cookieKeys: string[];
   csrfKey: Buffer;
@@ -60,13 +68,14 @@ export async function createServices(config: LatchkeyConfig, options: { log?: Lo
     maxConcurrent: config.passwords.maxConcurrentHashes ?? availableParallelism(),
   });
   const authz = await loadAuthorizationModule(config.authorization);
+  const realms = new RealmService(db, keys);
   return {
     config,
     log,
     db,
     box,
     keys,
-    realms: new RealmService(db, keys),
+    realms,
     clients: new ClientService(db),
     users: new UserService(db, hasher, config.passwords),
     hasher,
@@ -80,6 +89,9 @@ export async function createServices(config: LatchkeyConfig, options: { log?: Lo
     totp: new TotpService(db, box, {}),
     recovery: new RecoveryCodeService(db, deriveKey(config.secret, 'recovery-codes')),
     progress: new ProgressStore(db),
+    connections: new ConnectionService(db, box, realms),
+    upstream: new UpstreamClient(),
+    linking: new AccountLinking(db, new PendingStore(db), config.federation.safeImageHosts),
     cookieKeys: [deriveKey(config.secret, 'cookies').toString('base64url')],
     csrfKey: deriveKey(config.secret, 'csrf'),
     close: () => db.destroy(),

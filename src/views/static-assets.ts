@@ -18,6 +18,7 @@ export interface StaticAsset {
 }
 
 const WEBAUTHN_PACKAGE = '@simplewebauthn/browser';
+const CONNECTION_ICONS = ['generic', 'google', 'github', 'entra', 'gitlab'];
 
 /**
  * The path of @simplewebauthn/browser's UMD bundle (it defines the global `SimpleWebAuthnBrowser`).
@@ -48,7 +49,8 @@ function asset(type: string, body: Buffer): StaticAsset {
 
 /**
  * Every static asset by its URL path (`/assets/latchkey.css`, `/assets/favicon.svg`,
- * `/assets/passkeys.js`, `/assets/simplewebauthn-browser.js`). Throws when a file is missing.
+ * `/assets/passkeys.js`, `/assets/simplewebauthn-browser.js`, `/assets/connections/<preset>.svg`).
+ * Throws when a file is missing.
  */
 export function loadStaticAssets(): Map<string, StaticAsset> {
   const dir = assetsDir();
@@ -59,5 +61,7 @@ export function loadStaticAssets(): Map<string, StaticAsset> {
     [`${ASSETS_URL_PREFIX}/favicon.svg`, asset('image/svg+xml', readFileSync(join(dir, 'favicon.svg')))],
     [`${ASSETS_URL_PREFIX}/passkeys.js`, asset(js, readFileSync(join(dir, 'passkeys.js')))],
     [`${ASSETS_URL_PREFIX}/simplewebauthn-browser.js`, asset(js, readFileSync(simpleWebAuthnBundlePath()))],
+    // connection icons: neutral monograms per preset and a key for generic connections
+    ...CONNECTION_ICONS.map((name): [string, StaticAsset] => [`${ASSETS_URL_PREFIX}/connections/${name}.svg`, asset('image/svg+xml', readFileSync(join(dir, 'connections', `${name}.svg`)))]),
   ]);
 }

@@ -6,7 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { assetsDir } from '../../src/views/render.js';
 import { loadStaticAssets, simpleWebAuthnBundlePath } from '../../src/views/static-assets.js';
 
-const PATHS = ['/assets/latchkey.css', '/assets/favicon.svg', '/assets/passkeys.js', '/assets/simplewebauthn-browser.js'];
+const CONNECTION_ICONS = ['generic', 'google', 'github', 'entra', 'gitlab'].map((n) => `/assets/connections/${n}.svg`);
+const PATHS = ['/assets/latchkey.css', '/assets/favicon.svg', '/assets/passkeys.js', '/assets/simplewebauthn-browser.js', ...CONNECTION_ICONS];
 const text = (body: string | Buffer) => (typeof body === 'string' ? body : body.toString('utf8'));
 
 describe('loadStaticAssets', () => {
@@ -22,6 +23,11 @@ describe('loadStaticAssets', () => {
     expect(assets.get('/assets/favicon.svg')!.type).toBe('image/svg+xml');
     expect(assets.get('/assets/passkeys.js')!.type).toBe('text/javascript; charset=utf-8');
     expect(assets.get('/assets/simplewebauthn-browser.js')!.type).toBe('text/javascript; charset=utf-8');
+    for (const icon of CONNECTION_ICONS) {
+      expect(assets.get(icon)!.type).toBe('image/svg+xml');
+      // local, self-contained images: no scripts, no external references
+      expect(text(assets.get(icon)!.body), icon).not.toMatch(/<script|href=|url\(/i);
+    }
   });
 
   it('serves the files as they are on disk; ETags differ per content and are stable', () => {

@@ -1,0 +1,145 @@
+import { randomUUID } from 'node:crypto';
+import { connectionsRepo } from '../db/connections-repo.js';
+import { federatedIdentitiesRepo } from '../db/federated-identities-repo.js';
+import type { Db } from '../db/knex.js';
+import { usersRepo, type UserRow } from '../db/users-repo.js';
+import type { PendingLink, PendingStore } from './pending.js';
+import { safePicture } from './safe-picture.js';
+import type { UsableConnection } from './service.js';
+import type { UpstreamIdentity } from './upstream.js';
+
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+
+/**
+ * What an upstream identity means here:
+ * - `signed-in`: it is linked to this user (or was just created and linked);
+ * - `proof-needed`: its verified email belongs to an existing user, who must prove the account first;
+ * - `refused`: it cannot sign in (no usable email, an unverified email that an account already uses,
+ *   a disabled account).
+ */
+export type Resolution =
+  | { kind: 'signed-in'; user: UserRow; created: boolean }
+  | { kind: 'proof-needed'; user: UserRow; link: PendingLink }
+  | { kind: 'refused'; reason: 'email_missing' | 'email_unverified' | 'account_disabled' };
+
+/** Links upstream identities to realm users: by (connection, subject), never silently by email. */
+export class AccountLinking {
+  constructor(
+    private readonly db: Db,
+    private readonly pending: PendingStore,
+    private readonly safeImageHosts: readonly string[],
+  ) {}
+
+  async resolve(connection: UsableConnection, identity: UpstreamIdentity): Promise<Resolution> {
+    const realmId = connection.realmId;
+    const profile = this.#profile(identity);
+    const known = await federatedIdentitiesRepo.find(this.db, realmId, connection.id, identity.subject);
+    if (known) {
+      const user = await usersRepo.findById(this.db, realmId, known.userId);
+      if (!user || user.disabled) return { kind: 'refused', reason: 'account_disabled' };
+      await federatedIdentitiesRepo.touch(this.db, realmId, connection.id, identity.subject, { email: identity.email ?? null, profile, at: Date.now() });
+      return { kind: 'signed-in', user, created: false };
+    }
+    const email = identity.email?.trim();
+    if (!email || !EMAIL.test(email)) return { kind: 'refused', reason: 'email_missing' };
+    const existing = await usersRepo.findByEmail(this.db, realmId, email);
+    if (existing) {
+      // an address the upstream does not vouch for proves nothing: no link, not even after proof
+      if (!identity.emailVerified) return { kind: 'refused', reason: 'email_unverified' };
+      if (existing.disabled) return { kind: 'refused', reason: 'account_disabled' };
+      return {
+        kind: 'proof-needed',
+        user: existing,
+        link: { connectionId: connection.id, connectionName: connection.name, subject: identity.subject, userId: existing.id, email, profile },
+      };
+    }
+    const user = await this.#createLinkedUser(connection, identity, email, profile);
+    if (!user) return this.resolve(connection, identity); // created concurrently: look again
+    return { kind: 'signed-in', user, created: true };
+  }
+
+  /** Remembers the identity waiting for proof, for this interaction. */
+  async awaitProof(realmId: string, uid: string, link: PendingLink): Promise<void> {
+    await this.pending.putLink(realmId, uid, link);
+  }
+
+  /**
+   * Called when a sign-in completes: links the waiting identity if the account that just proved
+   * itself is the one it was waiting for (and returns it); the waiting identity is forgotten either way.
+   */
+  async completeProof(realmId: string, uid: string, accountId: string): Promise<PendingLink | undefined> {
+    const link = await this.pending.getLink(realmId, uid);
+    if (!link) return undefined;
+    await this.pending.clearLink(realmId, uid);
+    if (link.userId !== accountId) return undefined;
+    const linked = await this.db.transaction(async (trx) => {
+      // the connection may have been removed meanwhile; the identity may have been linked by a parallel sign-in
+      if (!(await connectionsRepo.find(trx, realmId, link.connectionId))) return false;
+      if (await federatedIdentitiesRepo.find(trx, realmId, link.connectionId, link.subject)) return false;
+      await federatedIdentitiesRepo.insert(trx, {
+        realmId,
+        connectionId: link.connectionId,
+        subject: link.subject,
+        userId: link.userId,
+        email: link.email,
+        profile: link.profile,
+        createdAt: Date.now(),
+        lastLoginAt: Date.now(),
+      });
+      return true;
+    });
+    return linked ? link : undefined;
+  }
+
+  async identitiesOf(realmId: string, userId: string) {
+    return federatedIdentitiesRepo.listForUser(this.db, realmId, userId);
+  }
+
+  /** The claims worth keeping: name, email, and the picture only from a safe image host. */
+  #profile(identity: UpstreamIdentity): Record<string, unknown> {
+    const picture = safePicture(identity.picture, this.safeImageHosts);
+    return {
+      ...(identity.name ? { name: identity.name } : {}),
+      ...(identity.email ? { email: identity.email, email_verified: identity.emailVerified } : {}),
+      ...(picture ? { picture } : {}),
+    };
+  }
+
+  /** A new user and its link, together or not at all; undefined when the email or link was taken meanwhile. */
+  async #createLinkedUser(connection: UsableConnection, identity: UpstreamIdentity, email: string, profile: Record<string, unknown>): Promise<UserRow | undefined> {
+    const now = Date.now();
+    const user: UserRow = {
+      id: randomUUID(),
+      realmId: connection.realmId,
+      email,
+      emailVerified: identity.emailVerified,
+      name: identity.name ?? null,
+      picture: (profile.picture as string | undefined) ?? null,
+      passwordHash: null,
+      disabled: false,
+      passkeyOfferSnoozedUntil: null,
+      createdAt: now,
+      updatedAt: now,
+    };
+    try {
+      await this.db.transaction(async (trx) => {
+        await usersRepo.insert(trx, user);
+        await federatedIdentitiesRepo.insert(trx, {
+          realmId: connection.realmId,
+          connectionId: connection.id,
+          subject: identity.subject,
+          userId: user.id,
+          email,
+          profile,
+          createdAt: now,
+          lastLoginAt: now,
+        });
+      });
+    } catch (err) {
+      const taken = (await usersRepo.findByEmail(this.db, connection.realmId, email)) || (await federatedIdentitiesRepo.find(this.db, connection.realmId, connection.id, identity.subject));
+      if (taken) return undefined;
+      throw err;
+    }
+    return user;
+  }
+}
