@@ -1,5 +1,6 @@
 import type { Operation } from './operation.js';
+import { connectionOperations } from './connections-operations.js';
 import { userOperations } from './users-operations.js';
 
 /** Every admin API operation, in the order the OpenAPI document lists them. */
-export const adminOperations: Operation[] = [...userOperations];
+export const adminOperations: Operation[] = [...userOperations, ...connectionOperations];

@@ -190,6 +190,29 @@ describeEachDatabase('admin API: authentication, users, pagination, problem+json
     expect(notJson.status).toBe(415);
   });
 
+  it('manages connections without ever returning their secret', async () => {
+    const created = await api('/connections', { method: 'POST', token: writeToken, body: { id: 'github', preset: 'github', client_id: 'gh-client', client_secret: 's3cret-value' } });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    expect(created.body).toMatchObject({ id: 'github', preset: 'github', type: 'oauth2', has_client_secret: true, redirect_uris: [`${issuer}/connections/callback`] });
+    expect(JSON.stringify(created.body)).not.toContain('s3cret-value');
+
+    const incomplete = await api('/connections', { method: 'POST', token: writeToken, body: { id: 'plain', type: 'oauth2', client_id: 'x' } });
+    expect(incomplete.status).toBe(400);
+    expect(incomplete.body.detail).toMatch(/endpoint/i);
+    const badBody = await api('/connections', { method: 'POST', token: writeToken, body: { id: 'x', preset: 'myspace', client_id: 'x' } });
+    expect(badBody.status).toBe(400);
+    expect(badBody.body.errors.map((e: any) => e.field)).toContain('body.preset');
+    expect((await api('/connections', { method: 'POST', token: writeToken, body: { id: 'github', preset: 'github', client_id: 'again' } })).status).toBe(409);
+
+    const list = await api('/connections', { token: readToken });
+    expect(list.body.items.map((c: any) => c.id)).toEqual(['github']);
+    expect((await api('/connections/github', { token: readToken })).body.client_id).toBe('gh-client');
+    expect((await api('/connections/github', { method: 'DELETE', token: readToken })).status).toBe(403);
+    const removed = await api('/connections/github', { method: 'DELETE', token: writeToken });
+    expect(removed.status).toBe(204);
+    expect((await api('/connections/github', { token: readToken })).status).toBe(404);
+  });
+
   it('does not serve one realm\'s users on another realm\'s domain', async () => {
     const res = await api('/users', { base: otherIssuer, token: otherRealmToken });
     expect(res.status).toBe(200);
