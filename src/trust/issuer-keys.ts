@@ -7,6 +7,8 @@ export interface IssuerKeysOptions {
   ttlMs?: number;
   /** An unknown kid refetches the keys at most this often per issuer, so tokens with made-up kids cannot make us hammer the issuer. */
   refetchCooldownMs?: number;
+  /** After a failed fetch, tokens of that issuer fail fast for this long instead of fetching again. */
+  failureBackoffMs?: number;
   timeoutMs?: number;
   fetch?: typeof fetch;
   now?: () => number;
@@ -30,8 +32,10 @@ export class IssuerKeys {
   readonly #entries = new Map<string, Entry>();
   readonly #inflight = new Map<string, Promise<Entry>>();
   readonly #lastFetch = new Map<string, number>();
+  readonly #failures = new Map<string, { at: number; error: unknown }>();
   readonly #ttl: number;
   readonly #cooldown: number;
+  readonly #backoff: number;
   readonly #timeout: number;
   readonly #fetch: typeof fetch;
   readonly #now: () => number;
@@ -39,6 +43,7 @@ export class IssuerKeys {
   constructor(options: IssuerKeysOptions = {}) {
     this.#ttl = options.ttlMs ?? 10 * 60_000;
     this.#cooldown = options.refetchCooldownMs ?? 30_000;
+    this.#backoff = options.failureBackoffMs ?? 5_000;
     this.#timeout = options.timeoutMs ?? 5_000;
     this.#fetch = options.fetch ?? fetch;
     this.#now = options.now ?? Date.now;
@@ -66,9 +71,11 @@ export class IssuerKeys {
     if (issuer === undefined) {
       this.#entries.clear();
       this.#lastFetch.clear();
+      this.#failures.clear();
     } else {
       this.#entries.delete(issuer);
       this.#lastFetch.delete(issuer);
+      this.#failures.delete(issuer);
     }
   }
 
@@ -81,13 +88,22 @@ export class IssuerKeys {
   #load(issuer: string): Promise<Entry> {
     let pending = this.#inflight.get(issuer);
     if (!pending) {
+      const failure = this.#failures.get(issuer);
+      if (failure && this.#now() - failure.at < this.#backoff) return Promise.reject(failure.error);
       this.#lastFetch.set(issuer, this.#now());
       pending = this.#fetchKeys(issuer)
-        .then((jwks) => {
-          const entry = { keys: createLocalJWKSet(jwks), fetchedAt: this.#now() };
-          this.#entries.set(issuer, entry);
-          return entry;
-        })
+        .then(
+          (jwks) => {
+            const entry = { keys: createLocalJWKSet(jwks), fetchedAt: this.#now() };
+            this.#entries.set(issuer, entry);
+            this.#failures.delete(issuer);
+            return entry;
+          },
+          (error: unknown) => {
+            this.#failures.set(issuer, { at: this.#now(), error });
+            throw error;
+          },
+        )
         .finally(() => this.#inflight.delete(issuer));
       this.#inflight.set(issuer, pending);
     }

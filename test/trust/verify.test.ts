@@ -236,8 +236,8 @@ describeEachDatabase('trusted issuers: registration and verification', (kind) =>
   });
 });
 
-describe('trusted issuers: an unreachable or inconsistent issuer', () => {
-  it('is a clear error, not a crash', async () => {
+describe('trusted issuers: an unreachable issuer', () => {
+  it('is a clear error, not a crash, and is not asked again on every token', async () => {
     const database = await freshDatabase('sqlite');
     const db = openDatabase(database.url);
     try {
@@ -246,11 +246,40 @@ describe('trusted issuers: an unreachable or inconsistent issuer', () => {
       const idp = await startTestIssuer();
       const token = await idp.mint({ sub: 'x', aud: 'a' });
       await idp.close();
-      const trust = new TrustService(db, { timeoutMs: 2000 });
+      let calls = 0;
+      let clock = Date.now();
+      const counting: typeof fetch = (input, init) => {
+        calls++;
+        return fetch(input, init);
+      };
+      const trust = new TrustService(db, { timeoutMs: 2000, fetch: counting, now: () => clock });
       await trust.add({ realmId: 'r1', issuer: idp.issuer, audience: 'a' });
       const e = await failure(trust.verify('r1', token));
       expect(e.code).toBe('issuer_unreachable');
       expect(e.message).toContain(`${idp.issuer}/.well-known/openid-configuration`);
+      // more tokens right away fail fast without calling the issuer again; after the backoff they try again
+      for (let i = 0; i < 3; i++) expect((await failure(trust.verify('r1', token))).code).toBe('issuer_unreachable');
+      expect(calls).toBe(1);
+      clock += 10_000;
+      expect((await failure(trust.verify('r1', token))).code).toBe('issuer_unreachable');
+      expect(calls).toBe(2);
+
+      // a discovery document that names another issuer is not followed to its keys
+      const lying = await startTestIssuer();
+      try {
+        const impostor: typeof fetch = async (input) =>
+          String(input).endsWith('/.well-known/openid-configuration')
+            ? new Response(JSON.stringify({ issuer: 'https://elsewhere.example.test', jwks_uri: `${lying.issuer}/jwks` }), { headers: { 'content-type': 'application/json' } })
+            : fetch(input);
+        const strict = new TrustService(db, { fetch: impostor });
+        await strict.add({ realmId: 'r1', issuer: lying.issuer, audience: 'a' });
+        const mismatch = await failure(strict.verify('r1', await lying.mint({ sub: 'x', aud: 'a' })));
+        expect(mismatch.code).toBe('issuer_unreachable');
+        expect(mismatch.message).toMatch(/names issuer "https:\/\/elsewhere.example.test"/);
+        expect(lying.fetches.jwks).toBe(0);
+      } finally {
+        await lying.close();
+      }
     } finally {
       await db.destroy();
       await database.drop();
