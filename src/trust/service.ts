@@ -216,7 +216,11 @@ export class TrustService {
 function mapVerifyError(err: unknown, kid: string | undefined): Error {
   if (err instanceof LatchkeyError) return err;
   if (err instanceof joseErrors.JWTExpired) return invalidToken('the token has expired ("exp")');
-  if (err instanceof joseErrors.JWTClaimValidationFailed) return invalidToken(`claim "${err.claim}" is invalid: ${err.reason === 'check_failed' ? err.message : err.reason}`);
+  if (err instanceof joseErrors.JWTClaimValidationFailed) {
+    if (err.reason === 'missing') return invalidToken(`the token has no "${err.claim}" claim`);
+    if (err.claim === 'nbf') return invalidToken('the token is not valid yet ("nbf")');
+    return invalidToken(`the token's "${err.claim}" claim is invalid (${err.message})`);
+  }
   if (err instanceof joseErrors.JWSSignatureVerificationFailed) return invalidToken('the token\'s signature does not verify');
   if (err instanceof joseErrors.JWKSNoMatchingKey) return invalidToken(`the issuer has no signing key ${kid ? `with kid "${kid}"` : 'matching the token'}`);
   if (err instanceof joseErrors.JWKSMultipleMatchingKeys) return invalidToken('the token has no kid and the issuer has several matching keys');
