@@ -81,19 +81,11 @@ export async function authenticateAdmin(ctx: Context, services: Services, served
 }
 
 async function trustedPrincipal(services: Services, served: ServedIssuer, token: string): Promise<AdminPrincipal> {
-  const trust = (services as Partial<Services> & { trust?: TrustedVerifier }).trust;
-  if (!trust) throw unauthorized('the access token was not issued by this realm');
-  const verified = await trust.verify(served.realm.id, token).catch((err: { message?: string }) => {
-    throw unauthorized(err?.message ?? 'the token is not from a trusted issuer');
+  const verified = await services.trust.verify(served.realm.id, token).catch((err: { message?: string; code?: string }) => {
+    throw unauthorized(err?.code === 'untrusted_issuer' ? 'the access token was not issued by this realm or one of its trusted issuers' : (err?.message ?? 'the token is not valid'));
   });
-  if (!trust.isAdmin(verified.trustedIssuer, verified.userId)) {
+  if (!services.trust.isAdmin(verified.trustedIssuer, verified.userId)) {
     throw forbidden(`the trusted identity "${verified.userId}" is not an admin of realm "${served.realm.id}"`);
   }
   return { kind: 'trusted', subject: verified.userId, access: 'write', trustedIssuerId: verified.trustedIssuer.id };
-}
-
-/** What the admin API needs from the trusted-identities capability. */
-export interface TrustedVerifier {
-  verify(realmId: string, jwt: string): Promise<{ trustedIssuer: { id: string }; userId: string }>;
-  isAdmin(trustedIssuer: { id: string }, userId: string): boolean;
 }

@@ -7,7 +7,13 @@ import { realmsRepo } from '../db/realms-repo.js';
 import { invalid, notFound } from '../errors.js';
 import { SIGNING_ALGS, type SigningAlg } from '../realms/settings.js';
 
-export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials', 'urn:ietf:params:oauth:grant-type:device_code'] as const;
+export const GRANT_TYPES = [
+  'authorization_code',
+  'refresh_token',
+  'client_credentials',
+  'urn:ietf:params:oauth:grant-type:device_code',
+  'urn:ietf:params:oauth:grant-type:token-exchange',
+] as const;
 export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] as const;
 
 export interface CreateClientInput {
@@ -69,6 +75,7 @@ export class ClientService {
       if (!(GRANT_TYPES as readonly string[]).includes(g)) throw invalid(`unknown grant "${g}"; use one of ${GRANT_TYPES.join(', ')} (implicit and password grants are not supported)`);
     }
     if (isPublic && grants.includes('client_credentials')) throw invalid('a public client cannot use the client_credentials grant');
+    if (isPublic && grants.includes('urn:ietf:params:oauth:grant-type:token-exchange')) throw invalid('a public client cannot use the token-exchange grant');
     if (grants.includes('refresh_token') && !grants.includes('authorization_code') && !grants.includes('urn:ietf:params:oauth:grant-type:device_code')) {
       throw invalid('the refresh_token grant needs authorization_code or device_code as well');
     }

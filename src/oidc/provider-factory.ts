@@ -14,6 +14,8 @@ import type { UserService } from '../accounts/user-service.js';
 import { providerPages } from '../interactions/provider-pages.js';
 import { ACR_VALUES_SUPPORTED, wantsMultiFactor } from '../interactions/acr.js';
 import { ADMIN_API_AUDIENCE, ADMIN_SCOPES } from '../admin/audience.js';
+import type { TrustService } from '../trust/service.js';
+import { enableTokenExchange } from './token-exchange.js';
 
 export interface ProviderDeps {
   db: Db;
@@ -23,6 +25,7 @@ export interface ProviderDeps {
   authz: AuthorizationModule;
   cookieKeys: string[];
   log: Logger;
+  trust: TrustService;
 }
 
 const SCOPE_CLAIMS = {
@@ -67,6 +70,17 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
   const t = config.tokens;
   const settings = realm.settings;
   const resources = new Map(settings.resources.map((r) => [r.uri, r]));
+  const resourceServerInfo = (resourceIndicator: string) => {
+    const resource = resources.get(resourceIndicator);
+    if (!resource) throw new errors.InvalidTarget(`resource ${resourceIndicator} is not an API of this realm`);
+    return {
+      audience: resource.uri,
+      scope: resource.scopes.join(' '),
+      accessTokenTTL: t.accessTokenTtlSeconds,
+      accessTokenFormat: 'jwt',
+      jwt: { sign: { alg: settings.signingAlg } },
+    };
+  };
 
   const configuration: Configuration = {
     adapter: createAdapterClass(deps.db, realm.id, { find: (realmId, id) => deps.clients.providerMetadata(realmId, id) }),
@@ -182,15 +196,7 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
               jwt: { sign: { alg: settings.signingAlg } },
             } as any;
           }
-          const resource = resources.get(resourceIndicator);
-          if (!resource) throw new errors.InvalidTarget(`resource ${resourceIndicator} is not an API of this realm`);
-          return {
-            audience: resource.uri,
-            scope: resource.scopes.join(' '),
-            accessTokenTTL: t.accessTokenTtlSeconds,
-            accessTokenFormat: 'jwt',
-            jwt: { sign: { alg: settings.signingAlg } },
-          } as any;
+          return resourceServerInfo(resourceIndicator) as any;
         },
       },
     },
@@ -243,6 +249,7 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
 
   const provider = new Provider(issuer, configuration);
   provider.proxy = config.server.trustProxy;
+  enableTokenExchange(provider, { realmId: realm.id, trust: deps.trust, defaultAudience: settings.defaultAudience, resourceServerInfo });
   const log = deps.log.child({ realm: realm.id, issuer });
   provider.on('server_error', (_ctx: unknown, err: Error) => log.error({ err }, 'provider error'));
   // Client secrets are stored as hashes: compare the hash of what the client sent.

@@ -21,6 +21,7 @@ import { AccountLinking } from '../connections/account-linking.js';
 import { PendingStore } from '../connections/pending.js';
 import { ConnectionService } from '../connections/service.js';
 import { UpstreamClient } from '../connections/upstream.js';
+import { TrustService } from '../trust/service.js';
 
 /** Everything the server, the CLI and the tests share, built from one configuration. */
 export interface Services {
@@ -44,6 +45,7 @@ export interface Services {
   connections: ConnectionService;
   upstream: UpstreamClient;
   linking: AccountLinking;
+  trust: TrustService;
   /** Keys signing cookies and CSRF tokens, derived from LATCHKEY_SECRET (stable across instances). */
   cookieKeys: string[];
   csrfKey: Buffer;
@@ -92,6 +94,7 @@ export async function createServices(config: LatchkeyConfig, options: { log?: Lo
     connections: new ConnectionService(db, box, realms),
     upstream: new UpstreamClient(),
     linking: new AccountLinking(db, new PendingStore(db), config.federation.safeImageHosts),
+    trust: new TrustService(db),
     cookieKeys: [deriveKey(config.secret, 'cookies').toString('base64url')],
     csrfKey: deriveKey(config.secret, 'csrf'),
     close: () => db.destroy(),

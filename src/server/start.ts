@@ -41,6 +41,7 @@ export async function startServer(config: LatchkeyConfig, options: { services?: 
     authz: services.authz,
     cookieKeys: services.cookieKeys,
     log: services.log,
+    trust: services.trust,
   });
   const app = createApp({ services, registry, providers });
   const koa = app.callback();

@@ -7,7 +7,7 @@ import { runCli, startTestServer, type TestServer } from '../helpers/server.js';
 
 const PASSWORD = 'plum-orbit-cactus-velvet-91';
 const REDIRECT = 'http://app.example.test/callback';
-const COMMANDS = ['serve', 'migrate', 'realm', 'client', 'user', 'keys'];
+const COMMANDS = ['serve', 'migrate', 'realm', 'client', 'user', 'keys', 'connection', 'trust'];
 
 type CliResult = Awaited<ReturnType<TestServer['cli']>>;
 
