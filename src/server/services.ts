@@ -82,6 +82,9 @@ export async function createServices(config: LatchkeyConfig, options: { log?: Lo
     progress: new ProgressStore(db),
     cookieKeys: [deriveKey(config.secret, 'cookies').toString('base64url')],
     csrfKey: deriveKey(config.secret, 'csrf'),
-    close: () => db.destroy(),
+    close: async () => {
+      await hasher.close();
+      await db.destroy();
+    },
   };
 }
