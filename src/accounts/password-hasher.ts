@@ -74,8 +74,9 @@ export class PasswordHasher {
   }
 
   /**
-   * True when `password` matches `hash`. Never throws: a missing, malformed or non-argon2 hash gives false,
-   * after the same work as a real verification so that it cannot be told apart by timing.
+   * True when `password` matches `hash`. A missing, malformed or non-argon2 hash gives false, after the
+   * same work as a real verification so that it cannot be told apart by timing. Throws only when the
+   * hashing process is unavailable (`hasher_unavailable`), never mistaking that for a wrong password.
    */
   verify(hash: string | null | undefined, password: string): Promise<boolean> {
     if (typeof hash !== 'string' || !parseArgon2Hash(hash)) return this.verifyDummy(password);
