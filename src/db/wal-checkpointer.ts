@@ -10,8 +10,15 @@ import { isSqlite, type Db } from './knex.js';
 const WORKER = `
 const { workerData, parentPort } = require('node:worker_threads');
 const Database = require(workerData.driver);
-const db = new Database(workerData.filename);
-db.pragma('busy_timeout = 0');
+let db;
+try {
+  db = new Database(workerData.filename, { fileMustExist: true });
+  db.pragma('busy_timeout = 0');
+} catch (err) {
+  // the database went away before we started: nothing to checkpoint (the server's safety net remains)
+  parentPort.postMessage({ failed: String((err && err.message) || err) });
+  process.exit(0);
+}
 const timer = setInterval(() => {
   try {
     db.pragma('wal_checkpoint(PASSIVE)');
@@ -34,21 +41,31 @@ parentPort.on('message', () => {
  * `safetyPages`) would run: that remains as a safety net for when the worker cannot keep up.
  */
 export class WalCheckpointer {
-  private constructor(private readonly worker: Worker) {}
+  #exited = false;
+
+  private constructor(private readonly worker: Worker) {
+    worker.once('exit', () => (this.#exited = true));
+  }
 
   /** Starts it for a SQLite file database; undefined for PostgreSQL or an in-memory database. */
-  static async start(db: Db, options: { intervalMs?: number; safetyPages?: number } = {}): Promise<WalCheckpointer | undefined> {
+  static async start(db: Db, options: { intervalMs?: number; safetyPages?: number; onError?: (err: Error) => void } = {}): Promise<WalCheckpointer | undefined> {
     if (!isSqlite(db)) return undefined;
     const filename = (db.client.config.connection as { filename?: string }).filename;
     if (!filename || filename === ':memory:') return undefined;
     await db.raw(`pragma wal_autocheckpoint = ${Math.max(1000, Math.floor(options.safetyPages ?? 4000))}`);
     const driver = createRequire(import.meta.url).resolve('better-sqlite3');
     const worker = new Worker(WORKER, { eval: true, workerData: { driver, filename, intervalMs: options.intervalMs ?? 200 } });
+    worker.on('message', (m: { failed?: string }) => {
+      if (m.failed) options.onError?.(new Error(`WAL checkpoints: ${m.failed}`));
+    });
+    // never takes the server down: without the worker, the server's own autocheckpoint still runs
+    worker.on('error', (err) => options.onError?.(err));
     worker.unref();
     return new WalCheckpointer(worker);
   }
 
   async stop(): Promise<void> {
+    if (this.#exited) return;
     const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
     this.worker.postMessage('stop');
     await exited;

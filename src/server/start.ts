@@ -32,7 +32,7 @@ export async function startServer(config: LatchkeyConfig, options: { services?: 
   await migrate(services.db);
   await services.realms.ensureDefault(config.issuer);
   // SQLite: WAL checkpoints in a worker thread instead of inside some request's commit
-  const checkpointer = await WalCheckpointer.start(services.db);
+  const checkpointer = await WalCheckpointer.start(services.db, { onError: (err) => log.warn({ err }, 'WAL checkpoint worker failed; SQLite checkpoints on the event loop instead') });
 
   const registry = new RealmRegistry(services.db, config.refreshIntervalSeconds * 1000);
   await registry.start();
