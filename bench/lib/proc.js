@@ -1,6 +1,6 @@
 // Child processes of the benchmark (the two servers): spawning, CPU accounting and guaranteed cleanup.
 import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
 /** Clock ticks per second of /proc/<pid>/stat times (`getconf CLK_TCK`, almost always 100). */
@@ -14,11 +14,38 @@ export const CLK_TCK = (() => {
 })();
 
 /**
- * CPU seconds (user + system, all threads, so argon2's libuv pool threads count) a process has used.
- * Fields 14 and 15 of /proc/<pid>/stat, counted after the `)` closing the command name.
+ * CPU seconds (user + system, all threads) a process has used, together with its helper processes:
+ * Latchkey hashes passwords in a child process, whose CPU time is the server's too. So this is
+ * utime + stime of the process (fields 14, 15 of /proc/<pid>/stat), plus cutime + cstime (16, 17: children
+ * that ended and were reaped, e.g. a helper that was restarted), plus the same, recursively, for each
+ * live child process.
  */
 export function cpuSeconds(pid) {
-  return statCpu(`/proc/${pid}/stat`);
+  const [utime, stime, cutime, cstime] = statFields(`/proc/${pid}/stat`);
+  let seconds = (utime + stime + cutime + cstime) / CLK_TCK;
+  for (const child of childPids(pid)) {
+    try {
+      seconds += cpuSeconds(child);
+    } catch {
+      // it ended meanwhile: its time moves into our cutime / cstime once reaped
+    }
+  }
+  return seconds;
+}
+
+/** Processes whose parent is `pid` (field 4 of /proc/<n>/stat). */
+export function childPids(pid) {
+  const found = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === pid) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) found.push(Number(name));
+    } catch {
+      // gone
+    }
+  }
+  return found;
 }
 
 /**
@@ -30,10 +57,16 @@ export function mainThreadCpuSeconds(pid) {
 }
 
 function statCpu(file) {
+  const [utime, stime] = statFields(file);
+  return (utime + stime) / CLK_TCK;
+}
+
+/** utime, stime, cutime, cstime (fields 14-17) of a /proc stat file, in clock ticks. */
+function statFields(file) {
   const stat = readFileSync(file, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // fields[0] is field 3 (state): utime is field 14 -> index 11, stime field 15 -> index 12
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+  // fields[0] is field 3 (state): utime is field 14 -> index 11, stime 12, cutime 13, cstime 14
+  return [11, 12, 13, 14].map((i) => Number(fields[i]));
 }
 
 /** Resident memory of a process in MiB (VmRSS from /proc/<pid>/status), or null. */

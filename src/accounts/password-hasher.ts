@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
-import { argon2id, hash as argon2Hash, verify as argon2Verify } from 'argon2';
+import { argon2id } from 'argon2';
+import { Argon2Error, HashProcess } from './hash-process.js';
 import { normalizePassword } from './password-policy.js';
 import { Semaphore } from './semaphore.js';
 
@@ -43,19 +44,22 @@ export function parseArgon2Hash(hash: string): Argon2Parameters | null {
 const b64 = (bytes: Buffer): string => bytes.toString('base64').replace(/=+$/, '');
 
 /**
- * Argon2id password hashing. The argon2 package computes in libuv's thread pool; a semaphore keeps
- * a burst of sign-ins from occupying every pool thread (which jose's signing and file I/O share).
+ * Argon2id password hashing. The hashing runs in a helper process at the lowest CPU priority
+ * (HashProcess), so that a burst of sign-ins cannot starve the event loop or the libuv threads that
+ * sign tokens; a semaphore caps how many hashes compute at once (default: one per core).
  * Passwords are NFKC-normalised before hashing and verifying.
  */
 export class PasswordHasher {
   readonly #params: { memoryCost: number; timeCost: number; parallelism: number };
   readonly #limit: Semaphore;
+  readonly #process: HashProcess;
   /** Never matches any password, but costs exactly one verification at the configured parameters. */
   readonly #dummyHash: string;
 
   constructor(opts: PasswordHasherOptions) {
     this.#params = { memoryCost: opts.memoryCost, timeCost: opts.timeCost, parallelism: opts.parallelism };
     this.#limit = new Semaphore(opts.maxConcurrent ?? availableParallelism());
+    this.#process = new HashProcess(this.#limit.max);
     const { memoryCost: m, timeCost: t, parallelism: p } = this.#params;
     this.#dummyHash = `$argon2id$v=${ARGON2_VERSION}$m=${m},t=${t},p=${p}$${b64(randomBytes(16))}$${b64(randomBytes(32))}`;
   }
@@ -63,12 +67,16 @@ export class PasswordHasher {
   /** Hashes a password into a PHC string (`$argon2id$v=19$m=...,p=...,t=...$salt$hash`). */
   hash(password: string): Promise<string> {
     const input = normalizePassword(password);
-    return this.#limit.run(() => argon2Hash(input, { type: argon2id, ...this.#params }));
+    return this.#limit.run(async () => {
+      const hash = await this.#process.run({ op: 'hash', password: input, options: { type: argon2id, ...this.#params } });
+      return hash as string;
+    });
   }
 
   /**
-   * True when `password` matches `hash`. Never throws: a missing, malformed or non-argon2 hash gives false,
-   * after the same work as a real verification so that it cannot be told apart by timing.
+   * True when `password` matches `hash`. A missing, malformed or non-argon2 hash gives false, after the
+   * same work as a real verification so that it cannot be told apart by timing. Throws only when the
+   * hashing process is unavailable (`hasher_unavailable`), never mistaking that for a wrong password.
    */
   verify(hash: string | null | undefined, password: string): Promise<boolean> {
     if (typeof hash !== 'string' || !parseArgon2Hash(hash)) return this.verifyDummy(password);
@@ -78,9 +86,11 @@ export class PasswordHasher {
   #run(hash: string, input: string): Promise<boolean> {
     return this.#limit.run(async () => {
       try {
-        return await argon2Verify(hash, input);
-      } catch {
-        return false;
+        return (await this.#process.run({ op: 'verify', hash, password: input })) === true;
+      } catch (err) {
+        // argon2 refusing the stored hash is a mismatch; the helper being unavailable is not
+        if (err instanceof Argon2Error) return false;
+        throw err;
       }
     });
   }
@@ -102,6 +112,11 @@ export class PasswordHasher {
       found.timeCost < this.#params.timeCost ||
       found.parallelism < this.#params.parallelism
     );
+  }
+
+  /** Stops the hashing process (after this, hashing fails with `hasher_unavailable`). */
+  close(): Promise<void> {
+    return this.#process.close();
   }
 
   /** Operations computing now, and operations waiting for a slot. */

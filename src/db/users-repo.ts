@@ -1,4 +1,5 @@
 import type { Db } from './knex.js';
+import { queryFirst, sql } from './statements.js';
 
 export interface UserRow {
   id: string;
@@ -31,13 +32,16 @@ const toUser = (r: any): UserRow => ({
 
 export const normalizeEmail = (email: string): string => email.trim().toLowerCase();
 
+const BY_ID = sql('select * from users where realm_id = ? and id = ? limit 1');
+const BY_EMAIL = sql('select * from users where realm_id = ? and email_normalized = ? limit 1');
+
 export const usersRepo = {
   async findById(db: Db, realmId: string, id: string): Promise<UserRow | undefined> {
-    const row = await db('users').where({ realm_id: realmId, id }).first();
+    const row = await queryFirst(db, BY_ID, [realmId, id]);
     return row ? toUser(row) : undefined;
   },
   async findByEmail(db: Db, realmId: string, email: string): Promise<UserRow | undefined> {
-    const row = await db('users').where({ realm_id: realmId, email_normalized: normalizeEmail(email) }).first();
+    const row = await queryFirst(db, BY_EMAIL, [realmId, normalizeEmail(email)]);
     return row ? toUser(row) : undefined;
   },
   async insert(db: Db, u: UserRow): Promise<void> {

@@ -1,4 +1,5 @@
 import type { Db } from './knex.js';
+import { queryFirst, runWrite, sql } from './statements.js';
 
 export interface CredentialRow {
   id: string;
@@ -46,9 +47,21 @@ const toCredential = (r: any): CredentialRow => ({
   lastUsedAt: r.last_used_at === null || r.last_used_at === undefined ? null : Number(r.last_used_at),
 });
 
+const CREDENTIAL = sql('select * from webauthn_credentials where realm_id = ? and id = ? limit 1');
+const RECORD_USE = sql('update webauthn_credentials set counter = ?, last_used_at = ? where realm_id = ? and id = ?');
+const RECORD_USE_FORWARD = sql('update webauthn_credentials set counter = ?, last_used_at = ? where realm_id = ? and id = ? and counter < ?');
+const INSERT_CHALLENGE = sql(`
+  insert into webauthn_challenges (challenge, realm_id, ceremony, bound_to, rp_id, user_id, expires_at, used_at)
+  values (?, ?, ?, ?, ?, ?, ?, null)`);
+// One statement finds and uses the challenge: a mismatched ceremony or binding leaves it untouched.
+const CONSUME_CHALLENGE = sql(`
+  update webauthn_challenges set used_at = ?
+  where challenge = ? and realm_id = ? and ceremony = ? and bound_to = ? and used_at is null and expires_at > ?
+  returning challenge, realm_id, ceremony, bound_to, rp_id, user_id, expires_at`);
+
 export const webauthnRepo = {
   async credential(db: Db, realmId: string, id: string): Promise<CredentialRow | undefined> {
-    const row = await db('webauthn_credentials').where({ realm_id: realmId, id }).first();
+    const row = await queryFirst(db, CREDENTIAL, [realmId, id]);
     return row ? toCredential(row) : undefined;
   },
   async credentialsOf(db: Db, realmId: string, userId: string, rpId?: string): Promise<CredentialRow[]> {
@@ -77,9 +90,10 @@ export const webauthnRepo = {
   },
   /** Moves the counter forward only: a concurrent use with the same counter loses. */
   async recordUse(db: Db, realmId: string, id: string, oldCounter: number, newCounter: number, at: number): Promise<boolean> {
-    const q = db('webauthn_credentials').where({ realm_id: realmId, id });
-    if (newCounter > 0) q.andWhere('counter', '<', newCounter);
-    const changed = await q.update({ counter: newCounter, last_used_at: at });
+    const changed =
+      newCounter > 0
+        ? await runWrite(db, RECORD_USE_FORWARD, [newCounter, at, realmId, id, newCounter])
+        : await runWrite(db, RECORD_USE, [newCounter, at, realmId, id]);
     return changed === 1 || (newCounter === 0 && oldCounter === 0);
   },
   async updateBackup(db: Db, realmId: string, id: string, backedUp: boolean): Promise<void> {
@@ -92,30 +106,16 @@ export const webauthnRepo = {
     return db('webauthn_credentials').where({ realm_id: realmId, user_id: userId, id }).delete();
   },
   async insertChallenge(db: Db, c: ChallengeRow): Promise<void> {
-    await db('webauthn_challenges').insert({
-      challenge: c.challenge,
-      realm_id: c.realmId,
-      ceremony: c.ceremony,
-      bound_to: c.boundTo,
-      rp_id: c.rpId,
-      user_id: c.userId,
-      expires_at: c.expiresAt,
-      used_at: null,
-    });
+    await runWrite(db, INSERT_CHALLENGE, [c.challenge, c.realmId, c.ceremony, c.boundTo, c.rpId, c.userId, c.expiresAt]);
   },
   /**
    * Uses a challenge once: it must exist for this realm, ceremony and binding, be unexpired and
-   * unused. The conditional update makes two concurrent uses impossible.
+   * unused. The conditional update makes two concurrent uses impossible; a challenge presented for
+   * another ceremony or binding is not used up.
    */
   async consumeChallenge(db: Db, realmId: string, challenge: string, ceremony: ChallengeRow['ceremony'], boundTo: string, now: number): Promise<ChallengeRow | undefined> {
-    const row = await db('webauthn_challenges').where({ challenge, realm_id: realmId, ceremony, bound_to: boundTo }).first();
+    const row = await queryFirst(db, CONSUME_CHALLENGE, [now, challenge, realmId, ceremony, boundTo, now]);
     if (!row) return undefined;
-    const changed = await db('webauthn_challenges')
-      .where({ challenge, realm_id: realmId })
-      .whereNull('used_at')
-      .andWhere('expires_at', '>', now)
-      .update({ used_at: now });
-    if (changed !== 1) return undefined;
     return {
       challenge: row.challenge,
       realmId: row.realm_id,

@@ -36,7 +36,8 @@ export function passkeyRoutes(router: Router, services: Services, progress: Prog
     const { d, body } = await start(ctx);
     const s = served(ctx);
     const mode = (MODES.has(body.mode as Mode) ? body.mode : 'button') as Mode;
-    const p = await progress.get(s.realm.id, d.uid);
+    // only these two modes depend on where the sign-in stands
+    const p = mode === 'second-factor' || mode === 'identified' ? await progress.get(s.realm.id, d.uid) : undefined;
     let userId: string | undefined;
     if (mode === 'second-factor') {
       if (!p?.userId || p.stage !== 'mfa') throw new LatchkeyError('wrong_step', 'Sign in with your password first.', 400);

@@ -171,7 +171,9 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     const existing = await progress.get(s.realm.id, d.uid);
     if (existing) return existing;
     const fresh = await initialProgress(ctx, d);
-    await progress.put(s.realm.id, d.uid, fresh);
+    // No stored progress already means "identify" to every step, so a plain start is not written: a
+    // passkey (or autofill) sign-in from the first page then never writes progress at all.
+    if (fresh.stage !== 'identify') await progress.put(s.realm.id, d.uid, fresh);
     return fresh;
   }
 

@@ -97,6 +97,9 @@ export async function createServices(config: LatchkeyConfig, options: { log?: Lo
     trust: new TrustService(db),
     cookieKeys: [deriveKey(config.secret, 'cookies').toString('base64url')],
     csrfKey: deriveKey(config.secret, 'csrf'),
-    close: () => db.destroy(),
+    close: async () => {
+      await hasher.close();
+      await db.destroy();
+    },
   };
 }

@@ -4,6 +4,7 @@ import type { LatchkeyConfig } from '../config/schema.js';
 import { migrate } from '../db/knex.js';
 import { payloadsRepo } from '../db/payloads-repo.js';
 import { realmsRepo } from '../db/realms-repo.js';
+import { WalCheckpointer } from '../db/wal-checkpointer.js';
 import { ProviderCache } from '../oidc/providers.js';
 import { RealmRegistry } from '../realms/registry.js';
 import { createApp } from './app.js';
@@ -30,6 +31,8 @@ export async function startServer(config: LatchkeyConfig, options: { services?: 
   }
   await migrate(services.db);
   await services.realms.ensureDefault(config.issuer);
+  // SQLite: WAL checkpoints in a worker thread instead of inside some request's commit
+  const checkpointer = await WalCheckpointer.start(services.db, { onError: (err) => log.warn({ err }, 'WAL checkpoint worker failed; SQLite checkpoints on the event loop instead') });
 
   const registry = new RealmRegistry(services.db, config.refreshIntervalSeconds * 1000);
   await registry.start();
@@ -86,6 +89,7 @@ export async function startServer(config: LatchkeyConfig, options: { services?: 
         server.close(() => resolve());
         server.closeAllConnections();
       });
+      await checkpointer?.stop();
       await services.close();
     },
   };

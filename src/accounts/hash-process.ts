@@ -1,0 +1,157 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { setPriority } from 'node:os';
+import { pathToFileURL } from 'node:url';
+import { LatchkeyError } from '../errors.js';
+
+/**
+ * The program of the helper process: argon2 hash / verify requests in, answers out, over the IPC channel.
+ * It is plain JavaScript run with `node -e` (so it works the same from the compiled dist/ and from the
+ * TypeScript sources under the tests); argv[1] is the file URL of the argon2 package it uses.
+ * It exits when its parent goes away (the channel closes).
+ */
+const HELPER = `
+const argon2 = await import(process.argv[1]);
+process.on('message', async (m) => {
+  try {
+    const value = m.op === 'hash' ? await argon2.hash(m.password, m.options) : await argon2.verify(m.hash, m.password);
+    process.send({ id: m.id, value });
+  } catch (err) {
+    process.send({ id: m.id, error: String((err && err.message) || err) });
+  }
+});
+process.on('disconnect', () => process.exit(0));
+process.send({ ready: true });
+`;
+
+export interface HashRequest {
+  op: 'hash' | 'verify';
+  password: string;
+  hash?: string;
+  options?: Record<string, unknown>;
+}
+
+/** What argon2 itself refused (a malformed hash, bad options), as opposed to the helper being unavailable. */
+export class Argon2Error extends Error {}
+
+interface Pending {
+  resolve(value: unknown): void;
+  reject(err: Error): void;
+}
+
+/**
+ * Runs argon2 in a separate helper process at the lowest CPU priority (nice 19). A burst of sign-ins then
+ * cannot take the cores from the event loop, and from the libuv threads signing tokens: the scheduler
+ * always prefers them to the hashing. The caller caps concurrency (PasswordHasher's semaphore); the
+ * helper's thread pool is sized to that cap.
+ *
+ * The helper is started on first use and again after it dies; requests in flight when it dies fail
+ * with `hasher_unavailable` (never as a wrong password). It does not keep the server alive: its handles
+ * are referenced only while requests are in flight.
+ */
+export class HashProcess {
+  readonly #threads: number;
+  #child: ChildProcess | undefined;
+  #ready: Promise<ChildProcess> | undefined;
+  readonly #pending = new Map<number, Pending>();
+  #nextId = 1;
+  #closed = false;
+
+  constructor(threads: number) {
+    this.#threads = Math.max(1, threads);
+  }
+
+  /** The helper's process id, while it runs. */
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
+  async run(request: HashRequest): Promise<unknown> {
+    if (this.#closed) throw unavailable('the password hasher has been shut down');
+    const child = await this.#start();
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      this.#ref(child);
+      child.send({ id, ...request }, (err) => {
+        if (err && this.#pending.delete(id)) reject(unavailable(`could not reach the password hashing process: ${err.message}`));
+      });
+    });
+  }
+
+  /** Ends the helper (requests in flight fail). */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const child = this.#child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      child.once('exit', () => resolve());
+      child.kill('SIGTERM');
+    });
+  }
+
+  #start(): Promise<ChildProcess> {
+    this.#ready ??= new Promise<ChildProcess>((resolve, reject) => {
+      const argon2Url = pathToFileURL(createRequire(import.meta.url).resolve('argon2')).href;
+      const child = spawn(process.execPath, ['--input-type=module', '-e', HELPER, argon2Url], {
+        // Only what the helper needs: the pool size for the hashing cap (and no secrets from our environment).
+        env: { UV_THREADPOOL_SIZE: String(Math.max(4, this.#threads)) },
+        stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+      });
+      this.#child = child;
+      let started = false;
+      child.on('message', (m: { id?: number; ready?: boolean; value?: unknown; error?: string }) => {
+        if (m.ready) {
+          started = true;
+          try {
+            setPriority(child.pid!, 19);
+          } catch {
+            // not permitted on this system: hashing still works, at normal priority
+          }
+          this.#unrefIfIdle(child);
+          resolve(child);
+          return;
+        }
+        const pending = m.id === undefined ? undefined : this.#pending.get(m.id);
+        if (!pending) return;
+        this.#pending.delete(m.id!);
+        if (m.error !== undefined) pending.reject(new Argon2Error(m.error));
+        else pending.resolve(m.value);
+        this.#unrefIfIdle(child);
+      });
+      child.on('error', (err) => {
+        if (this.#child === child) {
+          this.#child = undefined;
+          this.#ready = undefined;
+        }
+        if (!started) reject(unavailable(`could not start the password hashing process: ${err.message}`));
+      });
+      child.on('exit', (code, signal) => {
+        if (this.#child === child) {
+          this.#child = undefined;
+          this.#ready = undefined;
+        }
+        const why = `the password hashing process stopped (${signal ?? `exit code ${code}`})`;
+        if (!started) reject(unavailable(why));
+        for (const [id, pending] of this.#pending) {
+          this.#pending.delete(id);
+          pending.reject(unavailable(why));
+        }
+      });
+    });
+    return this.#ready;
+  }
+
+  #ref(child: ChildProcess): void {
+    child.ref();
+    (child.channel as { ref?: () => void } | undefined)?.ref?.();
+  }
+
+  #unrefIfIdle(child: ChildProcess): void {
+    if (this.#pending.size > 0) return;
+    child.unref();
+    (child.channel as { unref?: () => void } | undefined)?.unref?.();
+  }
+}
+
+const unavailable = (message: string) => new LatchkeyError('hasher_unavailable', message, 503);
