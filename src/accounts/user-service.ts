@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { LatchkeyConfig } from '../config/schema.js';
 import type { Db } from '../db/knex.js';
 import { realmsRepo } from '../db/realms-repo.js';
+import { tenantsRepo } from '../db/tenants-repo.js';
 import { usersRepo, type UserRow } from '../db/users-repo.js';
 import { conflict, invalid, notFound } from '../errors.js';
 import type { PasswordHasher } from './password-hasher.js';
@@ -82,6 +83,25 @@ export class UserService {
   /** "Not now" on the passkey offer: ask again after `days` (far in the future for "don't ask again"). */
   async snoozePasskeyOffer(realmId: string, id: string, until: number): Promise<void> {
     await usersRepo.update(this.db, realmId, id, { passkeyOfferSnoozedUntil: until }, Date.now());
+  }
+
+  /**
+   * One page of a realm's users (keyset pagination by id). `cursor` is the opaque `next_cursor` of the
+   * previous page (base64url of the last id); `tenantId` keeps members of that tenant, `email` one address.
+   */
+  async list(realmId: string, options: { tenantId?: string; email?: string; limit?: number; cursor?: string } = {}): Promise<{ users: PublicUser[]; next_cursor: string | null }> {
+    const limit = options.limit ?? 50;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 200) throw invalid(`limit must be a whole number from 1 to 200 (got ${options.limit})`);
+    let afterId: string | undefined;
+    if (options.cursor !== undefined) {
+      afterId = /^[A-Za-z0-9_-]{1,200}$/.test(options.cursor) ? Buffer.from(options.cursor, 'base64url').toString('utf8') : '';
+      if (!afterId || afterId.length > 64 || Buffer.from(afterId, 'utf8').toString('base64url') !== options.cursor) throw invalid('cursor is not a next_cursor value from an earlier page');
+    }
+    if (!(await realmsRepo.find(this.db, realmId))) throw notFound(`realm "${realmId}"`);
+    if (options.tenantId && !(await tenantsRepo.find(this.db, realmId, options.tenantId))) throw notFound(`tenant "${options.tenantId}" in realm "${realmId}"`);
+    const rows = await usersRepo.list(this.db, realmId, { tenantId: options.tenantId, email: options.email, afterId, limit: limit + 1 });
+    const page = rows.slice(0, limit);
+    return { users: page.map(toPublicUser), next_cursor: rows.length > limit ? Buffer.from(page.at(-1)!.id, 'utf8').toString('base64url') : null };
   }
 
   findById(realmId: string, id: string): Promise<UserRow | undefined> {

@@ -5,10 +5,11 @@ import { keysCommand } from './commands/keys.js';
 import { migrateCommand } from './commands/migrate.js';
 import { realmCommand } from './commands/realm.js';
 import { serveCommand } from './commands/serve.js';
+import { tenantCommand } from './commands/tenant.js';
 import { userCommand } from './commands/user.js';
 import { UsageError, type Command, type CommandIo } from './context.js';
 
-const COMMANDS: Command[] = [serveCommand, migrateCommand, realmCommand, clientCommand, userCommand, keysCommand];
+const COMMANDS: Command[] = [serveCommand, migrateCommand, realmCommand, clientCommand, userCommand, tenantCommand, keysCommand];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -40,6 +40,18 @@ export const usersRepo = {
     const row = await db('users').where({ realm_id: realmId, email_normalized: normalizeEmail(email) }).first();
     return row ? toUser(row) : undefined;
   },
+  /** One page of a realm's users in id order after `afterId`, optionally members of a tenant or with an email. */
+  async list(db: Db, realmId: string, q: { tenantId?: string; email?: string; afterId?: string; limit: number }): Promise<UserRow[]> {
+    const query = db('users').where({ 'users.realm_id': realmId }).select('users.*').orderBy('users.id').limit(q.limit);
+    if (q.afterId) query.andWhere('users.id', '>', q.afterId);
+    if (q.email) query.andWhere('users.email_normalized', normalizeEmail(q.email));
+    if (q.tenantId) {
+      query.join('tenant_members', function () {
+        this.on('tenant_members.user_id', '=', 'users.id').andOn('tenant_members.realm_id', '=', 'users.realm_id');
+      }).andWhere('tenant_members.tenant_id', q.tenantId);
+    }
+    return (await query).map(toUser);
+  },
   async insert(db: Db, u: UserRow): Promise<void> {
     await db('users').insert({
       id: u.id,

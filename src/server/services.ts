@@ -17,6 +17,7 @@ import { PasskeyService } from '../passkeys/service.js';
 import { TotpService } from '../mfa/totp.js';
 import { RecoveryCodeService } from '../mfa/recovery-codes.js';
 import { recordSecurityEvent } from '../mfa/security-events.js';
+import { TenantService } from '../tenants/service.js';
 
 /** Everything the server, the CLI and the tests share, built from one configuration. */
 export interface Services {
@@ -36,6 +37,7 @@ export interface Services {
   totp: TotpService;
   recovery: RecoveryCodeService;
   progress: ProgressStore;
+  tenants: TenantService;
   /** Keys signing cookies and CSRF tokens, derived from LATCHKEY_SECRET (stable across instances). */
   cookieKeys: string[];
   csrfKey: Buffer;
@@ -80,6 +82,7 @@ export async function createServices(config: LatchkeyConfig, options: { log?: Lo
     totp: new TotpService(db, box, {}),
     recovery: new RecoveryCodeService(db, deriveKey(config.secret, 'recovery-codes')),
     progress: new ProgressStore(db),
+    tenants: new TenantService(db),
     cookieKeys: [deriveKey(config.secret, 'cookies').toString('base64url')],
     csrfKey: deriveKey(config.secret, 'csrf'),
     close: () => db.destroy(),
