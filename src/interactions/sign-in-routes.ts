@@ -10,13 +10,14 @@ import { checkedForm, emitSignIn, interactionOf, page, seeOther, served, type De
 import { layoutFor } from './layout.js';
 import type { SignInSteps } from './next-step.js';
 import type { Progress, ProgressStore } from './progress.js';
+import type { TenantResolver } from './tenant-resolution.js';
 
 const MAX_EMAIL = 320;
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 const FAR_FUTURE = 8_640_000_000_000_000;
 
 /** Identifier-first sign-in, passwords, second factors, enrolment and the passkey offer. */
-export function signInRoutes(router: Router, services: Services, progress: ProgressStore, steps: SignInSteps): void {
+export function signInRoutes(router: Router, services: Services, progress: ProgressStore, steps: SignInSteps, tenants: TenantResolver): void {
   const { users, throttle, events, csrfKey, totp, recovery } = services;
   const url = (d: Details, path = '') => `/interaction/${d.uid}${path}`;
 
@@ -196,6 +197,10 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     if (!EMAIL.test(email) || email.length > MAX_EMAIL) {
       return render(ctx, d, { stage: 'identify', email: email.slice(0, MAX_EMAIL), amr: [] }, { error: 'Enter a valid email address, like name@example.com.', status: 400 });
     }
+    // home realm discovery: the email's tenant may send it to a connection, the SSO page or the tenant picker
+    const routed = await tenants.afterEmail(ctx, d, email);
+    if (routed.kind === 'error') return render(ctx, d, { stage: 'identify', email, amr: [] }, { error: routed.message, status: routed.status });
+    if (routed.kind === 'redirect') return seeOther(ctx, routed.url);
     const user = await users.findByEmail(served(ctx).realm.id, email);
     await progress.put(served(ctx).realm.id, d.uid, await identified(ctx, email, user));
     return seeOther(ctx, url(d));

@@ -39,6 +39,7 @@ export async function startServer(config: LatchkeyConfig, options: { services?: 
     clients: services.clients,
     users: services.users,
     authz: services.authz,
+    tenants: services.tenants,
     cookieKeys: services.cookieKeys,
     log: services.log,
   });
