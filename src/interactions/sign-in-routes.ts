@@ -59,6 +59,10 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
 
   async function render(ctx: Context, d: Details, p: Progress, extra: { error?: string; status?: number } = {}): Promise<void> {
     const s = served(ctx);
+    // once the tenant is known, the pages wear its name, logo and colour
+    const tenantId = p.tenantId ?? (await progress.get(s.realm.id, d.uid))?.tenantId;
+    const tenant = tenantId ? await services.tenants.find(s.realm.id, tenantId) : undefined;
+    const brand = (title: string) => layoutFor(s, title, tenant);
     const csrf = csrfToken(csrfKey, d.uid);
     const name = await clientName(ctx, d);
     const user = p.userId ? await users.findById(s.realm.id, p.userId) : p.email ? await users.findByEmail(s.realm.id, p.email) : undefined;
@@ -71,7 +75,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
           'login',
           {
             ...common,
-            layout: layoutFor(s, 'Sign in'),
+            layout: brand('Sign in'),
             action: url(d, '/identify'),
             email: p.email ?? (typeof d.params.login_hint === 'string' ? d.params.login_hint : ''),
             passkey: passkeyUrls(d),
@@ -81,7 +85,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
         );
       case 'password': {
         const f = user ? await steps.factors(ctx, user.id) : { passkeys: 0 };
-        return page(ctx, 'password', { ...common, layout: layoutFor(s, 'Enter your password'), action: url(d, '/login'), email: p.email, passkey: f.passkeys ? passkeyUrls(d) : undefined }, status);
+        return page(ctx, 'password', { ...common, layout: brand('Enter your password'), action: url(d, '/login'), email: p.email, passkey: f.passkeys ? passkeyUrls(d) : undefined }, status);
       }
       case 'passkey':
         return page(
@@ -89,7 +93,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
           'passkey',
           {
             ...common,
-            layout: layoutFor(s, 'Use your passkey'),
+            layout: brand('Use your passkey'),
             email: p.email,
             passkey: passkeyUrls(d),
             passwordUrl: user?.passwordHash ? url(d, '?method=password') : undefined,
@@ -104,7 +108,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
           'mfa',
           {
             ...common,
-            layout: layoutFor(s, 'Verify it’s you'),
+            layout: brand('Verify it’s you'),
             securityKey: f.keys ? passkeyUrls(d) : undefined,
             totpAction: f.totp ? url(d, '/totp') : undefined,
             recoveryAction: url(d, '/recovery'),
@@ -120,7 +124,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
           'mfa-enrol',
           {
             ...common,
-            layout: layoutFor(s, 'Set up a second step'),
+            layout: brand('Set up a second step'),
             required: s.realm.settings.mfa === 'required' || p.stepUp,
             totp: { qrSvg: enrolment.qrSvg, secret: enrolment.secret, action: url(d, '/totp/enrol') },
             securityKey: registerUrls(d),
@@ -134,7 +138,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
         // shown once: a reload does not show (or change) them again
         const codes = p.codesShown ? [] : await recovery.generate(s.realm.id, p.userId);
         await progress.put(s.realm.id, d.uid, { ...p, codesShown: true });
-        return page(ctx, 'recovery-codes', { ...common, layout: layoutFor(s, 'Save your recovery codes'), codes, alreadyShown: Boolean(p.codesShown), action: url(d, '/continue') }, status);
+        return page(ctx, 'recovery-codes', { ...common, layout: brand('Save your recovery codes'), codes, alreadyShown: Boolean(p.codesShown), action: url(d, '/continue') }, status);
       }
       case 'passkey-offer':
         return page(
@@ -142,7 +146,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
           'passkey-offer',
           {
             ...common,
-            layout: layoutFor(s, 'Create a passkey'),
+            layout: brand('Create a passkey'),
             email: p.email,
             register: registerUrls(d),
             recovered: Boolean(p.recovered),
