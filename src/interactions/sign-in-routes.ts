@@ -6,7 +6,7 @@ import type { Services } from '../server/services.js';
 import { readForm } from '../server/body.js';
 import { wantsMultiFactor } from './acr.js';
 import { csrfToken } from './csrf.js';
-import { checkedForm, emitSignIn, interactionOf, page, seeOther, served, type Details } from './kit.js';
+import { checkedForm, emitSignIn, errorPage, interactionOf, page, seeOther, served, type Details } from './kit.js';
 import { layoutFor } from './layout.js';
 import type { SignInSteps } from './next-step.js';
 import type { Progress, ProgressStore } from './progress.js';
@@ -283,6 +283,8 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     const d = await interactionOf(ctx);
     if (!d || !(await checkedForm(ctx, csrfKey, d, form))) return;
     if (d.prompt.name !== 'login') return page(ctx, 'error', { layout: layoutFor(s, 'Already signed in'), title: 'Already signed in', message: 'This step is already done. Go back to the application.', code: 'wrong_step' }, 400);
+    const sso = await tenants.ssoOnly(ctx, d);
+    if (sso) return errorPage(ctx, 403, 'Single sign-on required', `${sso.displayName} signs you in with its own identity provider, not with a password.`, 'sso_required');
     const email = (form.email ?? '').trim();
     const password = form.password ?? '';
     const p: Progress = { stage: 'password', email: email.slice(0, MAX_EMAIL), amr: [] };

@@ -108,6 +108,14 @@ export class TenantResolver {
     return email ? { kind: 'redirect', url: `/interaction/${d.uid}` } : CONTINUE;
   }
 
+  /** The sign-in's tenant when it enforces single sign-on (no password may be checked for it). */
+  async ssoOnly(ctx: Context, d: Details): Promise<TenantRow | undefined> {
+    const realmId = served(ctx).realm.id;
+    const tenantId = (await this.services.progress.get(realmId, d.uid))?.tenantId ?? param(d, 'tenant_id');
+    const tenant = tenantId ? await this.services.tenants.find(realmId, tenantId) : undefined;
+    return tenant?.ssoEnforced ? tenant : undefined;
+  }
+
   /** At the end of a sign-in: the tenant that goes into the tokens, the picker, or a refusal. */
   async atFinish(ctx: Context, d: Details, accountId: string, amr: string[], p: Progress | undefined): Promise<TenantAtFinish> {
     const { tenants } = this.services;

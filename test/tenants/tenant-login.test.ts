@@ -176,7 +176,7 @@ describe('tenant-aware sign-in (SQLite)', () => {
   it('a new sign-in in the same browser session for another tenant gets the new tenant', async () => {
     const browser = new Browser();
     for (const tenant of ['acme', 'globex']) {
-      const auth = await authorizationRequest(config, REDIRECT, { scope: 'openid offline_access read', resource: API, tenant_id: tenant, prompt: 'login' });
+      const auth = await authorizationRequest(config, REDIRECT, { scope: 'openid read', resource: API, tenant_id: tenant, prompt: 'login' });
       const first = await walk(browser, auth.url);
       const pwd = first.html.includes('/identify"') ? await typeEmail(browser, first, 'multi@example.test') : first;
       const done = await typePassword(browser, pwd, 'multi@example.test');
@@ -217,9 +217,12 @@ describe('tenant-aware sign-in (SQLite)', () => {
     expect(hasPasswordField(page.html)).toBe(false);
     expect(page.html).toContain('Initech');
     const csrf = /name="csrf" value="([^"]+)"/.exec(page.html)![1]!;
-    const done = await viaTenant.browser.follow(`${issuer}/interaction/${uid}/login`, { form: { csrf, email: 'sam@initech.test', password: PASSWORD } }, REDIRECT);
-    expect(done.url.searchParams.get('error')).toBe('access_denied');
-    expect(done.url.searchParams.get('error_description')).toContain('requires single sign-on');
+    const refused = await viaTenant.browser.request(`${issuer}/interaction/${uid}/login`, { form: { csrf, email: 'sam@initech.test', password: PASSWORD } });
+    expect(refused.status).toBe(403);
+    const html = await refused.text();
+    expect(html).toContain('sso_required');
+    expect(html).toContain('Initech signs you in with its own identity provider');
+    expect(hasPasswordField(html)).toBe(false);
   });
 
   it('SSO-enforced tenant without connections: a clear message, no password', async () => {
