@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jwtVerify } from 'jose';
 import type * as oidc from 'openid-client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describeEachDatabase } from '../helpers/databases.js';
 import { authorizationRequest, discover, exchangeCode, PASSWORD, remoteJwks, skipPasskeyOffer } from '../helpers/flows.js';
 import { Browser, parseForm } from '../helpers/http.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
@@ -12,10 +13,10 @@ const REDIRECT = 'http://app.example.test/callback';
 const API = 'https://api.corp.test';
 const T0 = 1_900_000_000_000;
 
-/** The alert text and whether the page has a password field. */
+/** Whether the page has a password field. */
 const hasPasswordField = (html: string) => /<input[^>]*name="password"/.test(html);
 
-describe('tenant-aware sign-in (SQLite)', () => {
+describeEachDatabase('tenant-aware sign-in', (kind) => {
   let server: TestServer;
   let issuer: string;
   let settingsDir: string;
@@ -29,7 +30,7 @@ describe('tenant-aware sign-in (SQLite)', () => {
   };
 
   beforeAll(async () => {
-    server = await startTestServer({ db: 'sqlite' });
+    server = await startTestServer({ db: kind });
     issuer = `http://corp.localhost:${server.port}`;
     settingsDir = mkdtempSync(join(tmpdir(), 'latchkey-settings-'));
     writeFileSync(join(settingsDir, 'corp.json'), JSON.stringify({ resources: [{ uri: API, scopes: ['read'] }], branding: { primaryColor: '#123456' } }));
