@@ -34,7 +34,8 @@ export function createFindAccount(users: UserService, authz: AuthorizationModule
             scopes: scope ? scope.split(' ') : [],
             tenantId,
           });
-          for (const [k, v] of Object.entries(decision.claims ?? {})) if (!RESERVED_CLAIMS.has(k) && !(k in claims)) claims[k] = v;
+          // tenant_id is the server's to say: the module sees it but cannot set it
+          for (const [k, v] of Object.entries(decision.claims ?? {})) if (!RESERVED_CLAIMS.has(k) && k !== 'tenant_id' && !(k in claims)) claims[k] = v;
         }
         return claims as { sub: string };
       },

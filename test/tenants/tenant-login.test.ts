@@ -30,9 +30,18 @@ describeEachDatabase('tenant-aware sign-in', (kind) => {
   };
 
   beforeAll(async () => {
-    server = await startTestServer({ db: kind });
-    issuer = `http://corp.localhost:${server.port}`;
     settingsDir = mkdtempSync(join(tmpdir(), 'latchkey-settings-'));
+    // an authorization module that repeats the tenant it was shown, so the tests see what it sees
+    const modulePath = join(settingsDir, 'authz.mjs');
+    writeFileSync(modulePath, `export function createAuthorizationModule() {
+      return {
+        name: 'tenant-echo',
+        async onIssue(identity) { return { allow: true, claims: { seen_tenant: identity.tenantId ?? 'none', tenant_id: 'forged' } }; },
+        async check() { return false; },
+      };
+    }`);
+    server = await startTestServer({ db: kind, overrides: { authorization: { module: modulePath, options: {} } } });
+    issuer = `http://corp.localhost:${server.port}`;
     writeFileSync(join(settingsDir, 'corp.json'), JSON.stringify({ resources: [{ uri: API, scopes: ['read'] }], branding: { primaryColor: '#123456' } }));
     await cli(['realm', 'create', '--id', 'corp', '--name', 'Corp Login', '--issuer', issuer, '--settings', join(settingsDir, 'corp.json')]);
     const web = await cli(['client', 'create', '--realm', 'corp', '--name', 'Web', '--redirect-uri', REDIRECT, '--first-party', '--grant', 'authorization_code', '--grant', 'refresh_token']);
@@ -113,6 +122,8 @@ describeEachDatabase('tenant-aware sign-in', (kind) => {
     expect(id.tenant_id).toBe('acme');
     expect(access.tenant_id).toBe('acme');
     expect(id.email).toBe('ann@acme.test');
+    // the authorization module was given the tenant (and cannot forge the claim)
+    expect(access.seen_tenant).toBe('acme');
 
     // the tenant survives refresh-token rotation
     const oidcClient = await import('openid-client');
@@ -128,6 +139,7 @@ describeEachDatabase('tenant-aware sign-in', (kind) => {
     const { id, access } = await claimsOf(config, auth, done.url);
     expect(id.tenant_id).toBeUndefined();
     expect(access.tenant_id).toBeUndefined();
+    expect(access.seen_tenant).toBe('none');
   });
 
   it('an unknown tenant_id is a clear error page', async () => {
