@@ -2,8 +2,9 @@ import { randomUUID } from 'node:crypto';
 import type { LatchkeyConfig } from '../config/schema.js';
 import type { Db } from '../db/knex.js';
 import { realmsRepo } from '../db/realms-repo.js';
-import { listUsers, usersRepo, type UserListQuery, type UserRow } from '../db/users-repo.js';
-import { conflict, invalid, notFound } from '../errors.js';
+import { tenantsRepo } from '../db/tenants-repo.js';
+import { listUsers, normalizeEmail, usersRepo, type UserRow, type UserSortKey } from '../db/users-repo.js';
+import { conflict, invalid, LatchkeyError, notFound } from '../errors.js';
 import type { PasswordHasher } from './password-hasher.js';
 import { checkPassword, normalizePassword } from './password-policy.js';
 
@@ -28,6 +29,31 @@ export const toPublicUser = (u: UserRow): PublicUser => ({
   disabled: u.disabled,
   created_at: new Date(u.createdAt).toISOString(),
 });
+
+/** Orders of `list`: a field, descending with a leading "-". */
+export const USER_SORTS = { created_at: 'created_at', '-created_at': 'created_at', email: 'email_normalized', '-email': 'email_normalized' } as const satisfies Record<string, UserSortKey>;
+export type UserSort = keyof typeof USER_SORTS;
+
+const badCursor = (why: string) => new LatchkeyError('invalid_cursor', `cursor ${why}`, 400);
+
+/** The position after a page's last user: base64url JSON of the sort, its value and the id. */
+function encodeUserCursor(sort: UserSort, value: string | number, id: string): string {
+  return Buffer.from(JSON.stringify({ s: sort, v: value, id }), 'utf8').toString('base64url');
+}
+
+function decodeUserCursor(cursor: string, sort: UserSort): { value: string | number; id: string } {
+  let c: { s?: unknown; v?: unknown; id?: unknown } | undefined;
+  try {
+    c = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    c = undefined;
+  }
+  if (!c || typeof c !== 'object' || typeof c.id !== 'string' || (typeof c.v !== 'string' && typeof c.v !== 'number') || typeof c.s !== 'string') {
+    throw badCursor('is not a next_cursor value from an earlier page');
+  }
+  if (c.s !== sort) throw badCursor(`belongs to another sort order ("${c.s}"): pass sort=${c.s} or start again without a cursor`);
+  return { value: c.v, id: c.id };
+}
 
 /** Users of a realm: creation with the password policy, look-ups, disabling. */
 export class UserService {
@@ -94,9 +120,27 @@ export class UserService {
     await usersRepo.update(this.db, realmId, id, { passkeyOfferSnoozedUntil: until }, Date.now());
   }
 
-  /** A page of users (see listUsers for the order and the keyset position). */
-  async list(realmId: string, query: UserListQuery): Promise<UserRow[]> {
-    return listUsers(this.db, realmId, query);
+  /**
+   * One page of a realm's users in a stable order (`sort`, then id), optionally members of a tenant or
+   * with one email. `cursor` is the opaque `next_cursor` of the previous page, for the same sort.
+   */
+  async list(
+    realmId: string,
+    options: { tenantId?: string; email?: string; limit?: number; cursor?: string; sort?: UserSort } = {},
+  ): Promise<{ users: PublicUser[]; next_cursor: string | null }> {
+    const limit = options.limit ?? 50;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 200) throw invalid(`limit must be a whole number from 1 to 200 (got ${options.limit})`);
+    const sort = options.sort ?? 'created_at';
+    const key = USER_SORTS[sort];
+    if (!key) throw invalid(`sort must be one of ${Object.keys(USER_SORTS).join(', ')} (got "${sort}")`);
+    const after = options.cursor === undefined ? undefined : decodeUserCursor(options.cursor, sort);
+    if (!(await realmsRepo.find(this.db, realmId))) throw notFound(`realm "${realmId}"`);
+    if (options.tenantId && !(await tenantsRepo.find(this.db, realmId, options.tenantId))) throw notFound(`tenant "${options.tenantId}" in realm "${realmId}"`);
+    const rows = await listUsers(this.db, realmId, { tenantId: options.tenantId, email: options.email, sort: key, descending: sort.startsWith('-'), limit: limit + 1, after });
+    const page = rows.slice(0, limit);
+    const last = page.at(-1);
+    const next = rows.length > limit && last ? encodeUserCursor(sort, key === 'created_at' ? last.createdAt : normalizeEmail(last.email), last.id) : null;
+    return { users: page.map(toPublicUser), next_cursor: next };
   }
 
   findById(realmId: string, id: string): Promise<UserRow | undefined> {

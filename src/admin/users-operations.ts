@@ -1,12 +1,9 @@
 import { z } from 'zod';
-import { toPublicUser } from '../accounts/user-service.js';
-import type { UserSortKey } from '../db/users-repo.js';
-import { notFound } from '../errors.js';
+import { toPublicUser, USER_SORTS, type UserSort } from '../accounts/user-service.js';
+import { LatchkeyError, notFound } from '../errors.js';
 import { defineOperation } from './operation.js';
-import { decodeCursor, encodeCursor } from './pagination.js';
 import { ProblemError } from './problem.js';
 
-const SORTS = { created_at: 'created_at', '-created_at': 'created_at', email: 'email_normalized', '-email': 'email_normalized' } as const satisfies Record<string, UserSortKey>;
 
 export const userSchema = z.object({
   id: z.string(),
@@ -36,29 +33,18 @@ export const listUsers = defineOperation({
       email: z.string().min(1).max(320).optional().describe('only the user with this email (case-insensitive)'),
       limit: limitSchema,
       cursor: z.string().max(2000).optional().describe('next_cursor of the previous page'),
-      sort: z.enum(Object.keys(SORTS) as [keyof typeof SORTS, ...Array<keyof typeof SORTS>]).default('created_at').describe('created_at, -created_at, email or -email'),
+      sort: z.enum(Object.keys(USER_SORTS) as [UserSort, ...UserSort[]]).default('created_at').describe('created_at, -created_at, email or -email'),
     })
     .strict(),
   response: pageOf(userSchema),
   async handle({ query, realmId, services }) {
-    const sort = SORTS[query.sort];
-    const descending = query.sort.startsWith('-');
-    const after = query.cursor ? decodeCursor<{ s: string; v: string | number; id: string }>(query.cursor, ['s', 'v', 'id']) : undefined;
-    if (after && after.s !== query.sort) {
-      throw new ProblemError('invalid_input', 'query.cursor: this cursor belongs to another sort order', 400, [{ field: 'query.cursor', message: 'belongs to another sort order' }]);
+    try {
+      const page = await services.users.list(realmId, query);
+      return { items: page.users, next_cursor: page.next_cursor };
+    } catch (err) {
+      if (err instanceof LatchkeyError && err.code === 'invalid_cursor') throw new ProblemError('invalid_input', `query.${err.message}`, 400, [{ field: 'query.cursor', message: err.message }]);
+      throw err;
     }
-    const rows = await services.users.list(realmId, {
-      tenantId: query.tenantId,
-      email: query.email,
-      sort,
-      descending,
-      limit: query.limit + 1,
-      after: after ? { value: after.v, id: after.id } : undefined,
-    });
-    const page = rows.slice(0, query.limit);
-    const last = page[page.length - 1];
-    const next = rows.length > query.limit && last ? encodeCursor({ s: query.sort, v: sort === 'created_at' ? last.createdAt : last.email.trim().toLowerCase(), id: last.id }) : null;
-    return { items: page.map(toPublicUser), next_cursor: next };
   },
 });
 

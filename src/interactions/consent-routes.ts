@@ -25,7 +25,9 @@ export function consentRoutes(router: Router, services: Services): void {
     if (pd.missingOIDCClaims?.length) grant.addOIDCClaims(pd.missingOIDCClaims);
     for (const [indicator, scopes] of Object.entries(pd.missingResourceScopes ?? {})) grant.addResourceScope(indicator, scopes.join(' '));
     const grantId = await grant.save();
-    return { consent: d.grantId ? {} : { grantId } };
+    // the sign-in's tenant (its result's `tenant`) travels on to the grant (src/tenants/grant-tenant.ts)
+    const last = d.lastSubmission as { tenant?: unknown } | undefined;
+    return { consent: d.grantId ? {} : { grantId }, ...(last && 'tenant' in last ? { tenant: last.tenant } : {}) };
   }
 
   router.get('/interaction/:uid', async (ctx) => {

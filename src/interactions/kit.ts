@@ -25,9 +25,13 @@ export function errorPage(ctx: Context, status: number, title: string, message: 
 
 /** The interaction behind this request (its cookie must match the URL), or an error page and undefined. */
 export async function interactionOf(ctx: Context): Promise<Details | undefined> {
+  // looked up once per request (the tenant routes and the sign-in routes both ask on the same GET)
+  const cached = ctx.state.interaction as Details | undefined;
+  if (cached && cached.uid === ctx.params.uid) return cached;
   try {
     const d = await served(ctx).provider.interactionDetails(ctx.req, ctx.res);
     if (d.uid !== ctx.params.uid) throw new Error('interaction mismatch');
+    ctx.state.interaction = d;
     return d;
   } catch {
     if (ctx.is('application/json') || ctx.accepts('html', 'json') === 'json') {

@@ -6,12 +6,13 @@ export interface RealmRequest extends IncomingMessage {
   latchkey?: ServedIssuer;
 }
 
-export function layoutFor(served: ServedIssuer | undefined, title: string) {
+/** The page shell's data; once the sign-in's tenant is known, its name, logo and colour replace the realm's. */
+export function layoutFor(served: ServedIssuer | undefined, title: string, tenant?: { displayName: string; branding: { logoUrl?: string; primaryColor?: string } }) {
   const branding = served?.realm.settings.branding ?? {};
   return {
-    realmName: served?.realm.displayName ?? 'Latchkey',
-    logoUrl: branding.logoUrl,
-    primaryColor: branding.primaryColor,
+    realmName: tenant?.displayName ?? served?.realm.displayName ?? 'Latchkey',
+    logoUrl: tenant?.branding.logoUrl ?? branding.logoUrl,
+    primaryColor: tenant?.branding.primaryColor ?? branding.primaryColor,
     title,
     lang: 'en',
   };

@@ -6,6 +6,7 @@ import type { Services } from '../server/services.js';
 import { acrFor } from './acr.js';
 import { resultUrl, served, type Details } from './kit.js';
 import type { Progress, ProgressStore } from './progress.js';
+import type { TenantResolver } from './tenant-resolution.js';
 
 export type SignInMethod = SignInEvent['method'];
 
@@ -14,6 +15,7 @@ export class SignInSteps {
   constructor(
     private readonly services: Services,
     private readonly progress: ProgressStore,
+    private readonly tenants: TenantResolver,
   ) {}
 
   /** Second factors this user can present on this issuer. */
@@ -50,14 +52,22 @@ export class SignInSteps {
     return this.finish(ctx, d, user.id, progress.amr);
   }
 
-  /** Ends the sign-in: node-oidc-provider gets the account, the methods used and the level reached. */
+  /**
+   * Ends the sign-in: node-oidc-provider gets the account, the methods used and the level reached,
+   * and `tenant` (the tenant the user signed in for, or null) for the grant (see src/tenants/grant-tenant.ts).
+   * A member of several tenants who has not chosen one gets the tenant picker first.
+   */
   async finish(ctx: Context, d: Details, accountId: string, amr: string[]): Promise<string> {
     const s = served(ctx);
+    const methods = [...new Set(amr)];
+    const p = await this.progress.get(s.realm.id, d.uid);
+    const tenant = await this.tenants.atFinish(ctx, d, accountId, methods, p);
+    if (tenant.kind === 'pick') return this.#go(ctx, d, { stage: 'tenant-pick', userId: accountId, email: p?.email, amr: methods, tenantChoices: tenant.choices });
     await this.progress.clear(s.realm.id, d.uid);
+    if (tenant.kind === 'refuse') return resultUrl(ctx, { error: 'access_denied', error_description: tenant.description });
     // an upstream identity waiting for this account's proof is linked now (and forgotten otherwise)
     await this.services.linking.completeProof(s.realm.id, d.uid, accountId);
-    const methods = [...new Set(amr)];
-    return resultUrl(ctx, { login: { accountId, amr: methods, acr: acrFor(methods, d.params.acr_values), remember: true } });
+    return resultUrl(ctx, { login: { accountId, amr: methods, acr: acrFor(methods, d.params.acr_values), remember: true }, tenant: tenant.tenantId });
   }
 
   async #go(ctx: Context, d: Details, progress: Progress): Promise<string> {

@@ -1,7 +1,7 @@
 import type { Db } from '../db/knex.js';
 import { progressRepo } from '../db/progress-repo.js';
 
-export type Stage = 'identify' | 'password' | 'passkey' | 'mfa' | 'mfa-enrol' | 'recovery-codes' | 'passkey-offer';
+export type Stage = 'identify' | 'password' | 'passkey' | 'mfa' | 'mfa-enrol' | 'recovery-codes' | 'passkey-offer' | 'tenant-pick' | 'sso';
 
 /**
  * A sign-in's state between pages, stored server-side (never in the browser): who was identified,
@@ -24,8 +24,13 @@ export interface Progress {
   stepUp?: boolean;
   /** An upstream identity of this connection waits for the account's proof before it is linked. */
   linking?: { connectionId: string; name: string };
-  /** The tenant this sign-in is for (tenant-aware login): its own connections are offered too. */
+  /**
+   * The tenant this sign-in is for (tenant_id parameter, connection, email domain or the picker). It
+   * sticks to the sign-in (a later Progress without it keeps it) until the sign-in restarts at `identify`.
+   */
   tenantId?: string;
+  /** The tenants offered on the tenant picker (stage `tenant-pick`). */
+  tenantChoices?: string[];
 }
 
 const TTL_MS = 30 * 60 * 1000;
@@ -38,7 +43,12 @@ export class ProgressStore {
   }
 
   async put(realmId: string, uid: string, progress: Progress): Promise<void> {
-    await progressRepo.put(this.db, realmId, uid, progress as unknown as Record<string, unknown>, Date.now() + TTL_MS);
+    let next = progress;
+    if (!('tenantId' in progress) && progress.stage !== 'identify') {
+      const prior = await this.get(realmId, uid);
+      if (prior?.tenantId) next = { ...progress, tenantId: prior.tenantId };
+    }
+    await progressRepo.put(this.db, realmId, uid, next as unknown as Record<string, unknown>, Date.now() + TTL_MS);
   }
 
   async clear(realmId: string, uid: string): Promise<void> {

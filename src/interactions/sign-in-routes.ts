@@ -7,17 +7,18 @@ import type { Services } from '../server/services.js';
 import { readForm } from '../server/body.js';
 import { wantsMultiFactor } from './acr.js';
 import { csrfToken } from './csrf.js';
-import { checkedForm, emitSignIn, interactionOf, page, seeOther, served, type Details } from './kit.js';
+import { checkedForm, emitSignIn, errorPage, interactionOf, page, seeOther, served, type Details } from './kit.js';
 import { layoutFor } from './layout.js';
 import type { SignInSteps } from './next-step.js';
 import type { Progress, ProgressStore } from './progress.js';
+import type { TenantResolver } from './tenant-resolution.js';
 
 const MAX_EMAIL = 320;
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 const FAR_FUTURE = 8_640_000_000_000_000;
 
 /** Identifier-first sign-in, passwords, second factors, enrolment and the passkey offer. */
-export function signInRoutes(router: Router, services: Services, progress: ProgressStore, steps: SignInSteps): void {
+export function signInRoutes(router: Router, services: Services, progress: ProgressStore, steps: SignInSteps, tenants: TenantResolver): void {
   const { users, throttle, events, csrfKey, totp, recovery } = services;
   const url = (d: Details, path = '') => `/interaction/${d.uid}${path}`;
 
@@ -67,6 +68,10 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
 
   async function render(ctx: Context, d: Details, p: Progress, extra: { error?: string; status?: number } = {}): Promise<void> {
     const s = served(ctx);
+    // once the tenant is known, the pages wear its name, logo and colour
+    const tenantId = p.tenantId ?? (await progress.get(s.realm.id, d.uid))?.tenantId;
+    const tenant = tenantId ? await services.tenants.find(s.realm.id, tenantId) : undefined;
+    const brand = (title: string) => layoutFor(s, title, tenant);
     const csrf = csrfToken(csrfKey, d.uid);
     const name = await clientName(ctx, d);
     const user = p.userId ? await users.findById(s.realm.id, p.userId) : p.email ? await users.findByEmail(s.realm.id, p.email) : undefined;
@@ -79,7 +84,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
           'login',
           {
             ...common,
-            layout: layoutFor(s, 'Sign in'),
+            layout: brand('Sign in'),
             action: url(d, '/identify'),
             email: p.email ?? (typeof d.params.login_hint === 'string' ? d.params.login_hint : ''),
             passkey: passkeyUrls(d),
@@ -90,7 +95,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
         );
       case 'password': {
         const f = user ? await steps.factors(ctx, user.id) : { passkeys: 0 };
-        return page(ctx, 'password', { ...common, layout: layoutFor(s, 'Enter your password'), action: url(d, '/login'), email: p.email, passkey: f.passkeys ? passkeyUrls(d) : undefined, linking: p.linking?.name, connections: p.linking ? await connectionButtons(ctx, d, p) : undefined }, status);
+        return page(ctx, 'password', { ...common, layout: brand('Enter your password'), action: url(d, '/login'), email: p.email, passkey: f.passkeys ? passkeyUrls(d) : undefined, linking: p.linking?.name, connections: p.linking ? await connectionButtons(ctx, d, p) : undefined }, status);
       }
       case 'passkey':
         return page(
@@ -98,7 +103,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
           'passkey',
           {
             ...common,
-            layout: layoutFor(s, 'Use your passkey'),
+            layout: brand('Use your passkey'),
             email: p.email,
             linking: p.linking?.name,
             connections: await connectionButtons(ctx, d, p),
@@ -115,7 +120,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
           'mfa',
           {
             ...common,
-            layout: layoutFor(s, 'Verify it’s you'),
+            layout: brand('Verify it’s you'),
             securityKey: f.keys ? passkeyUrls(d) : undefined,
             totpAction: f.totp ? url(d, '/totp') : undefined,
             recoveryAction: url(d, '/recovery'),
@@ -131,7 +136,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
           'mfa-enrol',
           {
             ...common,
-            layout: layoutFor(s, 'Set up a second step'),
+            layout: brand('Set up a second step'),
             required: s.realm.settings.mfa === 'required' || p.stepUp,
             totp: { qrSvg: enrolment.qrSvg, secret: enrolment.secret, action: url(d, '/totp/enrol') },
             securityKey: registerUrls(d),
@@ -145,7 +150,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
         // shown once: a reload does not show (or change) them again
         const codes = p.codesShown ? [] : await recovery.generate(s.realm.id, p.userId);
         await progress.put(s.realm.id, d.uid, { ...p, codesShown: true });
-        return page(ctx, 'recovery-codes', { ...common, layout: layoutFor(s, 'Save your recovery codes'), codes, alreadyShown: Boolean(p.codesShown), action: url(d, '/continue') }, status);
+        return page(ctx, 'recovery-codes', { ...common, layout: brand('Save your recovery codes'), codes, alreadyShown: Boolean(p.codesShown), action: url(d, '/continue') }, status);
       }
       case 'passkey-offer':
         return page(
@@ -153,7 +158,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
           'passkey-offer',
           {
             ...common,
-            layout: layoutFor(s, 'Create a passkey'),
+            layout: brand('Create a passkey'),
             email: p.email,
             register: registerUrls(d),
             recovered: Boolean(p.recovered),
@@ -210,6 +215,10 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     if (!EMAIL.test(email) || email.length > MAX_EMAIL) {
       return render(ctx, d, { stage: 'identify', email: email.slice(0, MAX_EMAIL), amr: [] }, { error: 'Enter a valid email address, like name@example.com.', status: 400 });
     }
+    // home realm discovery: the email's tenant may send it to a connection, the SSO page or the tenant picker
+    const routed = await tenants.afterEmail(ctx, d, email);
+    if (routed.kind === 'error') return render(ctx, d, { stage: 'identify', email, amr: [] }, { error: routed.message, status: routed.status });
+    if (routed.kind === 'redirect') return seeOther(ctx, routed.url);
     const user = await users.findByEmail(served(ctx).realm.id, email);
     await progress.put(served(ctx).realm.id, d.uid, await identified(ctx, email, user));
     return seeOther(ctx, url(d));
@@ -288,6 +297,8 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     const d = await interactionOf(ctx);
     if (!d || !(await checkedForm(ctx, csrfKey, d, form))) return;
     if (d.prompt.name !== 'login') return page(ctx, 'error', { layout: layoutFor(s, 'Already signed in'), title: 'Already signed in', message: 'This step is already done. Go back to the application.', code: 'wrong_step' }, 400);
+    const sso = await tenants.ssoOnly(ctx, d);
+    if (sso) return errorPage(ctx, 403, 'Single sign-on required', `${sso.displayName} signs you in with its own identity provider, not with a password.`, 'sso_required');
     const email = (form.email ?? '').trim();
     const password = form.password ?? '';
     // an upstream identity waiting for this account's proof stays announced on the page after a wrong password

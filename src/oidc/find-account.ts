@@ -4,8 +4,9 @@ import type { AuthorizationModule } from '../authz/module.js';
 import { RESERVED_CLAIMS } from '../authz/module.js';
 
 /** node-oidc-provider's account lookup: realm users, disabled ones refused, claims by scope. */
-export function createFindAccount(users: UserService, authz: AuthorizationModule, realmId: string, issuer: string): FindAccount {
-  return async (ctx, sub) => {
+/** `tenantOf` gives the tenant a grant was signed in for (src/tenants/grant-tenant.ts). */
+export function createFindAccount(users: UserService, authz: AuthorizationModule, realmId: string, issuer: string, tenantOf: (grantId: string | undefined) => Promise<string | undefined>): FindAccount {
+  return async (ctx, sub, token) => {
     const user = await users.findById(realmId, sub);
     if (!user || user.disabled) return undefined;
     return {
@@ -19,6 +20,9 @@ export function createFindAccount(users: UserService, authz: AuthorizationModule
           ...(user.picture ? { picture: user.picture } : {}),
           updated_at: Math.floor(user.updatedAt / 1000),
         };
+        // the tenant of the grant behind this token (code, refresh or access token), in ID tokens and userinfo
+        const tenantId = await tenantOf((token as { grantId?: string } | undefined)?.grantId);
+        if (tenantId) claims.tenant_id = tenantId;
         if (use === 'id_token') {
           const decision = await authz.onIssue({
             realmId,
@@ -28,8 +32,10 @@ export function createFindAccount(users: UserService, authz: AuthorizationModule
             grantType: ctx.oidc.params?.grant_type as string | undefined,
             token: 'id_token',
             scopes: scope ? scope.split(' ') : [],
+            tenantId,
           });
-          for (const [k, v] of Object.entries(decision.claims ?? {})) if (!RESERVED_CLAIMS.has(k) && !(k in claims)) claims[k] = v;
+          // tenant_id is the server's to say: the module sees it but cannot set it
+          for (const [k, v] of Object.entries(decision.claims ?? {})) if (!RESERVED_CLAIMS.has(k) && k !== 'tenant_id' && !(k in claims)) claims[k] = v;
         }
         return claims as { sub: string };
       },

@@ -16,6 +16,8 @@ import { ACR_VALUES_SUPPORTED, wantsMultiFactor } from '../interactions/acr.js';
 import { ADMIN_API_AUDIENCE, ADMIN_SCOPES } from '../admin/audience.js';
 import type { TrustService } from '../trust/service.js';
 import { enableTokenExchange } from './token-exchange.js';
+import type { TenantService } from '../tenants/service.js';
+import { recordGrantTenant, resultTenant, tenantOfGrant } from '../tenants/grant-tenant.js';
 
 export interface ProviderDeps {
   db: Db;
@@ -23,14 +25,15 @@ export interface ProviderDeps {
   clients: ClientService;
   users: UserService;
   authz: AuthorizationModule;
+  tenants: TenantService;
   cookieKeys: string[];
   log: Logger;
   trust: TrustService;
 }
 
 const SCOPE_CLAIMS = {
-  // every ID token says how (amr, RFC 8176), when and at which level (acr) the user signed in
-  openid: ['sub', 'acr', 'amr', 'auth_time'],
+  // every ID token says how (amr, RFC 8176), when and at which level (acr) the user signed in, and for which tenant
+  openid: ['sub', 'acr', 'amr', 'auth_time', 'tenant_id'],
   email: ['email', 'email_verified'],
   profile: ['name', 'picture', 'updated_at'],
 };
@@ -86,7 +89,9 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
     adapter: createAdapterClass(deps.db, realm.id, { find: (realmId, id) => deps.clients.providerMetadata(realmId, id) }),
     clients: [],
     jwks: { keys: keys.privateJwks as any },
-    findAccount: createFindAccount(deps.users, authz, realm.id, issuer),
+    findAccount: createFindAccount(deps.users, authz, realm.id, issuer, (grantId) => tenantOfGrant(deps.tenants, realm.id, grantId)),
+    // the tenant a sign-in is for, and a connection to go straight to (src/interactions/tenant-resolution.ts)
+    extraParams: ['tenant_id', 'connection_id'],
     claims: SCOPE_CLAIMS,
     acrValues: ACR_VALUES_SUPPORTED,
     scopes: ['openid', 'offline_access', 'email', 'profile'],
@@ -204,7 +209,13 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
       const client = ctx.oidc.client!;
       const grantId = ctx.oidc.result?.consent?.grantId || ctx.oidc.session!.grantIdFor(client.clientId);
       let grant = grantId ? await ctx.oidc.provider.Grant.find(grantId) : undefined;
-      if (!isFirstParty(client)) return grant;
+      const tenant = resultTenant(ctx);
+      if (!isFirstParty(client)) {
+        if (grant) await recordGrantTenant(deps.tenants, realm.id, grant.jti, tenant);
+        return grant;
+      }
+      // a sign-in for another tenant starts a new grant: tokens of the old one keep the old tenant
+      if (grant && tenant !== undefined && ((await tenantOfGrant(deps.tenants, realm.id, grant.jti)) ?? null) !== tenant) grant = undefined;
       // First-party clients are trusted: everything they ask for is granted without a consent page.
       const accountId = ctx.oidc.session!.accountId;
       if (!accountId) return grant;
@@ -222,12 +233,14 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
         if (info) grant.addResourceScope(r, [...new Set([...info.scopes, ...scopes])].join(' '));
       }
       await grant.save();
+      await recordGrantTenant(deps.tenants, realm.id, grant.jti, tenant);
       return grant;
     },
     extraTokenClaims: async (ctx, token) => {
       const kind = (token as { kind?: string }).kind;
       if (kind !== 'AccessToken' && kind !== 'ClientCredentials') return undefined;
-      const tok = token as unknown as { accountId?: string; clientId: string; scope?: string; aud?: string | string[]; resourceServer?: { audience?: string } };
+      const tok = token as unknown as { accountId?: string; clientId: string; grantId?: string; scope?: string; aud?: string | string[]; resourceServer?: { audience?: string } };
+      const tenantId = tok.accountId ? await tenantOfGrant(deps.tenants, realm.id, tok.grantId) : undefined;
       const decision = await authz.onIssue({
         realmId: realm.id,
         issuer,
@@ -237,10 +250,12 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
         token: 'access_token',
         scopes: tok.scope ? tok.scope.split(' ') : [],
         audience: tok.resourceServer?.audience,
+        tenantId,
       });
       if (!decision.allow) throw new errors.AccessDenied(decision.reason ?? 'the authorization module denied this token');
-      if (!decision.claims) return undefined;
-      return Object.fromEntries(Object.entries(decision.claims).filter(([k]) => !RESERVED_CLAIMS.has(k)));
+      const extra = Object.fromEntries(Object.entries(decision.claims ?? {}).filter(([k]) => !RESERVED_CLAIMS.has(k) && k !== 'tenant_id'));
+      if (tenantId) extra.tenant_id = tenantId;
+      return Object.keys(extra).length ? extra : undefined;
     },
     renderError: providerPages.error,
     clientBasedCORS: (_ctx, origin, client) =>

@@ -22,6 +22,7 @@ import { PendingStore } from '../connections/pending.js';
 import { ConnectionService } from '../connections/service.js';
 import { UpstreamClient } from '../connections/upstream.js';
 import { TrustService } from '../trust/service.js';
+import { TenantService } from '../tenants/service.js';
 
 /** Everything the server, the CLI and the tests share, built from one configuration. */
 export interface Services {
@@ -46,6 +47,7 @@ export interface Services {
   upstream: UpstreamClient;
   linking: AccountLinking;
   trust: TrustService;
+  tenants: TenantService;
   /** Keys signing cookies and CSRF tokens, derived from LATCHKEY_SECRET (stable across instances). */
   cookieKeys: string[];
   csrfKey: Buffer;
@@ -95,6 +97,7 @@ export async function createServices(config: LatchkeyConfig, options: { log?: Lo
     upstream: new UpstreamClient(),
     linking: new AccountLinking(db, new PendingStore(db), config.federation.safeImageHosts),
     trust: new TrustService(db),
+    tenants: new TenantService(db),
     cookieKeys: [deriveKey(config.secret, 'cookies').toString('base64url')],
     csrfKey: deriveKey(config.secret, 'csrf'),
     close: async () => {

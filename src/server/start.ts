@@ -42,6 +42,7 @@ export async function startServer(config: LatchkeyConfig, options: { services?: 
     clients: services.clients,
     users: services.users,
     authz: services.authz,
+    tenants: services.tenants,
     cookieKeys: services.cookieKeys,
     log: services.log,
     trust: services.trust,

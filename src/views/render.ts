@@ -65,6 +65,9 @@ const PAGES = new Set([
   'passkey-offer',
   'account',
   'account-totp',
+  // Tenants: the organisation picker and the single sign-on page.
+  'tenant-picker',
+  'tenant-sso',
 ]);
 
 export function viewsDir(): string {

@@ -2,11 +2,12 @@ import { parse, required, UsageError, withServices, type Command } from '../cont
 
 const usage = `latchkey user create --realm R --email E [--name N] [--password-stdin]
        latchkey user disable --realm R --email E
-       latchkey user enable --realm R --email E`;
+       latchkey user enable --realm R --email E
+       latchkey user list --realm R [--tenant-id T] [--email E] [--limit N] [--cursor C]`;
 
 export const userCommand: Command = {
   name: 'user',
-  summary: 'create, disable and enable users',
+  summary: 'create, list, disable and enable users',
   usage,
   async run(args, io) {
     const [sub, ...rest] = args;
@@ -28,6 +29,13 @@ export const userCommand: Command = {
         const realmId = required(o.realm, 'realm', usage);
         const email = required(o.email, 'email', usage);
         return withServices((s) => s.users.setDisabled(realmId, email, sub === 'disable'));
+      }
+      case 'list': {
+        const o = parse(rest, { realm: { type: 'string' }, 'tenant-id': { type: 'string' }, email: { type: 'string' }, limit: { type: 'string' }, cursor: { type: 'string' } }, usage);
+        const realmId = required(o.realm, 'realm', usage);
+        const limit = o.limit === undefined ? undefined : /^[0-9]+$/.test(o.limit) ? Number(o.limit) : NaN;
+        if (Number.isNaN(limit)) throw new UsageError(`--limit must be a whole number (got "${o.limit}")`);
+        return withServices((s) => s.users.list(realmId, { tenantId: o['tenant-id'], email: o.email, limit, cursor: o.cursor }));
       }
       default:
         throw new UsageError(`${sub ? `unknown user command "${sub}"` : 'user needs a command'}\n\nusage: ${usage}`);

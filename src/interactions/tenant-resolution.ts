@@ -1,0 +1,146 @@
+import type { Context } from 'koa';
+import type { TenantRow } from '../db/tenants-repo.js';
+import type { Services } from '../server/services.js';
+import { served, type Details } from './kit.js';
+import type { Progress } from './progress.js';
+
+/** What the sign-in does next about tenants: nothing, an error page, or another URL (a connection, the picker, the SSO page). */
+export type TenantOutcome = { kind: 'continue' } | { kind: 'error'; status: number; title: string; message: string; code: string } | { kind: 'redirect'; url: string };
+
+/** How a sign-in ends with respect to tenants (see finish in next-step.ts). */
+export type TenantAtFinish = { kind: 'tenant'; tenantId: string | null } | { kind: 'pick'; choices: string[] } | { kind: 'refuse'; description: string };
+
+const CONTINUE: TenantOutcome = { kind: 'continue' };
+const param = (d: Details, name: string): string | undefined => (typeof d.params[name] === 'string' && d.params[name] ? (d.params[name] as string) : undefined);
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+
+/**
+ * Which tenant a sign-in is for, in the issue's order: the `tenant_id` authorization parameter, the
+ * `connection_id` parameter (straight to that connection), the email's domain (home realm discovery),
+ * then `login_hint` (the same discovery on the hinted email). Membership is required for a tenant to
+ * reach the tokens: a user whose email domain matches a tenant but who is not its member is refused
+ * (an administrator adds members; nothing joins a tenant by itself). A tenant with `ssoEnforced` never
+ * gets a password: its sign-ins go to its connections, and a password sign-in for it is refused.
+ *
+ * Account enumeration: tenants matched by email domain are public knowledge. Memberships are only
+ * used before the password when the email belongs to an SSO-enforced tenant (the password must not be
+ * offered); otherwise a member of several tenants chooses one after the first factor.
+ */
+export class TenantResolver {
+  constructor(private readonly services: Services) {}
+
+  connectionUrl(d: Details, connectionId: string): string {
+    return `/interaction/${d.uid}/connection/${encodeURIComponent(connectionId)}`;
+  }
+
+  /** The first sign-in page of an interaction: apply tenant_id, connection_id and login_hint. */
+  async start(ctx: Context, d: Details, fresh: boolean): Promise<TenantOutcome> {
+    const { tenants, progress } = this.services;
+    const realmId = served(ctx).realm.id;
+    const tenantParam = param(d, 'tenant_id');
+    const tenant = tenantParam ? await tenants.find(realmId, tenantParam) : undefined;
+    if (tenantParam && !tenant) {
+      return { kind: 'error', status: 400, title: 'Unknown organisation', message: `The application asked to sign in for the organisation "${tenantParam}", which does not exist here. Go back to the application.`, code: 'unknown_tenant' };
+    }
+    const connectionId = fresh ? param(d, 'connection_id') : undefined;
+    if (connectionId) {
+      const allowed = await tenants.resolveConnection(realmId, connectionId, tenant?.id);
+      if (!allowed) {
+        return {
+          kind: 'error',
+          status: 400,
+          title: 'Unknown sign-in method',
+          message: tenant ? `The sign-in method "${connectionId}" does not exist or is not available for ${tenant.displayName}.` : `The sign-in method "${connectionId}" does not exist or is not available.`,
+          code: 'unknown_connection',
+        };
+      }
+      await progress.put(realmId, d.uid, { stage: 'identify', amr: [], ...(allowed.tenantId ? { tenantId: allowed.tenantId } : {}) });
+      return { kind: 'redirect', url: this.connectionUrl(d, connectionId) };
+    }
+    if (tenant) {
+      await progress.put(realmId, d.uid, { stage: 'identify', amr: [], tenantId: tenant.id });
+      if (tenant.ssoEnforced) return this.route(ctx, d, tenant, undefined);
+    }
+    const hint = fresh ? param(d, 'login_hint') : undefined;
+    if (hint && EMAIL.test(hint) && hint.length <= 320 && !d.session?.accountId) return this.afterEmail(ctx, d, hint.trim());
+    return CONTINUE;
+  }
+
+  /** After the email is known (typed, or login_hint): home realm discovery. */
+  async afterEmail(ctx: Context, d: Details, email: string): Promise<TenantOutcome> {
+    const { tenants, progress } = this.services;
+    const realmId = served(ctx).realm.id;
+    const current = (await progress.get(realmId, d.uid))?.tenantId;
+    if (current) {
+      const tenant = await tenants.find(realmId, current);
+      return tenant?.ssoEnforced ? this.route(ctx, d, tenant, email) : CONTINUE;
+    }
+    const found = await tenants.tenantsForEmail(realmId, email);
+    const domain = email.toLowerCase().split('@')[1];
+    const ssoMember = found.some((t) => t.member && t.ssoEnforced);
+    const candidates: TenantRow[] = [];
+    for (const t of found) {
+      const domainRoute = (await this.#ownsDomain(realmId, t.id, domain)) && (await this.#routable(realmId, t));
+      if (domainRoute || (ssoMember && t.member)) candidates.push(t);
+    }
+    if (candidates.length === 0) return CONTINUE;
+    if (candidates.length === 1) return this.route(ctx, d, candidates[0]!, email);
+    await progress.put(realmId, d.uid, { stage: 'tenant-pick', email, amr: [], tenantChoices: candidates.map((t) => t.id) });
+    return { kind: 'redirect', url: `/interaction/${d.uid}` };
+  }
+
+  /** Signs in for this tenant: its single connection, the list of its connections, or (no SSO) the password step. */
+  async route(ctx: Context, d: Details, tenant: TenantRow, email: string | undefined): Promise<TenantOutcome> {
+    const { tenants, progress } = this.services;
+    const realmId = served(ctx).realm.id;
+    const connections = await tenants.connectionsOf(realmId, tenant.id);
+    const base: Progress = { stage: 'identify', amr: [], tenantId: tenant.id, ...(email ? { email } : {}) };
+    if (connections.length === 1) {
+      await progress.put(realmId, d.uid, base);
+      return { kind: 'redirect', url: this.connectionUrl(d, connections[0]!.id) };
+    }
+    if (connections.length > 1 || tenant.ssoEnforced) {
+      await progress.put(realmId, d.uid, { ...base, stage: 'sso' });
+      return { kind: 'redirect', url: `/interaction/${d.uid}` };
+    }
+    // no connection and no SSO: the ordinary steps, for this tenant
+    await progress.put(realmId, d.uid, email ? { ...base, stage: 'password' } : base);
+    return email ? { kind: 'redirect', url: `/interaction/${d.uid}` } : CONTINUE;
+  }
+
+  /** The sign-in's tenant when it enforces single sign-on (no password may be checked for it). */
+  async ssoOnly(ctx: Context, d: Details): Promise<TenantRow | undefined> {
+    const realmId = served(ctx).realm.id;
+    const tenantId = (await this.services.progress.get(realmId, d.uid))?.tenantId ?? param(d, 'tenant_id');
+    const tenant = tenantId ? await this.services.tenants.find(realmId, tenantId) : undefined;
+    return tenant?.ssoEnforced ? tenant : undefined;
+  }
+
+  /** At the end of a sign-in: the tenant that goes into the tokens, the picker, or a refusal. */
+  async atFinish(ctx: Context, d: Details, accountId: string, amr: string[], p: Progress | undefined): Promise<TenantAtFinish> {
+    const { tenants } = this.services;
+    const realmId = served(ctx).realm.id;
+    const requested = p?.tenantId ?? param(d, 'tenant_id');
+    const usedPassword = amr.includes('pwd');
+    if (requested) {
+      const tenant = await tenants.find(realmId, requested);
+      if (!tenant) return { kind: 'refuse', description: `tenant ${requested} does not exist` };
+      if (!(await tenants.isMember(realmId, tenant.id, accountId))) return { kind: 'refuse', description: `the user is not a member of tenant ${tenant.id}` };
+      if (tenant.ssoEnforced && usedPassword) return { kind: 'refuse', description: `tenant ${tenant.id} requires single sign-on through its connections` };
+      return { kind: 'tenant', tenantId: tenant.id };
+    }
+    const mine = (await tenants.tenantsOfUser(realmId, accountId)).filter((t) => !(t.ssoEnforced && usedPassword));
+    if (mine.length === 0) return { kind: 'tenant', tenantId: null };
+    if (mine.length === 1) return { kind: 'tenant', tenantId: mine[0]!.id };
+    return { kind: 'pick', choices: mine.map((t) => t.id) };
+  }
+
+  async #routable(realmId: string, t: TenantRow): Promise<boolean> {
+    return t.ssoEnforced || (await this.services.tenants.connectionIdsOf(realmId, t.id)).length > 0;
+  }
+
+  async #ownsDomain(realmId: string, tenantId: string, domain: string | undefined): Promise<boolean> {
+    if (!domain) return false;
+    return (await this.services.tenants.get(realmId, tenantId)).domains.includes(domain);
+  }
+}
