@@ -120,7 +120,7 @@ export function connectionRoutes(router: Router, services: Services, steps: Sign
         const { user } = resolution;
         emitSignIn(events, ctx, d, 'signin.success', 'federated', { userId: user.id, connectionId: connection.id, ...(resolution.created ? { reason: 'signup' } : {}) });
         // the realm's MFA policy applies as after any first factor
-        return seeOther(ctx, await steps.afterFirstFactor(ctx, d, user, { stage: 'identify', email: user.email, amr: ['fed'], ...tenant }));
+        return seeOther(ctx, await steps.afterFirstFactor(ctx, d, user, { stage: 'identify', email: user.email, amr: ['fed'], viaConnection: connection.id, ...tenant }));
       }
       case 'proof-needed': {
         const { user, link } = resolution;

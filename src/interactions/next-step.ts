@@ -49,7 +49,7 @@ export class SignInSteps {
       const f = await this.factors(ctx, user.id);
       if (!f.passkeys) return this.#go(ctx, d, { ...progress, userId: user.id, stage: 'passkey-offer' });
     }
-    return this.finish(ctx, d, user.id, progress.amr);
+    return this.finish(ctx, d, user.id, progress.amr, progress);
   }
 
   /**
@@ -57,10 +57,12 @@ export class SignInSteps {
    * and `tenant` (the tenant the user signed in for, or null) for the grant (see src/tenants/grant-tenant.ts).
    * A member of several tenants who has not chosen one gets the tenant picker first.
    */
-  async finish(ctx: Context, d: Details, accountId: string, amr: string[]): Promise<string> {
+  async finish(ctx: Context, d: Details, accountId: string, amr: string[], current?: Progress): Promise<string> {
     const s = served(ctx);
     const methods = [...new Set(amr)];
-    const p = await this.progress.get(s.realm.id, d.uid);
+    // the stored progress, with what the caller knows that is not stored yet (the connection used, say)
+    const stored = await this.progress.get(s.realm.id, d.uid);
+    const p = current ? { ...stored, ...current, tenantId: current.tenantId ?? stored?.tenantId } : stored;
     const tenant = await this.tenants.atFinish(ctx, d, accountId, methods, p);
     if (tenant.kind === 'pick') return this.#go(ctx, d, { stage: 'tenant-pick', userId: accountId, email: p?.email, amr: methods, tenantChoices: tenant.choices });
     await this.progress.clear(s.realm.id, d.uid);

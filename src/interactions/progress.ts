@@ -29,6 +29,8 @@ export interface Progress {
    * sticks to the sign-in (a later Progress without it keeps it) until the sign-in restarts at `identify`.
    */
   tenantId?: string;
+  /** The connection this sign-in came through (amr `fed`): one of the tenant's own makes the user a member. */
+  viaConnection?: string;
   /** The tenants offered on the tenant picker (stage `tenant-pick`). */
   tenantChoices?: string[];
 }

@@ -125,7 +125,13 @@ export class TenantResolver {
     if (requested) {
       const tenant = await tenants.find(realmId, requested);
       if (!tenant) return { kind: 'refuse', description: `tenant ${requested} does not exist` };
-      if (!(await tenants.isMember(realmId, tenant.id, accountId))) return { kind: 'refuse', description: `the user is not a member of tenant ${tenant.id}` };
+      if (!(await tenants.isMember(realmId, tenant.id, accountId))) {
+        // just-in-time membership (Auth0's auto-membership): signing in through one of the tenant's own
+        // connections proves the user belongs to it; any other way in needs an operator to add them
+        const own = p?.viaConnection && amr.includes('fed') && (await tenants.connectionIdsOf(realmId, tenant.id)).includes(p.viaConnection);
+        if (!own) return { kind: 'refuse', description: `the user is not a member of tenant ${tenant.id}` };
+        await tenants.addMember(realmId, tenant.id, { userId: accountId });
+      }
       if (tenant.ssoEnforced && usedPassword) return { kind: 'refuse', description: `tenant ${tenant.id} requires single sign-on through its connections` };
       return { kind: 'tenant', tenantId: tenant.id };
     }

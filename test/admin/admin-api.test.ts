@@ -213,6 +213,47 @@ describeEachDatabase('admin API: authentication, users, pagination, problem+json
     expect((await api('/connections/github', { token: readToken })).status).toBe(404);
   });
 
+  it('manages tenants and their members; users filter by tenant', async () => {
+    const bad = await api('/tenants', { method: 'POST', token: writeToken, body: { id: 'globex', display_name: 'Globex', domains: ['not a domain'] } });
+    expect(bad.status).toBe(400);
+    expect(bad.body.detail).toMatch(/not a domain/);
+    expect((await api('/tenants/globex', { token: readToken })).status).toBe(404);
+
+    const missingName = await api('/tenants', { method: 'POST', token: writeToken, body: { id: 'globex' } });
+    expect(missingName.status).toBe(400);
+    expect(missingName.body.errors.map((e: any) => e.field)).toContain('body.display_name');
+
+    const created = await api('/tenants', { method: 'POST', token: writeToken, body: { id: 'globex', display_name: 'Globex', domains: ['Globex.test'], sso_enforced: false } });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    expect(created.body).toMatchObject({ id: 'globex', display_name: 'Globex', domains: ['globex.test'], sso_enforced: false });
+    expect((await api('/tenants', { method: 'POST', token: writeToken, body: { id: 'globex', display_name: 'Again' } })).status).toBe(409);
+
+    const users = (await api('/users?sort=email', { token: readToken })).body.items;
+    const bob = users.find((u: any) => u.name === 'bob');
+    const dave = users.find((u: any) => u.name === 'dave');
+    expect((await api(`/tenants/globex/members/${bob.id}`, { method: 'PUT', token: writeToken })).status).toBe(200);
+    expect((await api(`/tenants/globex/members/${bob.id}`, { method: 'PUT', token: writeToken })).status).toBe(200);
+    expect((await api(`/tenants/globex/members/${dave.id}`, { method: 'PUT', token: writeToken })).status).toBe(200);
+    expect((await api('/tenants/globex/members/no-such-user', { method: 'PUT', token: writeToken })).status).toBe(404);
+
+    const members = await api('/users?tenantId=globex&sort=email', { token: readToken });
+    expect(members.body.items.map((u: any) => u.name)).toEqual(['bob', 'dave']);
+    const page1 = await api('/users?tenantId=globex&sort=email&limit=1', { token: readToken });
+    const page2 = await api(`/users?tenantId=globex&sort=email&limit=1&cursor=${encodeURIComponent(page1.body.next_cursor)}`, { token: readToken });
+    expect([page1.body.items[0].name, page2.body.items[0].name]).toEqual(['bob', 'dave']);
+    expect(page2.body.next_cursor).toBeNull();
+    expect((await api('/users?tenantId=initech', { token: readToken })).status).toBe(404);
+
+    expect((await api(`/tenants/globex/members/${bob.id}`, { method: 'DELETE', token: writeToken })).status).toBe(204);
+    expect((await api('/users?tenantId=globex', { token: readToken })).body.items.map((u: any) => u.name)).toEqual(['dave']);
+
+    const patched = await api('/tenants/globex', { method: 'PATCH', token: writeToken, body: { sso_enforced: true, branding: { primaryColor: '#123456' } } });
+    expect(patched.body).toMatchObject({ sso_enforced: true, branding: { primaryColor: '#123456' }, domains: ['globex.test'] });
+    expect((await api('/tenants', { token: readToken })).body.items.map((t: any) => t.id)).toEqual(['globex']);
+    expect((await api('/tenants/globex', { method: 'DELETE', token: writeToken })).status).toBe(204);
+    expect((await api('/tenants', { token: readToken })).body.items).toEqual([]);
+  });
+
   it('does not serve one realm\'s users on another realm\'s domain', async () => {
     const res = await api('/users', { base: otherIssuer, token: otherRealmToken });
     expect(res.status).toBe(200);

@@ -188,6 +188,9 @@ describe('the GitHub preset', () => {
     const tokens = await exchangeCode(config, auth, done.url);
     const links = await server.services.linking.identitiesOf('default', String(tokens.claims()!.sub));
     expect(links.map((l) => [l.connectionId, l.subject])).toEqual([['acme-github', '7007']]);
+    // signing in through the tenant's own connection makes the new user a member (just-in-time), and the tokens say which tenant
+    expect(tokens.claims()!.tenant_id).toBe('acme');
+    expect(await server.services.tenants.isMember('default', 'acme', String(tokens.claims()!.sub))).toBe(true);
     stub.account = octocat();
   });
 
