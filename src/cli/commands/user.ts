@@ -1,9 +1,10 @@
+import type { UserSort } from '../../accounts/user-service.js';
 import { parse, required, UsageError, withServices, type Command } from '../context.js';
 
 const usage = `latchkey user create --realm R --email E [--name N] [--password-stdin]
        latchkey user disable --realm R --email E
        latchkey user enable --realm R --email E
-       latchkey user list --realm R [--tenant-id T] [--email E] [--limit N] [--cursor C]`;
+       latchkey user list --realm R [--tenant-id T] [--email E] [--limit N] [--cursor C] [--sort created_at|-created_at|email|-email]`;
 
 export const userCommand: Command = {
   name: 'user',
@@ -31,11 +32,11 @@ export const userCommand: Command = {
         return withServices((s) => s.users.setDisabled(realmId, email, sub === 'disable'));
       }
       case 'list': {
-        const o = parse(rest, { realm: { type: 'string' }, 'tenant-id': { type: 'string' }, email: { type: 'string' }, limit: { type: 'string' }, cursor: { type: 'string' } }, usage);
+        const o = parse(rest, { realm: { type: 'string' }, 'tenant-id': { type: 'string' }, email: { type: 'string' }, limit: { type: 'string' }, cursor: { type: 'string' }, sort: { type: 'string' } }, usage);
         const realmId = required(o.realm, 'realm', usage);
         const limit = o.limit === undefined ? undefined : /^[0-9]+$/.test(o.limit) ? Number(o.limit) : NaN;
         if (Number.isNaN(limit)) throw new UsageError(`--limit must be a whole number (got "${o.limit}")`);
-        return withServices((s) => s.users.list(realmId, { tenantId: o['tenant-id'], email: o.email, limit, cursor: o.cursor }));
+        return withServices((s) => s.users.list(realmId, { tenantId: o['tenant-id'], email: o.email, limit, cursor: o.cursor, sort: o.sort as UserSort | undefined }));
       }
       default:
         throw new UsageError(`${sub ? `unknown user command "${sub}"` : 'user needs a command'}\n\nusage: ${usage}`);
