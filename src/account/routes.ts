@@ -1,3 +1,4 @@
+import { safePicture } from '../connections/safe-picture.js';
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import { deriveKey } from '../crypto/secret-box.js';
@@ -198,7 +199,8 @@ export function accountRoutes(services: Services): Router {
       {
         layout: layoutFor(s, 'Your account'),
         csrf: sessions.csrf(session),
-        user: { email: user.email, name: user.name ?? undefined },
+        // an upstream picture is shown only while its host is on the allow-list (it may have changed since it was stored)
+        user: { email: user.email, name: user.name ?? undefined, picture: safePicture(user.picture, services.config.federation.safeImageHosts) },
         flash: extra.flash,
         error: extra.error,
         credentials: credentialViews(credentials, Boolean(user.passwordHash)),

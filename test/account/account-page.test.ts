@@ -373,6 +373,21 @@ describeEachDatabase('the account page', (kind) => {
     expect(await credentialsOf('home', ALICE)).toHaveLength(2);
   });
 
+  it('shows an upstream picture only while its host is on the safe image hosts list', async () => {
+    const bob = new Browser();
+    await server.services.db('users').where({ realm_id: 'home', email_normalized: BOB }).update({ picture: 'https://lh3.googleusercontent.com/a/bob.png' });
+    const page = await signInToAccount(bob, home, { email: BOB, password: PASSWORD });
+    expect(page.html).toContain('<img class="lk-avatar" src="https://lh3.googleusercontent.com/a/bob.png" alt=""');
+    // a picture from anywhere else (stored before the list changed, say) is not shown
+    await server.services.db('users').where({ realm_id: 'home', email_normalized: BOB }).update({ picture: 'https://tracker.example.net/pixel.png' });
+    const again = await walk(bob, `${home}/account`);
+    expect(again.res.status).toBe(200);
+    expect(again.html).toContain(BOB);
+    expect(again.html).not.toContain('tracker.example.net');
+    expect(again.html).not.toContain('lk-avatar');
+    await server.services.db('users').where({ realm_id: 'home', email_normalized: BOB }).update({ picture: null });
+  });
+
   it("does not let another user rename or delete someone's credential (404)", async () => {
     const bob = new Browser();
     const page = await signInToAccount(bob, home, { email: BOB, password: PASSWORD });
