@@ -25,9 +25,11 @@ export function consentRoutes(router: Router, services: Services): void {
     if (pd.missingOIDCClaims?.length) grant.addOIDCClaims(pd.missingOIDCClaims);
     for (const [indicator, scopes] of Object.entries(pd.missingResourceScopes ?? {})) grant.addResourceScope(indicator, scopes.join(' '));
     const grantId = await grant.save();
-    // the sign-in's tenant (its result's `tenant`) travels on to the grant (src/tenants/grant-tenant.ts)
-    const last = d.lastSubmission as { tenant?: unknown } | undefined;
-    return { consent: d.grantId ? {} : { grantId }, ...(last && 'tenant' in last ? { tenant: last.tenant } : {}) };
+    // the sign-in's tenant (its result's `tenant`) travels on to the grant (src/tenants/grant-tenant.ts),
+    // and so does the login of this same interaction: with prompt=login the provider checks that this
+    // request's result has one, and would otherwise ask for the sign-in again (and again)
+    const last = d.lastSubmission as { tenant?: unknown; login?: InteractionResults['login'] } | undefined;
+    return { consent: d.grantId ? {} : { grantId }, ...(last?.login ? { login: last.login } : {}), ...(last && 'tenant' in last ? { tenant: last.tenant } : {}) };
   }
 
   router.get('/interaction/:uid', async (ctx) => {
