@@ -164,6 +164,18 @@ export class ClientService {
     return row ? toProviderMetadata(row) : undefined;
   }
 
+  /**
+   * Every client of a realm in node-oidc-provider's shape (the account page's included), or undefined
+   * when the realm has more than `limit`: a provider built with them as static clients answers each
+   * request from memory instead of re-reading, re-parsing and re-hashing the client's metadata.
+   */
+  async allProviderMetadata(realmId: string, limit = 1000): Promise<AdapterPayload[] | undefined> {
+    const rows = await clientsRepo.list(this.db, realmId);
+    if (rows.length > limit) return undefined;
+    const account = await this.accountClient(realmId);
+    return [...rows.map(toProviderMetadata), ...(account ? [account] : [])];
+  }
+
   async isFirstParty(realmId: string, clientId: string): Promise<boolean> {
     if (clientId === ACCOUNT_CLIENT_ID) return (await this.accountClient(realmId)) !== undefined;
     return Boolean((await clientsRepo.find(this.db, realmId, clientId))?.firstParty);

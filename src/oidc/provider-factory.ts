@@ -1,4 +1,4 @@
-import Provider, { errors, interactionPolicy, type Configuration } from 'oidc-provider';
+import Provider, { errors, interactionPolicy, type AdapterPayload, type Configuration } from 'oidc-provider';
 import type { Logger } from 'pino';
 import type { AuthorizationModule } from '../authz/module.js';
 import { RESERVED_CLAIMS } from '../authz/module.js';
@@ -68,7 +68,7 @@ function signInPolicy() {
 }
 
 /** Builds the node-oidc-provider instance serving one issuer URL of a realm. */
-export function createProvider(issuer: string, realm: Realm, keys: SigningMaterial, deps: ProviderDeps): Provider {
+export function createProvider(issuer: string, realm: Realm, keys: SigningMaterial, deps: ProviderDeps, staticClients?: AdapterPayload[]): Provider {
   const { config, authz } = deps;
   const t = config.tokens;
   const settings = realm.settings;
@@ -87,7 +87,8 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
 
   const configuration: Configuration = {
     adapter: createAdapterClass(deps.db, realm.id, { find: (realmId, id) => deps.clients.providerMetadata(realmId, id) }),
-    clients: [],
+    // static when the realm has few enough (see ClientService.allProviderMetadata); the adapter finds the rest
+    clients: (staticClients ?? []) as any,
     jwks: { keys: keys.privateJwks as any },
     findAccount: createFindAccount(deps.users, authz, realm.id, issuer, (grantId) => tenantOfGrant(deps.tenants, realm.id, grantId)),
     // the tenant a sign-in is for, and a connection to go straight to (src/interactions/tenant-resolution.ts)

@@ -73,7 +73,9 @@ export class ProviderCache {
   async #build(issuer: IssuerRow): Promise<ServedIssuer & { validUntil: number | null }> {
     const realm = await this.realms.get(issuer.realmId);
     const material = await this.keys.signingMaterial(realm.id);
-    const provider = createProvider(issuer.issuer, realm, material, this.deps);
+    // the provider is rebuilt on every client change (the realm's revision), so its clients can live in memory
+    const staticClients = await this.deps.clients.allProviderMetadata(realm.id);
+    const provider = createProvider(issuer.issuer, realm, material, this.deps, staticClients);
     const body = JSON.stringify(material.jwks);
     const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`;
     return { issuer: issuer.issuer, realm, provider, jwks: { body, etag }, validUntil: material.validUntil };
