@@ -118,4 +118,17 @@ export const tenantsRepo = {
     }
     await db('grant_tenants').insert({ realm_id: realmId, grant_id: grantId, tenant_id: tenantId, created_at: at }).onConflict(['realm_id', 'grant_id']).merge();
   },
+  /** Forgets the tenant of grants that no longer exist (expired, revoked), once they are older than `before`. */
+  async purgeOrphanGrantTenants(db: Db, before: number): Promise<number> {
+    return db('grant_tenants')
+      .where('created_at', '<', before)
+      .whereNotExists(function grantRow() {
+        this.select(db.raw('1'))
+          .from('oidc_payloads')
+          .whereRaw('oidc_payloads.realm_id = grant_tenants.realm_id')
+          .andWhere('oidc_payloads.model', 'Grant')
+          .andWhereRaw('oidc_payloads.id = grant_tenants.grant_id');
+      })
+      .delete();
+  },
 };

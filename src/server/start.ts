@@ -2,11 +2,10 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { LatchkeyConfig } from '../config/schema.js';
 import { migrate } from '../db/knex.js';
-import { payloadsRepo } from '../db/payloads-repo.js';
-import { realmsRepo } from '../db/realms-repo.js';
 import { WalCheckpointer } from '../db/wal-checkpointer.js';
 import { ProviderCache } from '../oidc/providers.js';
 import { RealmRegistry } from '../realms/registry.js';
+import { purgeExpired } from './purge.js';
 import { createApp } from './app.js';
 import { createFastPath } from './fast-path.js';
 import { createServices, type Services } from './services.js';
@@ -57,10 +56,8 @@ export async function startServer(config: LatchkeyConfig, options: { services?: 
 
   const purge = setInterval(async () => {
     try {
-      const removed = await payloadsRepo.purgeExpired(services.db, Date.now());
-      let keysRemoved = 0;
-      for (const realm of await realmsRepo.list(services.db)) keysRemoved += await services.keys.purgeExpired(realm.id);
-      if (removed || keysRemoved) log.info({ removed, keysRemoved }, 'purged expired artefacts');
+      const removed = await purgeExpired(services);
+      if (Object.values(removed).some(Boolean)) log.info({ removed }, 'purged expired artefacts');
     } catch (err) {
       log.warn({ err }, 'purge of expired artefacts failed');
     }

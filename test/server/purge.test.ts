@@ -1,0 +1,39 @@
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describeEachDatabase } from '../helpers/databases.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+import { purgeExpired } from '../../src/server/purge.js';
+
+describeEachDatabase('the background purge', (kind) => {
+  let server: TestServer;
+  const HOUR = 3600_000;
+
+  beforeAll(async () => {
+    server = await startTestServer({ db: kind });
+  });
+  afterAll(async () => server?.close());
+
+  it('removes expired sign-in progress, old challenges and the tenant of vanished grants, and keeps the rest', async () => {
+    const { db } = server.services;
+    const now = Date.now();
+    await db('signin_progress').insert([
+      { realm_id: 'default', uid: 'expired', data: '{}', expires_at: now - 1 },
+      { realm_id: 'default', uid: 'live', data: '{}', expires_at: now + HOUR },
+    ]);
+    const challenge = (id: string, expiresAt: number) => ({ challenge: id, realm_id: 'default', ceremony: 'authentication', bound_to: 'interaction:x', rp_id: 'localhost', user_id: null, expires_at: expiresAt, used_at: null });
+    await db('webauthn_challenges').insert([challenge('old', now - 2 * HOUR), challenge('recent', now - 60_000), challenge('open', now + 300_000)]);
+    await server.services.tenants.create('default', { id: 'acme', displayName: 'Acme' });
+    await db('oidc_payloads').insert({ realm_id: 'default', model: 'Grant', id: 'grant-alive', payload: '{}', expires_at: now + HOUR });
+    await db('grant_tenants').insert([
+      { realm_id: 'default', grant_id: 'grant-alive', tenant_id: 'acme', created_at: now - 2 * HOUR },
+      { realm_id: 'default', grant_id: 'grant-gone', tenant_id: 'acme', created_at: now - 2 * HOUR },
+      { realm_id: 'default', grant_id: 'grant-being-saved', tenant_id: 'acme', created_at: now - 1000 },
+    ]);
+
+    const removed = await purgeExpired(server.services, now);
+    expect(removed).toMatchObject({ signInProgress: 1, webauthnChallenges: 1, grantTenants: 1 });
+    expect((await db('signin_progress').select('uid')).map((r) => r.uid)).toEqual(['live']);
+    expect((await db('webauthn_challenges').select('challenge').orderBy('challenge')).map((r) => r.challenge)).toEqual(['open', 'recent']);
+    expect((await db('grant_tenants').select('grant_id').orderBy('grant_id')).map((r) => r.grant_id)).toEqual(['grant-alive', 'grant-being-saved']);
+    expect(await purgeExpired(server.services, now)).toMatchObject({ signInProgress: 0, webauthnChallenges: 0, grantTenants: 0 });
+  });
+});
