@@ -100,6 +100,20 @@ export const createConnection = defineOperation({
   },
 });
 
+export const updateConnection = defineOperation({
+  id: 'updateConnection',
+  method: 'patch',
+  path: '/connections/{connectionId}',
+  tag: 'connections',
+  summary: 'Turn a connection off (its button disappears and its sign-ins are refused; links to users are kept) or back on',
+  params: idParams,
+  body: z.object({ enabled: z.boolean() }).strict(),
+  response: connectionSchema,
+  async handle({ params, body, realmId, services }) {
+    return services.connections.setEnabled(realmId, params.connectionId, body.enabled);
+  },
+});
+
 export const deleteConnection = defineOperation({
   id: 'deleteConnection',
   method: 'delete',
@@ -113,4 +127,4 @@ export const deleteConnection = defineOperation({
   },
 });
 
-export const connectionOperations = [listConnections, getConnection, createConnection, deleteConnection];
+export const connectionOperations = [listConnections, getConnection, createConnection, updateConnection, deleteConnection];

@@ -120,6 +120,13 @@ export class ConnectionService {
     return this.#public(row, await connectionsRepo.tenantIds(this.db, realm.id, id), realm.issuers);
   }
 
+  /** Turns a connection off (its button disappears, its sign-ins are refused; links are kept) or back on. */
+  async setEnabled(realmId: string, id: string, enabled: boolean): Promise<PublicConnection> {
+    await this.realms.get(realmId);
+    if (!(await connectionsRepo.setEnabled(this.db, realmId, id, enabled, Date.now()))) throw notFound(`connection "${id}" in realm "${realmId}"`);
+    return this.get(realmId, id);
+  }
+
   async remove(realmId: string, id: string): Promise<{ removed: string; realm: string }> {
     await this.realms.get(realmId);
     const removed = await this.db.transaction((trx) => connectionsRepo.remove(trx, realmId, id));

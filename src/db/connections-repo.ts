@@ -66,6 +66,9 @@ export const connectionsRepo = {
       updated_at: c.updatedAt,
     });
   },
+  async setEnabled(db: Db, realmId: string, id: string, enabled: boolean, at: number): Promise<number> {
+    return db('connections').where({ realm_id: realmId, id }).update({ enabled, updated_at: at });
+  },
   async remove(db: Db, realmId: string, id: string): Promise<number> {
     // federated identities and tenant rows go with it (ON DELETE CASCADE); delete them explicitly too,
     // so SQLite databases opened without foreign-key enforcement behave the same

@@ -207,6 +207,10 @@ describeEachDatabase('admin API: authentication, users, pagination, problem+json
     const list = await api('/connections', { token: readToken });
     expect(list.body.items.map((c: any) => c.id)).toEqual(['github']);
     expect((await api('/connections/github', { token: readToken })).body.client_id).toBe('gh-client');
+    const off = await api('/connections/github', { method: 'PATCH', token: writeToken, body: { enabled: false } });
+    expect(off.status).toBe(200);
+    expect(off.body.enabled).toBe(false);
+    expect((await api('/connections/github', { method: 'PATCH', token: writeToken, body: { enabled: 'no' } })).body.errors[0].field).toBe('body.enabled');
     expect((await api('/connections/github', { method: 'DELETE', token: readToken })).status).toBe(403);
     const removed = await api('/connections/github', { method: 'DELETE', token: writeToken });
     expect(removed.status).toBe(204);

@@ -89,6 +89,19 @@ describe('latchkey connection', () => {
     expect((await server.services.connections.availableFor('default', { tenantId: 'other' })).map((c) => c.id)).toEqual(['google', 'forum']);
   });
 
+  it('disables a connection (no button, no sign-in through it, links kept) and enables it again', async () => {
+    ok(await server.cli(['connection', 'create', '--realm', 'default', '--id', 'switchable', '--preset', 'gitlab', '--client-id', 'gl'], SECRET));
+    const off = ok(await server.cli(['connection', 'disable', '--realm', 'default', '--id', 'switchable']));
+    expect(off).toMatchObject({ id: 'switchable', enabled: false });
+    expect((await server.services.connections.availableFor('default')).map((c) => c.id)).not.toContain('switchable');
+    expect(await server.services.connections.usable('default', 'switchable')).toBeUndefined();
+    const on = ok(await server.cli(['connection', 'enable', '--realm', 'default', '--id', 'switchable']));
+    expect(on.enabled).toBe(true);
+    expect((await server.services.connections.availableFor('default')).map((c) => c.id)).toContain('switchable');
+    refused(await server.cli(['connection', 'disable', '--realm', 'default', '--id', 'nope']), 1, 'connection "nope"');
+    ok(await server.cli(['connection', 'remove', '--realm', 'default', '--id', 'switchable']));
+  });
+
   it('refuses bad input with a message naming it, and writes nothing', async () => {
     const before = await count('connections');
     refused(await server.cli(['connection', 'create', '--realm', 'default', '--id', 'x', '--client-id', 'c']), 2, '--preset');

@@ -9,6 +9,7 @@ const usage = `latchkey connection create --realm R --id ID --client-id ID [--cl
                              [--scope S ...] [--tenant T ...]
        latchkey connection list --realm R
        latchkey connection remove --realm R --id ID
+       latchkey connection disable --realm R --id ID      (and: enable; links to users are kept)
 
   The client secret is read from standard input (never from the command line) and stored encrypted;
   no output shows it. Register the printed redirect_uris at the upstream provider.
@@ -104,6 +105,13 @@ export const connectionCommand: Command = {
         const realmId = required(o.realm, 'realm', usage);
         const id = required(o.id, 'id', usage);
         return withServices((s) => s.connections.remove(realmId, id));
+      }
+      case 'enable':
+      case 'disable': {
+        const o = parse(rest, { realm: { type: 'string' }, id: { type: 'string' } }, usage);
+        const realmId = required(o.realm, 'realm', usage);
+        const id = required(o.id, 'id', usage);
+        return withServices((s) => s.connections.setEnabled(realmId, id, sub === 'enable'));
       }
       default:
         throw new UsageError(`${sub ? `unknown connection command "${sub}"` : 'connection needs a command'}\n\nusage: ${usage}`);
