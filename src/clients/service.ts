@@ -62,6 +62,17 @@ function checkUri(uri: string, what: string): string {
   return uri; // stored verbatim: matching is exact, character for character
 }
 
+/**
+ * A random client id that never starts with "-" or "_": operators paste ids into command lines
+ * (`--client-id ID`), where a leading dash reads as an option.
+ */
+export function newClientId(): string {
+  for (;;) {
+    const id = randomBytes(16).toString('base64url');
+    if (/^[A-Za-z0-9]/.test(id)) return id;
+  }
+}
+
 /** Clients of a realm; the secret is returned once and stored as a hash. */
 export class ClientService {
   constructor(private readonly db: Db) {}
@@ -97,7 +108,7 @@ export class ClientService {
     const realm = await realmsRepo.find(this.db, input.realmId);
     if (!realm) throw notFound(`realm "${input.realmId}"`);
 
-    const clientId = randomBytes(16).toString('base64url');
+    const clientId = newClientId();
     const secret = authMethod === 'client_secret_basic' || authMethod === 'client_secret_post' ? randomBytes(32).toString('base64url') : undefined;
     const metadata: Record<string, unknown> = {
       client_name: name,
