@@ -1,4 +1,13 @@
 import type { Db } from './knex.js';
+import { queryAll, sql } from './statements.js';
+
+// every sign-in page lists the connections it may offer: prepared once (src/db/statements.ts)
+const OPEN_TO_REALM = 'not exists (select 1 from tenant_connections tc where tc.realm_id = c.realm_id and tc.connection_id = c.id)';
+const AVAILABLE = sql(`select c.* from connections c where c.realm_id = ? and c.enabled = ? and ${OPEN_TO_REALM} order by c.created_at, c.id`);
+const AVAILABLE_FOR_TENANT = sql(`
+  select c.* from connections c where c.realm_id = ? and c.enabled = ? and (${OPEN_TO_REALM}
+    or exists (select 1 from tenant_connections tc where tc.realm_id = c.realm_id and tc.connection_id = c.id and tc.tenant_id = ?))
+  order by c.created_at, c.id`);
 
 export interface ConnectionRow {
   realmId: string;
@@ -39,17 +48,7 @@ export const connectionsRepo = {
   },
   /** Enabled connections open to everyone in the realm, plus (with a tenant) those limited to that tenant. */
   async listAvailable(db: Db, realmId: string, tenantId?: string): Promise<ConnectionRow[]> {
-    const rows = await db('connections as c')
-      .select('c.*')
-      .where({ 'c.realm_id': realmId, 'c.enabled': true })
-      .andWhere((q) => {
-        q.whereNotExists(db('tenant_connections as tc').select(db.raw('1')).whereRaw('tc.realm_id = c.realm_id and tc.connection_id = c.id'));
-        if (tenantId !== undefined) {
-          q.orWhereExists(db('tenant_connections as tc').select(db.raw('1')).whereRaw('tc.realm_id = c.realm_id and tc.connection_id = c.id').andWhere('tc.tenant_id', tenantId));
-        }
-      })
-      .orderBy('c.created_at')
-      .orderBy('c.id');
+    const rows = tenantId === undefined ? await queryAll(db, AVAILABLE, [realmId, true]) : await queryAll(db, AVAILABLE_FOR_TENANT, [realmId, true, tenantId]);
     return rows.map(toConnection);
   },
   async insert(db: Db, c: ConnectionRow): Promise<void> {

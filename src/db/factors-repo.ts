@@ -1,4 +1,8 @@
 import type { Db } from './knex.js';
+import { queryFirst, sql } from './statements.js';
+
+// read on every sign-in (which second factors does the user have): prepared once (src/db/statements.ts)
+const FIND_TOTP = sql('select * from totp_factors where realm_id = ? and user_id = ? limit 1');
 
 /** A user's TOTP authenticator (table `totp_factors`, one per user). */
 export interface TotpFactorRow {
@@ -54,7 +58,7 @@ export const factorsRepo = {
   // ---- totp_factors ----
 
   async findTotp(db: Db, realmId: string, userId: string): Promise<TotpFactorRow | undefined> {
-    const row = await db('totp_factors').where({ realm_id: realmId, user_id: userId }).first();
+    const row = await queryFirst(db, FIND_TOTP, [realmId, userId]);
     return row ? toTotp(row) : undefined;
   },
 

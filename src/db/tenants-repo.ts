@@ -1,4 +1,13 @@
 import type { Db } from './knex.js';
+import { queryAll, queryFirst, runWrite, sql } from './statements.js';
+
+// the sign-in and token paths read these on every flow: prepared once (src/db/statements.ts)
+const TENANT_IDS_OF_USER = sql('select tenant_id from tenant_members where realm_id = ? and user_id = ? order by tenant_id');
+const GRANT_TENANT = sql('select tenant_id from grant_tenants where realm_id = ? and grant_id = ? limit 1');
+const FORGET_GRANT_TENANT = sql('delete from grant_tenants where realm_id = ? and grant_id = ?');
+const SET_GRANT_TENANT = sql(`
+  insert into grant_tenants (realm_id, grant_id, tenant_id, created_at) values (?, ?, ?, ?)
+  on conflict (realm_id, grant_id) do update set tenant_id = excluded.tenant_id, created_at = excluded.created_at`);
 
 export interface TenantBranding {
   logoUrl?: string;
@@ -100,7 +109,7 @@ export const tenantsRepo = {
     return Boolean(await db('tenant_members').where({ realm_id: realmId, tenant_id: tenantId, user_id: userId }).first());
   },
   async tenantIdsOfUser(db: Db, realmId: string, userId: string): Promise<string[]> {
-    return (await db('tenant_members').where({ realm_id: realmId, user_id: userId }).orderBy('tenant_id')).map((r: any) => r.tenant_id);
+    return (await queryAll(db, TENANT_IDS_OF_USER, [realmId, userId])).map((r) => r.tenant_id as string);
   },
   async memberCount(db: Db, realmId: string, tenantId: string): Promise<number> {
     const row = await db('tenant_members').where({ realm_id: realmId, tenant_id: tenantId }).count({ n: '*' }).first();
@@ -108,15 +117,15 @@ export const tenantsRepo = {
   },
 
   async grantTenant(db: Db, realmId: string, grantId: string): Promise<string | undefined> {
-    const row = await db('grant_tenants').where({ realm_id: realmId, grant_id: grantId }).first();
+    const row = await queryFirst(db, GRANT_TENANT, [realmId, grantId]);
     return row?.tenant_id;
   },
   async setGrantTenant(db: Db, realmId: string, grantId: string, tenantId: string | null, at: number): Promise<void> {
     if (tenantId === null) {
-      await db('grant_tenants').where({ realm_id: realmId, grant_id: grantId }).delete();
+      await runWrite(db, FORGET_GRANT_TENANT, [realmId, grantId]);
       return;
     }
-    await db('grant_tenants').insert({ realm_id: realmId, grant_id: grantId, tenant_id: tenantId, created_at: at }).onConflict(['realm_id', 'grant_id']).merge();
+    await runWrite(db, SET_GRANT_TENANT, [realmId, grantId, tenantId, at]);
   },
   /** Forgets the tenant of grants that no longer exist (expired, revoked), once they are older than `before`. */
   async purgeOrphanGrantTenants(db: Db, before: number): Promise<number> {
