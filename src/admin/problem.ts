@@ -1,6 +1,7 @@
 import type { Context } from 'koa';
 import type { z } from 'zod';
 import { LatchkeyError } from '../errors.js';
+import { statusOf } from '../server/http-errors.js';
 
 /** One invalid field of a request, by its JSON path (`body.domains[1]`, `query.limit`). */
 export interface FieldError {
@@ -44,28 +45,10 @@ const TITLES: Record<number, string> = {
 
 /** Writes an error as application/problem+json (RFC 9457) with our stable code and the bad fields. */
 export function sendProblem(ctx: Context, err: unknown): void {
-  let status = 500;
-  let code = 'server_error';
-  let detail = 'an unexpected error occurred; the request id in the logs tells operators where';
-  let fields: FieldError[] = [];
-  if (err instanceof LatchkeyError) {
-    status = err.status;
-    code = err.code;
-    detail = err.message;
-    if (err instanceof ProblemError) fields = err.fields;
-    else {
-      // service errors name the field in their message ("domain \"x\" is not a host name"); keep them as they are
-    }
-  } else {
-    const e = err as { status?: number; expose?: boolean; message?: string };
-    if (e?.status && e.status >= 400 && e.status < 500 && e.expose !== false) {
-      status = e.status;
-      code = status === 413 ? 'request_too_large' : 'invalid_request';
-      detail = e.message ?? 'invalid request';
-    } else {
-      ctx.state.log?.error({ err }, 'unhandled admin API error');
-    }
-  }
+  // the same mapping from errors to statuses and codes as every other answer (src/server/http-errors.ts)
+  const { status, code, message: detail, expose } = statusOf(err);
+  if (!expose) ctx.state.log?.error({ err }, 'unhandled admin API error');
+  const fields = err instanceof ProblemError ? err.fields : [];
   ctx.status = status;
   ctx.type = 'application/problem+json';
   ctx.set('Cache-Control', 'no-store');
