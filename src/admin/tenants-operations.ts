@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import type { TenantBranding } from '../db/tenants-repo.js';
+import type { TenantChanges } from '../tenants/service.js';
 import { defineOperation } from './operation.js';
 
 const brandingSchema = z
@@ -30,6 +32,11 @@ const writable = {
   sso_enforced: z.boolean().describe("members never see a password: they sign in through the tenant's connections"),
   branding: brandingSchema,
 };
+
+/** The API's snake_case fields in TenantService's terms (absent fields stay absent: unchanged on update). */
+function tenantChanges(body: { display_name?: string; domains?: string[]; connections?: string[]; sso_enforced?: boolean; branding?: TenantBranding }): TenantChanges {
+  return { displayName: body.display_name, domains: body.domains, connections: body.connections, ssoEnforced: body.sso_enforced, branding: body.branding };
+}
 
 export const listTenants = defineOperation({
   id: 'listTenants',
@@ -76,14 +83,7 @@ export const createTenant = defineOperation({
     .strict(),
   response: tenantSchema,
   async handle({ body, realmId, services }) {
-    return services.tenants.create(realmId, {
-      id: body.id,
-      displayName: body.display_name,
-      domains: body.domains,
-      connections: body.connections,
-      ssoEnforced: body.sso_enforced,
-      branding: body.branding,
-    });
+    return services.tenants.create(realmId, { id: body.id, ...tenantChanges(body), displayName: body.display_name });
   },
 });
 
@@ -105,13 +105,7 @@ export const updateTenant = defineOperation({
     .strict(),
   response: tenantSchema,
   async handle({ params, body, realmId, services }) {
-    return services.tenants.update(realmId, params.tenantId, {
-      displayName: body.display_name,
-      domains: body.domains,
-      connections: body.connections,
-      ssoEnforced: body.sso_enforced,
-      branding: body.branding,
-    });
+    return services.tenants.update(realmId, params.tenantId, tenantChanges(body));
   },
 });
 
