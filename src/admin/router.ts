@@ -2,12 +2,12 @@ import type { Context, Next } from 'koa';
 import type { ServedIssuer } from '../oidc/providers.js';
 import type { Services } from '../server/services.js';
 import { readJsonObject } from '../server/body.js';
+import { ADMIN_API_AUDIENCE, ADMIN_PREFIX } from './audience.js';
 import { authenticateAdmin } from './auth.js';
 import { openApiDocument } from './openapi.js';
 import type { Operation } from './operation.js';
 import { invalidFields, ProblemError, sendProblem } from './problem.js';
 
-export const ADMIN_PREFIX = '/api/v1';
 const BODY_LIMIT = 64 * 1024;
 
 interface Route {
@@ -59,7 +59,7 @@ export function adminApi(services: Services, operations: Operation[]) {
       const principal = await authenticateAdmin(ctx, services, served);
       const writes = op.method !== 'get';
       if (writes && principal.access !== 'write') throw new ProblemError('insufficient_scope', `${op.id} changes data: it needs the "admin" scope, the token has only "admin:read"`, 403);
-      const resourceUri = `urn:latchkey:admin-api${path}`;
+      const resourceUri = `${ADMIN_API_AUDIENCE}${path}`;
       const permission = writes ? 'write' : 'read';
       const allowed = await services.authz.check({ realmId: served.realm.id, issuer: served.issuer, clientId: principal.clientId ?? `trusted:${principal.trustedIssuerId}`, subject: principal.subject }, resourceUri, permission);
       if (!allowed) throw new ProblemError('forbidden', `the authorization module does not allow "${permission}" on ${resourceUri} for ${principal.subject}`, 403);

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type Provider from 'oidc-provider';
+import { ADMIN_PREFIX } from '../admin/audience.js';
 import { CALLBACK_PATH as CONNECTION_CALLBACK_PATH } from '../connections/service.js';
 import type { RealmRequest } from '../interactions/layout.js';
 import type { ProviderCache, ServedIssuer } from '../oidc/providers.js';
@@ -41,8 +42,8 @@ function ours(path: string): boolean {
     path === '/healthz' ||
     path === '/readyz' ||
     path === '/.well-known/webauthn' ||
-    path === '/api/v1' ||
-    path.startsWith('/api/v1/')
+    path === ADMIN_PREFIX ||
+    path.startsWith(`${ADMIN_PREFIX}/`)
   );
 }
 
