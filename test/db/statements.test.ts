@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { migrate, openDatabase, type Db } from '../../src/db/knex.js';
+import { type Db } from '../../src/db/knex.js';
 import { progressRepo } from '../../src/db/progress-repo.js';
 import { webauthnRepo } from '../../src/db/webauthn-repo.js';
 import { queryAll, queryFirst, runWrite, sql } from '../../src/db/statements.js';
-import { describeEachDatabase, freshDatabase, type TestDatabase } from '../helpers/databases.js';
+import { describeEachDatabase, migratedDatabase, type TestDatabase } from '../helpers/databases.js';
 
 const PUT = sql('insert into signin_progress (realm_id, uid, data, expires_at) values (?, ?, ?, ?)');
 const GET = sql('select data, expires_at from signin_progress where realm_id = ? and uid = ? limit 1');
@@ -11,17 +11,16 @@ const LIST = sql('select uid from signin_progress where realm_id = ? order by ui
 const REMOVE = sql('delete from signin_progress where realm_id = ?');
 
 describeEachDatabase('prepared statements (src/db/statements.ts)', (kind) => {
+  let migrated: Awaited<ReturnType<typeof migratedDatabase>>;
   let database: TestDatabase;
   let db: Db;
 
   beforeAll(async () => {
-    database = await freshDatabase(kind);
-    db = openDatabase(database.url);
-    await migrate(db);
+    migrated = await migratedDatabase(kind);
+    ({ database, db } = migrated);
   });
   afterAll(async () => {
-    await db?.destroy();
-    await database?.drop();
+    await migrated?.close();
   });
 
   it('writes, reads the first row and all rows, and counts changed rows', async () => {

@@ -1,9 +1,9 @@
 import { statSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { migrate, openDatabase, type Db } from '../../src/db/knex.js';
+import { type Db } from '../../src/db/knex.js';
 import { payloadsRepo } from '../../src/db/payloads-repo.js';
 import { WalCheckpointer } from '../../src/db/wal-checkpointer.js';
-import { describeEachDatabase, freshDatabase, type TestDatabase } from '../helpers/databases.js';
+import { describeEachDatabase, migratedDatabase, type TestDatabase } from '../helpers/databases.js';
 
 const until = async (check: () => boolean, ms = 5000) => {
   const end = Date.now() + ms;
@@ -15,17 +15,16 @@ const until = async (check: () => boolean, ms = 5000) => {
 };
 
 describeEachDatabase('WAL checkpoints in a worker thread', (kind) => {
+  let migrated: Awaited<ReturnType<typeof migratedDatabase>>;
   let database: TestDatabase;
   let db: Db;
 
   beforeAll(async () => {
-    database = await freshDatabase(kind);
-    db = openDatabase(database.url);
-    await migrate(db);
+    migrated = await migratedDatabase(kind);
+    ({ database, db } = migrated);
   });
   afterAll(async () => {
-    await db?.destroy();
-    await database?.drop();
+    await migrated?.close();
   });
 
   it(kind === 'sqlite' ? 'copies committed pages into the database file while the server only appends to the WAL' : 'is not started for PostgreSQL', async () => {

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { describe } from 'vitest';
+import { migrate, openDatabase, type Db } from '../../src/db/knex.js';
 
 /** Where the PostgreSQL leg of the suite connects (trust auth, database `test`). */
 export const POSTGRES_ADMIN_URL = process.env.LATCHKEY_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -61,6 +62,21 @@ export async function freshDatabase(kind: DatabaseKind): Promise<TestDatabase> {
       } finally {
         await c.end();
       }
+    },
+  };
+}
+
+/** A fresh database with every migration applied, opened through knex; `close()` destroys and drops it. */
+export async function migratedDatabase(kind: DatabaseKind): Promise<{ database: TestDatabase; db: Db; close(): Promise<void> }> {
+  const database = await freshDatabase(kind);
+  const db = openDatabase(database.url);
+  await migrate(db);
+  return {
+    database,
+    db,
+    async close() {
+      await db.destroy();
+      await database.drop();
     },
   };
 }

@@ -1,25 +1,24 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { SecretBox } from '../../src/crypto/secret-box.js';
-import { openDatabase, migrate, type Db } from '../../src/db/knex.js';
+import { type Db } from '../../src/db/knex.js';
 import { KeyService } from '../../src/keys/service.js';
 import { RealmService } from '../../src/realms/service.js';
-import { describeEachDatabase, freshDatabase, type TestDatabase } from '../helpers/databases.js';
+import { describeEachDatabase, migratedDatabase, type TestDatabase } from '../helpers/databases.js';
 
 describeEachDatabase('signing keys at rest', (kind) => {
+  let migrated: Awaited<ReturnType<typeof migratedDatabase>>;
   let database: TestDatabase;
   let db: Db;
   const secret = 'a'.repeat(43);
 
   beforeAll(async () => {
-    database = await freshDatabase(kind);
-    db = openDatabase(database.url);
-    await migrate(db);
+    migrated = await migratedDatabase(kind);
+    ({ database, db } = migrated);
     const keys = new KeyService(db, new SecretBox(secret), { retentionMs: 60_000 });
     await new RealmService(db, keys).create({ id: 'r1', issuers: ['https://r1.example.test'] });
   });
   afterAll(async () => {
-    await db?.destroy();
-    await database?.drop();
+    await migrated?.close();
   });
 
   it('stores private keys encrypted, one key per family with a unique kid', async () => {

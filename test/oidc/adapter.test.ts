@@ -1,22 +1,21 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { migrate, openDatabase, type Db } from '../../src/db/knex.js';
+import { type Db } from '../../src/db/knex.js';
 import { payloadsRepo } from '../../src/db/payloads-repo.js';
 import { createAdapterClass } from '../../src/oidc/adapter.js';
-import { describeEachDatabase, freshDatabase, type TestDatabase } from '../helpers/databases.js';
+import { describeEachDatabase, migratedDatabase, type TestDatabase } from '../helpers/databases.js';
 
 describeEachDatabase('the node-oidc-provider adapter', (kind) => {
+  let migrated: Awaited<ReturnType<typeof migratedDatabase>>;
   let database: TestDatabase;
   let db: Db;
   const clients = { find: async (realmId: string, id: string) => (id === 'known' ? { client_id: `${realmId}:${id}` } : undefined) };
 
   beforeAll(async () => {
-    database = await freshDatabase(kind);
-    db = openDatabase(database.url);
-    await migrate(db);
+    migrated = await migratedDatabase(kind);
+    ({ database, db } = migrated);
   });
   afterAll(async () => {
-    await db?.destroy();
-    await database?.drop();
+    await migrated?.close();
   });
 
   it('stores, finds by id, uid and user code, and keeps realms apart', async () => {

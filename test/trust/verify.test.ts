@@ -6,7 +6,7 @@ import { LatchkeyError } from '../../src/errors.js';
 import { KeyService } from '../../src/keys/service.js';
 import { RealmService } from '../../src/realms/service.js';
 import { TrustService } from '../../src/trust/service.js';
-import { describeEachDatabase, freshDatabase, type TestDatabase } from '../helpers/databases.js';
+import { describeEachDatabase, freshDatabase, migratedDatabase, type TestDatabase } from '../helpers/databases.js';
 import { startTestIssuer, type TestIssuer } from '../helpers/trusted-issuer.js';
 
 async function failure(p: Promise<unknown>): Promise<LatchkeyError> {
@@ -28,6 +28,7 @@ const CLAIMS = {
 };
 
 describeEachDatabase('trusted issuers: registration and verification', (kind) => {
+  let migrated: Awaited<ReturnType<typeof migratedDatabase>>;
   let database: TestDatabase;
   let db: Db;
   let idp: TestIssuer;
@@ -35,9 +36,8 @@ describeEachDatabase('trusted issuers: registration and verification', (kind) =>
   let clock = Date.now();
 
   beforeAll(async () => {
-    database = await freshDatabase(kind);
-    db = openDatabase(database.url);
-    await migrate(db);
+    migrated = await migratedDatabase(kind);
+    ({ database, db } = migrated);
     const realms = new RealmService(db, new KeyService(db, new SecretBox('s'.repeat(43)), { retentionMs: 60_000 }));
     await realms.create({ id: 'r1', issuers: ['https://r1.example.test'] });
     await realms.create({ id: 'r2', issuers: ['https://r2.example.test'] });
@@ -47,8 +47,7 @@ describeEachDatabase('trusted issuers: registration and verification', (kind) =>
   });
   afterAll(async () => {
     await idp?.close();
-    await db?.destroy();
-    await database?.drop();
+    await migrated?.close();
   });
 
   describe('registration', () => {
