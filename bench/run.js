@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
 import { cannon, paced, round, summarize } from './lib/load.js';
+import { pacedOnThread } from './lib/paced-thread.js';
 import { cpuSeconds, CLK_TCK, installCleanup, mainThreadCpuSeconds, rssMiB, stopAll, withBackground } from './lib/proc.js';
 import { ROOT, ARGON2, LATCHKEY_BIN, startBare, startLatchkey } from './lib/servers.js';
 import { enrolPasskey, idTokenClaims, loadSoftAuthenticator, passkeySignInOnce } from './lib/passkey.js';
@@ -43,7 +44,7 @@ const settings = {
   clientCredentialsRequest: 'POST /token grant_type=client_credentials, client_secret_basic, no resource (default audience)',
   passkeyAuthenticator: 'dist/testing/soft-authenticator.js, one ES256 credential, signCount "zero" (as synced passkeys), shared by all workers',
 };
-if (!['paced', 'autocannon'].includes(settings.burstGenerator)) throw new Error(`BENCH_BURST_GENERATOR must be "paced" or "autocannon", got "${settings.burstGenerator}"`);
+if (!['paced', 'paced-inline', 'autocannon'].includes(settings.burstGenerator)) throw new Error(`BENCH_BURST_GENERATOR must be "paced", "paced-inline" or "autocannon", got "${settings.burstGenerator}"`);
 for (const f of settings.figures) if (!FIGURES.includes(f)) throw new Error(`BENCH_FIGURES: unknown figure "${f}" (known: ${FIGURES.join(', ')})`);
 
 const TARGETS = {
@@ -163,8 +164,14 @@ async function burstFigure(s, target, seconds) {
   const base = { origin: s.origin, host: s.host, ...ccRequest(s), seconds };
   const rate = settings.burstClientCredentialsRate;
   // autocannon's overallRate is bursty (see lib/load.js); it is kept as an option for comparison
+  // paced: on a thread of its own (lib/paced-thread.js), so the sign-in workers of this process cannot
+  // delay it; paced-inline: on this thread, next to the sign-in workers (the earlier default)
   const generate = (opts) =>
-    settings.burstGenerator === 'paced' ? paced({ ...opts, rate }) : cannon({ ...opts, overallRate: rate, connections: 4 });
+    settings.burstGenerator === 'paced'
+      ? pacedOnThread({ ...opts, rate })
+      : settings.burstGenerator === 'paced-inline'
+        ? paced({ ...opts, rate })
+        : cannon({ ...opts, overallRate: rate, connections: 4 });
   const idle = await generate({ ...base, pid: s.pid });
   await sleep(500);
   const cpu0 = cpuSeconds(s.pid);

@@ -74,6 +74,7 @@ export async function send(target, jar, step, path, { method = 'GET', form, json
   }
   let res;
   target.requests++;
+  target.onSend?.(step);
   try {
     res = await target.pool.request({ path, method, headers: h, body });
   } catch (err) {

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { setPriority } from 'node:os';
 import { pathToFileURL } from 'node:url';
@@ -40,9 +41,18 @@ interface Pending {
 }
 
 /**
- * Runs argon2 in a separate helper process at the lowest CPU priority (nice 19). A burst of sign-ins then
- * cannot take the cores from the event loop, and from the libuv threads signing tokens: the scheduler
- * always prefers them to the hashing. The caller caps concurrency (PasswordHasher's semaphore); the
+ * util-linux's `chrt`, which starts the helper under the SCHED_IDLE scheduling policy: it then runs only on
+ * CPU time nothing else wants, and a woken event loop takes its core at once. With plain nice 19 the
+ * scheduler still gives the hashing a slice now and then while the event loop waits, which shows as
+ * latency spikes of token requests during a burst of sign-ins. Absent (not Linux, a minimal image):
+ * the helper runs at nice 19 alone.
+ */
+const CHRT = process.platform === 'linux' ? ['/usr/bin/chrt', '/bin/chrt'].find((p) => existsSync(p)) : undefined;
+
+/**
+ * Runs argon2 in a separate helper process at the lowest CPU priority (SCHED_IDLE where `chrt` is
+ * available, and nice 19). A burst of sign-ins then cannot take the cores from the event loop, and from
+ * the libuv threads signing tokens: the scheduler always prefers them to the hashing. The caller caps concurrency (PasswordHasher's semaphore); the
  * helper's thread pool is sized to that cap.
  *
  * The helper is started on first use and again after it dies; requests in flight when it dies fail
@@ -56,6 +66,8 @@ export class HashProcess {
   readonly #pending = new Map<number, Pending>();
   #nextId = 1;
   #closed = false;
+  /** Cleared when the helper could not be started through chrt (then it starts without it). */
+  #viaChrt = CHRT !== undefined;
 
   constructor(threads: number) {
     this.#threads = Math.max(1, threads);
@@ -93,13 +105,25 @@ export class HashProcess {
   #start(): Promise<ChildProcess> {
     this.#ready ??= new Promise<ChildProcess>((resolve, reject) => {
       const argon2Url = pathToFileURL(createRequire(import.meta.url).resolve('argon2')).href;
-      const child = spawn(process.execPath, ['--input-type=module', '-e', HELPER, argon2Url], {
+      const viaChrt = this.#viaChrt;
+      const args = ['--input-type=module', '-e', HELPER, argon2Url];
+      const child = spawn(viaChrt ? CHRT! : process.execPath, viaChrt ? ['--idle', '0', process.execPath, ...args] : args, {
         // Only what the helper needs: the pool size for the hashing cap (and no secrets from our environment).
         env: { UV_THREADPOOL_SIZE: String(Math.max(4, this.#threads)) },
         stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
       });
       this.#child = child;
       let started = false;
+      let settled = false;
+      // chrt refused or failed (for example a seccomp profile that forbids sched_setscheduler): start without it
+      const withoutChrt = (): boolean => {
+        if (started || settled || !viaChrt || this.#closed) return false;
+        settled = true;
+        this.#viaChrt = false;
+        this.#ready = undefined;
+        this.#start().then(resolve, reject);
+        return true;
+      };
       child.on('message', (m: { id?: number; ready?: boolean; value?: unknown; error?: string }) => {
         if (m.ready) {
           started = true;
@@ -124,6 +148,7 @@ export class HashProcess {
           this.#child = undefined;
           this.#ready = undefined;
         }
+        if (withoutChrt()) return;
         if (!started) reject(unavailable(`could not start the password hashing process: ${err.message}`));
       });
       child.on('exit', (code, signal) => {
@@ -132,6 +157,7 @@ export class HashProcess {
           this.#ready = undefined;
         }
         const why = `the password hashing process stopped (${signal ?? `exit code ${code}`})`;
+        if (withoutChrt()) return;
         if (!started) reject(unavailable(why));
         for (const [id, pending] of this.#pending) {
           this.#pending.delete(id);

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { getPriority } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { Argon2Error, HashProcess } from '../../src/accounts/hash-process.js';
@@ -7,6 +7,12 @@ import { LatchkeyError } from '../../src/errors.js';
 
 const OPTIONS = { type: 2, memoryCost: 19456, timeCost: 2, parallelism: 1 };
 const OWASP = { memoryCost: 19456, timeCost: 2, parallelism: 1 };
+
+/** The scheduling policy (field 41) of a /proc stat file: 0 normal, 5 SCHED_IDLE. */
+const policyOf = (file: string): number => {
+  const stat = readFileSync(file, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[38]);
+};
 
 const parentOf = (pid: number): number => {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -25,6 +31,10 @@ describe('the argon2 helper process', () => {
       expect(pid).not.toBe(process.pid);
       if (process.platform === 'linux') expect(parentOf(pid)).toBe(process.pid);
       expect(getPriority(pid)).toBe(19);
+      if (existsSync('/usr/bin/chrt') || existsSync('/bin/chrt')) {
+        // SCHED_IDLE (policy 5, field 41 of /proc/<pid>/stat) for the helper and every thread it started
+        for (const tid of readdirSync(`/proc/${pid}/task`)) expect(policyOf(`/proc/${pid}/task/${tid}/stat`)).toBe(5);
+      }
     } finally {
       await helper.close();
     }
