@@ -78,10 +78,13 @@ export async function cannon({ origin, host, path, method = 'GET', headers = {},
  * at a steady modest rate. Latency is counted from the scheduled send time, so a stalled load
  * generator cannot hide server delays (no coordinated omission); `sendLagMs` reports that stall.
  */
-export async function paced({ origin, host, path, method = 'GET', headers = {}, body, rate, seconds, pid, connections = 16 }) {
+export async function paced({ origin, host, path, method = 'GET', headers = {}, body, rate, seconds, pid, connections = 16, keepSamples = false, stopped = () => false }) {
   const pool = new Pool(origin, { connections, keepAliveTimeout: 60_000, pipelining: 1 });
   const latencies = [];
   const lags = [];
+  // keepSamples: every successful request's scheduled send time (ms since the epoch, comparable across
+  // threads) and latency, for callers that split a run into windows
+  const samples = keepSamples ? { due: [], latency: [] } : null;
   const statusCodes = {};
   let ok = 0;
   let non2xx = 0;
@@ -97,7 +100,7 @@ export async function paced({ origin, host, path, method = 'GET', headers = {}, 
   const cpu0 = pid ? cpuSeconds(pid) : null;
   const t0 = performance.now();
   const inflight = [];
-  for (let i = 0; i < total; i++) {
+  for (let i = 0; i < total && !stopped(); i++) {
     const due = t0 + i * period;
     const wait = due - performance.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
@@ -111,6 +114,10 @@ export async function paced({ origin, host, path, method = 'GET', headers = {}, 
           if (res.statusCode >= 200 && res.statusCode < 300) {
             ok++;
             latencies.push(ms);
+            if (samples) {
+              samples.due.push(performance.timeOrigin + due);
+              samples.latency.push(ms);
+            }
           } else non2xx++;
         },
         () => {
@@ -137,5 +144,6 @@ export async function paced({ origin, host, path, method = 'GET', headers = {}, 
     sendLagMs: summarize(lags),
     serverCpuSeconds: round(serverCpu, 2),
     serverCpuUtilisation: serverCpu === null ? null : round(serverCpu / elapsed, 2),
+    ...(samples ? { samples } : {}),
   };
 }

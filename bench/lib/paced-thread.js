@@ -6,18 +6,33 @@ import { isMainThread, parentPort, Worker, workerData } from 'node:worker_thread
 import { paced } from './load.js';
 
 if (!isMainThread && workerData?.pacedThread) {
-  paced(workerData.options).then(
+  let stop = false;
+  parentPort.on('message', (m) => {
+    if (m === 'stop') stop = true;
+  });
+  paced({ ...workerData.options, stopped: () => stop }).then(
     (result) => parentPort.postMessage({ result }),
     (err) => parentPort.postMessage({ error: String(err?.stack ?? err) }),
   );
 }
 
-/** paced(options) on its own thread; resolves to the same result. */
+/**
+ * paced(options) on its own thread; `result` resolves to the same result. `stop()` ends the sending
+ * early (requests in flight are still awaited).
+ */
 export function pacedOnThread(options) {
-  return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL(import.meta.url), { workerData: { pacedThread: true, options } });
-    worker.once('message', (m) => (m.error ? reject(new Error(m.error)) : resolve(m.result)));
+  const worker = new Worker(new URL(import.meta.url), { workerData: { pacedThread: true, options } });
+  const result = new Promise((resolve, reject) => {
+    let settled = false;
+    worker.once('message', (m) => {
+      settled = true;
+      // its message listener would keep the thread (and this process) alive
+      void worker.terminate();
+      if (m.error) reject(new Error(m.error));
+      else resolve(m.result);
+    });
     worker.once('error', reject);
-    worker.once('exit', (code) => code !== 0 && reject(new Error(`the paced generator thread exited with code ${code}`)));
+    worker.once('exit', (code) => !settled && reject(new Error(`the paced generator thread exited with code ${code}`)));
   });
+  return { result, stop: () => worker.postMessage('stop') };
 }

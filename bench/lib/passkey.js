@@ -11,8 +11,9 @@
 //   -> POST /interaction/<uid>/passkey/register/verify {response} -> {redirect} -> ... -> code -> /token
 //
 // Each measured flow, as a new browser (own cookie jar), the "Sign in with a passkey" button:
-//   GET /auth (code + PKCE S256) -> GET /interaction/<uid> (login page: uid, csrf)
-//   -> POST /interaction/<uid>/passkey/options {mode: 'button'} -> getAssertion()
+//   GET /auth (code + PKCE S256) -> GET /interaction/<uid> (login page: uid, csrf, and the passkey
+//   options prepared with it, as the page's script uses them; POST /interaction/<uid>/passkey/options
+//   {mode: 'button'} only where the page has none) -> getAssertion()
 //   -> POST /interaction/<uid>/passkey/verify {response} -> {redirect} -> GET /auth/<uid> (resume)
 //   -> redirect to the client with ?code= -> POST /token (code exchange, ID token)
 import { join } from 'node:path';
@@ -37,6 +38,12 @@ function csrfOf(html, step) {
   const m = /<input\b[^>]*\bname="csrf"[^>]*\bvalue="([^"]*)"/i.exec(html) ?? /<input\b[^>]*\bvalue="([^"]*)"[^>]*\bname="csrf"/i.exec(html);
   if (!m) throw new FlowError(step, 'no csrf field on the page');
   return decode(m[1]);
+}
+
+/** The first-factor options prepared with the sign-in page (data-lk-passkey-request), or undefined. */
+function preparedOptions(html) {
+  const m = /\bdata-lk-passkey-request="([^"]*)"/.exec(html);
+  return m ? JSON.parse(decode(m[1])) : undefined;
 }
 
 const uidOf = (url, step) => {
@@ -141,7 +148,8 @@ export async function passkeySignInOnce(target, authenticator) {
   if (at.done) throw new FlowError('authorize', 'signed in without a page');
   const uid = uidOf(at.url, 'login page');
   const csrf = csrfOf(at.html, 'login page');
-  const options = await postJson(target, jar, 'POST /interaction/<uid>/passkey/options', `/interaction/${uid}/passkey/options`, csrf, { mode: 'button' });
+  // as views/assets/passkeys.js does: the options the page came with, else ask for them
+  const options = preparedOptions(at.html) ?? (await postJson(target, jar, 'POST /interaction/<uid>/passkey/options', `/interaction/${uid}/passkey/options`, csrf, { mode: 'button' }));
   let response;
   try {
     response = await authenticator.getAssertion(options, origin);

@@ -46,7 +46,7 @@ export function connectionRoutes(router: Router, services: Services, steps: Sign
     if (!d) return;
     if (d.prompt.name !== 'login') return failure(ctx, 400, 'Already signed in', 'This step is already done. Go back to the application.', 'wrong_step');
     // a connection limited to tenants is usable when this sign-in is for one of them
-    const tenantId = (await progress.get(s.realm.id, d.uid))?.tenantId;
+    const tenantId = (await progress.get(s.realm.id, d))?.tenantId;
     const connection = await connections.usable(s.realm.id, ctx.params.connectionId!, { tenantId });
     if (!connection) return failure(ctx, 404, 'Sign-in option not available', 'This way of signing in is not available here. Choose another one.', 'unknown_connection', signInUrl(d));
     const flow = { uid: d.uid, connectionId: connection.id, tenantId, state: random(), nonce: random(), verifier: random(), redirectUri: callbackUrl(s.issuer) };
@@ -127,7 +127,7 @@ export function connectionRoutes(router: Router, services: Services, steps: Sign
         await linking.awaitProof(s.realm.id, d.uid, link);
         const f = await steps.factors(ctx, user.id);
         // the owner proves the account with its own method; the link is made when that sign-in completes
-        await progress.put(s.realm.id, d.uid, { stage: f.passkeys || !user.passwordHash ? 'passkey' : 'password', email: user.email, amr: [], linking: { connectionId: connection.id, name: connection.name }, ...tenant });
+        await progress.put(s.realm.id, d, { stage: f.passkeys || !user.passwordHash ? 'passkey' : 'password', email: user.email, amr: [], linking: { connectionId: connection.id, name: connection.name }, ...tenant });
         return seeOther(ctx, signInUrl(d));
       }
       case 'refused': {

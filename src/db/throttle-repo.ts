@@ -1,4 +1,9 @@
 import type { Db } from './knex.js';
+import { queryAll, runWrite, sql } from './statements.js';
+
+const FIND_ONE = sql('select * from login_throttle where realm_id = ? and key = ?');
+const FIND_TWO = sql('select * from login_throttle where realm_id = ? and key in (?, ?)');
+const REMOVE = sql('delete from login_throttle where realm_id = ? and key = ?');
 
 /** Failure bookkeeping for one throttling key ("account:<sha256>" or "ip:<address>") of a realm. */
 export interface ThrottleRow {
@@ -23,6 +28,9 @@ const toRow = (r: any): ThrottleRow => ({
 export const throttleRepo = {
   async find(db: Db, realmId: string, keys: string[]): Promise<ThrottleRow[]> {
     if (keys.length === 0) return [];
+    // one or two keys (the account and the address) on every sign-in: prepared statements
+    if (keys.length === 1) return (await queryAll(db, FIND_ONE, [realmId, keys[0]!])).map(toRow);
+    if (keys.length === 2) return (await queryAll(db, FIND_TWO, [realmId, keys[0]!, keys[1]!])).map(toRow);
     return (await db('login_throttle').where({ realm_id: realmId }).whereIn('key', keys)).map(toRow);
   },
 
@@ -55,7 +63,7 @@ export const throttleRepo = {
   },
 
   async remove(db: Db, realmId: string, key: string): Promise<void> {
-    await db('login_throttle').where({ realm_id: realmId, key }).delete();
+    await runWrite(db, REMOVE, [realmId, key]);
   },
 
   /** Deletes rows whose last failure is at or before `lastFailureBy` and which are not locked at `now`. */

@@ -1,5 +1,5 @@
 import type { Db } from './knex.js';
-import { queryFirst, runWrite, sql } from './statements.js';
+import { queryAll, queryFirst, runWrite, sql } from './statements.js';
 
 export interface CredentialRow {
   id: string;
@@ -48,6 +48,8 @@ const toCredential = (r: any): CredentialRow => ({
 });
 
 const CREDENTIAL = sql('select * from webauthn_credentials where realm_id = ? and id = ? limit 1');
+const CREDENTIALS_OF = sql('select * from webauthn_credentials where realm_id = ? and user_id = ? order by created_at');
+const CREDENTIALS_OF_FOR_RP = sql('select * from webauthn_credentials where realm_id = ? and user_id = ? and rp_id = ? order by created_at');
 const RECORD_USE = sql('update webauthn_credentials set counter = ?, last_used_at = ? where realm_id = ? and id = ?');
 const RECORD_USE_FORWARD = sql('update webauthn_credentials set counter = ?, last_used_at = ? where realm_id = ? and id = ? and counter < ?');
 const INSERT_CHALLENGE = sql(`
@@ -65,9 +67,8 @@ export const webauthnRepo = {
     return row ? toCredential(row) : undefined;
   },
   async credentialsOf(db: Db, realmId: string, userId: string, rpId?: string): Promise<CredentialRow[]> {
-    const q = db('webauthn_credentials').where({ realm_id: realmId, user_id: userId }).orderBy('created_at');
-    if (rpId) q.andWhere({ rp_id: rpId });
-    return (await q).map(toCredential);
+    const rows = rpId ? await queryAll(db, CREDENTIALS_OF_FOR_RP, [realmId, userId, rpId]) : await queryAll(db, CREDENTIALS_OF, [realmId, userId]);
+    return rows.map(toCredential);
   },
   async insertCredential(db: Db, c: CredentialRow): Promise<void> {
     await db('webauthn_credentials').insert({

@@ -40,7 +40,7 @@ export function consentRoutes(router: Router, services: Services): void {
       return errorPage(ctx, 400, 'Unsupported step', `This sign-in needs a step Latchkey does not offer (${d.prompt.name}).`, 'unsupported_prompt');
     }
     const client = await s.provider.Client.find(String(d.params.client_id));
-    if (client && (await clients.isFirstParty(s.realm.id, client.clientId))) return redirectWithResult(ctx, await consentResult(ctx, d));
+    if (client && (await clients.isFirstParty(s.realm.id, client.clientId))) return redirectWithResult(ctx, d, await consentResult(ctx, d));
     const pd = d.prompt.details as ConsentDetails;
     const scopes = [...new Set([...(pd.missingOIDCScope ?? []), ...Object.values(pd.missingResourceScopes ?? {}).flat()])].map((name) => ({
       name,
@@ -62,14 +62,14 @@ export function consentRoutes(router: Router, services: Services): void {
     const d = await interactionOf(ctx);
     if (!d || !(await checkedForm(ctx, csrfKey, d, form))) return;
     if (d.prompt.name !== 'consent') return errorPage(ctx, 400, 'Nothing to confirm', 'This step is not a consent step. Go back to the application.', 'wrong_step');
-    return redirectWithResult(ctx, await consentResult(ctx, d));
+    return redirectWithResult(ctx, d, await consentResult(ctx, d));
   });
 
   router.post('/interaction/:uid/abort', async (ctx) => {
     const form = await readForm(ctx);
     const d = await interactionOf(ctx);
     if (!d || !(await checkedForm(ctx, csrfKey, d, form))) return;
-    await services.progress.clear(served(ctx).realm.id, d.uid);
-    return redirectWithResult(ctx, { error: 'access_denied', error_description: 'End-User aborted interaction' });
+    await services.progress.clear(served(ctx).realm.id, d);
+    return redirectWithResult(ctx, d, { error: 'access_denied', error_description: 'End-User aborted interaction' });
   });
 }

@@ -60,13 +60,19 @@ export async function checkedJson(ctx: Context, csrfKey: Buffer, d: Details): Pr
   return readJsonObject(ctx, JSON_LIMIT);
 }
 
-/** Hands the interaction's result to node-oidc-provider and returns where the browser goes next. */
-export async function resultUrl(ctx: Context, result: InteractionResults): Promise<string> {
-  return served(ctx).provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
+/**
+ * Hands the interaction's result to node-oidc-provider and returns where the browser goes next. It is
+ * what provider.interactionResult(..., { mergeWithLastSubmission: false }) does, on the interaction this
+ * request already loaded (and checked against its cookie) rather than loading it a second time.
+ */
+export async function resultUrl(ctx: Context, d: Details, result: InteractionResults): Promise<string> {
+  d.result = result;
+  await d.save(d.exp - Math.floor(Date.now() / 1000));
+  return d.returnTo;
 }
 
-export async function redirectWithResult(ctx: Context, result: InteractionResults): Promise<void> {
-  const url = await resultUrl(ctx, result);
+export async function redirectWithResult(ctx: Context, d: Details, result: InteractionResults): Promise<void> {
+  const url = await resultUrl(ctx, d, result);
   ctx.status = 303;
   ctx.redirect(url);
 }

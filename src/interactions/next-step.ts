@@ -61,19 +61,20 @@ export class SignInSteps {
     const s = served(ctx);
     const methods = [...new Set(amr)];
     // the stored progress, with what the caller knows that is not stored yet (the connection used, say)
-    const stored = await this.progress.get(s.realm.id, d.uid);
+    const stored = await this.progress.get(s.realm.id, d);
     const p = current ? { ...stored, ...current, tenantId: current.tenantId ?? stored?.tenantId } : stored;
     const tenant = await this.tenants.atFinish(ctx, d, accountId, methods, p);
     if (tenant.kind === 'pick') return this.#go(ctx, d, { stage: 'tenant-pick', userId: accountId, email: p?.email, amr: methods, tenantChoices: tenant.choices });
-    await this.progress.clear(s.realm.id, d.uid);
-    if (tenant.kind === 'refuse') return resultUrl(ctx, { error: 'access_denied', error_description: tenant.description });
-    // an upstream identity waiting for this account's proof is linked now (and forgotten otherwise)
-    await this.services.linking.completeProof(s.realm.id, d.uid, accountId);
-    return resultUrl(ctx, { login: { accountId, amr: methods, acr: acrFor(methods, d.params.acr_values), remember: true }, tenant: tenant.tenantId });
+    await this.progress.clear(s.realm.id, d);
+    if (tenant.kind === 'refuse') return resultUrl(ctx, d, { error: 'access_denied', error_description: tenant.description });
+    // an upstream identity waiting for this account's proof is linked now (and forgotten otherwise);
+    // it waits only in a sign-in that a connection's callback sent to the account's own step (`linking`)
+    if (p?.linking) await this.services.linking.completeProof(s.realm.id, d.uid, accountId);
+    return resultUrl(ctx, d, { login: { accountId, amr: methods, acr: acrFor(methods, d.params.acr_values), remember: true }, tenant: tenant.tenantId });
   }
 
   async #go(ctx: Context, d: Details, progress: Progress): Promise<string> {
-    await this.progress.put(served(ctx).realm.id, d.uid, progress);
+    await this.progress.put(served(ctx).realm.id, d, progress);
     return `/interaction/${d.uid}`;
   }
 }

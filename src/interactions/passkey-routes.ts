@@ -8,13 +8,16 @@ import { checkedJson, emitSignIn, interactionOf, served, type Details } from './
 import type { SignInSteps } from './next-step.js';
 import type { ProgressStore } from './progress.js';
 
+/** What a sign-in's WebAuthn challenges are bound to: the interaction they were issued for. */
+export const passkeyBinding = (uid: string): string => `interaction:${uid}`;
+
 type Mode = 'conditional' | 'button' | 'identified' | 'second-factor';
 const MODES = new Set<Mode>(['conditional', 'button', 'identified', 'second-factor']);
 
 /** The JSON endpoints the sign-in pages' passkey script talks to. */
 export function passkeyRoutes(router: Router, services: Services, progress: ProgressStore, steps: SignInSteps): void {
   const { passkeys, users, csrfKey, events } = services;
-  const bound = (d: Details) => `interaction:${d.uid}`;
+  const bound = (d: Details) => passkeyBinding(d.uid);
 
   function json(ctx: Context, body: unknown): void {
     ctx.set('Cache-Control', 'no-store');
@@ -37,7 +40,7 @@ export function passkeyRoutes(router: Router, services: Services, progress: Prog
     const s = served(ctx);
     const mode = (MODES.has(body.mode as Mode) ? body.mode : 'button') as Mode;
     // only these two modes depend on where the sign-in stands
-    const p = mode === 'second-factor' || mode === 'identified' ? await progress.get(s.realm.id, d.uid) : undefined;
+    const p = mode === 'second-factor' || mode === 'identified' ? await progress.get(s.realm.id, d) : undefined;
     let userId: string | undefined;
     if (mode === 'second-factor') {
       if (!p?.userId || p.stage !== 'mfa') throw new LatchkeyError('wrong_step', 'Sign in with your password first.', 400);
@@ -58,7 +61,7 @@ export function passkeyRoutes(router: Router, services: Services, progress: Prog
   router.post('/interaction/:uid/passkey/verify', async (ctx) => {
     const { d, body } = await start(ctx);
     const s = served(ctx);
-    const p = await progress.get(s.realm.id, d.uid);
+    const p = await progress.get(s.realm.id, d);
     const secondFactor = p?.stage === 'mfa' && Boolean(p.userId);
     const method = secondFactor ? 'security-key' : 'passkey';
     let verified;
@@ -94,7 +97,7 @@ export function passkeyRoutes(router: Router, services: Services, progress: Prog
   router.post('/interaction/:uid/passkey/register/options', async (ctx) => {
     const { d, body: options } = await start(ctx);
     const s = served(ctx);
-    const p = await progress.get(s.realm.id, d.uid);
+    const p = await progress.get(s.realm.id, d);
     if (!p?.userId || (p.stage !== 'passkey-offer' && p.stage !== 'mfa-enrol')) throw new LatchkeyError('wrong_step', 'Sign in before adding a passkey.', 400);
     const user = await users.findById(s.realm.id, p.userId);
     if (!user) throw new LatchkeyError('wrong_step', 'Sign in before adding a passkey.', 400);
@@ -114,7 +117,7 @@ export function passkeyRoutes(router: Router, services: Services, progress: Prog
   router.post('/interaction/:uid/passkey/register/verify', async (ctx) => {
     const { d, body } = await start(ctx);
     const s = served(ctx);
-    const p = await progress.get(s.realm.id, d.uid);
+    const p = await progress.get(s.realm.id, d);
     if (!p?.userId || (p.stage !== 'passkey-offer' && p.stage !== 'mfa-enrol')) throw new LatchkeyError('wrong_step', 'Sign in before adding a passkey.', 400);
     const user = await users.findById(s.realm.id, p.userId);
     if (!user) throw new LatchkeyError('wrong_step', 'Sign in before adding a passkey.', 400);
@@ -131,12 +134,12 @@ export function passkeyRoutes(router: Router, services: Services, progress: Prog
     });
     if (kind === 'security-key') {
       // enrolled as the required second factor: it was just used with user presence, so the sign-in is multi-factor
-      await progress.put(s.realm.id, d.uid, { ...p, stage: 'recovery-codes', amr: [...p.amr, amrOf(credential), 'mfa'] });
+      await progress.put(s.realm.id, d, { ...p, stage: 'recovery-codes', amr: [...p.amr, amrOf(credential), 'mfa'] });
       return json(ctx, { redirect: `/interaction/${d.uid}` });
     }
     if (p.passwordlessSignup) {
       // the new account's only factor: its recovery codes are shown next, once
-      await progress.put(s.realm.id, d.uid, { ...p, passwordlessSignup: false, stage: 'recovery-codes', amr: [amrOf(credential), 'user', 'mfa'] });
+      await progress.put(s.realm.id, d, { ...p, passwordlessSignup: false, stage: 'recovery-codes', amr: [amrOf(credential), 'user', 'mfa'] });
       return json(ctx, { redirect: `/interaction/${d.uid}` });
     }
     // a passkey registered with user verification: the sign-in completes

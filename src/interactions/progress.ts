@@ -37,23 +37,43 @@ export interface Progress {
 
 const TTL_MS = 30 * 60 * 1000;
 
+/** The interaction a progress belongs to: the object loaded for this request (see kit.ts interactionOf). */
+export interface ProgressKey {
+  readonly uid: string;
+}
+
+/**
+ * Stored per interaction uid. Reads are remembered for the interaction object of the request at hand
+ * (one object per request, see interactionOf): a page that asks several times what stage the sign-in
+ * is at reads the row once, and every write through this store updates what is remembered. A later
+ * request loads a new interaction object and so reads the row again.
+ */
 export class ProgressStore {
+  readonly #seen = new WeakMap<ProgressKey, Progress | undefined>();
+
   constructor(private readonly db: Db) {}
 
-  async get(realmId: string, uid: string): Promise<Progress | undefined> {
-    return (await progressRepo.get(this.db, realmId, uid, Date.now())) as Progress | undefined;
+  async get(realmId: string, key: ProgressKey): Promise<Progress | undefined> {
+    if (this.#seen.has(key)) return this.#seen.get(key);
+    const found = (await progressRepo.get(this.db, realmId, key.uid, Date.now())) as Progress | undefined;
+    this.#seen.set(key, found);
+    return found;
   }
 
-  async put(realmId: string, uid: string, progress: Progress): Promise<void> {
+  async put(realmId: string, key: ProgressKey, progress: Progress): Promise<void> {
     let next = progress;
     if (!('tenantId' in progress) && progress.stage !== 'identify') {
-      const prior = await this.get(realmId, uid);
+      const prior = await this.get(realmId, key);
       if (prior?.tenantId) next = { ...progress, tenantId: prior.tenantId };
     }
-    await progressRepo.put(this.db, realmId, uid, next as unknown as Record<string, unknown>, Date.now() + TTL_MS);
+    await progressRepo.put(this.db, realmId, key.uid, next as unknown as Record<string, unknown>, Date.now() + TTL_MS);
+    this.#seen.set(key, JSON.parse(JSON.stringify(next)) as Progress);
   }
 
-  async clear(realmId: string, uid: string): Promise<void> {
-    await progressRepo.remove(this.db, realmId, uid);
+  /** Forgets the progress; a sign-in that never stored any (known from a read) writes nothing. */
+  async clear(realmId: string, key: ProgressKey): Promise<void> {
+    if (this.#seen.has(key) && this.#seen.get(key) === undefined) return;
+    await progressRepo.remove(this.db, realmId, key.uid);
+    this.#seen.set(key, undefined);
   }
 }

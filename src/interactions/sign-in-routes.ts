@@ -9,6 +9,8 @@ import { wantsMultiFactor } from './acr.js';
 import { csrfToken } from './csrf.js';
 import { checkedForm, emitSignIn, errorPage, interactionOf, page, seeOther, served, type Details } from './kit.js';
 import { layoutFor } from './layout.js';
+import { passkeyBinding } from './passkey-routes.js';
+import { relyingParty } from '../passkeys/relying-party.js';
 import type { SignInSteps } from './next-step.js';
 import type { Progress, ProgressStore } from './progress.js';
 import type { TenantResolver } from './tenant-resolution.js';
@@ -37,6 +39,21 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
    */
   const connectionButtons = async (ctx: Context, d: Details, p: Progress) =>
     (await services.connections.availableFor(served(ctx).realm.id, { tenantId: p.tenantId })).filter((c) => c.id !== p.linking?.connectionId).map((c) => ({ name: c.name, icon: c.icon, url: connectionStartPath(d.uid, c.id) }));
+
+  /**
+   * The first page's passkey options (usernameless, first factor), rendered into the page so that the
+   * autofill request and the "Sign in with a passkey" button start without asking for them first. They
+   * are what POST /passkey/options {mode: "button"} answers, with a stored single-use challenge of
+   * their own. Not prepared where the RP ID depends on the browser (related origins on a secondary
+   * domain): the script asks for options then, telling what the browser supports.
+   */
+  async function preparedPasskeyRequest(ctx: Context, d: Details): Promise<string | undefined> {
+    const s = served(ctx);
+    const rp = relyingParty(s.realm, s.issuer);
+    if (rp.rpId !== relyingParty(s.realm, s.issuer, { relatedOrigins: true }).rpId) return undefined;
+    const options = await services.passkeys.authenticationOptions({ realmId: s.realm.id, rp, boundTo: passkeyBinding(d.uid), purpose: 'first-factor' });
+    return JSON.stringify(options);
+  }
 
   const passkeyUrls = (d: Details) => ({ optionsUrl: url(d, '/passkey/options'), verifyUrl: url(d, '/passkey/verify') });
   const registerUrls = (d: Details) => ({ optionsUrl: url(d, '/passkey/register/options'), verifyUrl: url(d, '/passkey/register/verify') });
@@ -69,7 +86,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
   async function render(ctx: Context, d: Details, p: Progress, extra: { error?: string; status?: number } = {}): Promise<void> {
     const s = served(ctx);
     // once the tenant is known, the pages wear its name, logo and colour
-    const tenantId = p.tenantId ?? (await progress.get(s.realm.id, d.uid))?.tenantId;
+    const tenantId = p.tenantId ?? (await progress.get(s.realm.id, d))?.tenantId;
     const tenant = tenantId ? await services.tenants.find(s.realm.id, tenantId) : undefined;
     const brand = (title: string) => layoutFor(s, title, tenant);
     const csrf = csrfToken(csrfKey, d.uid);
@@ -88,6 +105,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
             action: url(d, '/identify'),
             email: p.email ?? (typeof d.params.login_hint === 'string' ? d.params.login_hint : ''),
             passkey: passkeyUrls(d),
+            passkeyRequest: await preparedPasskeyRequest(ctx, d),
             signupUrl: s.realm.settings.signup ? url(d, '/signup') : undefined,
             connections: await connectionButtons(ctx, d, p),
           },
@@ -149,7 +167,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
         if (!p.userId) return render(ctx, d, { stage: 'identify', amr: [] });
         // shown once: a reload does not show (or change) them again
         const codes = p.codesShown ? [] : await recovery.generate(s.realm.id, p.userId);
-        await progress.put(s.realm.id, d.uid, { ...p, codesShown: true });
+        await progress.put(s.realm.id, d, { ...p, codesShown: true });
         return page(ctx, 'recovery-codes', { ...common, layout: brand('Save your recovery codes'), codes, alreadyShown: Boolean(p.codesShown), action: url(d, '/continue') }, status);
       }
       case 'passkey-offer':
@@ -173,12 +191,12 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
 
   async function current(ctx: Context, d: Details): Promise<Progress> {
     const s = served(ctx);
-    const existing = await progress.get(s.realm.id, d.uid);
+    const existing = await progress.get(s.realm.id, d);
     if (existing) return existing;
     const fresh = await initialProgress(ctx, d);
     // No stored progress already means "identify" to every step, so a plain start is not written: a
     // passkey (or autofill) sign-in from the first page then never writes progress at all.
-    if (fresh.stage !== 'identify') await progress.put(s.realm.id, d.uid, fresh);
+    if (fresh.stage !== 'identify') await progress.put(s.realm.id, d, fresh);
     return fresh;
   }
 
@@ -192,7 +210,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
       const user = await users.findByEmail(served(ctx).realm.id, p.email);
       if (user?.passwordHash) {
         p = { ...p, stage: 'password' };
-        await progress.put(served(ctx).realm.id, d.uid, p);
+        await progress.put(served(ctx).realm.id, d, p);
       }
     }
     if (method === 'recovery' && p.stage === 'passkey' && p.email) {
@@ -220,7 +238,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     if (routed.kind === 'error') return render(ctx, d, { stage: 'identify', email, amr: [] }, { error: routed.message, status: routed.status });
     if (routed.kind === 'redirect') return seeOther(ctx, routed.url);
     const user = await users.findByEmail(served(ctx).realm.id, email);
-    await progress.put(served(ctx).realm.id, d.uid, await identified(ctx, email, user));
+    await progress.put(served(ctx).realm.id, d, await identified(ctx, email, user));
     return seeOther(ctx, url(d));
   });
 
@@ -277,7 +295,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     }
     if (!user) throw new Error('the new account could not be read back');
     event(ctx, d, 'signin.success', password ? 'password' : 'passkey', { userId: user.id, reason: 'signup' });
-    await progress.put(s.realm.id, d.uid, password
+    await progress.put(s.realm.id, d, password
       ? { stage: 'passkey-offer', email, userId: user.id, amr: ['pwd'] }
       : { stage: 'passkey-offer', email, userId: user.id, amr: [], passwordlessSignup: true });
     return seeOther(ctx, url(d));
@@ -287,7 +305,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     const form = await readForm(ctx);
     const d = await interactionOf(ctx);
     if (!d || !(await checkedForm(ctx, csrfKey, d, form))) return;
-    await progress.put(served(ctx).realm.id, d.uid, { stage: 'identify', amr: [] });
+    await progress.put(served(ctx).realm.id, d, { stage: 'identify', amr: [] });
     return seeOther(ctx, url(d));
   });
 
@@ -302,7 +320,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     const email = (form.email ?? '').trim();
     const password = form.password ?? '';
     // an upstream identity waiting for this account's proof stays announced on the page after a wrong password
-    const linking = (await progress.get(s.realm.id, d.uid))?.linking;
+    const linking = (await progress.get(s.realm.id, d))?.linking;
     const p: Progress = { stage: 'password', email: email.slice(0, MAX_EMAIL), amr: [], ...(linking ? { linking } : {}) };
     if (email.length > MAX_EMAIL) {
       event(ctx, d, 'signin.failure', 'password', { reason: 'invalid_input' });
@@ -342,7 +360,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     const form = await readForm(ctx);
     const d = await interactionOf(ctx);
     if (!d || !(await checkedForm(ctx, csrfKey, d, form))) return;
-    const p = await progress.get(s.realm.id, d.uid);
+    const p = await progress.get(s.realm.id, d);
     if (!p?.userId || p.stage !== 'mfa') return render(ctx, d, { stage: 'identify', amr: [] }, { error: 'Start by entering your email.', status: 400 });
     const user = await users.findById(s.realm.id, p.userId);
     if (!user || user.disabled) return render(ctx, d, { stage: 'identify', amr: [] }, { error: 'This account cannot sign in.', status: 401 });
@@ -367,7 +385,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     const form = await readForm(ctx);
     const d = await interactionOf(ctx);
     if (!d || !(await checkedForm(ctx, csrfKey, d, form))) return;
-    const p = await progress.get(s.realm.id, d.uid);
+    const p = await progress.get(s.realm.id, d);
     if (!p?.userId || p.stage !== 'mfa-enrol') return render(ctx, d, { stage: 'identify', amr: [] }, { error: 'Start by entering your email.', status: 400 });
     if (!(await totp.confirmEnrolment(s.realm.id, p.userId, form.code ?? ''))) {
       const user = await users.findById(s.realm.id, p.userId);
@@ -381,7 +399,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
         register: registerUrls(d),
       }, 400);
     }
-    await progress.put(s.realm.id, d.uid, { ...p, stage: 'recovery-codes', amr: [...p.amr, 'otp', 'mfa'] });
+    await progress.put(s.realm.id, d, { ...p, stage: 'recovery-codes', amr: [...p.amr, 'otp', 'mfa'] });
     return seeOther(ctx, url(d));
   });
 
@@ -391,7 +409,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     const form = await readForm(ctx);
     const d = await interactionOf(ctx);
     if (!d || !(await checkedForm(ctx, csrfKey, d, form))) return;
-    const p = await progress.get(s.realm.id, d.uid);
+    const p = await progress.get(s.realm.id, d);
     const user = p?.userId ? await users.findById(s.realm.id, p.userId) : p?.email && p.stage === 'passkey' ? await users.findByEmail(s.realm.id, p.email) : undefined;
     if (!p || !user || user.disabled) return render(ctx, d, { stage: 'identify', amr: [] }, { error: 'Start by entering your email.', status: 400 });
     const keys = { email: `recovery:${user.id}`, ip: ctx.ip };
@@ -420,7 +438,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     const form = await readForm(ctx);
     const d = await interactionOf(ctx);
     if (!d || !(await checkedForm(ctx, csrfKey, d, form))) return;
-    const p = await progress.get(s.realm.id, d.uid);
+    const p = await progress.get(s.realm.id, d);
     const user = p?.userId ? await users.findById(s.realm.id, p.userId) : undefined;
     if (!p || !user || p.stage !== 'recovery-codes') return render(ctx, d, { stage: 'identify', amr: [] }, { error: 'Start by entering your email.', status: 400 });
     return seeOther(ctx, await steps.afterSecondFactor(ctx, d, user, p));
@@ -432,7 +450,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
       const form = await readForm(ctx);
       const d = await interactionOf(ctx);
       if (!d || !(await checkedForm(ctx, csrfKey, d, form))) return;
-      const p = await progress.get(s.realm.id, d.uid);
+      const p = await progress.get(s.realm.id, d);
       if (!p?.userId || p.stage !== 'passkey-offer') return render(ctx, d, { stage: 'identify', amr: [] }, { error: 'Start by entering your email.', status: 400 });
       if (!p.recovered) {
         const until = days === 'never' ? FAR_FUTURE : Date.now() + s.realm.settings.passkeys.offerSnoozeDays * 86_400_000;

@@ -54,11 +54,11 @@ export class TenantResolver {
           code: 'unknown_connection',
         };
       }
-      await progress.put(realmId, d.uid, { stage: 'identify', amr: [], ...(allowed.tenantId ? { tenantId: allowed.tenantId } : {}) });
+      await progress.put(realmId, d, { stage: 'identify', amr: [], ...(allowed.tenantId ? { tenantId: allowed.tenantId } : {}) });
       return { kind: 'redirect', url: this.connectionUrl(d, connectionId) };
     }
     if (tenant) {
-      await progress.put(realmId, d.uid, { stage: 'identify', amr: [], tenantId: tenant.id });
+      await progress.put(realmId, d, { stage: 'identify', amr: [], tenantId: tenant.id });
       if (tenant.ssoEnforced) return this.route(ctx, d, tenant, undefined);
     }
     const hint = fresh ? param(d, 'login_hint') : undefined;
@@ -70,7 +70,7 @@ export class TenantResolver {
   async afterEmail(ctx: Context, d: Details, email: string): Promise<TenantOutcome> {
     const { tenants, progress } = this.services;
     const realmId = served(ctx).realm.id;
-    const current = (await progress.get(realmId, d.uid))?.tenantId;
+    const current = (await progress.get(realmId, d))?.tenantId;
     if (current) {
       const tenant = await tenants.find(realmId, current);
       return tenant?.ssoEnforced ? this.route(ctx, d, tenant, email) : CONTINUE;
@@ -85,7 +85,7 @@ export class TenantResolver {
     }
     if (candidates.length === 0) return CONTINUE;
     if (candidates.length === 1) return this.route(ctx, d, candidates[0]!, email);
-    await progress.put(realmId, d.uid, { stage: 'tenant-pick', email, amr: [], tenantChoices: candidates.map((t) => t.id) });
+    await progress.put(realmId, d, { stage: 'tenant-pick', email, amr: [], tenantChoices: candidates.map((t) => t.id) });
     return { kind: 'redirect', url: `/interaction/${d.uid}` };
   }
 
@@ -96,22 +96,22 @@ export class TenantResolver {
     const connections = await tenants.connectionsOf(realmId, tenant.id);
     const base: Progress = { stage: 'identify', amr: [], tenantId: tenant.id, ...(email ? { email } : {}) };
     if (connections.length === 1) {
-      await progress.put(realmId, d.uid, base);
+      await progress.put(realmId, d, base);
       return { kind: 'redirect', url: this.connectionUrl(d, connections[0]!.id) };
     }
     if (connections.length > 1 || tenant.ssoEnforced) {
-      await progress.put(realmId, d.uid, { ...base, stage: 'sso' });
+      await progress.put(realmId, d, { ...base, stage: 'sso' });
       return { kind: 'redirect', url: `/interaction/${d.uid}` };
     }
     // no connection and no SSO: the ordinary steps, for this tenant
-    await progress.put(realmId, d.uid, email ? { ...base, stage: 'password' } : base);
+    await progress.put(realmId, d, email ? { ...base, stage: 'password' } : base);
     return email ? { kind: 'redirect', url: `/interaction/${d.uid}` } : CONTINUE;
   }
 
   /** The sign-in's tenant when it enforces single sign-on (no password may be checked for it). */
   async ssoOnly(ctx: Context, d: Details): Promise<TenantRow | undefined> {
     const realmId = served(ctx).realm.id;
-    const tenantId = (await this.services.progress.get(realmId, d.uid))?.tenantId ?? param(d, 'tenant_id');
+    const tenantId = (await this.services.progress.get(realmId, d))?.tenantId ?? param(d, 'tenant_id');
     const tenant = tenantId ? await this.services.tenants.find(realmId, tenantId) : undefined;
     return tenant?.ssoEnforced ? tenant : undefined;
   }

@@ -66,12 +66,12 @@ export function tenantRoutes(router: Router, services: Services, resolver: Tenan
     if (!d) return;
     if (d.prompt.name !== 'login') return next();
     const realmId = served(ctx).realm.id;
-    const p = await progress.get(realmId, d.uid);
+    const p = await progress.get(realmId, d);
     // the first page of the interaction, or the email page again after "Use another email"
     if (!p || (p.stage === 'identify' && !p.tenantId && !p.email)) {
       if (follow(ctx, await resolver.start(ctx, d, !p))) return;
     }
-    const now = await progress.get(realmId, d.uid);
+    const now = await progress.get(realmId, d);
     if (now?.stage === 'tenant-pick') return picker(ctx, d, now);
     if (now?.stage === 'sso') return sso(ctx, d, now);
     return next();
@@ -83,13 +83,13 @@ export function tenantRoutes(router: Router, services: Services, resolver: Tenan
     const d = await interactionOf(ctx);
     if (!d || !(await checkedForm(ctx, csrfKey, d, form))) return;
     const realmId = served(ctx).realm.id;
-    const p = await progress.get(realmId, d.uid);
+    const p = await progress.get(realmId, d);
     if (!p || p.stage !== 'tenant-pick') return errorPage(ctx, 400, 'Nothing to choose', 'This sign-in is not choosing an organisation. Go back to the application and start again.', 'wrong_step');
     const choice = form.tenant ?? '';
     const tenant = p.tenantChoices?.includes(choice) ? await tenants.find(realmId, choice) : undefined;
     if (!tenant) return picker(ctx, d, p, 'Choose one of the organisations listed.');
     if (p.userId) {
-      await progress.put(realmId, d.uid, { ...p, tenantId: tenant.id, tenantChoices: undefined });
+      await progress.put(realmId, d, { ...p, tenantId: tenant.id, tenantChoices: undefined });
       return seeOther(ctx, await steps.finish(ctx, d, p.userId, p.amr));
     }
     const outcome = await resolver.route(ctx, d, tenant, p.email);

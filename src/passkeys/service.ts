@@ -22,6 +22,8 @@ export type CredentialKind = 'passkey' | 'security-key';
 export type AssertionPurpose = 'first-factor' | 'second-factor';
 
 export const CHALLENGE_TTL_MS = 5 * 60 * 1000;
+/** How precisely a credential's last use is kept. */
+const LAST_USED_RESOLUTION_MS = 60 * 1000;
 const NO_AAGUID = '00000000-0000-0000-0000-000000000000';
 /** EdDSA, ES256, RS256: what every current authenticator offers. */
 const SUPPORTED_ALGORITHMS = [-8, -7, -257];
@@ -241,7 +243,11 @@ export class PasskeyService {
     }
     if (!verification.verified) throw fail('assertion_failed', 'The passkey could not be verified.');
     const info = verification.authenticationInfo;
-    const moved = await webauthnRepo.recordUse(this.db, input.realmId, credential.id, credential.counter, info.newCounter, Date.now());
+    const now = Date.now();
+    // A counter of zero that stays zero (synced passkeys) and a last use under a minute ago: nothing to
+    // record (last-used times are shown to the minute). Any counter that moves is always written.
+    const unchanged = info.newCounter === credential.counter && credential.lastUsedAt !== null && now - credential.lastUsedAt < LAST_USED_RESOLUTION_MS;
+    const moved = unchanged || (await webauthnRepo.recordUse(this.db, input.realmId, credential.id, credential.counter, info.newCounter, now));
     if (!moved) {
       await this.securityEvent({ realmId: input.realmId, userId: credential.userId, type: 'passkey.counter_regression', detail: { credentialId: credential.id, storedCounter: credential.counter, newCounter: info.newCounter } });
       throw fail('counter_regression', 'This passkey reported an unexpected use count and was refused.');

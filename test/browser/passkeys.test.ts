@@ -58,6 +58,8 @@ interface PasskeyAnswer {
   path: string;
   status: number;
   answer: any;
+  /** Not a POST: the options the sign-in page was rendered with. */
+  prepared?: boolean;
 }
 
 /** A WebAuthn get() call the page made, as recorded by {@link recordWebAuthnCalls}. */
@@ -99,6 +101,12 @@ function recordWebAuthnCalls(): void {
     }
     return pending;
   };
+  // the first-factor options a sign-in page comes with (data-lk-passkey-request) count as an answer of
+  // /passkey/options too, marked `prepared`: the page's script uses them instead of asking
+  document.addEventListener('DOMContentLoaded', () => {
+    const raw = document.querySelector('main')?.getAttribute('data-lk-passkey-request');
+    if (raw && typeof w.lkPasskeyAnswer === 'function') w.lkPasskeyAnswer({ path: '/passkey/options', status: 200, answer: JSON.parse(raw), prepared: true });
+  });
   const calls: { mediation: string; signal?: AbortSignal; outcome: string }[] = [];
   const snapshot = () => calls.map((c) => ({ mediation: c.mediation, aborted: Boolean(c.signal?.aborted), outcome: c.outcome }));
   w.lkSnapshot = snapshot;
@@ -358,9 +366,10 @@ describeWithBrowser('passkeys and second factors in Chromium', () => {
       expect(claims.amr).toEqual(expect.arrayContaining(['user', 'mfa']));
       expect(claims.amr).not.toContain('pwd');
       expect(claims.acr).toBe(LOA2);
-      // the button replaced the pending autofill request; its (usernameless) options had no allow-list
-      expect(modes(tab)).toEqual(['conditional', 'button']);
-      expect(answersTo(tab, '/passkey/options')[1]!.answer).toMatchObject({ rpId: 'localhost', allowCredentials: [], userVerification: 'required' });
+      // the button replaced the pending autofill request; both used the (usernameless) options the page
+      // came with, without an allow-list: no options request at all
+      expect(modes(tab)).toEqual([]);
+      expect(answersTo(tab, '/passkey/options')).toMatchObject([{ prepared: true, answer: { rpId: 'localhost', allowCredentials: [], userVerification: 'required' } }]);
       expect(answersTo(tab, '/passkey/verify').map((a) => a.status)).toEqual([200]);
       expect((await tab.webauthn.credentials(laptop))[0]!.signCount).toBeGreaterThan(held[0]!.signCount);
     });
@@ -384,9 +393,9 @@ describeWithBrowser('passkeys and second factors in Chromium', () => {
       expect(claims.sub).toBe(enrolled.claims.sub);
       expect(claims.amr).toEqual(expect.arrayContaining(['user', 'mfa']));
       expect(claims.acr).toBe(LOA2);
-      // nothing but the autofill request: no button ceremony, one verification
-      expect(modes(tab)).toEqual(['conditional']);
-      expect(answersTo(tab, '/passkey/options')[0]!.answer).toMatchObject({ rpId: 'localhost', allowCredentials: [] });
+      // nothing but the autofill request, with the options the page came with: no button ceremony, one verification
+      expect(modes(tab)).toEqual([]);
+      expect(answersTo(tab, '/passkey/options')).toMatchObject([{ prepared: true, answer: { rpId: 'localhost', allowCredentials: [] } }]);
       expect(answersTo(tab, '/passkey/verify').map((a) => a.status)).toEqual([200]);
     });
 
@@ -403,8 +412,9 @@ describeWithBrowser('passkeys and second factors in Chromium', () => {
       await tab.webauthn.setPresence(laptop, false);
       const flow = await startSignIn(tab, target);
       await expect.poll(() => getCalls(tab)).toEqual([{ mediation: 'conditional', aborted: false, outcome: 'pending' }]);
-      expect(callsTo(tab, '/passkey/options')).toEqual([{ path: '/passkey/options', body: { mode: 'conditional', relatedOrigins: true } }]);
-      expect(answersTo(tab, '/passkey/options').map((a) => a.status)).toEqual([200]);
+      // (with the options the page came with)
+      expect(callsTo(tab, '/passkey/options')).toEqual([]);
+      expect(answersTo(tab, '/passkey/options').map((a) => a.prepared)).toEqual([true]);
 
       await continueWithEmail(tab, email);
       await heading(tab.page, /^Sign in with your passkey/);
@@ -422,7 +432,7 @@ describeWithBrowser('passkeys and second factors in Chromium', () => {
       expect(claims.sub).toBe(enrolled.claims.sub);
       expect(claims.amr).toEqual(expect.arrayContaining(['user', 'mfa']));
       // identified: the options named this account's passkey
-      expect(modes(tab)).toEqual(['conditional', 'identified']);
+      expect(modes(tab)).toEqual(['identified']);
       const identified = answersTo(tab, '/passkey/options')[1]!.answer;
       expect(identified.allowCredentials.map((c: { id: string }) => c.id)).toEqual([base64url((await tab.webauthn.credentials(laptop))[0]!.credentialId)]);
     });
@@ -471,7 +481,7 @@ describeWithBrowser('passkeys and second factors in Chromium', () => {
       expect(second.claims.sub).toBe(first.claims.sub);
       expect(second.claims.amr).toEqual(expect.arrayContaining(['pwd', 'hwk', 'mfa']));
       expect(second.claims.acr).toBe(LOA2);
-      expect(modes(tab)).toEqual(['conditional', 'second-factor']);
+      expect(modes(tab)).toEqual(['second-factor']);
       expect(answersTo(tab, '/passkey/options')[1]!.answer.allowCredentials.map((c: { id: string }) => c.id)).toEqual([base64url(held[0]!.credentialId)]);
       expect((await tab.webauthn.credentials(usbKey))[0]!.signCount).toBeGreaterThan(held[0]!.signCount);
     });
@@ -558,9 +568,11 @@ describeWithBrowser('passkeys and second factors in Chromium', () => {
       const alert = tab.page.locator('#lk-error');
       await expect.poll(() => alert.textContent()).toBe('The passkey request was cancelled or timed out. Try again.');
       await expect(alert.isVisible()).resolves.toBe(true);
-      // the button's request had the same (usernameless) options; afterwards the page arms the autofill again
-      await expect.poll(() => modes(tab)).toEqual(['conditional', 'button', 'conditional']);
-      expect(answersTo(tab, '/passkey/options')[1]!.answer).toMatchObject({ rpId: 'b.localhost', allowCredentials: [] });
+      // the button's request had the same (usernameless) options the page came with, unspent since nothing
+      // was posted; afterwards the page arms the autofill again, with them still
+      await expect.poll(async () => (await getCalls(tab)).map((c) => c.mediation)).toEqual(['conditional', 'optional', 'conditional']);
+      expect(modes(tab)).toEqual([]);
+      expect(answersTo(tab, '/passkey/options')).toMatchObject([{ prepared: true, answer: { rpId: 'b.localhost', allowCredentials: [] } }]);
       expect(callsTo(tab, '/passkey/verify')).toEqual([]); // nothing reached the server
       expect(new URL(tab.page.url()).origin).toBe(onB.issuer);
       await expect(tab.page.getByRole('button', { name: 'Sign in with a passkey', exact: true }).isEnabled()).resolves.toBe(true);
@@ -660,7 +672,11 @@ describeWithBrowser('passkeys and second factors in Chromium', () => {
           const { claims } = await landAtApp(tab, flow, email);
           expect(claims.iss).toBe(target.issuer);
           expect(claims.amr).toEqual(expect.arrayContaining(['user', 'mfa']));
-          expect(answersTo(tab, '/passkey/options').map((a) => a.answer.rpId)).toEqual(['c.localhost', 'c.localhost']);
+          // on c the page comes with its options; on d the RP ID depends on the browser, so the script asks
+          // (for the autofill request, then for the button)
+          const answers = answersTo(tab, '/passkey/options');
+          if (target === primary) expect(answers.map((a) => [a.answer.rpId, Boolean(a.prepared)])).toEqual([['c.localhost', true]]);
+          else expect(answers.map((a) => [a.answer.rpId, Boolean(a.prepared)])).toEqual([['c.localhost', false], ['c.localhost', false]]);
           if (target === primary) expect(wellKnownRequests.length).toBe(fetchedBefore);
           else expect(wellKnownRequests.length).toBeGreaterThan(fetchedBefore);
         }

@@ -179,7 +179,7 @@ describe('the GitHub preset', () => {
     expect(refused.status).toBe(404);
     expect(await refused.text()).toContain('unknown_connection');
 
-    await server.services.progress.put('default', uid, { stage: 'identify', amr: [], tenantId: 'acme' });
+    await server.services.progress.put('default', { uid }, { stage: 'identify', amr: [], tenantId: 'acme' });
     stub.account = { user: { login: 'wile', id: 7007, name: 'Wile E.' }, emails: [{ email: 'wile@acme.test', primary: true, verified: true }] };
     const tenantPage = await browser.follow(page.url, {}, REDIRECT);
     expect(await tenantPage.res.text()).toContain('Continue with Acme GitHub');

@@ -11,6 +11,7 @@
  *   data-lk-csrf              CSRF token, sent as the x-csrf-token header of every POST
  *   data-lk-passkey-options   sign-in: URL answering the authentication options (JSON)
  *   data-lk-passkey-verify    sign-in: URL checking the authenticator's answer
+ *   data-lk-passkey-request   sign-in: first-factor options prepared with the page (JSON, optional)
  *   data-lk-conditional="true"  also offer passkeys in the username field's autofill
  *   data-lk-register-options  registration: URL answering the creation options (JSON)
  *   data-lk-register-verify   registration: URL checking the new credential
@@ -157,6 +158,34 @@
     return Promise.resolve(false);
   })();
 
+  /**
+   * The first-factor options the sign-in page came with (data-lk-passkey-request): the first ceremony
+   * (autofill, or the button) starts without a round trip. They serve until a response to them has
+   * been posted, which spends their challenge; after that each ceremony asks for new options.
+   */
+  var prepared = (function () {
+    var raw = attr('data-lk-passkey-request');
+    if (!raw) return undefined;
+    try {
+      var parsed = JSON.parse(raw);
+      return parsed && typeof parsed.challenge === 'string' ? parsed : undefined;
+    } catch (e) {
+      return undefined;
+    }
+  })();
+
+  /** Options for a sign-in ceremony of this mode: the prepared ones while they last, else from the server. */
+  function signInOptions(mode) {
+    if (prepared && (mode === 'button' || mode === 'conditional')) return Promise.resolve(prepared);
+    return postOptions(signIn.options, { mode: mode });
+  }
+
+  /** Posts a sign-in response; the prepared challenge is spent by it, whatever the outcome. */
+  function verifySignIn(response) {
+    prepared = undefined;
+    return postJSON(signIn.verify, { response: response });
+  }
+
   /** Ask for ceremony options, telling the server what this browser can do. */
   function postOptions(url, body) {
     return relatedOriginsSupport.then(function (ror) {
@@ -250,7 +279,7 @@
     var current = function () {
       return generation === conditional.generation && !busy;
     };
-    postOptions(signIn.options, { mode: 'conditional' })
+    signInOptions('conditional')
       .then(function (optionsJSON) {
         if (!current()) return undefined;
         conditional.pending = generation;
@@ -262,7 +291,7 @@
             busy = true;
             setDisabled(signInButton, true);
             clearError();
-            return postJSON(signIn.verify, { response: response }).then(
+            return verifySignIn(response).then(
               function (outcome) {
                 if (follow(outcome)) return;
                 busy = false;
@@ -304,12 +333,12 @@
     setDisabled(signInButton, true);
     clearError();
     var mode = (signInButton.getAttribute('data-lk-passkey-mode') || '').trim() || 'button';
-    postOptions(signIn.options, { mode: mode })
+    signInOptions(mode)
       .then(function (optionsJSON) {
         return lib.startAuthentication({ optionsJSON: optionsJSON });
       })
       .then(function (response) {
-        return postJSON(signIn.verify, { response: response });
+        return verifySignIn(response);
       })
       .then(follow)
       .then(
