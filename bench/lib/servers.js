@@ -22,10 +22,13 @@ export const REDIRECT_URI = 'http://bench.test/cb';
 /** Latchkey's defaults (src/config/schema.ts), given to the bare provider too. */
 export const ARGON2 = { memoryCost: 19456, timeCost: 2, parallelism: 1 };
 
+/** BENCH_SERVER_NODE_ARGS: extra node flags for both servers (e.g. --trace-gc), space-separated. */
+const EXTRA_NODE_ARGS = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+
 function nodeArgs(profileDir, name) {
-  if (!profileDir) return [];
+  if (!profileDir) return EXTRA_NODE_ARGS;
   mkdirSync(profileDir, { recursive: true });
-  return ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`];
+  return [...EXTRA_NODE_ARGS, '--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`];
 }
 
 function runCli(env, cwd, args, input) {

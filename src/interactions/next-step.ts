@@ -10,6 +10,12 @@ import type { TenantResolver } from './tenant-resolution.js';
 
 export type SignInMethod = SignInEvent['method'];
 
+export interface Factors {
+  totp: boolean;
+  keys: number;
+  passkeys: number;
+}
+
 /** Decides what follows a verified factor, and completes the sign-in when nothing does. */
 export class SignInSteps {
   constructor(
@@ -18,12 +24,23 @@ export class SignInSteps {
     private readonly tenants: TenantResolver,
   ) {}
 
-  /** Second factors this user can present on this issuer. */
-  async factors(ctx: Context, userId: string): Promise<{ totp: boolean; keys: number; passkeys: number }> {
+  /**
+   * Second factors this user can present on this issuer. Asked up to three times while one request
+   * decides the next step: read once per request (a factor enrolled in this request is read afresh,
+   * because enrolment ends its request with a redirect).
+   */
+  async factors(ctx: Context, userId: string): Promise<Factors> {
+    const memo = ctx.state.factors as { userId: string; factors: Promise<Factors> } | undefined;
+    if (memo?.userId === userId) return memo.factors;
     const s = served(ctx);
     const rp = relyingParty(s.realm, s.issuer);
-    const [totp, credentials] = await Promise.all([this.services.totp.isEnrolled(s.realm.id, userId), this.services.passkeys.credentials(s.realm.id, userId, rp.rpId)]);
-    return { totp, keys: credentials.length, passkeys: credentials.filter((c) => c.discoverable).length };
+    const factors = Promise.all([this.services.totp.isEnrolled(s.realm.id, userId), this.services.passkeys.credentials(s.realm.id, userId, rp.rpId)]).then(([totp, credentials]) => ({
+      totp,
+      keys: credentials.length,
+      passkeys: credentials.filter((c) => c.discoverable).length,
+    }));
+    ctx.state.factors = { userId, factors };
+    return factors;
   }
 
   /**
