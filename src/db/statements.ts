@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { yieldIfLong } from '../server/time-slice.js';
 import type { Db } from './knex.js';
 
 /**
@@ -98,7 +99,13 @@ async function perform(db: Db, st: Statement, params: readonly Param[], mode: Mo
   const sqlite = client.config.client === 'better-sqlite3';
   if (sqlite) {
     const idle = idleSqliteConnection(client);
-    if (idle) return runSqlite(idle, st, params, mode);
+    if (idle) {
+      const result = runSqlite(idle, st, params, mode);
+      // synchronous answers: give way to other requests when this chain has held the loop too long
+      const pause = yieldIfLong();
+      if (pause) await pause;
+      return result;
+    }
   }
   const conn = await client.acquireConnection();
   try {
