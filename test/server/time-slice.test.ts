@@ -10,6 +10,14 @@ afterEach(() => {
   vi.restoreAllMocks();
 });
 
+/** Keeps the loop busy for real (Date.now is not stubbed). */
+function busyWaitRealMs(ms: number): void {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    // busy
+  }
+}
+
 /** Starts in a fresh event-loop turn, so no slice is open. */
 const freshTurn = () => new Promise<void>((resolve) => setTimeout(resolve, 5));
 
@@ -29,6 +37,9 @@ describe('cooperative time slicing', () => {
       timerRan = true;
     }, 0);
     clock += 3;
+    // and real time passes too, so the timer is due by the loop's next timers phase (the stubbed clock
+    // only decides whether to give way; libuv's own clock decides when a timer is due)
+    busyWaitRealMs(3);
     const pause = yieldIfLong();
     expect(pause).toBeInstanceOf(Promise);
     expect(timerRan).toBe(false);
