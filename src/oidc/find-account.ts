@@ -5,7 +5,7 @@ import { RESERVED_CLAIMS } from '../authz/module.js';
 
 /** node-oidc-provider's account lookup: realm users, disabled ones refused, claims by scope. */
 /** `tenantOf` gives the tenant a grant was signed in for (src/tenants/grant-tenant.ts). */
-export function createFindAccount(users: UserService, authz: AuthorizationModule, realmId: string, issuer: string, tenantOf: (grantId: string | undefined) => Promise<string | undefined>): FindAccount {
+export function createFindAccount(users: UserService, authz: AuthorizationModule, realmId: string, issuer: string, tenantOf: (grantId: string | undefined, ctx: object) => Promise<string | undefined>): FindAccount {
   return async (ctx, sub, token) => {
     const user = await users.findById(realmId, sub);
     if (!user || user.disabled) return undefined;
@@ -21,7 +21,7 @@ export function createFindAccount(users: UserService, authz: AuthorizationModule
           updated_at: Math.floor(user.updatedAt / 1000),
         };
         // the tenant of the grant behind this token (code, refresh or access token), in ID tokens and userinfo
-        const tenantId = await tenantOf((token as { grantId?: string } | undefined)?.grantId);
+        const tenantId = await tenantOf((token as { grantId?: string } | undefined)?.grantId, ctx);
         if (tenantId) claims.tenant_id = tenantId;
         if (use === 'id_token') {
           const decision = await authz.onIssue({

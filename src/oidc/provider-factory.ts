@@ -90,7 +90,7 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
     // static when the realm has few enough (see ClientService.allProviderMetadata); the adapter finds the rest
     clients: (staticClients ?? []) as any,
     jwks: { keys: keys.privateJwks as any },
-    findAccount: createFindAccount(deps.users, authz, realm.id, issuer, (grantId) => tenantOfGrant(deps.tenants, realm.id, grantId)),
+    findAccount: createFindAccount(deps.users, authz, realm.id, issuer, (grantId, ctx) => tenantOfGrant(deps.tenants, realm.id, grantId, ctx)),
     // the tenant a sign-in is for, and a connection to go straight to (src/interactions/tenant-resolution.ts)
     extraParams: ['tenant_id', 'connection_id'],
     claims: SCOPE_CLAIMS,
@@ -217,6 +217,8 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
       }
       // a sign-in for another tenant starts a new grant: tokens of the old one keep the old tenant
       if (grant && tenant !== undefined && ((await tenantOfGrant(deps.tenants, realm.id, grant.jti)) ?? null) !== tenant) grant = undefined;
+      // a grant kept here already has this sign-in's tenant; a new one has none yet
+      const fresh = !grant;
       // First-party clients are trusted: everything they ask for is granted without a consent page.
       const accountId = ctx.oidc.session!.accountId;
       if (!accountId) return grant;
@@ -234,14 +236,14 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
         if (info) grant.addResourceScope(r, [...new Set([...info.scopes, ...scopes])].join(' '));
       }
       await grant.save();
-      await recordGrantTenant(deps.tenants, realm.id, grant.jti, tenant);
+      if (fresh && typeof tenant === 'string') await recordGrantTenant(deps.tenants, realm.id, grant.jti, tenant);
       return grant;
     },
     extraTokenClaims: async (ctx, token) => {
       const kind = (token as { kind?: string }).kind;
       if (kind !== 'AccessToken' && kind !== 'ClientCredentials') return undefined;
       const tok = token as unknown as { accountId?: string; clientId: string; grantId?: string; scope?: string; aud?: string | string[]; resourceServer?: { audience?: string } };
-      const tenantId = tok.accountId ? await tenantOfGrant(deps.tenants, realm.id, tok.grantId) : undefined;
+      const tenantId = tok.accountId ? await tenantOfGrant(deps.tenants, realm.id, tok.grantId, ctx) : undefined;
       const decision = await authz.onIssue({
         realmId: realm.id,
         issuer,

@@ -27,6 +27,16 @@ export async function recordGrantTenant(tenants: TenantService, realmId: string,
   await tenants.setGrantTenant(realmId, grantId, tenant);
 }
 
-export async function tenantOfGrant(tenants: TenantService, realmId: string, grantId: string | undefined): Promise<string | undefined> {
-  return grantId ? tenants.grantTenant(realmId, grantId) : undefined;
+/** Answers already looked up during one request (a token request asks from findAccount and extraTokenClaims). */
+const perRequest = new WeakMap<object, Map<string, Promise<string | undefined>>>();
+
+/** The grant's tenant; with `ctx`, looked up at most once per request and grant. */
+export function tenantOfGrant(tenants: TenantService, realmId: string, grantId: string | undefined, ctx?: object): Promise<string | undefined> {
+  if (!grantId) return Promise.resolve(undefined);
+  if (!ctx) return tenants.grantTenant(realmId, grantId);
+  let known = perRequest.get(ctx);
+  if (!known) perRequest.set(ctx, (known = new Map()));
+  let answer = known.get(grantId);
+  if (!answer) known.set(grantId, (answer = tenants.grantTenant(realmId, grantId)));
+  return answer;
 }
