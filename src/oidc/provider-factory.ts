@@ -5,6 +5,7 @@ import { RESERVED_CLAIMS } from '../authz/module.js';
 import type { ClientService } from '../clients/service.js';
 import type { LatchkeyConfig } from '../config/schema.js';
 import { verifyHighEntropySecret } from '../crypto/secret-box.js';
+import { cookieSigner } from '../crypto/cookie-signer.js';
 import type { Db } from '../db/knex.js';
 import type { Realm } from '../realms/service.js';
 import type { SigningMaterial } from '../keys/service.js';
@@ -104,7 +105,8 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
     // Like Auth0, Keycloak and Logto: scope-granted claims also go into the ID token.
     conformIdTokenClaims: false,
     cookies: {
-      keys: deps.cookieKeys,
+      // a Keygrip-compatible signer (one HMAC per check instead of three): see crypto/cookie-signer.ts
+      keys: cookieSigner(deps.cookieKeys) as any,
       long: { httpOnly: true, sameSite: 'lax', signed: true },
       short: { httpOnly: true, sameSite: 'lax', signed: true },
     },
