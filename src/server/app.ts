@@ -5,7 +5,9 @@ import { accountRoutes } from '../account/routes.js';
 import { adminOperations } from '../admin/operations.js';
 import { adminApi } from '../admin/router.js';
 import { CALLBACK_PATH as CONNECTION_CALLBACK_PATH } from '../connections/service.js';
+import { seeOther } from '../interactions/kit.js';
 import { interactionRoutes } from '../interactions/routes.js';
+import { type FirstPageInteraction, type FirstPageRequest } from '../oidc/first-page.js';
 import { firstPartyOfflineAccess } from '../oidc/first-party-offline.js';
 import type { RealmRequest } from '../interactions/layout.js';
 import type { ProviderCache, ServedIssuer } from '../oidc/providers.js';
@@ -137,7 +139,27 @@ export function createApp({ services, registry, providers }: AppDeps): Koa {
     }
     ctx.respond = false;
     await callback(ctx.req, ctx.res);
+    const first = (ctx.req as FirstPageRequest).latchkeyFirstPage;
+    if (first) await firstPage(ctx, first);
   });
+
+  /**
+   * The provider held back its redirect to the interaction's page (src/oidc/first-page.ts): answer this
+   * request with that page, through the same routes as `GET /interaction/<uid>`, on the interaction the
+   * provider has just saved (its cookies are already on the response).
+   */
+  async function firstPage(ctx: Context, interaction: FirstPageInteraction): Promise<void> {
+    ctx.respond = true;
+    ctx.res.removeHeader('Location');
+    ctx.status = 200;
+    ctx.state.interaction = interaction;
+    ctx.params = { uid: interaction.uid };
+    (ctx as Context & { newRouterPath?: string }).newRouterPath = `/interaction/${interaction.uid}`;
+    // the page's own query (e.g. ?method=) is not the authorization request's
+    Object.defineProperty(ctx, 'query', { value: {}, configurable: true });
+    // no page route answered: fall back to the provider's redirect
+    await interactionsMw(ctx as any, async () => seeOther(ctx, `/interaction/${interaction.uid}`));
+  }
 
   return app;
 }

@@ -170,7 +170,9 @@ describeWithBrowser('sign-in pages in Chromium', () => {
     const flow = await authorizationUrl(defaultRp);
     const res = await page.goto(flow.url.href);
     expect(res?.status()).toBe(200);
-    expect(new URL(page.url()).pathname).toMatch(/^\/interaction\//);
+    // a navigation gets the first page in the authorization response itself (no redirect to /interaction/<uid>)
+    expect(new URL(page.url()).pathname).toBe('/auth');
+    expect(res?.request().redirectedFrom()).toBeNull();
     expect(res?.headers()['content-security-policy']).toContain("script-src 'self'");
     await expect(page.title()).resolves.toContain('Sign in');
     expect(await page.getByRole('heading', { level: 1 }).textContent()).toContain('Demo App (default)');
