@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import {
   generateAuthenticationOptions,
   generateRegistrationOptions,
-  verifyAuthenticationResponse,
   verifyRegistrationResponse,
   type AuthenticationResponseJSON,
   type PublicKeyCredentialCreationOptionsJSON,
@@ -15,6 +14,7 @@ import { webauthnRepo, type CredentialRow } from '../db/webauthn-repo.js';
 import { LatchkeyError } from '../errors.js';
 import type { RealmSettings } from '../realms/settings.js';
 import { authenticatorName } from './aaguids.js';
+import { AssertionError, verifyAssertion } from './assertion.js';
 import type { RelyingParty } from './relying-party.js';
 
 /** A passkey signs in on its own (discoverable, user verification); a security key is a second factor. */
@@ -223,26 +223,25 @@ export class PasskeyService {
     if (input.purpose === 'first-factor' && !credential.discoverable) throw fail('unknown_credential', 'This security key is a second factor: sign in with your password first.');
     const userHandle = input.response.response?.userHandle;
     if (userHandle && Buffer.from(userHandle, 'base64url').toString('utf8') !== credential.userId) throw fail('unknown_credential', 'This passkey belongs to another account.');
-    let verification;
+    let info;
     try {
-      verification = await verifyAuthenticationResponse({
+      info = verifyAssertion({
         response: input.response,
         expectedChallenge: challenge.challenge,
-        expectedOrigin: rp.origins,
-        expectedRPID: rp.rpId,
-        credential: { id: credential.id, publicKey: isoBase64URL.toBuffer(credential.publicKey), counter: credential.counter, transports: credential.transports as any },
+        expectedOrigins: rp.origins,
+        expectedRpId: rp.rpId,
+        publicKey: credential.publicKey,
+        counter: credential.counter,
         requireUserVerification: input.purpose === 'first-factor',
       });
     } catch (err) {
-      const message = (err as Error).message ?? '';
-      if (/counter/i.test(message)) {
+      if (!(err instanceof AssertionError)) throw err;
+      if (err.reason === 'counter') {
         await this.securityEvent({ realmId: input.realmId, userId: credential.userId, type: 'passkey.counter_regression', detail: { credentialId: credential.id, storedCounter: credential.counter } });
         throw fail('counter_regression', 'This passkey reported an unexpected use count and was refused; it may have been copied. Use another sign-in method and contact your administrator.');
       }
-      throw fail('assertion_failed', `The passkey could not be verified: ${message}`);
+      throw fail('assertion_failed', `The passkey could not be verified: ${err.message}`);
     }
-    if (!verification.verified) throw fail('assertion_failed', 'The passkey could not be verified.');
-    const info = verification.authenticationInfo;
     const now = Date.now();
     // A counter of zero that stays zero (synced passkeys) and a last use under a minute ago: nothing to
     // record (last-used times are shown to the minute). Any counter that moves is always written.
@@ -252,8 +251,8 @@ export class PasskeyService {
       await this.securityEvent({ realmId: input.realmId, userId: credential.userId, type: 'passkey.counter_regression', detail: { credentialId: credential.id, storedCounter: credential.counter, newCounter: info.newCounter } });
       throw fail('counter_regression', 'This passkey reported an unexpected use count and was refused.');
     }
-    if (info.credentialBackedUp !== credential.backedUp) await webauthnRepo.updateBackup(this.db, input.realmId, credential.id, info.credentialBackedUp);
-    return { credential: { ...credential, counter: info.newCounter, backedUp: info.credentialBackedUp }, userVerified: info.userVerified };
+    if (info.backedUp !== credential.backedUp) await webauthnRepo.updateBackup(this.db, input.realmId, credential.id, info.backedUp);
+    return { credential: { ...credential, counter: info.newCounter, backedUp: info.backedUp }, userVerified: info.userVerified };
   }
 
   async rename(realmId: string, userId: string, id: string, name: string): Promise<void> {
