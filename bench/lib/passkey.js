@@ -11,8 +11,8 @@
 //   -> POST /interaction/<uid>/passkey/register/verify {response} -> {redirect} -> ... -> code -> /token
 //
 // Each measured flow, as a new browser (own cookie jar), the "Sign in with a passkey" button:
-//   GET /auth (code + PKCE S256) -> GET /interaction/<uid> (login page: uid, csrf, and the passkey
-//   options prepared with it, as the page's script uses them; POST /interaction/<uid>/passkey/options
+//   GET /auth (code + PKCE S256, as a browser navigation) -> the login page in that response (uid, csrf,
+//   and the passkey options prepared with it, as the page's script uses them; POST /interaction/<uid>/passkey/options
 //   {mode: 'button'} only where the page has none) -> getAssertion()
 //   -> POST /interaction/<uid>/passkey/verify {response} -> {redirect} -> GET /auth/<uid> (resume)
 //   -> redirect to the client with ?code= -> POST /token (code exchange, ID token)
@@ -46,9 +46,10 @@ function preparedOptions(html) {
   return m ? JSON.parse(decode(m[1])) : undefined;
 }
 
-const uidOf = (url, step) => {
-  const m = /^\/interaction\/([^/?]+)/.exec(url.pathname);
-  if (!m) throw new FlowError(step, `not an interaction page: ${url.pathname}`);
+/** The interaction of a sign-in page: from its URL, or (the first page, served at /auth) from its forms. */
+const uidOf = (at, step) => {
+  const m = /^\/interaction\/([^/?]+)/.exec(at.url.pathname) ?? /\saction="\/interaction\/([^/"]+)\//.exec(at.html);
+  if (!m) throw new FlowError(step, `not an interaction page: ${at.url.pathname}`);
   return m[1];
 };
 
@@ -58,7 +59,7 @@ const uidOf = (url, step) => {
  */
 async function walk(target, jar, step, path) {
   let here = new URL(path, target.issuer);
-  let res = await send(target, jar, step, `${here.pathname}${here.search}`);
+  let res = await send(target, jar, step, `${here.pathname}${here.search}`, { navigation: true });
   for (let hops = 0; ; hops++) {
     if (hops > 8) throw new FlowError(step, 'too many redirects');
     if (res.statusCode >= 300 && res.statusCode < 400) {
@@ -66,7 +67,7 @@ async function walk(target, jar, step, path) {
       if (next.path === null) return { done: next.url };
       here = next.url;
       step = next.path.startsWith('/auth/') ? 'resume' : `GET ${pathName(next.path)}`;
-      res = await send(target, jar, step, next.path);
+      res = await send(target, jar, step, next.path, { navigation: true });
       continue;
     }
     const html = await res.body.text();
@@ -77,7 +78,7 @@ async function walk(target, jar, step, path) {
 
 /** POST a form and follow its redirects (see walk). */
 async function postForm(target, jar, step, path, form) {
-  const res = await send(target, jar, step, path, { method: 'POST', form });
+  const res = await send(target, jar, step, path, { method: 'POST', form, navigation: true });
   const location = await expectRedirect(res, step);
   const next = resolveLocation(target, location, step);
   if (next.path === null) return { done: next.url };
@@ -115,14 +116,14 @@ export async function enrolPasskey(target, authenticator, user) {
 
   let at = await walk(target, jar, 'authorize', `${auth.url.pathname}${auth.url.search}`);
   if (at.done) throw new FlowError('authorize', 'signed in without a page');
-  let uid = uidOf(at.url, 'login page');
+  let uid = uidOf(at, 'login page');
   at = await postForm(target, jar, 'POST /interaction/<uid>/identify', `/interaction/${uid}/identify`, { csrf: csrfOf(at.html, 'login page'), email: user.email });
   if (at.done || !/name="password"/.test(at.html)) throw new FlowError('identify', 'expected the password page');
   at = await postForm(target, jar, 'POST /interaction/<uid>/login', `/interaction/${uid}/login`, { csrf: csrfOf(at.html, 'password page'), email: user.email, password: user.password });
   if (at.done || !/data-lk-register-options=/.test(at.html)) {
     throw new FlowError('login', `expected the passkey offer page, got ${at.done ? `a redirect to ${at.done.href}` : at.url.pathname}`);
   }
-  uid = uidOf(at.url, 'offer page');
+  uid = uidOf(at, 'offer page');
   const csrf = csrfOf(at.html, 'offer page');
   const options = await postJson(target, jar, 'POST /interaction/<uid>/passkey/register/options', `/interaction/${uid}/passkey/register/options`, csrf, {});
   let response;
@@ -146,7 +147,7 @@ export async function passkeySignInOnce(target, authenticator) {
 
   const at = await walk(target, jar, 'authorize', `${auth.url.pathname}${auth.url.search}`);
   if (at.done) throw new FlowError('authorize', 'signed in without a page');
-  const uid = uidOf(at.url, 'login page');
+  const uid = uidOf(at, 'login page');
   const csrf = csrfOf(at.html, 'login page');
   // as views/assets/passkeys.js does: the options the page came with, else ask for them
   const options = preparedOptions(at.html) ?? (await postJson(target, jar, 'POST /interaction/<uid>/passkey/options', `/interaction/${uid}/passkey/options`, csrf, { mode: 'button' }));

@@ -2,7 +2,8 @@
 // run by a few concurrent workers for a fixed time. autocannon cannot follow redirects, keep cookies
 // or read a CSRF token out of a page, so this walks the flow with undici directly:
 //
-//   GET  /auth?... (code, PKCE S256)  -> redirect to the sign-in page (sets _interaction cookies)
+//   GET  /auth?... (code, PKCE S256)  -> the sign-in page (Latchkey answers a browser navigation with
+//        it directly; the bare provider redirects to it), setting the _interaction cookies
 //   then, page after page, like a browser: GET the page, pick its sign-in form (the one with a
 //   password field, else the one with an email field), fill email / password, keep the hidden fields
 //   (csrf), POST it, follow the redirects. This covers a single email+password page as well as an
@@ -58,9 +59,19 @@ export class Jar {
   }
 }
 
-/** One HTTP request of a flow: Host, cookies in and out, a form or a JSON body; counts the request. */
-export async function send(target, jar, step, path, { method = 'GET', form, json, headers = {} } = {}) {
-  const h = { host: target.host, 'user-agent': 'latchkey-bench', ...headers };
+/**
+ * What a browser adds to a navigation (following a link or redirect, submitting a form): Fetch Metadata.
+ * Latchkey answers a navigation to /auth with the first sign-in page itself (no redirect to it); the bare
+ * provider ignores these headers.
+ */
+export const NAVIGATION_HEADERS = { 'sec-fetch-dest': 'document', 'sec-fetch-mode': 'navigate', 'sec-fetch-site': 'same-origin', accept: 'text/html,application/xhtml+xml' };
+
+/**
+ * One HTTP request of a flow: Host, cookies in and out, a form or a JSON body; counts the request.
+ * `navigation: true` sends it as a browser navigation would (NAVIGATION_HEADERS).
+ */
+export async function send(target, jar, step, path, { method = 'GET', form, json, headers = {}, navigation = false } = {}) {
+  const h = { host: target.host, 'user-agent': 'latchkey-bench', ...(navigation ? NAVIGATION_HEADERS : {}), ...headers };
   const cookie = jar?.header();
   if (cookie) h.cookie = cookie;
   let body;
@@ -176,7 +187,7 @@ export async function signInOnce(target) {
   // 1. authorize, then pages, form posts and redirects until a redirect to the redirect URI
   let step = 'authorize';
   let here = auth.url;
-  let res = await send(target, jar, step, `${here.pathname}${here.search}`);
+  let res = await send(target, jar, step, `${here.pathname}${here.search}`, { navigation: true });
   let done;
   for (let hops = 0; !done; hops++) {
     if (hops > 16) throw new FlowError(step, 'too many steps');
@@ -188,7 +199,7 @@ export async function signInOnce(target) {
       }
       here = next.url;
       step = next.path.startsWith('/auth/') ? 'resume' : `GET ${pathName(next.path)}`;
-      res = await send(target, jar, step, next.path);
+      res = await send(target, jar, step, next.path, { navigation: true });
       continue;
     }
     const html = await res.body.text();
@@ -200,7 +211,7 @@ export async function signInOnce(target) {
     if (form.inputs.has('password')) fields.password = target.password;
     here = new URL(form.action, here);
     step = `POST ${pathName(here.pathname)}`;
-    res = await send(target, jar, step, `${here.pathname}${here.search}`, { method: 'POST', form: fields });
+    res = await send(target, jar, step, `${here.pathname}${here.search}`, { method: 'POST', form: fields, navigation: true });
   }
   // 2. code exchange
   return exchangeCode(target, auth, done, step);
