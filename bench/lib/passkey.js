@@ -14,8 +14,9 @@
 //   GET /auth (code + PKCE S256, as a browser navigation) -> the login page in that response (uid, csrf,
 //   and the passkey options prepared with it, as the page's script uses them; POST /interaction/<uid>/passkey/options
 //   {mode: 'button'} only where the page has none) -> getAssertion()
-//   -> POST /interaction/<uid>/passkey/verify {response} -> {redirect} -> GET /auth/<uid> (resume)
-//   -> redirect to the client with ?code= -> POST /token (code exchange, ID token)
+//   -> POST /interaction/<uid>/passkey/verify {response} -> {redirect: the client's URI with ?code=} (the
+//   server resumes the sign-in within the verify request; a {redirect: /auth/<uid>} is followed as before)
+//   -> POST /token (code exchange, ID token)
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { authorization, exchangeCode, expectRedirect, FlowError, Jar, pathName, resolveLocation, send } from './signin.js';
@@ -100,7 +101,10 @@ async function postJson(target, jar, step, path, csrf, body) {
 /** After a verify answer {redirect}: follow it to the client and exchange the code. */
 async function finish(target, jar, auth, answer, step) {
   if (typeof answer?.redirect !== 'string' || !answer.redirect) throw new FlowError(step, `no redirect in ${JSON.stringify(answer).slice(0, 200)}`);
-  const end = await walk(target, jar, 'resume', answer.redirect);
+  // the answer points at the client itself when the server resumed the sign-in within the verify request
+  const next = resolveLocation(target, answer.redirect, step);
+  if (next.path === null) return exchangeCode(target, auth, next.url, step);
+  const end = await walk(target, jar, 'resume', next.path);
   if (!end.done) throw new FlowError(end.step, `expected the redirect to the client, got a page at ${end.url.pathname}`);
   return exchangeCode(target, auth, end.done, 'resume');
 }

@@ -1,6 +1,9 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
+import { cookieSigner } from '../crypto/cookie-signer.js';
 import { LatchkeyError } from '../errors.js';
+import { providerCallback } from '../oidc/provider-callback.js';
+import { canResumeInProcess, resumeInProcess } from '../oidc/resume-in-process.js';
 import { relyingParties, relyingParty } from '../passkeys/relying-party.js';
 import { amrOf } from '../passkeys/service.js';
 import type { Services } from '../server/services.js';
@@ -22,6 +25,24 @@ export function passkeyRoutes(router: Router, services: Services, progress: Prog
   function json(ctx: Context, body: unknown): void {
     ctx.set('Cache-Control', 'no-store');
     ctx.body = body;
+  }
+
+  const signer = cookieSigner(services.cookieKeys);
+
+  /**
+   * Answers `{ redirect }` with where the browser goes next. When that is the provider's resume of this
+   * sign-in, the resume runs within this request (src/oidc/resume-in-process.ts) and the answer points
+   * past it: to the client with its code, or to the next interaction.
+   */
+  async function answerRedirect(ctx: Context, d: Details, url: string, accountId: string): Promise<void> {
+    if (url !== d.returnTo || !canResumeInProcess(d, accountId)) return json(ctx, { redirect: url });
+    const { provider } = served(ctx);
+    ctx.respond = false;
+    const next = await resumeInProcess(ctx.req, ctx.res, providerCallback(provider), signer, provider.cookieName('resume'), d.uid);
+    if (next === undefined) return; // the provider has answered (an error page)
+    ctx.respond = true;
+    ctx.status = 200;
+    json(ctx, { redirect: next });
   }
 
   async function start(ctx: Context): Promise<{ d: Details; body: Record<string, unknown> }> {
@@ -86,11 +107,11 @@ export function passkeyRoutes(router: Router, services: Services, progress: Prog
     emit(ctx, d, 'signin.success', method, { userId: user.id });
     const factor = amrOf(verified.credential);
     if (secondFactor) {
-      return json(ctx, { redirect: await steps.afterSecondFactor(ctx, d, user, { ...p!, amr: [...p!.amr, factor, 'mfa'] }) });
+      return answerRedirect(ctx, d, await steps.afterSecondFactor(ctx, d, user, { ...p!, amr: [...p!.amr, factor, 'mfa'] }), user.id);
     }
     // a passkey with user verification is two factors in one: something you have, and a PIN or biometric
     const amr = verified.userVerified ? [factor, 'user', 'mfa'] : [factor, 'user'];
-    json(ctx, { redirect: await steps.finish(ctx, d, user.id, amr) });
+    await answerRedirect(ctx, d, await steps.finish(ctx, d, user.id, amr), user.id);
   });
 
   /** Registration during sign-in: the passkey offer, a passkey after recovery, or a security key as required second factor. */
@@ -143,6 +164,6 @@ export function passkeyRoutes(router: Router, services: Services, progress: Prog
       return json(ctx, { redirect: `/interaction/${d.uid}` });
     }
     // a passkey registered with user verification: the sign-in completes
-    json(ctx, { redirect: await steps.finish(ctx, d, user.id, p.amr) });
+    await answerRedirect(ctx, d, await steps.finish(ctx, d, user.id, p.amr), user.id);
   });
 }

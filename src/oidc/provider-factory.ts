@@ -18,6 +18,7 @@ import { ADMIN_API_AUDIENCE, ADMIN_SCOPES } from '../admin/audience.js';
 import type { TrustService } from '../trust/service.js';
 import { enableTokenExchange } from './token-exchange.js';
 import { holdFirstPageRedirect } from './first-page.js';
+import { holdResumeRedirect } from './resume-in-process.js';
 import type { TenantService } from '../tenants/service.js';
 import { recordGrantTenant, resultTenant, tenantOfGrant } from '../tenants/grant-tenant.js';
 
@@ -271,6 +272,7 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
   const provider = new Provider(issuer, configuration);
   provider.proxy = config.server.trustProxy;
   holdFirstPageRedirect(provider);
+  holdResumeRedirect(provider);
   enableTokenExchange(provider, { realmId: realm.id, trust: deps.trust, defaultAudience: settings.defaultAudience, resourceServerInfo });
   const log = deps.log.child({ realm: realm.id, issuer });
   provider.on('server_error', (_ctx: unknown, err: Error) => log.error({ err }, 'provider error'));

@@ -1,6 +1,4 @@
 import Koa, { type Context, type Next } from 'koa';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type Provider from 'oidc-provider';
 import { accountRoutes } from '../account/routes.js';
 import { adminOperations } from '../admin/operations.js';
 import { adminApi } from '../admin/router.js';
@@ -9,6 +7,7 @@ import { seeOther } from '../interactions/kit.js';
 import { interactionRoutes } from '../interactions/routes.js';
 import { type FirstPageInteraction, type FirstPageRequest } from '../oidc/first-page.js';
 import { firstPartyOfflineAccess } from '../oidc/first-party-offline.js';
+import { providerCallback } from '../oidc/provider-callback.js';
 import type { RealmRequest } from '../interactions/layout.js';
 import type { ProviderCache, ServedIssuer } from '../oidc/providers.js';
 import type { RealmRegistry } from '../realms/registry.js';
@@ -34,7 +33,6 @@ export function createApp({ services, registry, providers }: AppDeps): Koa {
   const app = new Koa();
   app.proxy = services.config.server.trustProxy;
   app.silent = true;
-  const callbacks = new WeakMap<Provider, (req: IncomingMessage, res: ServerResponse) => unknown>();
   const assets = loadStaticAssets();
   const interactions = interactionRoutes(services);
   const account = accountRoutes(services);
@@ -132,13 +130,8 @@ export function createApp({ services, registry, providers }: AppDeps): Koa {
   // Everything else belongs to the realm's node-oidc-provider instance.
   app.use(async (ctx: Context) => {
     const { provider } = ctx.state.served as ServedIssuer;
-    let callback = callbacks.get(provider);
-    if (!callback) {
-      callback = provider.callback();
-      callbacks.set(provider, callback);
-    }
     ctx.respond = false;
-    await callback(ctx.req, ctx.res);
+    await providerCallback(provider)(ctx.req, ctx.res);
     const first = (ctx.req as FirstPageRequest).latchkeyFirstPage;
     if (first) await firstPage(ctx, first);
   });

@@ -61,6 +61,8 @@ export class Browser {
   /** Follows redirects until one leaves for `stopAt` (the client's redirect URI) or a page is returned. */
   async follow(url: string | URL, init: { method?: string; form?: Record<string, string> } = {}, stopAt?: string): Promise<{ res: Response; url: URL }> {
     let current = new URL(url);
+    // already the client's URI (a verify answer that points past the resume): a browser goes there, not here
+    if (stopAt && current.href.startsWith(stopAt)) return { res: new Response(null, { status: 303, headers: { location: current.href } }), url: current };
     let res = await this.request(current, init);
     for (let i = 0; i < 20 && res.status >= 300 && res.status < 400; i++) {
       const next = new URL(res.headers.get('location')!, current);

@@ -88,10 +88,20 @@ describe('passkey sign-in over HTTP with a software authenticator', () => {
     const { page } = await start(first);
     const ok = await passkeyAssertion(first, page, authenticator, 'button');
     expect(ok.status).toBe(200);
-    // the same response again, in the same sign-in: its challenge was used
+    // the same response again, in the same sign-in: that sign-in is complete (resumed within the verify
+    // request) and its interaction gone
     const again = await postJson(first, page, '/passkey/verify', { response: ok.assertion });
     expect(again.status).toBe(400);
-    expect(again.body.error).toBe('challenge_invalid');
+    expect(again.body.error).toBe('interaction_expired');
+    // a sign-in the browser resumes itself (form_post) keeps its interaction until then: its challenge refuses the replay
+    const formPost = new Browser();
+    const { page: formPostPage } = await start(formPost, { response_mode: 'form_post' });
+    const verified = await passkeyAssertion(formPost, formPostPage, authenticator, 'button');
+    expect(verified.status).toBe(200);
+    expect(new URL(verified.body.redirect, server.issuer).pathname).toBe(`/auth/${formPostPage.uid}`);
+    const replayed = await postJson(formPost, formPostPage, '/passkey/verify', { response: verified.assertion });
+    expect(replayed.status).toBe(400);
+    expect(replayed.body.error).toBe('challenge_invalid');
     // and in another sign-in, which has challenges of its own
     const other = new Browser();
     const { page: otherPage } = await start(other);
