@@ -143,9 +143,22 @@ export class UserService {
     return { users: page.map(toPublicUser), next_cursor: next };
   }
 
-  findById(realmId: string, id: string): Promise<UserRow | undefined> {
-    return usersRepo.findById(this.db, realmId, id);
+  /**
+   * A user by id. With `request` (the Node request at hand), the answer is shared by every lookup made
+   * while that request is served: a passkey verify reads the user, and the sign-in's resume within the
+   * same request (src/oidc/resume-in-process.ts) asks findAccount for them again.
+   */
+  findById(realmId: string, id: string, request?: object): Promise<UserRow | undefined> {
+    if (!request) return usersRepo.findById(this.db, realmId, id);
+    let known = this.#perRequest.get(request);
+    if (!known) this.#perRequest.set(request, (known = new Map()));
+    const key = `${realmId}\n${id}`;
+    let answer = known.get(key);
+    if (!answer) known.set(key, (answer = usersRepo.findById(this.db, realmId, id)));
+    return answer;
   }
+
+  readonly #perRequest = new WeakMap<object, Map<string, Promise<UserRow | undefined>>>();
 
   findByEmail(realmId: string, email: string): Promise<UserRow | undefined> {
     return usersRepo.findByEmail(this.db, realmId, email);

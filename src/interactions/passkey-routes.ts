@@ -99,7 +99,7 @@ export function passkeyRoutes(router: Router, services: Services, progress: Prog
       emit(ctx, d, 'signin.failure', method, { reason: (err as LatchkeyError).code ?? 'passkey_failed' });
       throw err;
     }
-    const user = await users.findById(s.realm.id, verified.credential.userId);
+    const user = await users.findById(s.realm.id, verified.credential.userId, ctx.req);
     if (!user || user.disabled) {
       emit(ctx, d, 'signin.failure', method, { reason: 'account_disabled' });
       throw new LatchkeyError('account_disabled', 'This account is disabled. Contact your administrator.', 401);

@@ -53,6 +53,11 @@ export class ProgressStore {
 
   constructor(private readonly db: Db) {}
 
+  /** A sign-in whose interaction was created by this very request (the first page): nothing is stored for it yet. */
+  started(key: ProgressKey): void {
+    if (!this.#seen.has(key)) this.#seen.set(key, undefined);
+  }
+
   async get(realmId: string, key: ProgressKey): Promise<Progress | undefined> {
     if (this.#seen.has(key)) return this.#seen.get(key);
     const found = (await progressRepo.get(this.db, realmId, key.uid, Date.now())) as Progress | undefined;

@@ -7,7 +7,8 @@ import { RESERVED_CLAIMS } from '../authz/module.js';
 /** `tenantOf` gives the tenant a grant was signed in for (src/tenants/grant-tenant.ts). */
 export function createFindAccount(users: UserService, authz: AuthorizationModule, realmId: string, issuer: string, tenantOf: (grantId: string | undefined, ctx: object) => Promise<string | undefined>): FindAccount {
   return async (ctx, sub, token) => {
-    const user = await users.findById(realmId, sub);
+    // looked up once per request (a passkey verify that resumes the sign-in in process has read them already)
+    const user = await users.findById(realmId, sub, ctx.req);
     if (!user || user.disabled) return undefined;
     return {
       accountId: user.id,

@@ -146,6 +146,8 @@ export function createApp({ services, registry, providers }: AppDeps): Koa {
     ctx.res.removeHeader('Location');
     ctx.status = 200;
     ctx.state.interaction = interaction;
+    // created by this request: no sign-in progress can be stored for it yet
+    services.progress.started(interaction);
     ctx.params = { uid: interaction.uid };
     (ctx as Context & { newRouterPath?: string }).newRouterPath = `/interaction/${interaction.uid}`;
     // the page's own query (e.g. ?method=) is not the authorization request's
