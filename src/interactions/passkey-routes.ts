@@ -3,6 +3,7 @@ import type { Context } from 'koa';
 import { cookieSigner } from '../crypto/cookie-signer.js';
 import { LatchkeyError } from '../errors.js';
 import { providerCallback } from '../oidc/provider-callback.js';
+import { withHeldInteraction } from '../oidc/held-interactions.js';
 import { canResumeInProcess, resumeInProcess } from '../oidc/resume-in-process.js';
 import { relyingParties, relyingParty } from '../passkeys/relying-party.js';
 import { amrOf } from '../passkeys/service.js';
@@ -30,19 +31,25 @@ export function passkeyRoutes(router: Router, services: Services, progress: Prog
   const signer = cookieSigner(services.cookieKeys);
 
   /**
-   * Answers `{ redirect }` with where the browser goes next. When that is the provider's resume of this
-   * sign-in, the resume runs within this request (src/oidc/resume-in-process.ts) and the answer points
-   * past it: to the client with its code, or to the next interaction.
+   * Runs `step` (what follows a verified passkey) and answers `{ redirect }` with where the browser goes
+   * next. When that is the provider's resume of this sign-in, the resume runs within this request
+   * (src/oidc/resume-in-process.ts) and the answer points past it: to the client with its code, or to
+   * the next interaction. Meanwhile the interaction's saves are held (src/oidc/held-interactions.ts):
+   * the resume reads and deletes it at once, so its result need not be written at all.
    */
-  async function answerRedirect(ctx: Context, d: Details, url: string, accountId: string): Promise<void> {
-    if (url !== d.returnTo || !canResumeInProcess(d, accountId)) return json(ctx, { redirect: url });
-    const { provider } = served(ctx);
-    ctx.respond = false;
-    const next = await resumeInProcess(ctx.req, ctx.res, providerCallback(provider), signer, provider.cookieName('resume'), d.uid);
-    if (next === undefined) return; // the provider has answered (an error page)
-    ctx.respond = true;
-    ctx.status = 200;
-    json(ctx, { redirect: next });
+  async function answerNext(ctx: Context, d: Details, accountId: string, step: () => Promise<string>): Promise<void> {
+    if (!canResumeInProcess(d, accountId)) return json(ctx, { redirect: await step() });
+    await withHeldInteraction(served(ctx).realm.id, d.uid, async () => {
+      const url = await step();
+      if (url !== d.returnTo) return json(ctx, { redirect: url });
+      const { provider } = served(ctx);
+      ctx.respond = false;
+      const next = await resumeInProcess(ctx.req, ctx.res, providerCallback(provider), signer, provider.cookieName('resume'), d.uid);
+      if (next === undefined) return; // the provider has answered (an error page)
+      ctx.respond = true;
+      ctx.status = 200;
+      json(ctx, { redirect: next });
+    });
   }
 
   async function start(ctx: Context): Promise<{ d: Details; body: Record<string, unknown> }> {
@@ -107,11 +114,11 @@ export function passkeyRoutes(router: Router, services: Services, progress: Prog
     emit(ctx, d, 'signin.success', method, { userId: user.id });
     const factor = amrOf(verified.credential);
     if (secondFactor) {
-      return answerRedirect(ctx, d, await steps.afterSecondFactor(ctx, d, user, { ...p!, amr: [...p!.amr, factor, 'mfa'] }), user.id);
+      return answerNext(ctx, d, user.id, () => steps.afterSecondFactor(ctx, d, user, { ...p!, amr: [...p!.amr, factor, 'mfa'] }));
     }
     // a passkey with user verification is two factors in one: something you have, and a PIN or biometric
     const amr = verified.userVerified ? [factor, 'user', 'mfa'] : [factor, 'user'];
-    await answerRedirect(ctx, d, await steps.finish(ctx, d, user.id, amr), user.id);
+    await answerNext(ctx, d, user.id, () => steps.finish(ctx, d, user.id, amr));
   });
 
   /** Registration during sign-in: the passkey offer, a passkey after recovery, or a security key as required second factor. */
@@ -164,6 +171,6 @@ export function passkeyRoutes(router: Router, services: Services, progress: Prog
       return json(ctx, { redirect: `/interaction/${d.uid}` });
     }
     // a passkey registered with user verification: the sign-in completes
-    await answerRedirect(ctx, d, await steps.finish(ctx, d, user.id, p.amr), user.id);
+    await answerNext(ctx, d, user.id, () => steps.finish(ctx, d, user.id, p.amr));
   });
 }

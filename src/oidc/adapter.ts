@@ -1,6 +1,7 @@
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import type { Db } from '../db/knex.js';
 import { payloadsRepo } from '../db/payloads-repo.js';
+import { heldInteraction } from './held-interactions.js';
 
 export interface ClientSource {
   /** Returns node-oidc-provider client metadata, or undefined for an unknown client. */
@@ -24,7 +25,12 @@ export function createAdapterClass(db: Db, realmId: string, clients: ClientSourc
     async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
       if (this.name === 'Client') throw new Error('clients are managed with the latchkey CLI, not through the provider');
       const expiresAt = expiresIn ? Date.now() + expiresIn * 1000 : null;
-      await payloadsRepo.upsert(db, { realmId, model: this.name, id }, payload as Record<string, unknown>, expiresAt);
+      const write = () => payloadsRepo.upsert(db, { realmId, model: this.name, id }, payload as Record<string, unknown>, expiresAt);
+      const held = this.name === 'Interaction' ? heldInteraction(realmId, id) : undefined;
+      if (!held) return write();
+      // a sign-in completing and resuming within one request: written when the request lets go, if still there
+      held.payload = payload;
+      held.write = write;
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {
@@ -35,6 +41,10 @@ export function createAdapterClass(db: Db, realmId: string, clients: ClientSourc
         // unknown ids are not remembered, and the map is bounded: made-up client ids cannot grow it
         if (found && knownClients.size < 10_000) knownClients.set(id, JSON.stringify(found));
         return found;
+      }
+      if (this.name === 'Interaction') {
+        const held = heldInteraction(realmId, id)?.payload;
+        if (held) return held;
       }
       return this.#read('id', id);
     }
@@ -52,6 +62,12 @@ export function createAdapterClass(db: Db, realmId: string, clients: ClientSourc
     }
 
     async destroy(id: string): Promise<void> {
+      const held = this.name === 'Interaction' ? heldInteraction(realmId, id) : undefined;
+      if (held) {
+        // nothing held is written; the row saved before the hold goes below
+        held.payload = undefined;
+        held.write = undefined;
+      }
       await payloadsRepo.destroy(db, realmId, this.name, id);
     }
 

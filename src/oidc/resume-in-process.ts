@@ -67,7 +67,7 @@ export async function resumeInProcess(
   const signed = `${cookie}; ${resumeCookie}.sig=${signer.sign(cookie)}`;
   const { method, url, headers } = req;
   const cookies = headers.cookie;
-  headers.cookie = cookies ? `${cookies}; ${signed}` : signed;
+  headers.cookie = cookies ? `${signed}; ${cookies}` : signed;
   req.method = 'GET';
   req.url = `/auth/${encodeURIComponent(uid)}`;
   const mark: { location?: string } = {};

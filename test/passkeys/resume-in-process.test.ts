@@ -60,6 +60,8 @@ describe('a passkey sign-in resumed within the verify request', () => {
     expect(back.searchParams.get('iss')).toBe(server.issuer);
     const tokens = await exchangeCode(firstParty, auth, back);
     expect(decodeJwt(tokens.id_token!)).toMatchObject({ email, amr: expect.arrayContaining(['user', 'mfa']) });
+    // the resume deleted the interaction (its result was never written: src/oidc/held-interactions.ts)
+    expect(await server.services.db('oidc_payloads').where({ realm_id: 'default', model: 'Interaction', id: page.uid }).first()).toBeUndefined();
 
     // the session the resume started came with the verify answer: another authorization is answered at once
     const again = await authorizationRequest(firstParty, REDIRECT, { prompt: 'none' });
@@ -107,6 +109,23 @@ describe('a passkey sign-in resumed within the verify request', () => {
     const confirm = await browser.follow(resume, {}, REDIRECT);
     expect(confirm.res.status).toBe(200);
     expect(await confirm.res.text()).toMatch(/name="logout" value="yes"/);
+  });
+
+  it('a resume that fails part-way (the browser signed out meanwhile) writes the interaction with its result, as it was before the resume', async () => {
+    const browser = new Browser();
+    // signed in with the passkey, then a new sign-in of the same account (prompt=login) ...
+    const first = await start(browser, firstParty, REDIRECT);
+    expect((await passkeyAssertion(browser, first.page, authenticator, 'button')).status).toBe(200);
+    const { page } = await start(browser, firstParty, REDIRECT, { prompt: 'login' });
+    // ... during which the session ends elsewhere (its cookies are gone): the resume refuses the mismatch
+    const jar = browser.cookies.get(new URL(server.issuer).host)!;
+    for (const name of [...jar.keys()]) if (name.startsWith('_session')) jar.delete(name);
+    const result = await passkeyAssertion(browser, page, authenticator, 'button');
+    expect(result.status).toBe(400);
+    expect(String(result.body)).toContain('<html');
+    const row = await server.services.db('oidc_payloads').where({ realm_id: 'default', model: 'Interaction', id: page.uid }).first();
+    expect(row, 'the interaction is still stored').toBeDefined();
+    expect(JSON.parse(row.payload).result?.login?.accountId).toBeTruthy();
   });
 
   it('a verify that fails leaves the sign-in as it was: the page can still sign in', async () => {
