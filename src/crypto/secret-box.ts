@@ -5,6 +5,14 @@ export function deriveKey(secret: string, purpose: string): Buffer {
   return Buffer.from(hkdfSync('sha256', Buffer.from(secret, 'utf8'), Buffer.from('latchkey/v1'), Buffer.from(purpose), 32));
 }
 
+/** A sealed value that this secret cannot open: it was sealed under another LATCHKEY_SECRET (or altered). */
+export class SecretMismatchError extends Error {
+  constructor() {
+    super('cannot decrypt a stored secret: LATCHKEY_SECRET differs from the one it was encrypted with');
+    this.name = 'SecretMismatchError';
+  }
+}
+
 /**
  * AES-256-GCM encryption for secrets at rest (signing keys, later TOTP seeds and upstream client secrets).
  * Format: `v1.<iv>.<tag>.<ciphertext>` in base64url; the associated data binds a ciphertext to its row.
@@ -33,7 +41,7 @@ export class SecretBox {
     try {
       return Buffer.concat([decipher.update(Buffer.from(body, 'base64url')), decipher.final()]).toString('utf8');
     } catch {
-      throw new Error('cannot decrypt a stored secret: LATCHKEY_SECRET differs from the one it was encrypted with');
+      throw new SecretMismatchError();
     }
   }
 }

@@ -1,6 +1,9 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { LatchkeyConfig } from '../config/schema.js';
+import { SecretMismatchError } from '../crypto/secret-box.js';
+import { LatchkeyError } from '../errors.js';
+import { DEFAULT_REALM_ID } from '../realms/service.js';
 import { migrate } from '../db/knex.js';
 import { WalCheckpointer } from '../db/wal-checkpointer.js';
 import { ProviderCache } from '../oidc/providers.js';
@@ -18,6 +21,25 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/**
+ * The signing keys of the default realm open with this LATCHKEY_SECRET. A server started with another
+ * secret than the database was set up with would otherwise start, and then fail every request that
+ * needs a provider: it stops here instead, saying why.
+ */
+async function opensSealedKeys(services: Services): Promise<void> {
+  try {
+    await services.keys.signingMaterial(DEFAULT_REALM_ID);
+  } catch (err) {
+    if (!(err instanceof SecretMismatchError)) throw err;
+    await services.close();
+    throw new LatchkeyError(
+      'secret_mismatch',
+      "LATCHKEY_SECRET is not the secret this database's signing keys were sealed with: start every instance with the secret the database was set up with (in development, the one under the data folder), or use a new DATABASE_URL",
+      500,
+    );
+  }
+}
+
 /** Migrates, makes sure the default realm exists, and serves every realm until closed. */
 export async function startServer(config: LatchkeyConfig, options: { services?: Services } = {}): Promise<RunningServer> {
   const services = options.services ?? (await createServices(config));
@@ -30,6 +52,7 @@ export async function startServer(config: LatchkeyConfig, options: { services?: 
   }
   await migrate(services.db);
   await services.realms.ensureDefault(config.issuer);
+  await opensSealedKeys(services);
   // SQLite: WAL checkpoints in a worker thread instead of inside some request's commit
   const checkpointer = await WalCheckpointer.start(services.db, { onError: (err) => log.warn({ err }, 'WAL checkpoint worker failed; SQLite checkpoints on the event loop instead') });
 
