@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import type Provider from 'oidc-provider';
 import { ADMIN_PREFIX } from '../admin/audience.js';
 import { CALLBACK_PATH as CONNECTION_CALLBACK_PATH } from '../connections/service.js';
 import type { RealmRequest } from '../interactions/layout.js';
+import { providerCallback } from '../oidc/provider-callback.js';
 import type { ProviderCache, ServedIssuer } from '../oidc/providers.js';
 import type { RealmRegistry } from '../realms/registry.js';
 import { applySecurityHeaders } from './security-headers.js';
@@ -55,7 +55,6 @@ function ours(path: string): boolean {
  */
 export function createFastPath(deps: { registry: RealmRegistry; providers: ProviderCache; log: Logger; trustProxy: boolean }) {
   const { registry, providers, log, trustProxy } = deps;
-  const callbacks = new WeakMap<Provider, (req: IncomingMessage, res: ServerResponse) => unknown>();
   const logRequests = () => log.isLevelEnabled('info');
 
   return function fastPath(req: IncomingMessage, res: ServerResponse): boolean {
@@ -93,12 +92,7 @@ export function createFastPath(deps: { registry: RealmRegistry; providers: Provi
       if (!req.complete) req.resume();
     });
     (req as RealmRequest).latchkey = served;
-    let callback = callbacks.get(served.provider);
-    if (!callback) {
-      callback = served.provider.callback();
-      callbacks.set(served.provider, callback);
-    }
-    callback(req, res);
+    void providerCallback(served.provider)(req, res);
     return true;
   };
 }
