@@ -7,6 +7,7 @@ import { listUsers, normalizeEmail, usersRepo, type UserRow, type UserSortKey } 
 import { conflict, invalid, LatchkeyError, notFound } from '../errors.js';
 import type { PasswordHasher } from './password-hasher.js';
 import { checkPassword, normalizePassword } from './password-policy.js';
+import { perRequestMemo } from '../server/per-request.js';
 
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
@@ -149,16 +150,11 @@ export class UserService {
    * same request (src/oidc/resume-in-process.ts) asks findAccount for them again.
    */
   findById(realmId: string, id: string, request?: object): Promise<UserRow | undefined> {
-    if (!request) return usersRepo.findById(this.db, realmId, id);
-    let known = this.#perRequest.get(request);
-    if (!known) this.#perRequest.set(request, (known = new Map()));
-    const key = `${realmId}\n${id}`;
-    let answer = known.get(key);
-    if (!answer) known.set(key, (answer = usersRepo.findById(this.db, realmId, id)));
-    return answer;
+    const load = () => usersRepo.findById(this.db, realmId, id);
+    return request ? this.#perRequest(request, `${realmId}\n${id}`, load) : load();
   }
 
-  readonly #perRequest = new WeakMap<object, Map<string, Promise<UserRow | undefined>>>();
+  readonly #perRequest = perRequestMemo<UserRow | undefined>();
 
   findByEmail(realmId: string, email: string): Promise<UserRow | undefined> {
     return usersRepo.findByEmail(this.db, realmId, email);

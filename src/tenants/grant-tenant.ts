@@ -1,5 +1,6 @@
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { TenantService } from './service.js';
+import { perRequestMemo } from '../server/per-request.js';
 
 /**
  * How the tenant chosen at sign-in reaches the tokens.
@@ -28,15 +29,11 @@ export async function recordGrantTenant(tenants: TenantService, realmId: string,
 }
 
 /** Answers already looked up during one request (a token request asks from findAccount and extraTokenClaims). */
-const perRequest = new WeakMap<object, Map<string, Promise<string | undefined>>>();
+const perRequest = perRequestMemo<string | undefined>();
 
 /** The grant's tenant; with `ctx`, looked up at most once per request and grant. */
 export function tenantOfGrant(tenants: TenantService, realmId: string, grantId: string | undefined, ctx?: object): Promise<string | undefined> {
   if (!grantId) return Promise.resolve(undefined);
-  if (!ctx) return tenants.grantTenant(realmId, grantId);
-  let known = perRequest.get(ctx);
-  if (!known) perRequest.set(ctx, (known = new Map()));
-  let answer = known.get(grantId);
-  if (!answer) known.set(grantId, (answer = tenants.grantTenant(realmId, grantId)));
-  return answer;
+  const load = () => tenants.grantTenant(realmId, grantId);
+  return ctx ? perRequest(ctx, grantId, load) : load();
 }
