@@ -31,9 +31,9 @@ function nodeArgs(profileDir, name) {
   return [...EXTRA_NODE_ARGS, '--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`];
 }
 
-function runCli(env, cwd, args, input) {
+function runCli(bin, env, cwd, args, input) {
   return new Promise((resolveRun, reject) => {
-    const child = execFile(process.execPath, [LATCHKEY_BIN, ...args], { env, cwd, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+    const child = execFile(process.execPath, [bin, ...args], { env, cwd, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
       if (err) return reject(new Error(`latchkey ${args.slice(0, 2).join(' ')} failed: ${stderr || err.message}`));
       try {
         resolveRun(JSON.parse(stdout));
@@ -56,10 +56,10 @@ async function discoveryReady(origin, host) {
  * Latchkey: CLI set-up (client_credentials client, first-party code-flow client, user; with `passkeyUser`
  * a second user for the passkey figure), then `serve`.
  */
-export async function startLatchkey({ tmp, profileDir, configYaml, passkeyUser = false }) {
+export async function startLatchkey({ tmp, profileDir, configYaml, passkeyUser = false, bin = LATCHKEY_BIN, name = 'latchkey' }) {
   const port = await freePort();
   const issuer = `http://localhost:${port}`;
-  const dir = join(tmp, 'latchkey');
+  const dir = join(tmp, name);
   mkdirSync(join(dir, 'config'), { recursive: true });
   // BENCH_LATCHKEY_YAML: extra settings for experiments (e.g. "passwords: {maxConcurrentHashes: 1}")
   if (configYaml) writeFileSync(join(dir, 'config', 'latchkey.yaml'), `${configYaml}\n`);
@@ -72,13 +72,13 @@ export async function startLatchkey({ tmp, profileDir, configYaml, passkeyUser =
     LOG_LEVEL: 'warn',
   };
   delete env.LATCHKEY_CONFIG;
-  const cc = await runCli(env, dir, ['client', 'create', '--realm', 'default', '--name', 'bench', '--grant', 'client_credentials']);
-  const web = await runCli(env, dir, ['client', 'create', '--realm', 'default', '--name', 'bench-web', '--redirect-uri', REDIRECT_URI, '--first-party']);
-  const user = await runCli(env, dir, ['user', 'create', '--realm', 'default', '--email', EMAIL, '--password-stdin'], `${PASSWORD}\n`);
-  const pkUser = passkeyUser ? await runCli(env, dir, ['user', 'create', '--realm', 'default', '--email', PASSKEY_EMAIL, '--password-stdin'], `${PASSWORD}\n`) : null;
-  const realm = (await runCli(env, dir, ['realm', 'list'])).realms.find((r) => r.id === 'default');
+  const cc = await runCli(bin, env, dir, ['client', 'create', '--realm', 'default', '--name', 'bench', '--grant', 'client_credentials']);
+  const web = await runCli(bin, env, dir, ['client', 'create', '--realm', 'default', '--name', 'bench-web', '--redirect-uri', REDIRECT_URI, '--first-party']);
+  const user = await runCli(bin, env, dir, ['user', 'create', '--realm', 'default', '--email', EMAIL, '--password-stdin'], `${PASSWORD}\n`);
+  const pkUser = passkeyUser ? await runCli(bin, env, dir, ['user', 'create', '--realm', 'default', '--email', PASSKEY_EMAIL, '--password-stdin'], `${PASSWORD}\n`) : null;
+  const realm = (await runCli(bin, env, dir, ['realm', 'list'])).realms.find((r) => r.id === 'default');
 
-  const entry = spawnChild('latchkey', process.execPath, [...nodeArgs(profileDir, 'latchkey'), LATCHKEY_BIN, 'serve'], { env, cwd: dir });
+  const entry = spawnChild(name, process.execPath, [...nodeArgs(profileDir, name), bin, 'serve'], { env, cwd: dir });
   const origin = `http://127.0.0.1:${port}`;
   const host = `localhost:${port}`;
   await waitFor(entry, () => discoveryReady(origin, host));

@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
 import { projectRoot } from './paths.js';
+import { WriteBatch } from './write-batch.js';
 
 // PostgreSQL returns BIGINT as strings by default; our bigints are epoch milliseconds, safe as numbers.
 pg.types.setTypeParser(20, (value: string) => Number(value));
@@ -13,12 +14,40 @@ export function isSqlite(db: Db): boolean {
   return db.client.config.client === 'better-sqlite3';
 }
 
+/** The events of knex's pool (tarn) that a write batch listens to; tarn calls them synchronously. */
+interface PoolEvents {
+  on(event: 'acquireRequest' | 'poolDestroyRequest', listener: () => void): unknown;
+}
+
+const batches = new WeakMap<object, WriteBatch>();
+
+/** The group-commit batch of a SQLite database opened by `openDatabase` (none for PostgreSQL). */
+export function writeBatchOf(db: Db): WriteBatch | undefined {
+  return batches.get(db.client);
+}
+
+/**
+ * Gives a SQLite database its write batch (src/db/write-batch.ts). Before knex takes the connection out
+ * of its pool, for a query of its own or a transaction, and before the pool closes, the batch commits.
+ */
+function attachWriteBatch(db: Db, onError: ((err: Error) => void) | undefined): void {
+  const batch = new WriteBatch({ onError });
+  const pool = (db.client as unknown as { pool?: PoolEvents }).pool;
+  if (!pool) return;
+  pool.on('acquireRequest', () => batch.commit());
+  pool.on('poolDestroyRequest', () => batch.commit());
+  batches.set(db.client, batch);
+}
+
 /** Opens the database named by a `sqlite:PATH` or `postgres://` URL. */
-export function openDatabase(url: string, options: { pool?: { min?: number; max?: number } } = {}): Db {
+export function openDatabase(
+  url: string,
+  options: { pool?: { min?: number; max?: number }; onWriteBatchError?: (err: Error) => void } = {},
+): Db {
   if (url.startsWith('sqlite:')) {
     const filename = url.slice('sqlite:'.length);
     if (filename !== ':memory:') mkdirSync(dirname(filename), { recursive: true });
-    return knexFactory({
+    const db = knexFactory({
       client: 'better-sqlite3',
       connection: { filename },
       useNullAsDefault: true,
@@ -39,6 +68,8 @@ export function openDatabase(url: string, options: { pool?: { min?: number; max?
         },
       },
     });
+    attachWriteBatch(db, options.onWriteBatchError);
+    return db;
   }
   return knexFactory({
     client: 'pg',

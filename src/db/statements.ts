@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { yieldIfLong } from '../server/time-slice.js';
-import type { Db } from './knex.js';
+import { writeBatchOf, type Db } from './knex.js';
+import type { BatchConnection } from './write-batch.js';
 
 /**
  * Prepared statements for the hot paths, written once per repo as plain SQL with `?` placeholders in the
@@ -100,7 +101,16 @@ async function perform(db: Db, st: Statement, params: readonly Param[], mode: Mo
   if (sqlite) {
     const idle = idleSqliteConnection(client);
     if (idle) {
-      const result = runSqlite(idle, st, params, mode);
+      // writes share one commit per turn of the event loop (src/db/write-batch.ts)
+      const batch = mode === 'run' ? writeBatchOf(db) : undefined;
+      batch?.enter(idle as unknown as BatchConnection);
+      let result: Result;
+      try {
+        result = runSqlite(idle, st, params, mode);
+      } catch (err) {
+        batch?.statementFailed(err);
+        throw err;
+      }
       // synchronous answers: give way to other requests when this chain has held the loop too long
       const pause = yieldIfLong();
       if (pause) await pause;

@@ -62,7 +62,9 @@ export async function createServices(config: LatchkeyConfig, options: { log?: Lo
       base: { service: 'latchkey' },
       redact: { paths: ['password', '*.password', 'secret', '*.secret', 'client_secret', '*.client_secret', 'token', '*.token', 'authorization', '*.authorization', 'cookie', '*.cookie'], censor: '[redacted]' },
     });
-  const db = openDatabase(config.database.url);
+  const db = openDatabase(config.database.url, {
+    onWriteBatchError: (err) => log.error({ err }, 'a batch of SQLite writes was not committed; the responses waiting for it were not sent'),
+  });
   const box = new SecretBox(config.secret);
   // A key lives on in the JWKS for as long as anything it signed can still be presented.
   const retentionMs = (Math.max(config.tokens.accessTokenTtlSeconds, config.tokens.idTokenTtlSeconds, config.tokens.clientCredentialsTtlSeconds) + 300) * 1000;

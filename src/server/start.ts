@@ -6,6 +6,7 @@ import { LatchkeyError } from '../errors.js';
 import { DEFAULT_REALM_ID } from '../realms/service.js';
 import { migrate } from '../db/knex.js';
 import { WalCheckpointer } from '../db/wal-checkpointer.js';
+import { DurableResponse } from '../db/write-batch.js';
 import { ProviderCache } from '../oidc/providers.js';
 import { RealmRegistry } from '../realms/registry.js';
 import { purgeExpired } from './purge.js';
@@ -72,7 +73,8 @@ export async function startServer(config: LatchkeyConfig, options: { services?: 
   const app = createApp({ services, registry, providers });
   const koa = app.callback();
   const fastPath = createFastPath({ registry, providers, log, trustProxy: config.server.trustProxy });
-  const server = createServer((req, res) => {
+  // responses wait for the SQLite writes made while they were prepared (src/db/write-batch.ts)
+  const server = createServer({ ServerResponse: DurableResponse }, (req, res) => {
     if (!fastPath(req, res)) void koa(req, res);
   });
   server.keepAliveTimeout = 65_000;

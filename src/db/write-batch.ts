@@ -1,0 +1,145 @@
+/**
+ * Group commit for SQLite: the writes made on knex's SQLite connection during one turn of the event
+ * loop share one transaction, committed when the turn ends (`setImmediate`).
+ *
+ * Why: each SQLite commit in WAL mode costs a dozen system calls (WAL frame writes, shared-memory lock
+ * calls) whatever it contains, and a sign-in request makes several writes in a row (a passkey verify that
+ * resumes the authorization: challenge, session, grant, authorization code, interaction). Sharing the
+ * commit saves about 60% of a write's cost; measured in bench/README.md.
+ *
+ * Guarantees kept:
+ * - Every statement runs at once on the one connection, so every later read in this process sees it.
+ * - No HTTP response leaves before the writes made while it was prepared are committed:
+ *   `DurableResponse` (the server's response class) holds `end()` until then. A response held when a
+ *   commit fails is not sent: its connection is closed, and nothing of the batch is written.
+ * - A knex query or transaction never runs inside a batch: the batch commits the moment knex asks its
+ *   pool for the connection, and before the pool closes.
+ * - A statement that fails inside a batch is undone alone (SQLite's statement rollback), as it would be
+ *   on its own; the batch goes on. Should SQLite roll back the whole transaction instead (disk full,
+ *   I/O error), the batch fails as a whole.
+ *
+ * PostgreSQL is untouched: there every statement commits on its own, on a pooled connection.
+ */
+import { ServerResponse, type IncomingMessage } from 'node:http';
+
+/** The part of a better-sqlite3 connection a batch needs. */
+export interface BatchConnection {
+  exec(sql: string): unknown;
+  readonly inTransaction: boolean;
+}
+
+type Waiter = (err: Error | null) => void;
+
+/** Batches open right now, in any database of this process. */
+let openBatches = 0;
+/** A failure of a batch that ended while others were still open. */
+let failure: Error | null = null;
+let waiters: Waiter[] = [];
+
+function batchEnded(err: Error | null): void {
+  openBatches--;
+  if (err) failure ??= err;
+  if (openBatches > 0) return;
+  const done = waiters;
+  const result = failure;
+  waiters = [];
+  failure = null;
+  for (const waiter of done) waiter(result);
+}
+
+/** True while some write batch is open: a response finished now must wait for its commit. */
+export function writesPending(): boolean {
+  return openBatches > 0;
+}
+
+/** Calls `fn` once every open batch has ended, with the error of one that failed. Only while `writesPending()`. */
+export function afterCommit(fn: Waiter): void {
+  waiters.push(fn);
+}
+
+export class WriteBatchError extends Error {
+  override readonly name = 'WriteBatchError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+export class WriteBatch {
+  #conn: BatchConnection | null = null;
+  readonly #onError: (err: Error) => void;
+  readonly #commitLater = (): void => this.commit();
+
+  constructor(options: { onError?: (err: Error) => void } = {}) {
+    this.#onError = options.onError ?? (() => {});
+  }
+
+  /** True while this batch holds a transaction open. */
+  get open(): boolean {
+    return this.#conn !== null;
+  }
+
+  /**
+   * Call just before a write on `conn` when nothing else is using it: joins the open batch, or opens one
+   * that commits when this turn of the event loop ends.
+   */
+  enter(conn: BatchConnection): void {
+    if (this.#conn) return;
+    // a transaction this batch did not open: leave it alone (the write then commits with it)
+    if (conn.inTransaction) return;
+    conn.exec('BEGIN IMMEDIATE');
+    this.#conn = conn;
+    openBatches++;
+    setImmediate(this.#commitLater);
+  }
+
+  /** Call when a statement inside the batch threw: if SQLite rolled the whole transaction back, the batch failed. */
+  statementFailed(cause: unknown): void {
+    const conn = this.#conn;
+    if (!conn || conn.inTransaction) return;
+    this.#end(new WriteBatchError('SQLite rolled back a batch of writes after a statement failed', { cause }));
+  }
+
+  /** Commits the open batch now (no-op when none is open). */
+  commit(): void {
+    const conn = this.#conn;
+    if (!conn) return;
+    if (!conn.inTransaction) {
+      this.#end(new WriteBatchError('the batch of writes was rolled back before its commit'));
+      return;
+    }
+    try {
+      conn.exec('COMMIT');
+      this.#end(null);
+    } catch (cause) {
+      // a failed COMMIT (for example a deferred constraint) leaves the transaction open: undo all of it
+      try {
+        if (conn.inTransaction) conn.exec('ROLLBACK');
+      } catch {
+        // the connection is unusable; better-sqlite3 reports that on its next statement
+      }
+      this.#end(new WriteBatchError('the commit of a batch of writes failed; none of them was written', { cause }));
+    }
+  }
+
+  #end(err: Error | null): void {
+    this.#conn = null;
+    if (err) this.#onError(err);
+    batchEnded(err);
+  }
+}
+
+/**
+ * The server's response class: `end()` waits while a write batch is open, so a client never sees an
+ * answer (an authorization code, a session cookie) before what it refers to is committed. When the
+ * commit fails, the response is not sent and the connection is closed.
+ */
+export class DurableResponse<Request extends IncomingMessage = IncomingMessage> extends ServerResponse<Request> {
+  override end(...args: unknown[]): this {
+    if (!writesPending()) return (super.end as (...a: unknown[]) => this).apply(this, args);
+    afterCommit((err) => {
+      if (err) this.destroy(err);
+      else (super.end as (...a: unknown[]) => this).apply(this, args);
+    });
+    return this;
+  }
+}
