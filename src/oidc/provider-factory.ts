@@ -19,6 +19,7 @@ import type { TrustService } from '../trust/service.js';
 import { enableTokenExchange } from './token-exchange.js';
 import { holdFirstPageRedirect } from './first-page.js';
 import { holdResumeRedirect } from './resume-in-process.js';
+import { grantTypeOf, refreshTokenTtl, withoutProviderAsyncContext } from './request-context.js';
 import type { TenantService } from '../tenants/service.js';
 import { recordGrantTenant, resultTenant, tenantOfGrant } from '../tenants/grant-tenant.js';
 
@@ -133,7 +134,8 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
       service_documentation: 'https://github.com/latchkey-idp/latchkey#readme',
     } as any,
     ttl: {
-      AccessToken: (_ctx, token) => (token.resourceServer ? t.accessTokenTtlSeconds : t.accessTokenTtlSeconds),
+      // numbers and ctx-free functions: node-oidc-provider hands these no ctx (src/oidc/request-context.ts)
+      AccessToken: t.accessTokenTtlSeconds,
       AuthorizationCode: 60,
       ClientCredentials: t.clientCredentialsTtlSeconds,
       DeviceCode: t.deviceCodeTtlSeconds,
@@ -141,13 +143,7 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
       Interaction: t.interactionTtlSeconds,
       Session: t.sessionTtlSeconds,
       Grant: t.refreshTokenTtlSeconds,
-      RefreshToken: (ctx, token, client) => {
-        if (ctx?.oidc?.entities?.RotatedRefreshToken && !token.isSenderConstrained?.()) {
-          // a rotated token keeps the original's end of life
-          return ctx.oidc.entities.RotatedRefreshToken.remainingTTL;
-        }
-        return t.refreshTokenTtlSeconds;
-      },
+      RefreshToken: (_ctx, token) => refreshTokenTtl(t.refreshTokenTtlSeconds, token as Parameters<typeof refreshTokenTtl>[1]),
     },
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: signInPolicy() },
     features: {
@@ -243,17 +239,18 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
       if (fresh && typeof tenant === 'string') await recordGrantTenant(deps.tenants, realm.id, grant.jti, tenant);
       return grant;
     },
-    extraTokenClaims: async (ctx, token) => {
+    // called without ctx (src/oidc/request-context.ts): everything it needs is on the token
+    extraTokenClaims: async (_ctx, token) => {
       const kind = (token as { kind?: string }).kind;
       if (kind !== 'AccessToken' && kind !== 'ClientCredentials') return undefined;
-      const tok = token as unknown as { accountId?: string; clientId: string; grantId?: string; scope?: string; aud?: string | string[]; resourceServer?: { audience?: string } };
-      const tenantId = tok.accountId ? await tenantOfGrant(deps.tenants, realm.id, tok.grantId, ctx) : undefined;
+      const tok = token as unknown as { kind: string; gty?: string; accountId?: string; clientId: string; grantId?: string; scope?: string; aud?: string | string[]; resourceServer?: { audience?: string } };
+      const tenantId = tok.accountId ? await tenantOfGrant(deps.tenants, realm.id, tok.grantId) : undefined;
       const decision = await authz.onIssue({
         realmId: realm.id,
         issuer,
         clientId: tok.clientId,
         subject: tok.accountId,
-        grantType: ctx.oidc.params?.grant_type as string | undefined,
+        grantType: grantTypeOf(tok),
         token: 'access_token',
         scopes: tok.scope ? tok.scope.split(' ') : [],
         audience: tok.resourceServer?.audience,
@@ -269,6 +266,7 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
       client.clientAuthMethod === 'none' && (client.redirectUris ?? []).some((uri) => URL.parse(uri)?.origin === origin),
   };
 
+  withoutProviderAsyncContext();
   const provider = new Provider(issuer, configuration);
   provider.proxy = config.server.trustProxy;
   holdFirstPageRedirect(provider);

@@ -1,21 +1,28 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRemoteJWKSet, customFetch, decodeProtectedHeader, jwtVerify } from 'jose';
+import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadAuthorizationModule } from '../../src/authz/load.js';
 import { staticRulesModule } from '../../src/authz/static-rules.js';
-import { testFetch } from '../helpers/http.js';
+import { submitLogin } from '../helpers/flows.js';
+import { Browser, testFetch } from '../helpers/http.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'latchkey-authz-'));
 const modulePath = join(dir, 'module.mjs');
+const recordPath = join(dir, 'issued.jsonl');
+const issued = (): Array<{ clientId: string; subject?: string; grantType?: string; token: string }> =>
+  readFileSync(recordPath, 'utf8').trim().split('\n').filter(Boolean).map((line) => JSON.parse(line));
 writeFileSync(
   modulePath,
-  `export function createAuthorizationModule(options) {
+  `import { appendFileSync } from 'node:fs';
+  export function createAuthorizationModule(options) {
     return {
       name: 'test-module',
       async onIssue(identity) {
+        if (options.recordTo) appendFileSync(options.recordTo, JSON.stringify({ clientId: identity.clientId, subject: identity.subject, grantType: identity.grantType, token: identity.token }) + '\\n');
         if (identity.audience === options.denyAudience) return { allow: false, reason: 'no access to the billing API' };
         return { allow: true, claims: { 'https://latchkey.test/seen-by': 'test-module', realm_of_token: identity.realmId, sub: 'forged', iss: 'forged' } };
       },
@@ -42,7 +49,7 @@ describe('the authorization module sees every issued identity', () => {
 
   beforeAll(async () => {
     server = await startTestServer({
-      overrides: { authorization: { module: modulePath, options: { denyAudience: 'https://billing.acme.test' } } },
+      overrides: { authorization: { module: modulePath, options: { denyAudience: 'https://billing.acme.test', recordTo: recordPath } } },
     });
     const settings = join(dir, 'settings.json');
     writeFileSync(settings, JSON.stringify({ resources: [{ uri: 'https://billing.acme.test', scopes: ['pay'] }] }));
@@ -72,6 +79,38 @@ describe('the authorization module sees every issued identity', () => {
     expect(payload.realm_of_token).toBe('acme');
     expect(payload.sub).toBe(client.client_id);
     expect(payload.iss).toBe(issuer);
+  });
+
+  it('is told the grant type of each access token: client_credentials, authorization_code, refresh_token', async () => {
+    const issuer = `http://acme.localhost:${server.port}`;
+    const redirect = 'http://app.example.test/cb';
+    const web = await server.cli(['client', 'create', '--realm', 'acme', '--name', 'web', '--redirect-uri', redirect, '--first-party']);
+    expect(web.code, web.stderr).toBe(0);
+    const password = 'plum-orbit-cactus-velvet-91';
+    const user = await server.cli(['user', 'create', '--realm', 'acme', '--email', 'grace@example.test', '--password-stdin'], `${password}\n`);
+    expect(user.code, user.stderr).toBe(0);
+    const config = await oidc.discovery(new URL(issuer), web.json.client_id, { client_secret: web.json.client_secret, id_token_signed_response_alg: 'EdDSA' }, undefined, {
+      execute: [oidc.allowInsecureRequests],
+      [oidc.customFetch]: testFetch,
+    } as any);
+    const verifier = oidc.randomPKCECodeVerifier();
+    const url = oidc.buildAuthorizationUrl(config, {
+      redirect_uri: redirect,
+      scope: 'openid email offline_access',
+      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+    });
+    const browser = new Browser();
+    const login = await browser.follow(url, {}, redirect);
+    const done = await submitLogin(browser, login, 'grace@example.test', password, redirect);
+    const tokens = await oidc.authorizationCodeGrant(config, done.url, { pkceCodeVerifier: verifier });
+    await oidc.refreshTokenGrant(config, tokens.refresh_token!);
+    expect((await clientCredentials({ ...server, issuer } as TestServer, client.client_id, client.client_secret)).status).toBe(200);
+
+    const seen = issued().filter((r) => r.token === 'access_token');
+    const forUser = seen.filter((r) => r.subject === user.json.id).map((r) => r.grantType);
+    expect(forUser).toEqual(['authorization_code', 'refresh_token']);
+    expect(seen.filter((r) => r.clientId === client.client_id).map((r) => r.grantType)).toContain('client_credentials');
   });
 
   it('denies a token when the module says no, with its reason', async () => {

@@ -79,4 +79,18 @@ describeEachDatabase('authorization code + PKCE with openid-client', (kind) => {
     const out = await browser.follow(new URL(logoutForm.action, logoutPage.url), { form: { ...logoutForm.fields, logout: 'yes' } }, 'http://app.example.test/bye');
     expect(out.url.href.startsWith('http://app.example.test/bye')).toBe(true);
   });
+
+  it('a rotated refresh token keeps the end of life of the first token of its chain', async () => {
+    const tokens = await signIn(new Browser());
+    const first = await oidc.tokenIntrospection(config, tokens.refresh_token!);
+    expect(first.active).toBe(true);
+    expect(first.exp! - first.iat!).toBeGreaterThan(60);
+    // long enough that a lifetime counted from the rotation would end at least 2 s later
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    const refreshed = await oidc.refreshTokenGrant(config, tokens.refresh_token!);
+    const second = await oidc.tokenIntrospection(config, refreshed.refresh_token!);
+    expect(second.active).toBe(true);
+    expect(second.iat!).toBeGreaterThanOrEqual(first.iat! + 2);
+    expect(Math.abs(second.exp! - first.exp!)).toBeLessThanOrEqual(1);
+  });
 });
