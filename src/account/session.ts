@@ -1,4 +1,5 @@
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { randomToken } from '../crypto/random.js';
 import type { Context } from 'koa';
 import { clearCookie, openCookie, readCookie, sealCookie, setCookie } from './cookies.js';
 
@@ -43,7 +44,7 @@ export interface AccountFlow {
 
 const secureFor = (issuer: string) => issuer.startsWith('https:');
 
-export const randomId = (bytes = 32) => randomBytes(bytes).toString('base64url');
+export const randomId = (bytes = 32) => randomToken(bytes);
 
 export const pkceChallenge = (verifier: string) => createHash('sha256').update(verifier, 'ascii').digest('base64url');
 

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import {
   generateAuthenticationOptions,
   generateRegistrationOptions,
@@ -16,6 +15,7 @@ import type { RealmSettings } from '../realms/settings.js';
 import { authenticatorName } from './aaguids.js';
 import { AssertionError, verifyAssertion } from './assertion.js';
 import type { RelyingParty } from './relying-party.js';
+import { randomToken } from '../crypto/random.js';
 
 /** A passkey signs in on its own (discoverable, user verification); a security key is a second factor. */
 export type CredentialKind = 'passkey' | 'security-key';
@@ -76,7 +76,7 @@ export class PasskeyService {
     kind: CredentialKind;
   }): Promise<PublicKeyCredentialCreationOptionsJSON> {
     const existing = await webauthnRepo.credentialsOf(this.db, input.realmId, input.user.id, input.rp.rpId);
-    const challenge = randomBytes(32).toString('base64url');
+    const challenge = randomToken(32);
     const passkey = input.kind === 'passkey';
     const options = await generateRegistrationOptions({
       rpName: input.rp.name,
@@ -185,7 +185,7 @@ export class PasskeyService {
     if (input.userId && !usable.length) throw fail('no_credentials', 'There is no passkey for this account on this site.');
     const options = await generateAuthenticationOptions({
       rpID: input.rp.rpId,
-      challenge: randomBytes(32).toString('base64url'),
+      challenge: randomToken(32),
       timeout: CHALLENGE_TTL_MS,
       userVerification: input.purpose === 'first-factor' ? 'required' : 'discouraged',
       allowCredentials: usable.map((c) => ({ id: c.id, transports: c.transports })),
