@@ -13,7 +13,7 @@
 //   BENCH_AB_WINDOWS    number of windows per server (default 12)
 //   BENCH_AB_WINDOW_MS  length of a window (default 1500)
 //   BENCH_AB_CONCURRENCY  flows in flight (default 4; client_credentials: connections, default 10)
-//   BENCH_AB_NODE_OPTIONS_A, BENCH_AB_NODE_OPTIONS_B  NODE_OPTIONS for one side (e.g. a V8 flag), with
+//   BENCH_AB_NODE_ARGS_A, BENCH_AB_NODE_ARGS_B  node flags for one side's server (e.g. a V8 flag), with
 //                         the same build given twice
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -45,16 +45,8 @@ const tmp = mkdtempSync(join(os.tmpdir(), 'latchkey-ab-'));
 installCleanup(async () => rmSync(tmp, { recursive: true, force: true }));
 
 async function setUp(name, bin) {
-  const nodeOptions = env[`BENCH_AB_NODE_OPTIONS_${name}`];
-  const saved = process.env.NODE_OPTIONS;
-  if (nodeOptions) process.env.NODE_OPTIONS = `${saved ?? ''} ${nodeOptions}`.trim();
-  let s;
-  try {
-    s = await startLatchkey({ tmp, bin: resolve(bin), name, passkeyUser: KIND === 'passkey' });
-  } finally {
-    if (saved === undefined) delete process.env.NODE_OPTIONS;
-    else process.env.NODE_OPTIONS = saved;
-  }
+  const serverNodeArgs = (env[`BENCH_AB_NODE_ARGS_${name}`] ?? '').split(/\s+/).filter(Boolean);
+  const s = await startLatchkey({ tmp, bin: resolve(bin), name, passkeyUser: KIND === 'passkey', serverNodeArgs });
   let run;
   if (KIND === 'client_credentials') {
     const authorization = `Basic ${Buffer.from(`${encodeURIComponent(s.ccClient.id)}:${encodeURIComponent(s.ccClient.secret)}`).toString('base64')}`;
@@ -90,7 +82,7 @@ async function setUp(name, bin) {
 async function main() {
   const a = await setUp('A', binA);
   const b = await setUp('B', binB);
-  const opts = (name) => (env[`BENCH_AB_NODE_OPTIONS_${name}`] ? ` (NODE_OPTIONS ${env[`BENCH_AB_NODE_OPTIONS_${name}`]})` : '');
+  const opts = (name) => (env[`BENCH_AB_NODE_ARGS_${name}`] ? ` (node ${env[`BENCH_AB_NODE_ARGS_${name}`]})` : '');
   process.stdout.write(`bench:ab: ${KIND}, ${WINDOWS} windows of ${WINDOW_MS} ms per server\n  A ${resolve(binA)}${opts('A')}\n  B ${resolve(binB)}${opts('B')}\n`);
   for (let i = 0; i < WINDOWS; i++) {
     for (const s of i % 2 === 0 ? [a, b] : [b, a]) {

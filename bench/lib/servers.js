@@ -25,10 +25,10 @@ export const ARGON2 = { memoryCost: 19456, timeCost: 2, parallelism: 1 };
 /** BENCH_SERVER_NODE_ARGS: extra node flags for both servers (e.g. --trace-gc), space-separated. */
 const EXTRA_NODE_ARGS = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
 
-function nodeArgs(profileDir, name) {
-  if (!profileDir) return EXTRA_NODE_ARGS;
+function nodeArgs(profileDir, name, extra = EXTRA_NODE_ARGS) {
+  if (!profileDir) return extra;
   mkdirSync(profileDir, { recursive: true });
-  return [...EXTRA_NODE_ARGS, '--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`];
+  return [...extra, '--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`];
 }
 
 function runCli(bin, env, cwd, args, input) {
@@ -56,7 +56,7 @@ async function discoveryReady(origin, host) {
  * Latchkey: CLI set-up (client_credentials client, first-party code-flow client, user; with `passkeyUser`
  * a second user for the passkey figure), then `serve`.
  */
-export async function startLatchkey({ tmp, profileDir, configYaml, passkeyUser = false, bin = LATCHKEY_BIN, name = 'latchkey' }) {
+export async function startLatchkey({ tmp, profileDir, configYaml, passkeyUser = false, bin = LATCHKEY_BIN, name = 'latchkey', serverNodeArgs = EXTRA_NODE_ARGS }) {
   const port = await freePort();
   const issuer = `http://localhost:${port}`;
   const dir = join(tmp, name);
@@ -78,7 +78,7 @@ export async function startLatchkey({ tmp, profileDir, configYaml, passkeyUser =
   const pkUser = passkeyUser ? await runCli(bin, env, dir, ['user', 'create', '--realm', 'default', '--email', PASSKEY_EMAIL, '--password-stdin'], `${PASSWORD}\n`) : null;
   const realm = (await runCli(bin, env, dir, ['realm', 'list'])).realms.find((r) => r.id === 'default');
 
-  const entry = spawnChild(name, process.execPath, [...nodeArgs(profileDir, name), bin, 'serve'], { env, cwd: dir });
+  const entry = spawnChild(name, process.execPath, [...nodeArgs(profileDir, name, serverNodeArgs), bin, 'serve'], { env, cwd: dir });
   const origin = `http://127.0.0.1:${port}`;
   const host = `localhost:${port}`;
   await waitFor(entry, () => discoveryReady(origin, host));
