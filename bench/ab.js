@@ -9,7 +9,7 @@
 // Reported per server: flows, server CPU per flow (every thread of the server and its argon2 helper, from
 // /proc), and B/A.
 //
-//   BENCH_AB_KIND       passkey (default), password or client_credentials
+//   BENCH_AB_KIND       passkey (default), password, client_credentials or jwks
 //   BENCH_AB_WINDOWS    number of windows per server (default 12)
 //   BENCH_AB_WINDOW_MS  length of a window (default 1500)
 //   BENCH_AB_CONCURRENCY  flows in flight (default 4; client_credentials: connections, default 10)
@@ -31,7 +31,7 @@ if (!binA || !binB) {
   process.exit(2);
 }
 const KIND = env.BENCH_AB_KIND ?? 'passkey';
-if (!['passkey', 'password', 'client_credentials'].includes(KIND)) throw new Error(`BENCH_AB_KIND must be passkey, password or client_credentials, got "${KIND}"`);
+if (!['passkey', 'password', 'client_credentials', 'jwks'].includes(KIND)) throw new Error(`BENCH_AB_KIND must be passkey, password, client_credentials or jwks, got "${KIND}"`);
 const positive = (name, fallback) => {
   const n = Number(env[name] ?? fallback);
   if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number, got "${env[name]}"`);
@@ -39,7 +39,7 @@ const positive = (name, fallback) => {
 };
 const WINDOWS = positive('BENCH_AB_WINDOWS', 12);
 const WINDOW_MS = positive('BENCH_AB_WINDOW_MS', 1500);
-const CONCURRENCY = positive('BENCH_AB_CONCURRENCY', KIND === 'client_credentials' ? 10 : 4);
+const CONCURRENCY = positive('BENCH_AB_CONCURRENCY', KIND === 'client_credentials' || KIND === 'jwks' ? 10 : 4);
 
 const tmp = mkdtempSync(join(os.tmpdir(), 'latchkey-ab-'));
 installCleanup(async () => rmSync(tmp, { recursive: true, force: true }));
@@ -48,7 +48,12 @@ async function setUp(name, bin) {
   const serverNodeArgs = (env[`BENCH_AB_NODE_ARGS_${name}`] ?? '').split(/\s+/).filter(Boolean);
   const s = await startLatchkey({ tmp, bin: resolve(bin), name, passkeyUser: KIND === 'passkey', serverNodeArgs });
   let run;
-  if (KIND === 'client_credentials') {
+  if (KIND === 'jwks') {
+    run = async (ms) => {
+      const r = await cannon({ origin: s.origin, host: s.host, path: '/jwks', connections: CONCURRENCY, seconds: ms / 1000 });
+      return { completed: r.ok, failed: r.non2xx + r.errors };
+    };
+  } else if (KIND === 'client_credentials') {
     const authorization = `Basic ${Buffer.from(`${encodeURIComponent(s.ccClient.id)}:${encodeURIComponent(s.ccClient.secret)}`).toString('base64')}`;
     run = async (ms) => {
       const r = await cannon({

@@ -25,6 +25,12 @@ const num = (name, fallback) => {
   return n;
 };
 const FIGURES = ['client_credentials', 'jwks', 'discovery', 'signin', 'passkey', 'burst'];
+/**
+ * Figures compared with the bare provider in alternating windows (Latchkey, bare, bare, Latchkey, ...;
+ * `ratioWindows` windows each) instead of one 10 s run after the other: this shared machine's speed
+ * drifts by 10-30% within a minute, which a back-to-back comparison reads as a difference between servers.
+ */
+const INTERLEAVED = new Set(['client_credentials', 'jwks', 'discovery']);
 /** Figures only Latchkey has (the bare provider has no passkeys): measured on Latchkey alone. */
 const LATCHKEY_ONLY = new Set(['passkey']);
 const settings = {
@@ -281,14 +287,14 @@ async function burstFigure(s, target, seconds) {
   };
 }
 
-async function measure(figure, s, target, seconds) {
+async function measure(figure, s, target, seconds, keepLatencies = false) {
   switch (figure) {
     case 'client_credentials':
-      return cannon({ origin: s.origin, host: s.host, ...ccRequest(s), connections: settings.connections, seconds, pid: s.pid });
+      return cannon({ origin: s.origin, host: s.host, ...ccRequest(s), connections: settings.connections, seconds, pid: s.pid, keepLatencies });
     case 'jwks':
-      return cannon({ origin: s.origin, host: s.host, path: '/jwks', connections: settings.connections, seconds, pid: s.pid });
+      return cannon({ origin: s.origin, host: s.host, path: '/jwks', connections: settings.connections, seconds, pid: s.pid, keepLatencies });
     case 'discovery':
-      return cannon({ origin: s.origin, host: s.host, path: '/.well-known/openid-configuration', connections: settings.connections, seconds, pid: s.pid });
+      return cannon({ origin: s.origin, host: s.host, path: '/.well-known/openid-configuration', connections: settings.connections, seconds, pid: s.pid, keepLatencies });
     case 'signin':
       return signInFigure(s, target, seconds);
     case 'passkey':
@@ -298,6 +304,62 @@ async function measure(figure, s, target, seconds) {
       return burstFigure(s, target, seconds);
   }
   throw new Error(`unknown figure ${figure}`);
+}
+
+/**
+ * One INTERLEAVED figure on both servers: `ratioWindows` windows each, in the order Latchkey, bare, bare,
+ * Latchkey, ..., every window seconds / ratioWindows long. Each server's windows add up to one result of
+ * the same shape as a single run (counts, rate, latency percentiles over all its requests, server CPU
+ * split between the event-loop thread and the others).
+ */
+async function interleavedFigure(figure, servers, targets, seconds) {
+  const windows = settings.ratioWindows;
+  const windowSeconds = seconds / windows;
+  const names = Object.keys(servers);
+  const sum = Object.fromEntries(names.map((n) => [n, { requests: 0, ok: 0, non2xx: 0, errors: 0, timeouts: 0, seconds: 0, cpu: 0, main: 0, generator: 0, latencies: [], statusCodes: {} }]));
+  for (let i = 0; i < windows; i++) {
+    for (const name of i % 2 === 0 ? names : [...names].reverse()) {
+      const s = servers[name];
+      const cpu0 = cpuSeconds(s.pid);
+      const main0 = mainThreadCpuSeconds(s.pid);
+      const r = await measure(figure, s, targets[name], windowSeconds, true);
+      const t = sum[name];
+      t.cpu += cpuSeconds(s.pid) - cpu0;
+      t.main += mainThreadCpuSeconds(s.pid) - main0;
+      for (const k of ['requests', 'ok', 'non2xx', 'errors', 'timeouts', 'seconds']) t[k] += r[k];
+      t.generator += r.loadGeneratorCpuSeconds;
+      for (const v of r.latencies) t.latencies.push(v);
+      for (const [code, n] of Object.entries(r.statusCodes)) t.statusCodes[code] = (t.statusCodes[code] ?? 0) + n;
+      await sleep(200);
+    }
+  }
+  const out = {};
+  for (const name of names) {
+    const t = sum[name];
+    out[name] = {
+      windows: { count: windows, seconds: round(windowSeconds, 2), order: `${names.join(', ')}, then reversed, ...` },
+      seconds: round(t.seconds, 3),
+      requests: t.requests,
+      ok: t.ok,
+      non2xx: t.non2xx,
+      errors: t.errors,
+      timeouts: t.timeouts,
+      statusCodes: t.statusCodes,
+      rate: round(t.ok / t.seconds, 1),
+      latencyMs: summarize(t.latencies),
+      serverCpuSeconds: round(t.cpu, 2),
+      serverCpuUtilisation: round(t.cpu / t.seconds, 2),
+      ratePerCpuSecond: t.cpu > 0 ? round(t.ok / t.cpu, 1) : null,
+      loadGeneratorCpuSeconds: round(t.generator, 2),
+      serverCpuSplit: {
+        eventLoopThreadSeconds: round(t.main, 2),
+        otherThreadsSeconds: round(Math.max(0, t.cpu - t.main), 2),
+        eventLoopMsPerUnit: t.ok ? round((1000 * t.main) / t.ok, 3) : null,
+        otherThreadsMsPerUnit: t.ok ? round((1000 * Math.max(0, t.cpu - t.main)) / t.ok, 3) : null,
+      },
+    };
+  }
+  return out;
 }
 
 /**
@@ -574,7 +636,21 @@ async function main() {
 
   for (const figure of settings.figures) {
     results.figures[figure] = {};
+    if (INTERLEAVED.has(figure) && settings.ratioWindows > 1) {
+      log(`bench: ${figure}: warm-up ${settings.warmupSeconds}s each, then ${settings.ratioWindows} interleaved windows of ${round(settings.secondsPerFigure / settings.ratioWindows, 2)}s per server`);
+      for (const [name, s] of Object.entries(servers)) await measure(figure, s, targets[name], settings.warmupSeconds);
+      await sleep(300);
+      const { result, backgroundCores, benchProcessCores } = await withBackground([lk.pid, bare.pid], () => interleavedFigure(figure, servers, targets, settings.secondsPerFigure));
+      for (const [name, r] of Object.entries(result)) {
+        r.serverRssMiBAfter = rssMiB(servers[name].pid);
+        r.loadGeneratorCores = benchProcessCores;
+        r.backgroundCores = backgroundCores;
+        results.figures[figure][name] = r;
+      }
+      if (backgroundCores > settings.noisyBackgroundCores) log(`bench: NOTE other processes used ${backgroundCores} CPU cores during ${figure}: figures are noisy`);
+    }
     for (const [name, s] of Object.entries(servers)) {
+      if (results.figures[figure][name]) continue; // measured interleaved above
       if (LATCHKEY_ONLY.has(figure) && name !== 'latchkey') continue;
       log(`bench: ${figure} / ${name}: warm-up ${settings.warmupSeconds}s, measure ${settings.secondsPerFigure}s`);
       await measure(figure === 'burst' ? 'client_credentials' : figure, s, targets[name], settings.warmupSeconds);

@@ -28,7 +28,7 @@ export const round = (x, digits = 2) => (x === null || x === undefined || !Numbe
  * resolution (and corrects for coordinated omission when a rate is set); the percentiles here come from
  * every successful response's exact duration instead, so sub-millisecond latencies stay comparable.
  */
-export async function cannon({ origin, host, path, method = 'GET', headers = {}, body, connections, seconds, overallRate, pid }) {
+export async function cannon({ origin, host, path, method = 'GET', headers = {}, body, connections, seconds, overallRate, pid, keepLatencies = false }) {
   const latencies = [];
   const cpu0 = pid ? cpuSeconds(pid) : null;
   const client0 = process.cpuUsage();
@@ -67,6 +67,7 @@ export async function cannon({ origin, host, path, method = 'GET', headers = {},
     serverCpuUtilisation: serverCpu === null ? null : round(serverCpu / elapsed, 2),
     ratePerCpuSecond: serverCpu ? round(ok / serverCpu, 1) : null,
     loadGeneratorCpuSeconds: round((clientCpu.user + clientCpu.system) / 1e6, 2),
+    ...(keepLatencies ? { latencies } : {}),
   };
 }
 
