@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { migrate, openDatabase, writeBatchOf, type Db } from '../../src/db/knex.js';
 import { queryFirst, runWrite, sql } from '../../src/db/statements.js';
-import { DurableResponse, WriteBatch, writesPending } from '../../src/db/write-batch.js';
+import { afterCommit, DurableResponse, WriteBatch, writesPending } from '../../src/db/write-batch.js';
 import { freshDatabase, postgresReachable, type TestDatabase } from '../helpers/databases.js';
 import { startTestServer } from '../helpers/server.js';
 
@@ -76,6 +76,27 @@ describe('SQLite group commit (src/db/write-batch.ts)', () => {
       expect(writesPending()).toBe(false);
       expect(seenElsewhere(file, 'raw-1')).toBe(true);
       expect(seenElsewhere(file, 'raw-2')).toBe(true);
+    } finally {
+      conn.close();
+    }
+  });
+
+  it('a waiting response makes the open batch commit as soon as the current promise chain is done, not at the end of the turn', async () => {
+    const conn = new Database(file);
+    try {
+      const order: string[] = [];
+      await nextTurn();
+      // queued before the batch opens: without the early commit it would run before the batch commits
+      setImmediate(() => order.push('end of turn'));
+      const batch = new WriteBatch();
+      batch.enter(conn);
+      conn.prepare('insert into signin_progress (realm_id, uid, data, expires_at) values (?, ?, ?, ?)').run('r', 'early', '{}', LATER);
+      afterCommit((err) => order.push(err ? `failed: ${err.message}` : `committed, seen elsewhere: ${seenElsewhere(file, 'early')}`));
+      await Promise.resolve(); // the rest of this chain runs first
+      order.push('chain done');
+      await nextTurn();
+      expect(order).toEqual(['chain done', 'committed, seen elsewhere: true', 'end of turn']);
+      expect(batch.open).toBe(false);
     } finally {
       conn.close();
     }
