@@ -6,7 +6,7 @@ import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadAuthorizationModule } from '../../src/authz/load.js';
 import { staticRulesModule } from '../../src/authz/static-rules.js';
-import { submitLogin } from '../helpers/flows.js';
+import { discover, PASSWORD, signIn } from '../helpers/flows.js';
 import { Browser, testFetch } from '../helpers/http.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
@@ -86,24 +86,10 @@ describe('the authorization module sees every issued identity', () => {
     const redirect = 'http://app.example.test/cb';
     const web = await server.cli(['client', 'create', '--realm', 'acme', '--name', 'web', '--redirect-uri', redirect, '--first-party']);
     expect(web.code, web.stderr).toBe(0);
-    const password = 'plum-orbit-cactus-velvet-91';
-    const user = await server.cli(['user', 'create', '--realm', 'acme', '--email', 'grace@example.test', '--password-stdin'], `${password}\n`);
+    const user = await server.cli(['user', 'create', '--realm', 'acme', '--email', 'grace@example.test', '--password-stdin'], `${PASSWORD}\n`);
     expect(user.code, user.stderr).toBe(0);
-    const config = await oidc.discovery(new URL(issuer), web.json.client_id, { client_secret: web.json.client_secret, id_token_signed_response_alg: 'EdDSA' }, undefined, {
-      execute: [oidc.allowInsecureRequests],
-      [oidc.customFetch]: testFetch,
-    } as any);
-    const verifier = oidc.randomPKCECodeVerifier();
-    const url = oidc.buildAuthorizationUrl(config, {
-      redirect_uri: redirect,
-      scope: 'openid email offline_access',
-      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
-      code_challenge_method: 'S256',
-    });
-    const browser = new Browser();
-    const login = await browser.follow(url, {}, redirect);
-    const done = await submitLogin(browser, login, 'grace@example.test', password, redirect);
-    const tokens = await oidc.authorizationCodeGrant(config, done.url, { pkceCodeVerifier: verifier });
+    const config = await discover(issuer, web.json.client_id, { client_secret: web.json.client_secret });
+    const tokens = await signIn(new Browser(), config, redirect, 'grace@example.test', { scope: 'openid email offline_access' });
     await oidc.refreshTokenGrant(config, tokens.refresh_token!);
     expect((await clientCredentials({ ...server, issuer } as TestServer, client.client_id, client.client_secret)).status).toBe(200);
 
