@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRemoteJWKSet, customFetch, jwtVerify, type JWTPayload } from 'jose';
 import * as oidc from 'openid-client';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page, Request as PlaywrightRequest } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   describeWithBrowser,
@@ -51,6 +51,8 @@ interface Flow {
 interface PasskeyCall {
   path: string;
   body: any;
+  /** The HTTP status of its answer, recorded by Playwright as the headers arrive (undefined until then). */
+  status?: number;
 }
 
 /** The answer to such a POST, as the page's fetch() received it (reported by {@link recordWebAuthnCalls}). */
@@ -77,7 +79,10 @@ interface Tab {
   webauthn: VirtualAuthenticators;
   /** Requests to the passkey endpoints since the current sign-in started. */
   passkeyCalls: PasskeyCall[];
-  /** Their answers (recorded in the page, so a navigation right after cannot lose them). */
+  /**
+   * Their JSON answers as the page's fetch() read them. A page that navigates right after may not get to
+   * report one: check statuses with {@link statusesOf}, which reads the browser's network events.
+   */
   passkeyAnswers: PasskeyAnswer[];
 }
 
@@ -128,6 +133,7 @@ function recordWebAuthnCalls(): void {
 const getCalls = (tab: Tab): Promise<GetCall[]> => tab.page.evaluate(() => (window as any).lkSnapshot());
 const modes = (tab: Tab) => tab.passkeyCalls.filter((c) => c.path === '/passkey/options').map((c) => c.body.mode);
 const callsTo = (tab: Tab, path: string) => tab.passkeyCalls.filter((c) => c.path === path);
+const statusesOf = (tab: Tab, path: string) => callsTo(tab, path).map((c) => c.status);
 const answersTo = (tab: Tab, path: string) => tab.passkeyAnswers.filter((a) => a.path === path);
 const base64url = (standardBase64: string) => Buffer.from(standardBase64, 'base64').toString('base64url');
 
@@ -223,9 +229,20 @@ describeWithBrowser('passkeys and second factors in Chromium', () => {
     page.setDefaultTimeout(15_000);
     const tab: Tab = { context, page, seen: watchConsole(page), webauthn: await virtualAuthenticators(page), passkeyCalls: [], passkeyAnswers: [] };
     await context.exposeBinding('lkPasskeyAnswer', (_source, answer: PasskeyAnswer) => void tab.passkeyAnswers.push(answer));
+    const pending = new Map<PlaywrightRequest, PasskeyCall>();
     page.on('request', (req) => {
       const path = new URL(req.url()).pathname.replace(/^\/interaction\/[^/]+/, '');
-      if (req.method() === 'POST' && path.startsWith('/passkey/')) tab.passkeyCalls.push({ path, body: req.postDataJSON() });
+      if (req.method() !== 'POST' || !path.startsWith('/passkey/')) return;
+      const call: PasskeyCall = { path, body: req.postDataJSON() };
+      tab.passkeyCalls.push(call);
+      pending.set(req, call);
+    });
+    // the status comes from the browser's network events, not from the page: a page that navigates
+    // right after its fetch() resolves (register/verify, verify) may never get to report the answer
+    page.on('response', (res) => {
+      const call = pending.get(res.request());
+      if (call) call.status = res.status();
+      pending.delete(res.request());
     });
     return tab;
   }
@@ -324,7 +341,7 @@ describeWithBrowser('passkeys and second factors in Chromium', () => {
     await tab.page.getByRole('button', { name: 'Create a passkey', exact: true }).click();
     const landed = await landAtApp(tab, flow, email);
     expect(landed.claims.amr).toEqual(['pwd']);
-    expect(answersTo(tab, '/passkey/register/verify').map((a) => a.status)).toEqual([200]);
+    expect(statusesOf(tab, '/passkey/register/verify')).toEqual([200]);
     return landed;
   }
 
@@ -370,7 +387,7 @@ describeWithBrowser('passkeys and second factors in Chromium', () => {
       // came with, without an allow-list: no options request at all
       expect(modes(tab)).toEqual([]);
       expect(answersTo(tab, '/passkey/options')).toMatchObject([{ prepared: true, answer: { rpId: 'localhost', allowCredentials: [], userVerification: 'required' } }]);
-      expect(answersTo(tab, '/passkey/verify').map((a) => a.status)).toEqual([200]);
+      expect(statusesOf(tab, '/passkey/verify')).toEqual([200]);
       expect((await tab.webauthn.credentials(laptop))[0]!.signCount).toBeGreaterThan(held[0]!.signCount);
     });
 
@@ -396,7 +413,7 @@ describeWithBrowser('passkeys and second factors in Chromium', () => {
       // nothing but the autofill request, with the options the page came with: no button ceremony, one verification
       expect(modes(tab)).toEqual([]);
       expect(answersTo(tab, '/passkey/options')).toMatchObject([{ prepared: true, answer: { rpId: 'localhost', allowCredentials: [] } }]);
-      expect(answersTo(tab, '/passkey/verify').map((a) => a.status)).toEqual([200]);
+      expect(statusesOf(tab, '/passkey/verify')).toEqual([200]);
     });
 
     it('identifier-first: a pending autofill request is cancelled cleanly by "Continue", then the passkey page (no password field) signs in with "Sign in with your passkey"', async () => {
