@@ -8,9 +8,11 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-# `npm ci` runs the `prepare` script (= `npm run build`), so the sources must be there first.
+# `npm ci` runs the `postinstall` script (patch-package) and the `prepare` script (= `npm run build`), so the sources must be there first.
 # package.json's `allowScripts` approves the install scripts of better-sqlite3 and argon2.
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
+# patches/: fixes to dependencies that `npm ci` applies with patch-package (postinstall)
+COPY patches ./patches
 COPY src ./src
 RUN npm ci
 RUN npm run build

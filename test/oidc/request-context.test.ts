@@ -17,6 +17,25 @@ describe("node-oidc-provider's request storage (src/oidc/request-context.ts)", (
     expect(als.run(store, (a: number, b: number) => a + b, 2, 3)).toBe(5);
     expect(als.run(store, () => als.getStore())).toBeUndefined();
   });
+
+  it("hands it a context whose `oidc` is a plain property, not a getter made per request (patches/oidc-provider+*.patch)", async () => {
+    // a getter defined per request is held by an accessor object V8 allocates in the old generation: every
+    // request's context then outlived it until the next full collection (bench/README.md)
+    const seen: (PropertyDescriptor | undefined)[] = [];
+    const run = als.run;
+    als.run = ((ctx: object, callback: (...args: unknown[]) => unknown, ...args: unknown[]) => {
+      seen.push(Object.getOwnPropertyDescriptor(ctx, 'oidc'));
+      return run.call(als, ctx, callback, ...args);
+    }) as typeof als.run;
+    try {
+      expect((await fetch(`${server.url}/.well-known/openid-configuration`)).status).toBe(200);
+    } finally {
+      als.run = run;
+    }
+    expect(seen).toHaveLength(1);
+    expect(seen[0]?.get).toBeUndefined();
+    expect(seen[0]?.value).toMatchObject({ route: 'discovery' });
+  });
 });
 
 describe('grantTypeOf', () => {
