@@ -406,9 +406,12 @@ async function interleavedRatio(s, target, seconds) {
 }
 
 /**
- * Passkey sign-in against Latchkey's own password sign-in (same run): raw and per server CPU-second,
- * from the two figures. The interleaved measurement (when both ran) is reported next to it as a
- * cross-check; it runs as soon as both figures are in (see bench/README.md).
+ * Passkey sign-in against Latchkey's own password sign-in (same run): raw and per server CPU-second.
+ * The verdict uses the interleaved measurement when both figures ran (it runs as soon as both are in):
+ * like the ratios against the bare provider, a ratio of two figures measured 30 s apart reads the
+ * machine's drift as a difference, and the separate passkey figure follows a 3 s warm-up, while V8 is
+ * still compiling the flow's code for some 15 s of load (--trace-opt). The ratio of the two separate
+ * figures is reported next to it (see bench/README.md).
  */
 function passkeyVerdict(pk, pw, interleaved) {
   const t = TARGETS.passkey;
@@ -419,10 +422,11 @@ function passkeyVerdict(pk, pw, interleaved) {
   out.passwordPerCpu = pw?.ratePerCpuSecond ?? null;
   out.separateRatioRaw = pk?.rate && pw?.rate ? round(pk.rate / pw.rate, 2) : null;
   out.separateRatioPerCpu = pk?.ratePerCpuSecond && pw?.ratePerCpuSecond ? round(pk.ratePerCpuSecond / pw.ratePerCpuSecond, 2) : null;
-  out.ratioRaw = out.separateRatioRaw;
-  out.ratioPerCpu = out.separateRatioPerCpu;
   out.interleavedRatioRaw = interleaved?.ratioRaw ?? null;
   out.interleavedRatioPerCpu = interleaved?.ratioPerCpu ?? null;
+  out.measuredBy = interleaved ? 'interleaved windows' : 'separate figures';
+  out.ratioRaw = interleaved ? out.interleavedRatioRaw : out.separateRatioRaw;
+  out.ratioPerCpu = interleaved ? out.interleavedRatioPerCpu : out.separateRatioPerCpu;
   out.valid = Boolean(pk) && !pk.failed && !(pw && pw.failed) && !(interleaved && (interleaved.password.failed || interleaved.passkey.failed));
   out.resultRaw = out.ratioRaw === null ? 'N/A' : out.ratioRaw >= t.value ? 'PASS' : 'MISS';
   out.resultPerCpu = out.ratioPerCpu === null ? 'N/A' : out.ratioPerCpu >= t.value ? 'PASS' : 'MISS';
@@ -530,7 +534,7 @@ function table(results) {
     if (figure === 'passkey') {
       const il = results.figures.passkeyInterleaved;
       const how = il
-        ? `passkey ${v.passkeyRate ?? '-'}/s, ${v.passkeyPerCpu ?? '-'} per CPU-s vs password ${v.passwordRate ?? '-'}/s, ${v.passwordPerCpu ?? '-'} per CPU-s; interleaved windows: ${fx(il.ratioRaw)} raw, ${fx(il.ratioPerCpu)} per CPU (passkey ${il.passkey.ratePerCpuSecond}, password ${il.password.ratePerCpuSecond} per CPU-s)`
+        ? `interleaved windows: passkey ${il.passkey.rate}/s, ${il.passkey.ratePerCpuSecond} per CPU-s vs password ${il.password.rate}/s, ${il.password.ratePerCpuSecond} per CPU-s; separate figures: ${fx(v.separateRatioRaw)} raw, ${fx(v.separateRatioPerCpu)} per CPU`
         : `passkey ${v.passkeyRate ?? '-'}/s, ${v.passkeyPerCpu ?? '-'} per CPU-s vs password ${v.passwordRate ?? '-'}/s, ${v.passwordPerCpu ?? '-'} per CPU-s`;
       lines.push(`${pad('passkey / password', 20, true)} ${pad(fx(v.ratioRaw), 8)} ${pad(fx(v.ratioPerCpu), 8)} ${pad(v.target, 30, true)} ${v.result}  (raw ${v.resultRaw}, per CPU ${v.resultPerCpu}; ${how}; no bare comparison)${v.note ? `  [${v.note}]` : ''}${noisy}`);
     } else if (figure === 'burst') {
