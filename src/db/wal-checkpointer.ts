@@ -37,8 +37,14 @@ parentPort.on('message', () => {
  * SQLite WAL checkpoints off the event loop. By default SQLite checkpoints inside the commit that makes
  * the WAL reach 1000 pages: on the server's only connection, i.e. on the event loop, copying pages and
  * syncing the file (stalls of tens of ms under a burst of writes). A worker thread checkpoints instead,
- * often, so the WAL is usually reset long before the server's own autocheckpoint (kept, raised to
- * `safetyPages`) would run: that remains as a safety net for when the worker cannot keep up.
+ * once a second, so the WAL is usually reset long before the server's own autocheckpoint (kept, raised
+ * to `safetyPages`) would run: that remains as a safety net for when the worker cannot keep up.
+ *
+ * Once a second rather than five times: a checkpoint copies each page once however often it changed
+ * since the last one, and the pages a sign-in writes (the rightmost leaves of the tables and of the
+ * expiry index) change with every flow. In alternating A/B runs a passkey flow cost 3-5% less server CPU
+ * (bench/README.md). Under that load the WAL grows to some 8,000 pages (32 MB) between checkpoints,
+ * hence the safety net at 16,000.
  */
 export class WalCheckpointer {
   #exited = false;
@@ -52,9 +58,9 @@ export class WalCheckpointer {
     if (!isSqlite(db)) return undefined;
     const filename = (db.client.config.connection as { filename?: string }).filename;
     if (!filename || filename === ':memory:') return undefined;
-    await db.raw(`pragma wal_autocheckpoint = ${Math.max(1000, Math.floor(options.safetyPages ?? 4000))}`);
+    await db.raw(`pragma wal_autocheckpoint = ${Math.max(1000, Math.floor(options.safetyPages ?? 16000))}`);
     const driver = createRequire(import.meta.url).resolve('better-sqlite3');
-    const worker = new Worker(WORKER, { eval: true, workerData: { driver, filename, intervalMs: options.intervalMs ?? 200 } });
+    const worker = new Worker(WORKER, { eval: true, workerData: { driver, filename, intervalMs: options.intervalMs ?? 1000 } });
     worker.on('message', (m: { failed?: string }) => {
       if (m.failed) options.onError?.(new Error(`WAL checkpoints: ${m.failed}`));
     });

@@ -36,7 +36,7 @@ describeEachDatabase('WAL checkpoints in a worker thread', (kind) => {
     try {
       expect(checkpointer).toBeInstanceOf(WalCheckpointer);
       // the server's own autocheckpoint only remains as a safety net
-      expect(await db.raw('pragma wal_autocheckpoint')).toEqual([{ wal_autocheckpoint: 4000 }]);
+      expect(await db.raw('pragma wal_autocheckpoint')).toEqual([{ wal_autocheckpoint: 16000 }]);
       const file = database.url.slice('sqlite:'.length);
       // settle: whatever the migrations left in the WAL is checkpointed first
       await new Promise((r) => setTimeout(r, 200));
@@ -44,7 +44,7 @@ describeEachDatabase('WAL checkpoints in a worker thread', (kind) => {
       for (let i = 0; i < 300; i++) {
         await payloadsRepo.upsert(db, { realmId: 'default', model: 'Session', id: `s${i}` }, { uid: `u${i}`, filler: 'x'.repeat(2000) }, Date.now() + 60_000);
       }
-      // ~600 kB of rows: far below 4000 pages, so only the worker can have moved them into the file
+      // ~600 kB of rows: far below 16000 pages, so only the worker can have moved them into the file
       expect(await until(() => statSync(file).size > before + 300 * 2000)).toBe(true);
       expect((await payloadsRepo.findBy(db, 'default', 'Session', 'uid', 'u299', Date.now()))?.payload).toMatchObject({ uid: 'u299' });
     } finally {
