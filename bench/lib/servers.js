@@ -1,8 +1,8 @@
 // Starts the two servers under test as child processes: Latchkey (bin/latchkey.js serve, on a fresh
 // SQLite file, set up with its own CLI) and the bare node-oidc-provider (bench/bare-provider.js).
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
@@ -97,8 +97,43 @@ export async function startLatchkey({ tmp, profileDir, configYaml, passkeyUser =
   };
 }
 
+/**
+ * node-oidc-provider as published, for the bare provider: Latchkey's `node_modules` carries the fixes in
+ * `patches/` (applied by patch-package at install), and the baseline is the library without them. A copy
+ * of the installed package goes to bench/node_modules/oidc-provider (ignored by git) with those patches
+ * reversed; bench/bare-provider.js resolves `oidc-provider` there first, and the package's own
+ * dependencies from the project's node_modules. Made again whenever the installed version or the
+ * patches change. Returns what the bare provider runs.
+ */
+export function pristineOidcProvider() {
+  const installed = join(ROOT, 'node_modules', 'oidc-provider');
+  const copy = join(ROOT, 'bench', 'node_modules', 'oidc-provider');
+  const version = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')).version;
+  const patchDir = join(ROOT, 'patches');
+  const patches = existsSync(patchDir) ? readdirSync(patchDir).filter((f) => f.startsWith('oidc-provider+') && f.endsWith('.patch')).sort() : [];
+  const stamp = JSON.stringify({ version, patches: patches.map((f) => [f, readFileSync(join(patchDir, f), 'utf8').length]) });
+  const marker = join(copy, '.latchkey-pristine');
+  if (!existsSync(marker) || readFileSync(marker, 'utf8') !== stamp) {
+    rmSync(copy, { recursive: true, force: true });
+    mkdirSync(dirname(copy), { recursive: true });
+    cpSync(installed, copy, { recursive: true });
+    for (const file of patches) {
+      try {
+        // the patches name files as a/node_modules/oidc-provider/...: -p1 from bench/ lands on the copy
+        execFileSync('patch', ['-R', '-p1', '-s', '-f', '-d', join(ROOT, 'bench'), '-i', join(patchDir, file)], { stdio: 'pipe' });
+      } catch (err) {
+        rmSync(copy, { recursive: true, force: true });
+        throw new Error(`cannot undo ${file} on a copy of oidc-provider ${version} for the bare provider: ${err.stderr?.toString() || err.message}`);
+      }
+    }
+    writeFileSync(marker, stamp);
+  }
+  return { version, copy, reversedPatches: patches };
+}
+
 /** The bare node-oidc-provider with the same kind of clients and user (fresh random credentials). */
 export async function startBare({ profileDir }) {
+  pristineOidcProvider();
   const port = await freePort();
   const issuer = `http://localhost:${port}`;
   const settings = {
