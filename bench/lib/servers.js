@@ -1,7 +1,7 @@
 // Starts the two servers under test as child processes: Latchkey (bin/latchkey.js serve, on a fresh
 // SQLite file, set up with its own CLI) and the bare node-oidc-provider (bench/bare-provider.js).
 import { execFile, execFileSync } from 'node:child_process';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -111,7 +111,7 @@ export function pristineOidcProvider() {
   const version = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')).version;
   const patchDir = join(ROOT, 'patches');
   const patches = existsSync(patchDir) ? readdirSync(patchDir).filter((f) => f.startsWith('oidc-provider+') && f.endsWith('.patch')).sort() : [];
-  const stamp = JSON.stringify({ version, patches: patches.map((f) => [f, readFileSync(join(patchDir, f), 'utf8').length]) });
+  const stamp = JSON.stringify({ version, patches: patches.map((f) => [f, createHash('sha256').update(readFileSync(join(patchDir, f))).digest('hex')]) });
   const marker = join(copy, '.latchkey-pristine');
   if (!existsSync(marker) || readFileSync(marker, 'utf8') !== stamp) {
     rmSync(copy, { recursive: true, force: true });
