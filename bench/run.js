@@ -9,7 +9,7 @@ import { request } from 'undici';
 import { cannon, paced, round, summarize } from './lib/load.js';
 import { pacedOnThread } from './lib/paced-thread.js';
 import { cpuSeconds, CLK_TCK, installCleanup, mainThreadCpuSeconds, rssMiB, stopAll, withBackground } from './lib/proc.js';
-import { ROOT, ARGON2, LATCHKEY_BIN, pristineOidcProvider, startBare, startLatchkey } from './lib/servers.js';
+import { ROOT, ARGON2, LATCHKEY_BIN, startBare, startLatchkey } from './lib/servers.js';
 import { enrolPasskey, idTokenClaims, loadSoftAuthenticator, passkeySignInOnce } from './lib/passkey.js';
 import { createTarget, runSignIns, signInOnce } from './lib/signin.js';
 
@@ -564,9 +564,6 @@ function gitRevision() {
 
 async function main() {
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
-  // the bare provider runs node-oidc-provider as published (Latchkey's patches/ undone on a copy)
-  const pristine = pristineOidcProvider();
-  const opVersion = pristine.version;
   const cpus = os.cpus();
   const results = {
     startedAt: startedAt.toISOString(),
@@ -596,7 +593,8 @@ async function main() {
   const servers = { latchkey: lk, bare };
   results.servers = {
     latchkey: { version: pkg.version, revision: gitRevision(), bin: LATCHKEY_BIN, issuer: lk.issuer, audience: lk.audience, pid: lk.pid, database: 'sqlite (fresh temp file)' },
-    bare: { oidcProviderVersion: opVersion, oidcProvider: `as published: ${pristine.copy} with ${pristine.reversedPatches.join(', ') || 'no patches'} undone`, issuer: bare.issuer, audience: bare.audience, pid: bare.pid, adapter: 'in-memory (default)' },
+    // node-oidc-provider as published: Latchkey's patches/ undone on a copy (startBare)
+    bare: { oidcProviderVersion: bare.oidcProvider.version, oidcProvider: `as published: ${bare.oidcProvider.copy} with ${bare.oidcProvider.reversedPatches.join(', ') || 'no patches'} undone`, issuer: bare.issuer, audience: bare.audience, pid: bare.pid, adapter: 'in-memory (default)' },
   };
   const targets = {};
   for (const [name, s] of Object.entries(servers)) {

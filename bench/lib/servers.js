@@ -105,7 +105,7 @@ export async function startLatchkey({ tmp, profileDir, configYaml, passkeyUser =
  * dependencies from the project's node_modules. Made again whenever the installed version or the
  * patches change. Returns what the bare provider runs.
  */
-export function pristineOidcProvider() {
+function pristineOidcProvider() {
   const installed = join(ROOT, 'node_modules', 'oidc-provider');
   const copy = join(ROOT, 'bench', 'node_modules', 'oidc-provider');
   const version = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')).version;
@@ -133,7 +133,7 @@ export function pristineOidcProvider() {
 
 /** The bare node-oidc-provider with the same kind of clients and user (fresh random credentials). */
 export async function startBare({ profileDir }) {
-  pristineOidcProvider();
+  const oidcProvider = pristineOidcProvider();
   const port = await freePort();
   const issuer = `http://localhost:${port}`;
   const settings = {
@@ -151,5 +151,5 @@ export async function startBare({ profileDir }) {
   const origin = `http://127.0.0.1:${port}`;
   const host = `localhost:${port}`;
   await waitFor(entry, () => discoveryReady(origin, host));
-  return { name: 'bare', entry, pid: entry.child.pid, origin, host, ...settings };
+  return { name: 'bare', entry, pid: entry.child.pid, origin, host, oidcProvider, ...settings };
 }
