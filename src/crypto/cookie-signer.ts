@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 
 /**
  * Signs and checks node-oidc-provider's cookies (the `.sig` companions of `_session`, `_interaction`,
@@ -19,18 +19,20 @@ export interface CookieSigner {
 
 export function cookieSigner(keys: readonly string[]): CookieSigner {
   if (keys.length === 0) throw new Error('cookieSigner needs at least one key');
-  const hmac = (data: string, key: string): string => createHmac('sha1', key).update(data).digest('base64url');
+  // key objects made once: a string key is converted again on every createHmac
+  const secrets: KeyObject[] = keys.map((key) => createSecretKey(Buffer.from(key, 'utf8')));
+  const hmac = (data: string, key: KeyObject): string => createHmac('sha1', key).update(data).digest('base64url');
   const index = (data: string, digest: string): number => {
     if (typeof data !== 'string' || typeof digest !== 'string') return -1;
     const got = Buffer.from(digest, 'utf8');
-    for (let i = 0; i < keys.length; i++) {
-      const want = Buffer.from(hmac(data, keys[i]!), 'utf8');
+    for (let i = 0; i < secrets.length; i++) {
+      const want = Buffer.from(hmac(data, secrets[i]!), 'utf8');
       if (got.length === want.length && timingSafeEqual(got, want)) return i;
     }
     return -1;
   };
   return {
-    sign: (data) => hmac(data, keys[0]!),
+    sign: (data) => hmac(data, secrets[0]!),
     verify: (data, digest) => index(data, digest) > -1,
     index,
   };

@@ -40,6 +40,8 @@ export function sql(text: string): Statement {
 
 interface SqliteStatement {
   reader: boolean;
+  /** False for a statement that writes (an `update ... returning` too, which reads like a query). */
+  readonly: boolean;
   all(...params: unknown[]): Row[];
   get(...params: unknown[]): Row | undefined;
   run(...params: unknown[]): { changes: number };
@@ -80,7 +82,10 @@ function prepare(conn: SqliteConnection, st: Statement): SqliteStatement {
 const sqliteParams = (params: readonly Param[]): unknown[] => params.map((p) => (typeof p === 'boolean' ? Number(p) : p));
 
 function runSqlite(conn: SqliteConnection, st: Statement, params: readonly Param[], mode: Mode): Result {
-  const stmt = prepare(conn, st);
+  return runPrepared(prepare(conn, st), params, mode);
+}
+
+function runPrepared(stmt: SqliteStatement, params: readonly Param[], mode: Mode): Result {
   const values = sqliteParams(params);
   if (mode === 'run') return stmt.run(...values).changes;
   if (mode === 'first') return stmt.get(...values);
@@ -101,12 +106,14 @@ async function perform(db: Db, st: Statement, params: readonly Param[], mode: Mo
   if (sqlite) {
     const idle = idleSqliteConnection(client);
     if (idle) {
-      // writes share one commit per turn of the event loop (src/db/write-batch.ts)
-      const batch = mode === 'run' ? writeBatchOf(db) : undefined;
+      // writes share one commit per turn of the event loop (src/db/write-batch.ts); SQLite says which
+      // statements write, so an `update ... returning` read with queryFirst joins the batch as well
+      const stmt = prepare(idle, st);
+      const batch = stmt.readonly ? undefined : writeBatchOf(db);
       batch?.enter(idle as unknown as BatchConnection);
       let result: Result;
       try {
-        result = runSqlite(idle, st, params, mode);
+        result = runPrepared(stmt, params, mode);
       } catch (err) {
         batch?.statementFailed(err);
         throw err;

@@ -25,15 +25,44 @@ export function resultTenant(ctx: KoaContextWithOIDC): string | null | undefined
 
 export async function recordGrantTenant(tenants: TenantService, realmId: string, grantId: string, tenant: string | null | undefined): Promise<void> {
   if (tenant === undefined) return; // no sign-in in this authorization: the grant keeps its tenant
+  thisTurn.delete(turnKey(realmId, grantId));
   await tenants.setGrantTenant(realmId, grantId, tenant);
+  thisTurn.delete(turnKey(realmId, grantId));
 }
 
 /** Answers already looked up during one request (a token request asks from findAccount and extraTokenClaims). */
 const perRequest = perRequestMemo<string | undefined>();
 
-/** The grant's tenant; with `ctx`, looked up at most once per request and grant. */
+/**
+ * Answers looked up in the current turn of the event loop, forgotten when it ends. extraTokenClaims is
+ * called without a ctx (src/oidc/request-context.ts), usually in the same turn as the findAccount of that
+ * token request, which has just looked the grant up. A change of the grant's tenant in this process
+ * drops the answer at once (recordGrantTenant).
+ */
+const thisTurn = new Map<string, Promise<string | undefined>>();
+let forgetQueued = false;
+const forgetTurn = (): void => {
+  forgetQueued = false;
+  thisTurn.clear();
+};
+const turnKey = (realmId: string, grantId: string): string => `${realmId}\u0000${grantId}`;
+
+function inThisTurn(key: string, load: () => Promise<string | undefined>): Promise<string | undefined> {
+  let answer = thisTurn.get(key);
+  if (!answer) {
+    thisTurn.set(key, (answer = load()));
+    answer.catch(() => thisTurn.delete(key));
+    if (!forgetQueued) {
+      forgetQueued = true;
+      setImmediate(forgetTurn);
+    }
+  }
+  return answer;
+}
+
+/** The grant's tenant; looked up at most once per turn of the event loop, and with `ctx` once per request. */
 export function tenantOfGrant(tenants: TenantService, realmId: string, grantId: string | undefined, ctx?: object): Promise<string | undefined> {
   if (!grantId) return Promise.resolve(undefined);
-  const load = () => tenants.grantTenant(realmId, grantId);
+  const load = () => inThisTurn(turnKey(realmId, grantId), () => tenants.grantTenant(realmId, grantId));
   return ctx ? perRequest(ctx, grantId, load) : load();
 }

@@ -113,6 +113,25 @@ describe('SQLite group commit (src/db/write-batch.ts)', () => {
     expect(seenElsewhere(file, 'turn-1')).toBe(true);
   });
 
+  it('a write read through queryFirst (update ... returning) joins the batch too', async () => {
+    await nextTurn();
+    await runWrite(db, PUT, ['r', 'returning', '{}', LATER]);
+    await nextTurn();
+    expect(writeBatchOf(db)?.open).toBe(false);
+    const TAKE = sql("update signin_progress set data = '{\"taken\":true}' where realm_id = ? and uid = ? returning uid");
+    expect(await queryFirst(db, TAKE, ['r', 'returning'])).toEqual({ uid: 'returning' });
+    expect(writeBatchOf(db)?.open).toBe(true);
+    expect(await queryFirst(db, TAKE, ['r', 'no such row'])).toBeUndefined();
+    await nextTurn();
+    expect(writeBatchOf(db)?.open).toBe(false);
+    const other = new Database(file, { readonly: true });
+    try {
+      expect(other.prepare('select data from signin_progress where uid = ?').get('returning')).toEqual({ data: '{"taken":true}' });
+    } finally {
+      other.close();
+    }
+  });
+
   it('a read alone opens no transaction', async () => {
     await queryFirst(db, GET, ['r', 'turn-1']);
     expect(writeBatchOf(db)?.open).toBe(false);
