@@ -31,7 +31,23 @@ import { ServerResponse, type IncomingMessage } from 'node:http';
 /** The part of a better-sqlite3 connection a batch needs. */
 export interface BatchConnection {
   exec(sql: string): unknown;
+  prepare?(sql: string): { run(): unknown };
   readonly inTransaction: boolean;
+}
+
+type Control = 'BEGIN IMMEDIATE' | 'COMMIT' | 'ROLLBACK';
+/** BEGIN / COMMIT / ROLLBACK prepared once per connection: `exec` parses its SQL again on every call. */
+const controls = new WeakMap<BatchConnection, Map<Control, { run(): unknown }>>();
+function control(conn: BatchConnection, sql: Control): void {
+  if (!conn.prepare) {
+    conn.exec(sql);
+    return;
+  }
+  let mine = controls.get(conn);
+  if (!mine) controls.set(conn, (mine = new Map()));
+  let statement = mine.get(sql);
+  if (!statement) mine.set(sql, (statement = conn.prepare(sql)));
+  statement.run();
 }
 
 type Waiter = (err: Error | null) => void;
@@ -104,7 +120,7 @@ export class WriteBatch {
     if (this.#conn) return;
     // a transaction this batch did not open: leave it alone (the write then commits with it)
     if (conn.inTransaction) return;
-    conn.exec('BEGIN IMMEDIATE');
+    control(conn, 'BEGIN IMMEDIATE');
     this.#conn = conn;
     openBatches.add(this);
     setImmediate(this.#commitLater);
@@ -126,12 +142,12 @@ export class WriteBatch {
       return;
     }
     try {
-      conn.exec('COMMIT');
+      control(conn, 'COMMIT');
       this.#end(null);
     } catch (cause) {
       // a failed COMMIT (for example a deferred constraint) leaves the transaction open: undo all of it
       try {
-        if (conn.inTransaction) conn.exec('ROLLBACK');
+        if (conn.inTransaction) control(conn, 'ROLLBACK');
       } catch {
         // the connection is unusable; better-sqlite3 reports that on its next statement
       }
