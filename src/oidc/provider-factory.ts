@@ -5,6 +5,7 @@ import { RESERVED_CLAIMS } from '../authz/module.js';
 import type { ClientService } from '../clients/service.js';
 import type { LatchkeyConfig } from '../config/schema.js';
 import { verifyHighEntropySecret } from '../crypto/secret-box.js';
+import { NodeSigningKey } from '../keys/node-signing-key.js';
 import { cookieSigner } from '../crypto/cookie-signer.js';
 import type { Db } from '../db/knex.js';
 import type { Realm } from '../realms/service.js';
@@ -93,7 +94,8 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
     adapter: createAdapterClass(deps.db, realm.id, { find: (realmId, id) => deps.clients.providerMetadata(realmId, id) }),
     // static when the realm has few enough (see ClientService.allProviderMetadata); the adapter finds the rest
     clients: (staticClients ?? []) as any,
-    jwks: { keys: keys.privateJwks as any },
+    // Ed25519 and P-256 keys sign with node:crypto on the spot (src/keys/node-signing-key.ts)
+    jwks: { keys: keys.privateJwks.map((jwk) => NodeSigningKey.forProvider(jwk)) as any },
     findAccount: createFindAccount(deps.users, authz, realm.id, issuer, (grantId, ctx) => tenantOfGrant(deps.tenants, realm.id, grantId, ctx)),
     // the tenant a sign-in is for, and a connection to go straight to (src/interactions/tenant-resolution.ts)
     extraParams: ['tenant_id', 'connection_id'],
@@ -148,6 +150,9 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: signInPolicy() },
     features: {
       devInteractions: { enabled: false },
+      // lets jwks.keys hold NodeSigningKey instances; the ack pins the experiment's version, so an upgrade
+      // of node-oidc-provider that changes it stops at start-up instead of signing differently
+      externalSigningSupport: { enabled: true, ack: 'experimental-01' },
       clientCredentials: { enabled: true },
       introspection: {
         enabled: true,
