@@ -30,19 +30,14 @@ import { ServerResponse, type IncomingMessage } from 'node:http';
 
 /** The part of a better-sqlite3 connection a batch needs. */
 export interface BatchConnection {
-  exec(sql: string): unknown;
-  prepare?(sql: string): { run(): unknown };
+  prepare(sql: string): { run(): unknown };
   readonly inTransaction: boolean;
 }
 
 type Control = 'BEGIN IMMEDIATE' | 'COMMIT' | 'ROLLBACK';
-/** BEGIN / COMMIT / ROLLBACK prepared once per connection: `exec` parses its SQL again on every call. */
+/** BEGIN / COMMIT / ROLLBACK prepared once per connection: `exec` would parse its SQL again on every call. */
 const controls = new WeakMap<BatchConnection, Map<Control, { run(): unknown }>>();
 function control(conn: BatchConnection, sql: Control): void {
-  if (!conn.prepare) {
-    conn.exec(sql);
-    return;
-  }
   let mine = controls.get(conn);
   if (!mine) controls.set(conn, (mine = new Map()));
   let statement = mine.get(sql);
