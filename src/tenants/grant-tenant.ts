@@ -25,6 +25,8 @@ export function resultTenant(ctx: KoaContextWithOIDC): string | null | undefined
 
 export async function recordGrantTenant(tenants: TenantService, realmId: string, grantId: string, tenant: string | null | undefined): Promise<void> {
   if (tenant === undefined) return; // no sign-in in this authorization: the grant keeps its tenant
+  // dropped before (lookups that run while the write is awaited read again) and after (an answer read
+  // meanwhile, on PostgreSQL from before the write commits, is not kept)
   thisTurn.delete(turnKey(realmId, grantId));
   await tenants.setGrantTenant(realmId, grantId, tenant);
   thisTurn.delete(turnKey(realmId, grantId));
