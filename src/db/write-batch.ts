@@ -1,23 +1,26 @@
 /**
- * Group commit for SQLite: the writes made on knex's SQLite connection during one turn of the event
- * loop share one transaction, committed when the turn ends (`setImmediate`).
+ * Group commit for SQLite: the writes made on knex's SQLite connection share one transaction, committed
+ * at the end of the event loop's next turn (two `setImmediate` hops), so that requests already waiting
+ * on their sockets, which the next poll delivers, write into the same commit.
  *
  * Why: each SQLite commit in WAL mode costs a dozen system calls (WAL frame writes, shared-memory lock
- * calls) whatever it contains, and a sign-in request makes several writes in a row (a passkey verify that
- * resumes the authorization: challenge, session, grant, authorization code, interaction). Five upserts
- * in one transaction cost 52 µs each on this machine against 125 µs each on their own, and a passkey
- * sign-in costs 11-13% less server CPU (bench/README.md, "Comparing two builds").
+ * calls) and a scan of the page cache whatever it contains, and a sign-in request makes several writes
+ * in a row (a passkey verify that resumes the authorization: challenge, session, grant, authorization
+ * code, interaction). Five upserts in one transaction cost 52 µs each on this machine against 125 µs
+ * each on their own. Under load, fewer and larger commits also write fewer WAL frames per request: the
+ * pages every write touches (the table's last leaf, the tail of the expiry index, the interior pages)
+ * go out once per commit (bench/README.md, "Comparing two builds").
  *
  * Guarantees kept:
  * - Every statement runs at once on the one connection, so every later read in this process sees it.
  * - No HTTP response leaves before the writes made while it was prepared are committed:
  *   `DurableResponse` (the server's response class) holds `end()` until then. A response held when a
  *   commit fails is not sent: its connection is closed, and nothing of the batch is written.
- * - A response never waits for the rest of the loop turn: once one is held, the open batches commit as
- *   soon as the current job's promise chain is done (`process.nextTick`), before the next socket's
- *   request runs. Writes of other requests that ran before it share that commit; later ones open a new
- *   batch. (Holding answers to the turn's end put a token request behind every sign-in step read in the
- *   same turn; committing early cost about 2% of a passkey flow's CPU in bench/ab.js.)
+ * - Responses are not held long: once the batch has been open for `HOLD_MS`, a response that is ready
+ *   makes the open batches commit as soon as the current job's promise chain is done
+ *   (`process.nextTick`), before the next socket's request runs. (Committing as soon as any response
+ *   was ready gave about one commit per request.) An idle server commits at once: the next turn's poll
+ *   finds nothing and its check phase commits.
  * - A knex query or transaction never runs inside a batch: the batch commits the moment knex asks its
  *   pool for the connection, and before the pool closes.
  * - A statement that fails inside a batch is undone alone (SQLite's statement rollback), as it would be
@@ -53,6 +56,15 @@ let waiters: Waiter[] = [];
 /** The batches open right now, in any database of this process (tests open several). */
 const openBatches = new Set<WriteBatch>();
 let earlyCommitQueued = false;
+/** When the oldest open batch began (`performance.now()`). */
+let openedAt = 0;
+
+/**
+ * How long a batch may keep a ready response waiting before it commits early (ms). Measured with
+ * bench/ab.js: holding responses to the end of the next turn cut a passkey sign-in's server CPU by
+ * 10-14%; committing as soon as a response was ready (the earlier rule) gave one commit per request.
+ */
+export const HOLD_MS = 2;
 
 function commitOpenBatches(): void {
   earlyCommitQueued = false;
@@ -75,12 +87,13 @@ export function writesPending(): boolean {
 }
 
 /**
- * Calls `fn` once every open batch has ended, with the error of one that failed; the batches then
- * commit as soon as the current promise chain is done. Only while `writesPending()`.
+ * Calls `fn` once every open batch has ended, with the error of one that failed: at the end of the
+ * next turn, or, when the oldest batch has been open for `HOLD_MS` already, as soon as the current
+ * promise chain is done. Only while `writesPending()`.
  */
 export function afterCommit(fn: Waiter): void {
   waiters.push(fn);
-  if (!earlyCommitQueued) {
+  if (!earlyCommitQueued && performance.now() - openedAt >= HOLD_MS) {
     earlyCommitQueued = true;
     process.nextTick(commitOpenBatches);
   }
@@ -96,7 +109,8 @@ export class WriteBatchError extends Error {
 export class WriteBatch {
   #conn: BatchConnection | null = null;
   readonly #onError: (err: Error) => void;
-  readonly #commitLater = (): void => this.commit();
+  /** Counts the transactions this batch opened: a hop scheduled for one that already ended does nothing. */
+  #opened = 0;
 
   constructor(options: { onError?: (err: Error) => void } = {}) {
     this.#onError = options.onError ?? (() => {});
@@ -109,7 +123,7 @@ export class WriteBatch {
 
   /**
    * Call just before a write on `conn` when nothing else is using it: joins the open batch, or opens one
-   * that commits when this turn of the event loop ends.
+   * that commits when the next turn of the event loop ends.
    */
   enter(conn: BatchConnection): void {
     if (this.#conn) return;
@@ -117,8 +131,11 @@ export class WriteBatch {
     if (conn.inTransaction) return;
     control(conn, 'BEGIN IMMEDIATE');
     this.#conn = conn;
+    if (openBatches.size === 0) openedAt = performance.now();
     openBatches.add(this);
-    setImmediate(this.#commitLater);
+    const opened = ++this.#opened;
+    // two hops: the commit comes after the next turn's poll
+    setImmediate(() => setImmediate(() => opened === this.#opened && this.commit()));
   }
 
   /** Call when a statement inside the batch threw: if SQLite rolled the whole transaction back, the batch failed. */

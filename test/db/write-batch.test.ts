@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { migrate, openDatabase, writeBatchOf, type Db } from '../../src/db/knex.js';
 import { queryFirst, runWrite, sql } from '../../src/db/statements.js';
-import { afterCommit, DurableResponse, WriteBatch, writesPending } from '../../src/db/write-batch.js';
+import { afterCommit, DurableResponse, HOLD_MS, WriteBatch, writesPending } from '../../src/db/write-batch.js';
 import { freshDatabase, postgresReachable, type TestDatabase } from '../helpers/databases.js';
 import { startTestServer } from '../helpers/server.js';
 
@@ -22,6 +22,18 @@ interface RawConnection {
 }
 const Database = createRequire(import.meta.url)('better-sqlite3') as new (file: string, options?: { readonly?: boolean }) => RawConnection;
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+/** A batch opened in this turn commits at the end of the next one: awaited here, the commit is done. */
+const batchWindow = async () => {
+  await nextTurn();
+  await nextTurn();
+};
+/** Keeps this job running for `ms` (a request that takes long to prepare its answer). */
+function busy(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until) {
+    // nothing
+  }
+}
 
 /** What another connection (as another process would) sees of a signin_progress row right now. */
 function seenElsewhere(file: string, uid: string): boolean {
@@ -56,8 +68,8 @@ describe('SQLite group commit (src/db/write-batch.ts)', () => {
     batchErrors.length = 0;
   });
 
-  it('writes of one turn of the event loop share one commit at the end of the turn', async () => {
-    // the batch itself, on a connection of its own: two writes, one transaction, committed at the turn's end
+  it('writes share one commit at the end of the next turn of the event loop', async () => {
+    // the batch itself, on a connection of its own: two writes, one transaction, committed after the next poll
     const conn = new Database(file);
     try {
       const batch = new WriteBatch();
@@ -71,6 +83,10 @@ describe('SQLite group commit (src/db/write-batch.ts)', () => {
       expect(writesPending()).toBe(true);
       expect(seenElsewhere(file, 'raw-1')).toBe(false);
       await nextTurn();
+      // requests that arrived meanwhile (the next turn's poll) would still join it
+      expect(batch.open).toBe(true);
+      expect(seenElsewhere(file, 'raw-1')).toBe(false);
+      await nextTurn();
       expect(batch.open).toBe(false);
       expect(conn.inTransaction).toBe(false);
       expect(writesPending()).toBe(false);
@@ -81,7 +97,30 @@ describe('SQLite group commit (src/db/write-batch.ts)', () => {
     }
   });
 
-  it('a waiting response makes the open batch commit as soon as the current promise chain is done, not at the end of the turn', async () => {
+  it('a response ready within HOLD_MS waits for the batch to commit at the end of the next turn', async () => {
+    const conn = new Database(file);
+    try {
+      const order: string[] = [];
+      await nextTurn();
+      const batch = new WriteBatch();
+      batch.enter(conn);
+      conn.prepare('insert into signin_progress (realm_id, uid, data, expires_at) values (?, ?, ?, ?)').run('r', 'held', '{}', LATER);
+      setImmediate(() => order.push('end of this turn'));
+      afterCommit((err) => order.push(err ? `failed: ${err.message}` : `committed, seen elsewhere: ${seenElsewhere(file, 'held')}`));
+      await Promise.resolve();
+      order.push('chain done');
+      await nextTurn();
+      expect(order).toEqual(['chain done', 'end of this turn']);
+      expect(batch.open).toBe(true);
+      await nextTurn();
+      expect(order).toEqual(['chain done', 'end of this turn', 'committed, seen elsewhere: true']);
+      expect(batch.open).toBe(false);
+    } finally {
+      conn.close();
+    }
+  });
+
+  it('a response ready once the batch is HOLD_MS old makes it commit as soon as the current promise chain is done', async () => {
     const conn = new Database(file);
     try {
       const order: string[] = [];
@@ -91,12 +130,21 @@ describe('SQLite group commit (src/db/write-batch.ts)', () => {
       const batch = new WriteBatch();
       batch.enter(conn);
       conn.prepare('insert into signin_progress (realm_id, uid, data, expires_at) values (?, ?, ?, ?)').run('r', 'early', '{}', LATER);
+      busy(HOLD_MS + 1);
       afterCommit((err) => order.push(err ? `failed: ${err.message}` : `committed, seen elsewhere: ${seenElsewhere(file, 'early')}`));
       await Promise.resolve(); // the rest of this chain runs first
       order.push('chain done');
       await nextTurn();
       expect(order).toEqual(['chain done', 'committed, seen elsewhere: true', 'end of turn']);
       expect(batch.open).toBe(false);
+      // the batch's own scheduled commit, two turns on, finds nothing to do and leaves a new batch alone
+      batch.enter(conn);
+      conn.prepare('insert into signin_progress (realm_id, uid, data, expires_at) values (?, ?, ?, ?)').run('r', 'early-2', '{}', LATER);
+      await nextTurn();
+      expect(batch.open).toBe(true);
+      await nextTurn();
+      expect(batch.open).toBe(false);
+      expect(seenElsewhere(file, 'early-2')).toBe(true);
     } finally {
       conn.close();
     }
@@ -108,21 +156,21 @@ describe('SQLite group commit (src/db/write-batch.ts)', () => {
     expect(writeBatchOf(db)?.open).toBe(true);
     expect(seenElsewhere(file, 'turn-1')).toBe(false);
     expect(await queryFirst(db, GET, ['r', 'turn-1'])).toEqual({ data: '{}' });
-    await nextTurn();
+    await batchWindow();
     expect(writeBatchOf(db)?.open).toBe(false);
     expect(seenElsewhere(file, 'turn-1')).toBe(true);
   });
 
   it('a write read through queryFirst (update ... returning) joins the batch too', async () => {
-    await nextTurn();
+    await batchWindow();
     await runWrite(db, PUT, ['r', 'returning', '{}', LATER]);
-    await nextTurn();
+    await batchWindow();
     expect(writeBatchOf(db)?.open).toBe(false);
     const TAKE = sql("update signin_progress set data = '{\"taken\":true}' where realm_id = ? and uid = ? returning uid");
     expect(await queryFirst(db, TAKE, ['r', 'returning'])).toEqual({ uid: 'returning' });
     expect(writeBatchOf(db)?.open).toBe(true);
     expect(await queryFirst(db, TAKE, ['r', 'no such row'])).toBeUndefined();
-    await nextTurn();
+    await batchWindow();
     expect(writeBatchOf(db)?.open).toBe(false);
     const other = new Database(file, { readonly: true });
     try {
@@ -138,7 +186,7 @@ describe('SQLite group commit (src/db/write-batch.ts)', () => {
   });
 
   it('commits before knex uses the connection, so a knex transaction works in the same turn', async () => {
-    await nextTurn();
+    await batchWindow();
     await runWrite(db, PUT, ['r', 'before-knex', '{}', LATER]);
     expect(writeBatchOf(db)?.open).toBe(true);
     await db.transaction(async (trx) => {
@@ -152,7 +200,7 @@ describe('SQLite group commit (src/db/write-batch.ts)', () => {
     await runWrite(db, PUT, ['r', 'kept', '{}', LATER]);
     await expect(runWrite(db, PUT, ['r', 'kept', '{"again":true}', LATER])).rejects.toThrow(/UNIQUE constraint failed/);
     await runWrite(db, PUT, ['r', 'kept-too', '{}', LATER]);
-    await nextTurn();
+    await batchWindow();
     expect(batchErrors).toEqual([]);
     expect(seenElsewhere(file, 'kept')).toBe(true);
     expect(seenElsewhere(file, 'kept-too')).toBe(true);
@@ -161,14 +209,14 @@ describe('SQLite group commit (src/db/write-batch.ts)', () => {
   it('a failed commit writes nothing of the batch and reports it', async () => {
     await runWrite(db, PUT, ['r', 'rolled-back', '{}', LATER]);
     await runWrite(db, sql('insert into wb_child (id, parent_id) values (?, ?)'), ['c1', 'no-such-parent']);
-    await nextTurn();
+    await batchWindow();
     expect(batchErrors).toHaveLength(1);
     expect(batchErrors[0].message).toMatch(/none of them was written/);
     expect(String((batchErrors[0].cause as Error).message)).toMatch(/FOREIGN KEY constraint failed/);
     expect(seenElsewhere(file, 'rolled-back')).toBe(false);
     // the connection is usable afterwards
     await runWrite(db, PUT, ['r', 'after-failure', '{}', LATER]);
-    await nextTurn();
+    await batchWindow();
     expect(seenElsewhere(file, 'after-failure')).toBe(true);
   });
 
@@ -177,7 +225,7 @@ describe('SQLite group commit (src/db/write-batch.ts)', () => {
     const otherDb = openDatabase(other.url);
     try {
       await migrate(otherDb);
-      await nextTurn();
+      await batchWindow();
       await runWrite(otherDb, PUT, ['r', 'at-close', '{}', LATER]);
       expect(writeBatchOf(otherDb)?.open).toBe(true);
       await otherDb.destroy();
