@@ -7,6 +7,7 @@ import { migrate, openDatabase, writeBatchOf, type Db } from '../../src/db/knex.
 import { queryFirst, runWrite, sql } from '../../src/db/statements.js';
 import { afterCommit, DurableResponse, HOLD_MS, WriteBatch, writesPending } from '../../src/db/write-batch.js';
 import { freshDatabase, postgresReachable, type TestDatabase } from '../helpers/databases.js';
+import { busyWait, nextTurn } from '../helpers/event-loop.js';
 import { startTestServer } from '../helpers/server.js';
 
 const PUT = sql('insert into signin_progress (realm_id, uid, data, expires_at) values (?, ?, ?, ?)');
@@ -21,19 +22,11 @@ interface RawConnection {
   close(): void;
 }
 const Database = createRequire(import.meta.url)('better-sqlite3') as new (file: string, options?: { readonly?: boolean }) => RawConnection;
-const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 /** A batch opened in this turn commits at the end of the next one: awaited here, the commit is done. */
 const batchWindow = async () => {
   await nextTurn();
   await nextTurn();
 };
-/** Keeps this job running for `ms` (a request that takes long to prepare its answer). */
-function busy(ms: number): void {
-  const until = performance.now() + ms;
-  while (performance.now() < until) {
-    // nothing
-  }
-}
 
 /** What another connection (as another process would) sees of a signin_progress row right now. */
 function seenElsewhere(file: string, uid: string): boolean {
@@ -130,7 +123,7 @@ describe('SQLite group commit (src/db/write-batch.ts)', () => {
       const batch = new WriteBatch();
       batch.enter(conn);
       conn.prepare('insert into signin_progress (realm_id, uid, data, expires_at) values (?, ?, ?, ?)').run('r', 'early', '{}', LATER);
-      busy(HOLD_MS + 1);
+      busyWait(HOLD_MS + 1);
       afterCommit((err) => order.push(err ? `failed: ${err.message}` : `committed, seen elsewhere: ${seenElsewhere(file, 'early')}`));
       await Promise.resolve(); // the rest of this chain runs first
       order.push('chain done');
@@ -247,10 +240,8 @@ describe('SQLite group commit (src/db/write-batch.ts)', () => {
         void handler(uid).then(
           () => {
             res.end('written');
-            const until = Date.now() + 300;
-            while (Date.now() < until) {
-              // the response must not leave while this turn (and its batch) is still open
-            }
+            // the response must not leave while this turn (and its batch) is still open
+            busyWait(300);
           },
           (err: Error) => {
             res.statusCode = 500;

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { yieldIfLong } from '../../src/server/time-slice.js';
+import { busyWait } from '../helpers/event-loop.js';
 
 // The clock is the test's: how long the loop has been busy must not depend on how fast this machine is.
 let clock = 0;
@@ -9,14 +10,6 @@ beforeEach(() => {
 afterEach(() => {
   vi.restoreAllMocks();
 });
-
-/** Keeps the loop busy for real (Date.now is not stubbed). */
-function busyWaitRealMs(ms: number): void {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    // busy
-  }
-}
 
 /** Starts in a fresh event-loop turn, so no slice is open. */
 const freshTurn = () => new Promise<void>((resolve) => setTimeout(resolve, 5));
@@ -39,7 +32,7 @@ describe('cooperative time slicing', () => {
     clock += 3;
     // and real time passes too, so the timer is due by the loop's next timers phase (the stubbed clock
     // only decides whether to give way; libuv's own clock decides when a timer is due)
-    busyWaitRealMs(3);
+    busyWait(3);
     const pause = yieldIfLong();
     expect(pause).toBeInstanceOf(Promise);
     expect(timerRan).toBe(false);

@@ -3,9 +3,9 @@ import { migrate, openDatabase, type Db } from '../../src/db/knex.js';
 import { recordGrantTenant, tenantOfGrant } from '../../src/tenants/grant-tenant.js';
 import { TenantService } from '../../src/tenants/service.js';
 import { freshDatabase, type TestDatabase } from '../helpers/databases.js';
+import { nextTurn } from '../helpers/event-loop.js';
 
 const REALM = 'default';
-const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 describe('tenantOfGrant (src/tenants/grant-tenant.ts)', () => {
   let tdb: TestDatabase;
