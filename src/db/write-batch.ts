@@ -15,7 +15,9 @@
  * - Every statement runs at once on the one connection, so every later read in this process sees it.
  * - No HTTP response leaves before the writes made while it was prepared are committed:
  *   `DurableResponse` (the server's response class) holds `end()` until then. A response held when a
- *   commit fails is not sent: its connection is closed, and nothing of the batch is written.
+ *   commit fails is not sent: its connection is closed, and nothing of the batch is written. Nor is a
+ *   response whose request was under way when any batch failed: a request that wrote and then awaited
+ *   something (a time slice, a hash) may find its batch already ended, and its writes undone.
  * - Responses are not held long: once the batch has been open for `HOLD_MS`, a response that is ready
  *   makes the open batches commit as soon as the current job's promise chain is done
  *   (`process.nextTick`), before the next socket's request runs. (Committing as soon as any response
@@ -52,6 +54,8 @@ type Waiter = (err: Error | null) => void;
 
 /** A failure of a batch that ended while others were still open. */
 let failure: Error | null = null;
+/** How many batches have failed in this process; a response compares it with its count at the start. */
+let failedBatches = 0;
 let waiters: Waiter[] = [];
 /** The batches open right now, in any database of this process (tests open several). */
 const openBatches = new Set<WriteBatch>();
@@ -170,7 +174,10 @@ export class WriteBatch {
   #end(err: Error | null): void {
     this.#conn = null;
     openBatches.delete(this);
-    if (err) this.#onError(err);
+    if (err) {
+      failedBatches++;
+      this.#onError(err);
+    }
     batchEnded(err);
   }
 }
@@ -178,10 +185,17 @@ export class WriteBatch {
 /**
  * The server's response class: `end()` waits while a write batch is open, so a client never sees an
  * answer (an authorization code, a session cookie) before what it refers to is committed. When the
- * commit fails, the response is not sent and the connection is closed.
+ * commit fails, or a batch failed at any time since the request came in, the response is not sent and
+ * the connection is closed.
  */
 export class DurableResponse<Request extends IncomingMessage = IncomingMessage> extends ServerResponse<Request> {
+  readonly #failedBatchesAtStart = failedBatches;
+
   override end(...args: unknown[]): this {
+    if (failedBatches !== this.#failedBatchesAtStart) {
+      this.destroy(new WriteBatchError('a batch of writes failed while this response was prepared; none of its writes was kept'));
+      return this;
+    }
     if (!writesPending()) return (super.end as (...a: unknown[]) => this).apply(this, args);
     afterCommit((err) => {
       if (err) this.destroy(err);

@@ -289,6 +289,25 @@ describe('SQLite group commit (src/db/write-batch.ts)', () => {
       expect(batchErrors).toHaveLength(1);
       expect(seenElsewhere(file, 'durable-2')).toBe(false);
     });
+
+    it('a response whose batch failed before it was ready (the request awaited something after writing) is not sent either', async () => {
+      handler = async (uid) => {
+        await runWrite(db, PUT, ['r', uid, '{}', LATER]);
+        await runWrite(db, sql('insert into wb_child (id, parent_id) values (?, ?)'), [uid, 'no-such-parent']);
+        // the batch commits, and fails, while this request waits (a time slice, a password hash)
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        expect(writesPending()).toBe(false);
+        expect(batchErrors).toHaveLength(1);
+      };
+      const outcome = await new Promise<string>((resolve) => {
+        const req = request(`${origin}/durable-3`, (res) => resolve(`answered ${res.statusCode}`));
+        req.on('error', (err: NodeJS.ErrnoException) => resolve(`error ${err.code ?? err.message}`));
+        req.end();
+      });
+      expect(outcome).toMatch(/^error (ECONNRESET|socket hang up)/);
+      expect(batchErrors).toHaveLength(1);
+      expect(seenElsewhere(file, 'durable-3')).toBe(false);
+    });
   });
 });
 
