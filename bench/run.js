@@ -6,7 +6,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
-import { cannon, paced, round, summarize } from './lib/load.js';
+import { cannon, paced, ratioInterval, round, summarize } from './lib/load.js';
 import { pacedOnThread } from './lib/paced-thread.js';
 import { cpuSeconds, CLK_TCK, installCleanup, mainThreadCpuSeconds, rssMiB, stopAll, withBackground } from './lib/proc.js';
 import { ROOT, ARGON2, LATCHKEY_BIN, startBare, startLatchkey } from './lib/servers.js';
@@ -247,6 +247,7 @@ async function burstInWindows(s, target, seconds) {
       serverCpuUtilisation: round(cpu / loopSeconds, 2),
     },
     p99Ratio: idle.latencyMs.p99 && during.latencyMs.p99 ? round(during.latencyMs.p99 / idle.latencyMs.p99, 2) : null,
+    p99RatioInterval95: ratioInterval(idleLat, burstLat, 99),
     p50Ratio: idle.latencyMs.p50 && during.latencyMs.p50 ? round(during.latencyMs.p50 / idle.latencyMs.p50, 2) : null,
   };
 }
@@ -442,6 +443,7 @@ function verdict(figure, lk, bare) {
   const out = { target: t.text };
   if (figure === 'burst') {
     out.value = lk.p99Ratio;
+    out.interval95 = lk.p99RatioInterval95 ?? null;
     const bad = (r) => r && (r.idle.non2xx || r.idle.errors || r.burst.clientCredentials.non2xx || r.burst.clientCredentials.errors || r.burst.signIns.failed);
     out.valid = !bad(lk) && !bad(bare);
     out.result = !out.valid ? 'INVALID' : lk.p99Ratio === null ? 'N/A' : lk.p99Ratio <= t.value ? 'PASS' : 'MISS';
@@ -510,14 +512,14 @@ function table(results) {
   if (b) {
     lines.push('');
     lines.push(`client_credentials at ${results.settings.burstClientCredentialsRate} req/s (${results.settings.burstGenerator}), idle vs during ${results.settings.signInConcurrency} concurrent password sign-ins`);
-    const bh = `${pad('server', 9, true)} ${pad('idle p50', 9)} ${pad('idle p99', 9)} ${pad('burst p50', 10)} ${pad('burst p99', 10)} ${pad('p99 ratio', 10)} ${pad('sign-ins/s', 11)} ${pad('non2xx', 7)} ${pad('srv CPU', 8)} ${pad('bg', 5)}`;
+    const bh = `${pad('server', 9, true)} ${pad('idle p50', 9)} ${pad('idle p99', 9)} ${pad('burst p50', 10)} ${pad('burst p99', 10)} ${pad('p99 ratio', 10)} ${pad('95% interval', 13)} ${pad('sign-ins/s', 11)} ${pad('non2xx', 7)} ${pad('srv CPU', 8)} ${pad('bg', 5)}`;
     lines.push(bh);
     lines.push('-'.repeat(bh.length));
     for (const name of ['latchkey', 'bare']) {
       const r = b[name];
       if (!r) continue;
       lines.push(
-        `${pad(name, 9, true)} ${pad(r.idle.latencyMs.p50, 9)} ${pad(r.idle.latencyMs.p99, 9)} ${pad(r.burst.clientCredentials.latencyMs.p50, 10)} ${pad(r.burst.clientCredentials.latencyMs.p99, 10)} ${pad(fx(r.p99Ratio), 10)} ${pad(r.burst.signIns.rate, 11)} ${pad(r.idle.non2xx + r.burst.clientCredentials.non2xx, 7)} ${pad(`${Math.round(r.burst.serverCpuUtilisation * 100)}%`, 8)} ${pad(r.backgroundCores, 5)}`,
+        `${pad(name, 9, true)} ${pad(r.idle.latencyMs.p50, 9)} ${pad(r.idle.latencyMs.p99, 9)} ${pad(r.burst.clientCredentials.latencyMs.p50, 10)} ${pad(r.burst.clientCredentials.latencyMs.p99, 10)} ${pad(fx(r.p99Ratio), 10)} ${pad(r.p99RatioInterval95 ? `${fx(r.p99RatioInterval95[0])}-${fx(r.p99RatioInterval95[1])}` : '-', 13)} ${pad(r.burst.signIns.rate, 11)} ${pad(r.idle.non2xx + r.burst.clientCredentials.non2xx, 7)} ${pad(`${Math.round(r.burst.serverCpuUtilisation * 100)}%`, 8)} ${pad(r.backgroundCores, 5)}`,
       );
     }
   }
@@ -538,7 +540,8 @@ function table(results) {
         : `passkey ${v.passkeyRate ?? '-'}/s, ${v.passkeyPerCpu ?? '-'} per CPU-s vs password ${v.passwordRate ?? '-'}/s, ${v.passwordPerCpu ?? '-'} per CPU-s`;
       lines.push(`${pad('passkey / password', 20, true)} ${pad(fx(v.ratioRaw), 8)} ${pad(fx(v.ratioPerCpu), 8)} ${pad(v.target, 30, true)} ${v.result}  (raw ${v.resultRaw}, per CPU ${v.resultPerCpu}; ${how}; no bare comparison)${v.note ? `  [${v.note}]` : ''}${noisy}`);
     } else if (figure === 'burst') {
-      lines.push(`${pad(label, 20, true)} ${pad(fx(v.value), 8)} ${pad('', 8)} ${pad(v.target, 30, true)} ${v.result}  (bare: ${fx(v.bareValue)})${noisy}`);
+      const spread = v.interval95 ? `95% bootstrap interval ${fx(v.interval95[0])}-${fx(v.interval95[1])}; ` : '';
+      lines.push(`${pad(label, 20, true)} ${pad(fx(v.value), 8)} ${pad('', 8)} ${pad(v.target, 30, true)} ${v.result}  (${spread}bare: ${fx(v.bareValue)})${noisy}`);
     } else if (figure === 'signin') {
       lines.push(`${pad(label, 20, true)} ${pad(fx(v.ratioRaw), 8)} ${pad(fx(v.ratioPerCpu), 8)} ${pad(v.target, 30, true)} ${v.result}  (Latchkey: ${v.value} flows per CPU-s)${noisy}`);
     } else {

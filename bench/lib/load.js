@@ -148,3 +148,32 @@ export async function paced({ origin, host, path, method = 'GET', headers = {}, 
     ...(samples ? { samples } : {}),
   };
 }
+
+/**
+ * A 95% bootstrap interval of percentile(b, p) / percentile(a, p): both samples are drawn again with
+ * replacement `rounds` times (a fixed-seed generator, so the same data always gives the same interval)
+ * and the 2.5th and 97.5th percentiles of the ratios are returned. With 1000 requests per side a p99
+ * rests on the 10 slowest of each, and the interval says how far another run of the same server could
+ * land. Null when either sample is empty.
+ */
+export function ratioInterval(a, b, p = 99, rounds = 1000) {
+  if (!a.length || !b.length) return null;
+  let seed = 0x9e3779b9;
+  const random = () => {
+    // mulberry32
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const draw = (values, into) => {
+    for (let i = 0; i < into.length; i++) into[i] = values[Math.floor(random() * values.length)];
+    return percentile(into.sort(), p);
+  };
+  const bufA = new Float64Array(a.length);
+  const bufB = new Float64Array(b.length);
+  const ratios = new Float64Array(rounds);
+  for (let r = 0; r < rounds; r++) ratios[r] = draw(b, bufB) / draw(a, bufA);
+  ratios.sort();
+  return [round(percentile(ratios, 2.5), 2), round(percentile(ratios, 97.5), 2)];
+}
