@@ -94,6 +94,12 @@ export function loadConfig(options: LoadOptions = {}): LatchkeyConfig {
   if (env.LOG_LEVEL) fromEnv.log = { level: env.LOG_LEVEL };
 
   const merged = deepMerge(deepMerge(raw, fromEnv), options.overrides ?? {});
+  // Unless an issuer is set, the default realm's issuer follows the port: `PORT=8080 npm start` serves
+  // http://localhost:8080 (a random port, 0, keeps http://localhost:3000).
+  const port = (merged.server as { port?: unknown } | undefined)?.port;
+  if (merged.issuer === undefined && typeof port === 'number' && Number.isInteger(port) && port > 0 && port <= 65535) {
+    merged.issuer = `http://localhost:${port}`;
+  }
   const result = configSchema.safeParse(merged);
   if (!result.success) {
     throw new ConfigError(describeIssues(result.error, usedFile, env));

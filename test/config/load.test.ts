@@ -53,6 +53,15 @@ describe('loadConfig', () => {
     expect(config.issuer).toBe('http://localhost:3000');
   });
 
+  it('without an issuer, the default issuer follows the port (file, PORT or override); a set issuer wins', () => {
+    expect(load('server:\n  port: 4100\n').config.issuer).toBe('http://localhost:4100');
+    expect(load(undefined, { PORT: '8080' }).config.issuer).toBe('http://localhost:8080');
+    expect(load(undefined, {}, { overrides: { server: { port: 9090 } } }).config.issuer).toBe('http://localhost:9090');
+    expect(load(undefined, { PORT: '0' }).config.issuer).toBe('http://localhost:3000');
+    expect(load(undefined, { PORT: '8080', LATCHKEY_ISSUER: 'https://id.example.test' }).config.issuer).toBe('https://id.example.test');
+    expect(load('issuer: https://file.example.test\n', { PORT: '8080' }).config.issuer).toBe('https://file.example.test');
+  });
+
   it('reads the file LATCHKEY_CONFIG points at, and refuses a missing one', () => {
     const dir = workspace();
     const file = join(dir, 'custom.yaml');

@@ -9,12 +9,13 @@ export const serveCommand: Command = {
   usage,
   async run(args) {
     const opts = parse(args, { port: { type: 'string' } }, usage);
-    const config = loadConfig();
+    let port: number | undefined;
     if (opts.port !== undefined) {
-      const port = Number(opts.port);
+      port = Number(opts.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be an integer between 0 and 65535, got "${opts.port}"`);
-      config.server.port = port;
     }
+    // through the loader, so that a default issuer follows --port as it follows PORT
+    const config = loadConfig(port === undefined ? {} : { overrides: { server: { port } } });
     // loaded here so other commands do not pull in the HTTP stack
     const { startServer } = await import('../../server/start.js');
     const server = await startServer(config);
