@@ -1,13 +1,10 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
-import { cookieSigner } from '../crypto/cookie-signer.js';
 import { LatchkeyError } from '../errors.js';
-import { providerCallback } from '../oidc/provider-callback.js';
-import { withHeldInteraction } from '../oidc/held-interactions.js';
-import { canResumeInProcess, resumeInProcess } from '../oidc/resume-in-process.js';
 import { relyingParties, relyingParty } from '../passkeys/relying-party.js';
 import { amrOf } from '../passkeys/service.js';
 import type { Services } from '../server/services.js';
+import { stepAnswerer } from './answer-step.js';
 import { checkedJson, emitSignIn, interactionOf, served, type Details } from './kit.js';
 import type { SignInSteps } from './next-step.js';
 import type { ProgressStore } from './progress.js';
@@ -28,29 +25,9 @@ export function passkeyRoutes(router: Router, services: Services, progress: Prog
     ctx.body = body;
   }
 
-  const signer = cookieSigner(services.cookieKeys);
-
-  /**
-   * Runs `step` (what follows a verified passkey) and answers `{ redirect }` with where the browser goes
-   * next. When that is the provider's resume of this sign-in, the resume runs within this request
-   * (src/oidc/resume-in-process.ts) and the answer points past it: to the client with its code, or to
-   * the next interaction. Meanwhile the interaction's saves are held (src/oidc/held-interactions.ts):
-   * the resume reads and deletes it at once, so its result need not be written at all.
-   */
-  async function answerNext(ctx: Context, d: Details, accountId: string, step: () => Promise<string>): Promise<void> {
-    if (!canResumeInProcess(d, accountId)) return json(ctx, { redirect: await step() });
-    await withHeldInteraction(served(ctx).realm.id, d.uid, async () => {
-      const url = await step();
-      if (url !== d.returnTo) return json(ctx, { redirect: url });
-      const { provider } = served(ctx);
-      ctx.respond = false;
-      const next = await resumeInProcess(ctx.req, ctx.res, providerCallback(provider), signer, provider.cookieName('resume'), d.uid);
-      if (next === undefined) return; // the provider has answered (an error page)
-      ctx.respond = true;
-      ctx.status = 200;
-      json(ctx, { redirect: next });
-    });
-  }
+  const answerStep = stepAnswerer(services);
+  /** What follows a verified passkey, answered as `{ redirect }` for the page's script (src/interactions/answer-step.ts). */
+  const answerNext = (ctx: Context, d: Details, accountId: string, step: () => Promise<string>) => answerStep(ctx, d, accountId, 'json', step);
 
   async function start(ctx: Context): Promise<{ d: Details; body: Record<string, unknown> }> {
     const d = await interactionOf(ctx);

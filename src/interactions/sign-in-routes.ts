@@ -4,6 +4,7 @@ import type { UserRow } from '../db/users-repo.js';
 import type { SignInEvent } from '../events/bus.js';
 import { connectionStartPath } from '../connections/service.js';
 import type { Services } from '../server/services.js';
+import { stepAnswerer } from './answer-step.js';
 import { readForm } from '../server/body.js';
 import { wantsMultiFactor } from './acr.js';
 import { csrfToken } from './csrf.js';
@@ -23,6 +24,8 @@ const FAR_FUTURE = 8_640_000_000_000_000;
 export function signInRoutes(router: Router, services: Services, progress: ProgressStore, steps: SignInSteps, tenants: TenantResolver): void {
   const { users, throttle, events, csrfKey, totp, recovery } = services;
   const url = (d: Details, path = '') => `/interaction/${d.uid}${path}`;
+  // a verified factor: on to the next step, or through the provider's resume to the client (in this request)
+  const answerStep = stepAnswerer(services);
 
   const event = (ctx: Context, d: Details, type: SignInEvent['type'], method: SignInEvent['method'], extra: Partial<SignInEvent> = {}) =>
     emitSignIn(events, ctx, d, type, method, extra);
@@ -351,7 +354,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     }
     await throttle.recordSuccess(s.realm.id, keys);
     event(ctx, d, 'signin.success', 'password', { userId: result.user.id });
-    return seeOther(ctx, await steps.afterFirstFactor(ctx, d, result.user, { ...p, amr: ['pwd'] }));
+    return answerStep(ctx, d, result.user.id, 'redirect', () => steps.afterFirstFactor(ctx, d, result.user, { ...p, amr: ['pwd'] }));
   });
 
   /** The second factor (or a step-up) by TOTP code. */
@@ -376,7 +379,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
       return render(ctx, d, p, { error: message, status: verdict.reason === 'rate_limited' ? 429 : 401 });
     }
     event(ctx, d, 'signin.success', 'totp', { userId: user.id });
-    return seeOther(ctx, await steps.afterSecondFactor(ctx, d, user, { ...p, amr: [...p.amr, 'otp', 'mfa'] }));
+    return answerStep(ctx, d, user.id, 'redirect', () => steps.afterSecondFactor(ctx, d, user, { ...p, amr: [...p.amr, 'otp', 'mfa'] }));
   });
 
   /** Confirms TOTP enrolment during sign-in (MFA required, or a step-up without a factor). */
@@ -428,9 +431,9 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     }
     await throttle.recordSuccess(s.realm.id, keys);
     event(ctx, d, 'signin.success', 'recovery-code', { userId: user.id });
-    if (p.stage === 'mfa' && p.userId) return seeOther(ctx, await steps.afterSecondFactor(ctx, d, user, { ...p, amr: [...p.amr, 'otp', 'mfa'] }));
+    if (p.stage === 'mfa' && p.userId) return answerStep(ctx, d, user.id, 'redirect', () => steps.afterSecondFactor(ctx, d, user, { ...p, amr: [...p.amr, 'otp', 'mfa'] }));
     // a passkey-only user who lost their devices: signed in by the code, then led to a new passkey
-    return seeOther(ctx, await steps.afterFirstFactor(ctx, d, user, { ...p, userId: user.id, amr: ['otp'], recovered: true }));
+    return answerStep(ctx, d, user.id, 'redirect', () => steps.afterFirstFactor(ctx, d, user, { ...p, userId: user.id, amr: ['otp'], recovered: true }));
   });
 
   router.post('/interaction/:uid/continue', async (ctx) => {
@@ -441,7 +444,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     const p = await progress.get(s.realm.id, d);
     const user = p?.userId ? await users.findById(s.realm.id, p.userId) : undefined;
     if (!p || !user || p.stage !== 'recovery-codes') return render(ctx, d, { stage: 'identify', amr: [] }, { error: 'Start by entering your email.', status: 400 });
-    return seeOther(ctx, await steps.afterSecondFactor(ctx, d, user, p));
+    return answerStep(ctx, d, user.id, 'redirect', () => steps.afterSecondFactor(ctx, d, user, p));
   });
 
   for (const [path, days] of [['/interaction/:uid/offer/skip', 'snooze'], ['/interaction/:uid/offer/never', 'never']] as const) {
@@ -456,7 +459,8 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
         const until = days === 'never' ? FAR_FUTURE : Date.now() + s.realm.settings.passkeys.offerSnoozeDays * 86_400_000;
         await users.snoozePasskeyOffer(s.realm.id, p.userId, until);
       }
-      return seeOther(ctx, await steps.finish(ctx, d, p.userId, p.amr));
+      const userId = p.userId;
+      return answerStep(ctx, d, userId, 'redirect', () => steps.finish(ctx, d, userId, p.amr));
     });
   }
 

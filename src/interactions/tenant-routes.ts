@@ -2,6 +2,7 @@ import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { readForm } from '../server/body.js';
 import type { Services } from '../server/services.js';
+import { stepAnswerer } from './answer-step.js';
 import { csrfToken } from './csrf.js';
 import { checkedForm, errorPage, interactionOf, page, seeOther, served, type Details } from './kit.js';
 import { layoutFor } from './layout.js';
@@ -15,6 +16,7 @@ import type { TenantOutcome, TenantResolver } from './tenant-resolution.js';
  */
 export function tenantRoutes(router: Router, services: Services, resolver: TenantResolver, steps: SignInSteps): void {
   const { progress, tenants, csrfKey } = services;
+  const answerStep = stepAnswerer(services);
 
   function follow(ctx: Context, outcome: TenantOutcome): boolean {
     if (outcome.kind === 'error') {
@@ -90,7 +92,8 @@ export function tenantRoutes(router: Router, services: Services, resolver: Tenan
     if (!tenant) return picker(ctx, d, p, 'Choose one of the organisations listed.');
     if (p.userId) {
       await progress.put(realmId, d, { ...p, tenantId: tenant.id, tenantChoices: undefined });
-      return seeOther(ctx, await steps.finish(ctx, d, p.userId, p.amr));
+      const userId = p.userId;
+      return answerStep(ctx, d, userId, 'redirect', () => steps.finish(ctx, d, userId, p.amr));
     }
     const outcome = await resolver.route(ctx, d, tenant, p.email);
     if (!follow(ctx, outcome)) seeOther(ctx, `/interaction/${d.uid}`);

@@ -4,12 +4,13 @@ import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { CookieSigner } from '../crypto/cookie-signer.js';
 
 /**
- * A sign-in step answered by the page's script (a passkey verified over fetch) ends in node-oidc-provider's
- * resume (`GET /auth/<uid>`), which the browser would otherwise request as one more round trip only to be
- * redirected on to the client. Here the resume runs inside the same request instead: the request is handed
- * to the provider as `GET /auth/<uid>`, and its redirect (to the client with the code, or to the next
- * interaction) is held back and answered as `{ redirect }` JSON, with the cookies the provider set
- * (session, cleared interaction cookies) on that answer.
+ * The step that completes a sign-in (a passkey verified over fetch, a password or code posted by a form)
+ * ends in node-oidc-provider's resume (`GET /auth/<uid>`), which the browser would otherwise request as
+ * one more round trip only to be redirected on to the client. Here the resume runs inside the same request
+ * instead: the request is handed to the provider as `GET /auth/<uid>`, and its redirect (to the client
+ * with the code, or to the next interaction) is held back and answered by Latchkey's route (as
+ * `{ redirect }` JSON to the script, as a 303 to a form; src/interactions/answer-step.ts), with the
+ * cookies the provider set (session, cleared interaction cookies) on that answer.
  *
  * The resume cookie (`_interaction_resume`, path `/auth/<uid>`) is not sent with a request to
  * `/interaction/<uid>/...`; it is added for the provider, signed like the one set at authorization. The
@@ -18,7 +19,8 @@ import type { CookieSigner } from '../crypto/cookie-signer.js';
  *
  * Only responses the page's script can follow are held: a redirect. Callers resume in process only when
  * the provider's answer will be one (see {@link canResumeInProcess}); anything else the provider writes
- * as it would on `GET /auth/<uid>`.
+ * as it would on `GET /auth/<uid>`. A device flow's sign-in resumes at `/device/<uid>` (a page): it is
+ * never resumed here.
  */
 export interface ResumeRequest extends IncomingMessage {
   /** Set while the provider resumes inside another request: receives where its redirect pointed. */
@@ -39,15 +41,28 @@ export function holdResumeRedirect(provider: Provider): void {
 }
 
 /**
- * Whether the resume of this interaction ends in a redirect the page's script can follow: a response
- * mode that redirects (query or fragment, not form_post), and no other account signed in on this
- * browser (the provider then asks to sign that one out first, with a page).
+ * Whether the resume of this interaction ends in a redirect the page's script can follow: the
+ * authorization endpoint's resume (`/auth/<uid>`; a device flow resumes at `/device/<uid>`, which
+ * answers with a page), a response mode that redirects (query or fragment, not form_post), and no other
+ * account signed in on this browser (the provider then asks to sign that one out first, with a page).
  */
-export function canResumeInProcess(interaction: { params: Record<string, unknown>; session?: { accountId?: string } }, accountId: string): boolean {
+export function canResumeInProcess(
+  interaction: { uid: string; returnTo: string; params: Record<string, unknown>; session?: { accountId?: string } },
+  accountId: string,
+): boolean {
+  if (!resumesAtAuthorization(interaction)) return false;
   const mode = interaction.params.response_mode;
   if (mode !== undefined && mode !== 'query' && mode !== 'fragment') return false;
   const current = interaction.session?.accountId;
   return current === undefined || current === accountId;
+}
+
+function resumesAtAuthorization({ uid, returnTo }: { uid: string; returnTo: string }): boolean {
+  try {
+    return new URL(returnTo, 'http://localhost').pathname.endsWith(`/auth/${encodeURIComponent(uid)}`);
+  } catch {
+    return false;
+  }
 }
 
 /**
