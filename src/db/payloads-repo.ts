@@ -1,3 +1,4 @@
+import { deleteInBatches } from './batched-delete.js';
 import type { Db } from './knex.js';
 import { queryFirst, runWrite, sql } from './statements.js';
 
@@ -59,6 +60,6 @@ export const payloadsRepo = {
     await runWrite(db, REVOKE_BY_GRANT, [realmId, grantId]);
   },
   async purgeExpired(db: Db, now: number): Promise<number> {
-    return db('oidc_payloads').whereNotNull('expires_at').andWhere('expires_at', '<=', now).delete();
+    return deleteInBatches(db, 'oidc_payloads', ['realm_id', 'model', 'id'], (q) => q.whereNotNull('expires_at').andWhere('expires_at', '<=', now));
   },
 };

@@ -1,3 +1,4 @@
+import { deleteInBatches } from './batched-delete.js';
 import type { Db } from './knex.js';
 import { queryFirst, runWrite, sql } from './statements.js';
 
@@ -27,6 +28,6 @@ export const progressRepo = {
     await runWrite(db, REMOVE, [realmId, uid]);
   },
   async purge(db: Db, now: number): Promise<number> {
-    return db('signin_progress').where('expires_at', '<=', now).delete();
+    return deleteInBatches(db, 'signin_progress', ['realm_id', 'uid'], (q) => q.where('expires_at', '<=', now));
   },
 };

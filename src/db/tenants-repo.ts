@@ -1,3 +1,4 @@
+import { deleteInBatches } from './batched-delete.js';
 import type { Db } from './knex.js';
 import { queryAll, queryFirst, runWrite, sql } from './statements.js';
 
@@ -129,15 +130,14 @@ export const tenantsRepo = {
   },
   /** Forgets the tenant of grants that no longer exist (expired, revoked), once they are older than `before`. */
   async purgeOrphanGrantTenants(db: Db, before: number): Promise<number> {
-    return db('grant_tenants')
-      .where('created_at', '<', before)
-      .whereNotExists(function grantRow() {
+    return deleteInBatches(db, 'grant_tenants', ['realm_id', 'grant_id'], (q) =>
+      q.where('created_at', '<', before).whereNotExists(function grantRow() {
         this.select(db.raw('1'))
           .from('oidc_payloads')
           .whereRaw('oidc_payloads.realm_id = grant_tenants.realm_id')
           .andWhere('oidc_payloads.model', 'Grant')
           .andWhereRaw('oidc_payloads.id = grant_tenants.grant_id');
-      })
-      .delete();
+      }),
+    );
   },
 };

@@ -1,3 +1,4 @@
+import { deleteInBatches } from './batched-delete.js';
 import type { Db } from './knex.js';
 import { queryAll, queryFirst, runWrite, sql } from './statements.js';
 
@@ -123,6 +124,6 @@ export const webauthnRepo = {
     return { challenge, realmId, ceremony, boundTo, rpId: row.rp_id, userId: row.user_id ?? null, expiresAt: Number(row.expires_at) };
   },
   async purgeChallenges(db: Db, now: number): Promise<number> {
-    return db('webauthn_challenges').where('expires_at', '<=', now - 3600_000).delete();
+    return deleteInBatches(db, 'webauthn_challenges', ['challenge'], (q) => q.where('expires_at', '<=', now - 3600_000));
   },
 };

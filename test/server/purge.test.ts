@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeEachDatabase } from '../helpers/databases.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
+import { PURGE_BATCH_ROWS } from '../../src/db/batched-delete.js';
 import { purgeExpired } from '../../src/server/purge.js';
 
 describeEachDatabase('the background purge', (kind) => {
@@ -35,5 +36,33 @@ describeEachDatabase('the background purge', (kind) => {
     expect((await db('webauthn_challenges').select('challenge').orderBy('challenge')).map((r) => r.challenge)).toEqual(['open', 'recent']);
     expect((await db('grant_tenants').select('grant_id').orderBy('grant_id')).map((r) => r.grant_id)).toEqual(['grant-alive', 'grant-being-saved']);
     expect(await purgeExpired(server.services, now)).toMatchObject({ signInProgress: 0, webauthnChallenges: 0, grantTenants: 0 });
+  });
+  it('deletes a large backlog in batches, giving the event loop turns in between, and keeps what has not expired', async () => {
+    const { db } = server.services;
+    const now = Date.now();
+    const expired = PURGE_BATCH_ROWS * 3 + 7;
+    const rows = Array.from({ length: expired + 5 }, (_, i) => ({
+      realm_id: 'default',
+      model: 'AuthorizationCode',
+      id: `backlog-${i}`,
+      payload: '{}',
+      grant_id: `backlog-grant-${i}`,
+      expires_at: i < expired ? now - 1 : now + HOUR,
+    }));
+    for (let i = 0; i < rows.length; i += 100) await db('oidc_payloads').insert(rows.slice(i, i + 100));
+    // counts the event loop's turns while the purge runs (one setImmediate per turn)
+    let turns = 0;
+    let counting = true;
+    const tick = () => {
+      turns++;
+      if (counting) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const removed = await purgeExpired(server.services, now);
+    counting = false;
+    expect(removed.oidcArtefacts).toBe(expired);
+    expect(turns, 'the event loop turned between the batches').toBeGreaterThanOrEqual(Math.floor(expired / PURGE_BATCH_ROWS));
+    const left = await db('oidc_payloads').where('id', 'like', 'backlog-%').select('id');
+    expect(left.map((r) => r.id).sort()).toEqual(rows.slice(expired).map((r) => r.id).sort());
   });
 });
