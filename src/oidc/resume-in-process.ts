@@ -57,9 +57,12 @@ export function canResumeInProcess(
   return current === undefined || current === accountId;
 }
 
+/** The path of the authorization endpoint's resume of interaction `uid`, where the resume is replayed. */
+const resumePath = (uid: string): string => `/auth/${encodeURIComponent(uid)}`;
+
 function resumesAtAuthorization({ uid, returnTo }: { uid: string; returnTo: string }): boolean {
   try {
-    return new URL(returnTo, 'http://localhost').pathname.endsWith(`/auth/${encodeURIComponent(uid)}`);
+    return new URL(returnTo, 'http://localhost').pathname.endsWith(resumePath(uid));
   } catch {
     return false;
   }
@@ -84,7 +87,7 @@ export async function resumeInProcess(
   const cookies = headers.cookie;
   headers.cookie = cookies ? `${signed}; ${cookies}` : signed;
   req.method = 'GET';
-  req.url = `/auth/${encodeURIComponent(uid)}`;
+  req.url = resumePath(uid);
   const mark: { location?: string } = {};
   (req as ResumeRequest).latchkeyResume = mark;
   try {
