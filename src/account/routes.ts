@@ -25,6 +25,7 @@ export const ACCOUNT_PATHS = {
   totpRemove: '/account/totp/remove',
   recoveryCodes: '/account/recovery-codes',
   recoveryCodesDone: '/account/recovery-codes/done',
+  password: '/account/password',
 } as const;
 
 /** Status messages after a change, by the fixed code in `?notice=` (never text from the URL). */
@@ -35,6 +36,8 @@ const NOTICES: Record<string, { flash?: string; error?: string }> = {
   'totp-off': { flash: 'Authenticator app turned off.' },
   'totp-exists': { error: 'An authenticator app is already set up. Turn it off first to set up another one.' },
   codes: { flash: 'Your new recovery codes are ready. The old ones no longer work.' },
+  'password-changed': { flash: 'Password changed. Use the new one the next time you sign in.' },
+  'password-added': { flash: 'Password added. You can now also sign in with your email and this password.' },
   reauthenticated: { flash: 'You signed in again. You can now make your change.' },
 };
 
@@ -207,6 +210,7 @@ export function accountRoutes(services: Services): Router {
         register: { optionsUrl: ACCOUNT_PATHS.passkeyOptions, verifyUrl: ACCOUNT_PATHS.passkeyVerify },
         totp: { enrolled: totpOn, removeAction: ACCOUNT_PATHS.totpRemove, enrolUrl: ACCOUNT_PATHS.totp },
         recovery: { remaining, regenerateAction: ACCOUNT_PATHS.recoveryCodes },
+        password: { set: Boolean(user.passwordHash), action: ACCOUNT_PATHS.password, minLength: services.config.passwords.minLength },
         signOutUrl: ACCOUNT_PATHS.signOut,
       },
       extra.status ?? 200,
@@ -453,6 +457,29 @@ export function accountRoutes(services: Services): Router {
     const codes = await recovery.generate(s.realm.id, g.signed.user.id);
     await securityEvent(s.realm.id, g.signed.user.id, 'account.recovery_codes_generated');
     showRecoveryCodes(ctx, g.signed.session, codes);
+  });
+
+  /**
+   * Changes the password, or adds one to an account that has none (passkeys or a connection only). The
+   * new password is typed twice and must pass the realm's password policy; nothing is written otherwise.
+   */
+  router.post(ACCOUNT_PATHS.password, async (ctx) => {
+    const g = await forForm(ctx, { fresh: true });
+    if (!g) return;
+    const s = served(ctx);
+    const { user } = g.signed;
+    const password = g.form.new_password ?? '';
+    if (!password) return renderAccount(ctx, g.signed, { error: 'Enter the new password.', status: 400 });
+    if (password !== (g.form.new_password_again ?? '')) return renderAccount(ctx, g.signed, { error: 'The two passwords do not match. Type the same new password in both fields.', status: 400 });
+    try {
+      await users.update(s.realm.id, user.id, { password });
+    } catch (err) {
+      if (err instanceof LatchkeyError && err.status < 500) return renderAccount(ctx, g.signed, { error: err.message, status: err.status });
+      throw err;
+    }
+    const change = user.passwordHash ? 'changed' : 'added';
+    await securityEvent(s.realm.id, user.id, `account.password_${change}`);
+    return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=password-${change}`);
   });
 
   /** "I have saved my codes": back to the account page (no change, so no recent sign-in needed). */

@@ -68,12 +68,7 @@ export class UserService {
     const email = input.email?.trim();
     if (!email || !EMAIL.test(email) || email.length > 320) throw invalid(`"${input.email ?? ''}" is not a valid email address`);
     if (!(await realmsRepo.find(this.db, input.realmId))) throw notFound(`realm "${input.realmId}"`);
-    let passwordHash: string | null = null;
-    if (input.password !== undefined) {
-      const problem = checkPassword(input.password, this.passwordRules, { email });
-      if (problem) throw invalid(problem);
-      passwordHash = await this.hasher.hash(normalizePassword(input.password));
-    }
+    const passwordHash = input.password === undefined ? null : await this.#hashNew(input.password, email);
     if (await usersRepo.findByEmail(this.db, input.realmId, email)) throw conflict(`a user with email ${email} already exists in realm "${input.realmId}"`);
     const now = Date.now();
     const row: UserRow = {
@@ -106,14 +101,34 @@ export class UserService {
     return toPublicUser({ ...user, disabled, updatedAt: now });
   }
 
-  /** Changes a user's name or disabled flag, by id. */
-  async update(realmId: string, id: string, changes: { name?: string | null; disabled?: boolean }): Promise<PublicUser> {
+  /**
+   * Changes a user's name, disabled flag or password, by id. A new password is checked against the
+   * policy (with the user's email as context) before anything is written; all changes go in one update.
+   */
+  async update(realmId: string, id: string, changes: { name?: string | null; disabled?: boolean; password?: string }): Promise<PublicUser> {
     const user = await usersRepo.findById(this.db, realmId, id);
     if (!user) throw notFound(`user ${id} in realm "${realmId}"`);
+    const row: Partial<Pick<UserRow, 'name' | 'disabled' | 'passwordHash'>> = {};
+    if (changes.name !== undefined) row.name = changes.name?.trim() || null;
+    if (changes.disabled !== undefined) row.disabled = changes.disabled;
+    if (changes.password !== undefined) row.passwordHash = await this.#hashNew(changes.password, user.email);
     const now = Date.now();
-    const name = changes.name === undefined ? undefined : changes.name?.trim() || null;
-    await usersRepo.update(this.db, realmId, id, { ...(name !== undefined ? { name } : {}), ...(changes.disabled !== undefined ? { disabled: changes.disabled } : {}) }, now);
-    return toPublicUser({ ...user, ...(name !== undefined ? { name } : {}), ...(changes.disabled !== undefined ? { disabled: changes.disabled } : {}), updatedAt: now });
+    await usersRepo.update(this.db, realmId, id, row, now);
+    return toPublicUser({ ...user, ...row, updatedAt: now });
+  }
+
+  /** Sets (or replaces) the password of the user with this email. */
+  async setPassword(realmId: string, email: string, password: string): Promise<PublicUser> {
+    const user = await usersRepo.findByEmail(this.db, realmId, email);
+    if (!user) throw notFound(`user ${email} in realm "${realmId}"`);
+    return this.update(realmId, user.id, { password });
+  }
+
+  /** The argon2id hash of a new password, once it passes the policy; otherwise an error naming the rule. */
+  async #hashNew(password: string, email: string): Promise<string> {
+    const problem = checkPassword(password, this.passwordRules, { email });
+    if (problem) throw invalid(problem);
+    return this.hasher.hash(normalizePassword(password));
   }
 
   /** "Not now" on the passkey offer: ask again after `days` (far in the future for "don't ask again"). */

@@ -89,9 +89,15 @@ export const updateUser = defineOperation({
   method: 'patch',
   path: '/users/{userId}',
   tag: 'users',
-  summary: "Change a user's name or disable them (a disabled user cannot sign in and their tokens stop introspecting as active)",
+  summary: "Change a user's name or password, or disable them (a disabled user cannot sign in and their tokens stop introspecting as active)",
   params: userIdParams,
-  body: z.object({ name: z.string().max(200).nullable().optional(), disabled: z.boolean().optional() }).strict(),
+  body: z
+    .object({
+      name: z.string().max(200).nullable().optional(),
+      disabled: z.boolean().optional(),
+      password: z.string().max(1024).optional().describe('a new password, checked against the password policy; never returned'),
+    })
+    .strict(),
   response: userSchema,
   async handle({ params, body, realmId, services }) {
     return services.users.update(realmId, params.userId, body);

@@ -118,6 +118,7 @@ const samples: Record<string, Record<string, unknown>> = {
     register: { optionsUrl: '/account/passkeys/options', verifyUrl: '/account/passkeys/verify' },
     totp: { enrolled: true, removeAction: '/account/totp/remove', enrolUrl: '/account/totp' },
     recovery: { remaining: 7, regenerateAction: '/account/recovery/regenerate' },
+    password: { set: true, action: '/account/password', minLength: 15 },
     signOutUrl: '/session/end',
   },
   'account-totp': {
@@ -444,6 +445,37 @@ describe('passkey, second-factor and account pages', () => {
     expect(html).toContain('<a href="/account/totp">Set up an authenticator app</a>');
     expect(html).not.toContain('Turn off');
     expect(html).toContain('1 recovery code left.');
+    expect(html).toMatch(/<p class="lk-warning">1 recovery code left\.<\/p>/);
+  });
+
+  it('account: the password form, to change a password or to add one', () => {
+    const html = renderPage('account', samples.account!);
+    const change = form(html, '/account/password');
+    expect(change).toContain('name="csrf" value="tok-123"');
+    expect(change).toContain('>Change password</button>');
+    const first = labelled(html, 'New password');
+    expect(first.attrs).toMatchObject({ name: 'new_password', type: 'password', autocomplete: 'new-password', 'aria-describedby': 'lk-new-password-hint' });
+    expect(html).toContain('<p class="lk-hint" id="lk-new-password-hint">At least 15 characters.');
+    expect(labelled(html, 'Confirm new password').attrs).toMatchObject({ name: 'new_password_again', type: 'password', autocomplete: 'new-password' });
+    // the account's email for password managers, not shown
+    expect(change).toMatch(/<input type="text" name="username" autocomplete="username" value="[^"]+" hidden>/);
+    expect(html).not.toContain('You sign in without a password.');
+
+    const add = renderPage('account', { ...samples.account!, password: { set: false, action: '/account/password', minLength: 12 } });
+    expect(form(add, '/account/password')).toContain('>Add a password</button>');
+    expect(add).toContain('You sign in without a password.');
+    expect(add).toContain('At least 12 characters.');
+
+    const none = renderPage('account', { ...samples.account!, password: undefined });
+    expect(none).not.toContain('/account/password');
+  });
+
+  it('account: no recovery codes yet is said plainly, not as a warning', () => {
+    const html = renderPage('account', { ...samples.account!, recovery: { remaining: 0, regenerateAction: '/r' } });
+    expect(html).toContain('<p>You have no recovery codes. They let you sign in when you cannot use your passkeys or authenticator app.</p>');
+    expect(html).not.toContain('0 recovery codes left');
+    expect(html).not.toContain('New codes replace all the ones you have now.');
+    expect(form(html, '/r')).toContain('>Create recovery codes</button>');
   });
 
   it('account-totp: QR code, secret, confirmation and the way back', () => {

@@ -1,14 +1,22 @@
 import type { UserSort } from '../../accounts/user-service.js';
-import { parse, required, UsageError, withServices, type Command } from '../context.js';
+import { parse, required, UsageError, withServices, type Command, type CommandIo } from '../context.js';
 
 const usage = `latchkey user create --realm R --email E [--name N] [--password-stdin]
+       latchkey user set-password --realm R --email E --password-stdin
        latchkey user disable --realm R --email E
        latchkey user enable --realm R --email E
        latchkey user list --realm R [--tenant-id T] [--email E] [--limit N] [--cursor C] [--sort created_at|-created_at|email|-email]`;
 
+/** The password piped to --password-stdin, without one trailing newline. */
+async function passwordFromStdin(io: CommandIo): Promise<string> {
+  const password = (await io.stdin()).replace(/\r?\n$/, '');
+  if (!password) throw new UsageError('--password-stdin was given but standard input was empty');
+  return password;
+}
+
 export const userCommand: Command = {
   name: 'user',
-  summary: 'create, list, disable and enable users',
+  summary: 'create, list, disable and enable users; set a password',
   usage,
   async run(args, io) {
     const [sub, ...rest] = args;
@@ -17,12 +25,17 @@ export const userCommand: Command = {
         const o = parse(rest, { realm: { type: 'string' }, email: { type: 'string' }, name: { type: 'string' }, 'password-stdin': { type: 'boolean' } }, usage);
         const realmId = required(o.realm, 'realm', usage);
         const email = required(o.email, 'email', usage);
-        let password: string | undefined;
-        if (o['password-stdin']) {
-          password = (await io.stdin()).replace(/\r?\n$/, ''); // drop one trailing newline
-          if (!password) throw new UsageError('--password-stdin was given but standard input was empty');
-        }
+        const password = o['password-stdin'] ? await passwordFromStdin(io) : undefined;
         return withServices((s) => s.users.create({ realmId, email, name: o.name, password }));
+      }
+      case 'set-password': {
+        const o = parse(rest, { realm: { type: 'string' }, email: { type: 'string' }, 'password-stdin': { type: 'boolean' } }, usage);
+        const realmId = required(o.realm, 'realm', usage);
+        const email = required(o.email, 'email', usage);
+        // never from an argument: it would stay in the shell history and in the process list
+        if (!o['password-stdin']) throw new UsageError(`set-password reads the new password from standard input: add --password-stdin\n\nusage: ${usage}`);
+        const password = await passwordFromStdin(io);
+        return withServices((s) => s.users.setPassword(realmId, email, password));
       }
       case 'disable':
       case 'enable': {
