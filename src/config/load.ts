@@ -79,7 +79,7 @@ export function loadConfig(options: LoadOptions = {}): LatchkeyConfig {
 
   const fromEnv: Record<string, unknown> = {};
   if (env.PORT !== undefined && env.PORT !== '') {
-    const port = Number(env.PORT);
+    const port = /^[0-9]{1,5}$/.test(env.PORT) ? Number(env.PORT) : NaN; // Number(" ") is 0, Number("0x50") 80
     if (!Number.isInteger(port) || port < 0 || port > 65535) {
       throw new ConfigError(`environment variable PORT must be an integer between 0 and 65535, got "${env.PORT}"`);
     }

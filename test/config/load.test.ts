@@ -180,7 +180,8 @@ describe('loadConfig', () => {
     });
 
     it('a bad PORT is refused, naming the variable', () => {
-      for (const port of ['abc', '70000', '-1', '80.5']) {
+      // ' ' and '0x50' are numbers to Number() (0: a random port, and 80)
+      for (const port of ['abc', '70000', '-1', '80.5', ' ', '0x50', '8e3']) {
         const err = failure(undefined, { PORT: port });
         expect(err.message).toContain('PORT');
         expect(err.message).toContain(port);
