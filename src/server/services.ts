@@ -63,6 +63,7 @@ export async function createServices(config: LatchkeyConfig, options: { log?: Lo
       redact: { paths: ['password', '*.password', 'secret', '*.secret', 'client_secret', '*.client_secret', 'token', '*.token', 'authorization', '*.authorization', 'cookie', '*.cookie'], censor: '[redacted]' },
     });
   const db = openDatabase(config.database.url, {
+    log,
     onWriteBatchError: (err) => log.error({ err }, 'a batch of SQLite writes was not committed; the responses waiting for it were not sent'),
   });
   const box = new SecretBox(config.secret);
