@@ -29,6 +29,16 @@ function queryObject(ctx: Context): Record<string, string | string[]> {
   return ctx.query as Record<string, string | string[]>;
 }
 
+/** A path segment, percent-decoded; malformed encoding (`%ZZ`) is the caller's mistake, a 400 naming it. */
+function decodePathParam(name: string, raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    const message = 'is not valid percent-encoding';
+    throw new ProblemError('invalid_input', `invalid request path: path.${name}: ${message}`, 400, [{ field: `path.${name}`, message }]);
+  }
+}
+
 /** The admin API below /api/v1: OpenAPI document, authentication, authorization, validation, problem+json. */
 export function adminApi(services: Services, operations: Operation[]) {
   const routes = operations.map(compile);
@@ -64,7 +74,7 @@ export function adminApi(services: Services, operations: Operation[]) {
       const allowed = await services.authz.check({ realmId: served.realm.id, issuer: served.issuer, clientId: principal.clientId ?? `trusted:${principal.trustedIssuerId}`, subject: principal.subject }, resourceUri, permission);
       if (!allowed) throw new ProblemError('forbidden', `the authorization module does not allow "${permission}" on ${resourceUri} for ${principal.subject}`, 403);
 
-      const rawParams = Object.fromEntries(hit.r.names.map((n, i) => [n, decodeURIComponent(hit.m![i + 1]!)]));
+      const rawParams = Object.fromEntries(hit.r.names.map((n, i) => [n, decodePathParam(n, hit.m![i + 1]!)]));
       const params = op.params ? op.params.safeParse(rawParams) : { success: true as const, data: rawParams };
       if (!params.success) throw invalidFields('path', params.error);
       const query = op.query ? op.query.safeParse(queryObject(ctx)) : { success: true as const, data: {} };

@@ -14,6 +14,8 @@ export const GRANT_TYPES = [
   'urn:ietf:params:oauth:grant-type:device_code',
   'urn:ietf:params:oauth:grant-type:token-exchange',
 ] as const;
+/** The scopes a client may be limited to (`--scope`): the realm providers' OpenID Connect scopes. */
+export const CLIENT_SCOPES = ['openid', 'offline_access', 'email', 'profile'] as const;
 export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] as const;
 
 export interface CreateClientInput {
@@ -59,6 +61,8 @@ function checkUri(uri: string, what: string): string {
   }
   if (url.hash || uri.includes('#')) throw invalid(`${what} "${uri}" must not contain a fragment`);
   if (url.protocol === 'javascript:' || url.protocol === 'data:' || url.protocol === 'file:') throw invalid(`${what} "${uri}" uses a forbidden scheme`);
+  // clients are web applications to node-oidc-provider (application_type web): it refuses any other scheme
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw invalid(`${what} "${uri}" must be an https (or http) URL: custom URI schemes are not supported`);
   return uri; // stored verbatim: matching is exact, character for character
 }
 
@@ -73,9 +77,18 @@ export function newClientId(): string {
   }
 }
 
+/**
+ * Checks a new client's metadata (in node-oidc-provider's shape) the way the realm's provider will
+ * when the client is used; throws a LatchkeyError saying what it refuses.
+ */
+export type ClientMetadataValidator = (realmId: string, metadata: AdapterPayload) => Promise<void>;
+
 /** Clients of a realm; the secret is returned once and stored as a hash. */
 export class ClientService {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly validateMetadata?: ClientMetadataValidator,
+  ) {}
 
   async create(input: CreateClientInput): Promise<CreatedClient> {
     const name = input.name?.trim();
@@ -101,6 +114,11 @@ export class ClientService {
     if (input.idTokenAlg && !(SIGNING_ALGS as readonly string[]).includes(input.idTokenAlg)) throw invalid(`unknown ID token algorithm "${input.idTokenAlg}"; use one of ${SIGNING_ALGS.join(', ')}`);
     if (input.adminApi && !grants.includes('client_credentials')) throw invalid('an admin API client (--admin-api) needs the client_credentials grant (--grant client_credentials)');
     if (input.jwksUri) checkUri(input.jwksUri, 'JWKS URI');
+    if (input.jwksUri && input.jwks !== undefined) throw invalid('give the client\'s keys either by URL (--jwks-uri) or inline (--jwks), not both');
+    const scope = input.scope?.split(' ').filter(Boolean).join(' ');
+    for (const s of scope?.split(' ') ?? []) {
+      if (!(CLIENT_SCOPES as readonly string[]).includes(s)) throw invalid(`scope "${s}" cannot be given to a client (--scope takes ${CLIENT_SCOPES.join(', ')}); the scopes of an API are listed in the realm's resources`);
+    }
     if (input.jwks !== undefined && (typeof input.jwks !== 'object' || input.jwks === null || !Array.isArray((input.jwks as { keys?: unknown }).keys))) {
       throw invalid('--jwks must be a JSON Web Key Set: {"keys": [...]}');
     }
@@ -120,21 +138,24 @@ export class ClientService {
       ...(input.idTokenAlg ? { id_token_signed_response_alg: input.idTokenAlg as SigningAlg } : {}),
       ...(input.jwks ? { jwks: input.jwks } : {}),
       ...(input.jwksUri ? { jwks_uri: input.jwksUri } : {}),
-      ...(input.scope ? { scope: input.scope } : {}),
+      ...(scope ? { scope } : {}),
       ...(input.adminApi ? { admin_api: true } : {}),
     };
     const now = Date.now();
+    const row: ClientRow = {
+      clientId,
+      realmId: input.realmId,
+      name,
+      metadata,
+      secretHash: secret ? hashHighEntropySecret(secret) : null,
+      firstParty: Boolean(input.firstParty),
+      createdAt: now,
+      updatedAt: now,
+    };
+    // what the provider would refuse at every request of this client is refused now, before anything is written
+    await this.validateMetadata?.(input.realmId, toProviderMetadata(row));
     await this.db.transaction(async (trx) => {
-      await clientsRepo.insert(trx, {
-        clientId,
-        realmId: input.realmId,
-        name,
-        metadata,
-        secretHash: secret ? hashHighEntropySecret(secret) : null,
-        firstParty: Boolean(input.firstParty),
-        createdAt: now,
-        updatedAt: now,
-      });
+      await clientsRepo.insert(trx, row);
       await realmsRepo.bumpRevision(trx, input.realmId, now);
     });
     return {

@@ -79,14 +79,20 @@ export function loadConfig(options: LoadOptions = {}): LatchkeyConfig {
 
   const fromEnv: Record<string, unknown> = {};
   if (env.PORT !== undefined && env.PORT !== '') {
-    const port = Number(env.PORT);
+    const port = /^[0-9]{1,5}$/.test(env.PORT) ? Number(env.PORT) : NaN; // Number(" ") is 0, Number("0x50") 80
     if (!Number.isInteger(port) || port < 0 || port > 65535) {
       throw new ConfigError(`environment variable PORT must be an integer between 0 and 65535, got "${env.PORT}"`);
     }
     fromEnv.server = { port };
   }
   if (env.LATCHKEY_TRUST_PROXY) {
-    fromEnv.server = { ...(fromEnv.server as object), trustProxy: ['1', 'true', 'yes'].includes(env.LATCHKEY_TRUST_PROXY.toLowerCase()) };
+    const value = env.LATCHKEY_TRUST_PROXY.trim().toLowerCase();
+    const yes = ['1', 'true', 'yes'].includes(value);
+    // a typo must not quietly leave the proxy's X-Forwarded-* ignored (or honoured)
+    if (!yes && !['0', 'false', 'no'].includes(value)) {
+      throw new ConfigError(`environment variable LATCHKEY_TRUST_PROXY must be true or false (or 1/0, yes/no), got "${env.LATCHKEY_TRUST_PROXY}"`);
+    }
+    fromEnv.server = { ...(fromEnv.server as object), trustProxy: yes };
   }
   if (env.DATABASE_URL) fromEnv.database = { url: env.DATABASE_URL };
   if (env.LATCHKEY_ISSUER) fromEnv.issuer = env.LATCHKEY_ISSUER;

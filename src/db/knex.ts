@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
+import type { Logger } from 'pino';
 import { projectRoot } from './paths.js';
 import { WriteBatch } from './write-batch.js';
 
@@ -40,10 +41,23 @@ function attachWriteBatch(db: Db, onError: ((err: Error) => void) | undefined): 
 }
 
 /** Opens the database named by a `sqlite:PATH` or `postgres://` URL. */
+function knexLog(log: Logger) {
+  const text = (m: unknown) => (typeof m === 'string' ? m : String((m as Error)?.message ?? m));
+  return {
+    warn: (m: unknown) => log.warn({ source: 'knex' }, text(m)),
+    error: (m: unknown) => log.error({ source: 'knex' }, text(m)),
+    deprecate: (m: unknown) => log.warn({ source: 'knex' }, text(m)),
+    debug: (m: unknown) => log.debug({ source: 'knex' }, text(m)),
+  };
+}
+
 export function openDatabase(
   url: string,
-  options: { pool?: { min?: number; max?: number }; onWriteBatchError?: (err: Error) => void } = {},
+  options: { pool?: { min?: number; max?: number }; onWriteBatchError?: (err: Error) => void; log?: Logger } = {},
 ): Db {
+  // knex's own messages ("Acquire connection error: <stack>") otherwise go to stdout through console.log,
+  // in the middle of the JSON log lines and of the CLI's JSON output
+  const log = options.log ? knexLog(options.log) : undefined;
   if (url.startsWith('sqlite:')) {
     const filename = url.slice('sqlite:'.length);
     if (filename !== ':memory:') mkdirSync(dirname(filename), { recursive: true });
@@ -51,6 +65,7 @@ export function openDatabase(
       client: 'better-sqlite3',
       connection: { filename },
       useNullAsDefault: true,
+      ...(log ? { log } : {}),
       // better-sqlite3 is synchronous: one connection serialises writes the way SQLite wants them.
       pool: {
         min: 1,
@@ -74,6 +89,7 @@ export function openDatabase(
   return knexFactory({
     client: 'pg',
     connection: url,
+    ...(log ? { log } : {}),
     pool: { min: options.pool?.min ?? 0, max: options.pool?.max ?? 10 },
   });
 }

@@ -2,7 +2,7 @@ import Provider, { errors, interactionPolicy, type AdapterPayload, type Configur
 import type { Logger } from 'pino';
 import type { AuthorizationModule } from '../authz/module.js';
 import { RESERVED_CLAIMS } from '../authz/module.js';
-import type { ClientService } from '../clients/service.js';
+import { CLIENT_SCOPES, type ClientService } from '../clients/service.js';
 import type { LatchkeyConfig } from '../config/schema.js';
 import { verifyHighEntropySecret } from '../crypto/secret-box.js';
 import { NodeSigningKey } from '../keys/node-signing-key.js';
@@ -101,7 +101,7 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
     extraParams: ['tenant_id', 'connection_id'],
     claims: SCOPE_CLAIMS,
     acrValues: ACR_VALUES_SUPPORTED,
-    scopes: ['openid', 'offline_access', 'email', 'profile'],
+    scopes: [...CLIENT_SCOPES],
     responseTypes: ['code'],
     pkce: {
       required: (_ctx, client) => settings.pkceRequired === 'all' || client.clientAuthMethod === 'none',

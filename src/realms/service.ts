@@ -2,7 +2,7 @@ import type { Db } from '../db/knex.js';
 import { realmsRepo, type IssuerRow, type RealmRow } from '../db/realms-repo.js';
 import { conflict, invalid, notFound } from '../errors.js';
 import type { KeyService } from '../keys/service.js';
-import { parseRealmSettings, realmSettingsSchema, type RealmSettings } from './settings.js';
+import { logoUrlProblem, parseRealmSettings, realmSettingsSchema, type RealmSettings } from './settings.js';
 
 export const DEFAULT_REALM_ID = 'default';
 const REALM_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -56,6 +56,8 @@ export class RealmService {
       throw invalid(`realm settings: ${settingsResult.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
     }
     const settings = settingsResult.data;
+    const logo = logoUrlProblem(settings.branding.logoUrl);
+    if (logo) throw invalid(`realm settings: branding.logoUrl: ${logo}`);
     settings.defaultAudience ??= `${parsed[0]!.issuer}/api`;
     if (!settings.resources.some((r) => r.uri === settings.defaultAudience)) settings.resources.push({ uri: settings.defaultAudience, scopes: [] });
     await this.db.transaction(async (trx) => {

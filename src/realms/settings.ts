@@ -55,6 +55,17 @@ export const realmSettingsSchema = z
 
 export type RealmSettings = z.infer<typeof realmSettingsSchema>;
 
+/**
+ * A logo URL being written (realm settings, tenant branding): the pages show only http(s) images, so
+ * anything else is refused when set instead of silently not shown. Reads keep the looser schema, so a
+ * value stored earlier does not stop the realm from loading.
+ */
+export function logoUrlProblem(value: unknown): string | undefined {
+  if (typeof value !== 'string') return undefined;
+  const protocol = URL.parse(value)?.protocol;
+  return protocol === 'https:' || protocol === 'http:' ? undefined : 'must be an https (or http) URL';
+}
+
 export function parseRealmSettings(raw: unknown): RealmSettings {
   return realmSettingsSchema.parse(raw ?? {});
 }

@@ -5,7 +5,7 @@ import { LoginThrottle } from '../accounts/login-throttle.js';
 import { UserService } from '../accounts/user-service.js';
 import { loadAuthorizationModule } from '../authz/load.js';
 import type { AuthorizationModule } from '../authz/module.js';
-import { ClientService } from '../clients/service.js';
+import { ClientService, type ClientMetadataValidator } from '../clients/service.js';
 import type { LatchkeyConfig } from '../config/schema.js';
 import { deriveKey, SecretBox } from '../crypto/secret-box.js';
 import { openDatabase, type Db } from '../db/knex.js';
@@ -63,6 +63,7 @@ export async function createServices(config: LatchkeyConfig, options: { log?: Lo
       redact: { paths: ['password', '*.password', 'secret', '*.secret', 'client_secret', '*.client_secret', 'token', '*.token', 'authorization', '*.authorization', 'cookie', '*.cookie'], censor: '[redacted]' },
     });
   const db = openDatabase(config.database.url, {
+    log,
     onWriteBatchError: (err) => log.error({ err }, 'a batch of SQLite writes was not committed; the responses waiting for it were not sent'),
   });
   const box = new SecretBox(config.secret);
@@ -75,14 +76,20 @@ export async function createServices(config: LatchkeyConfig, options: { log?: Lo
   });
   const authz = await loadAuthorizationModule(config.authorization);
   const realms = new RealmService(db, keys);
-  return {
+  // node-oidc-provider's rules for client metadata, loaded only when a client is created
+  const validateClient: ClientMetadataValidator = async (realmId, metadata) => {
+    const { validateClientMetadata } = await import('../oidc/validate-client.js');
+    const { clients, users, tenants, trust, cookieKeys } = services;
+    await validateClientMetadata({ db, config, clients, users, authz, tenants, cookieKeys, log, trust }, await realms.get(realmId), await keys.signingMaterial(realmId), metadata);
+  };
+  const services: Services = {
     config,
     log,
     db,
     box,
     keys,
     realms,
-    clients: new ClientService(db),
+    clients: new ClientService(db, validateClient),
     users: new UserService(db, hasher, config.passwords),
     hasher,
     throttle: new LoginThrottle(db, config.bruteForce),
@@ -107,4 +114,5 @@ export async function createServices(config: LatchkeyConfig, options: { log?: Lo
       await db.destroy();
     },
   };
+  return services;
 }

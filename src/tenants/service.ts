@@ -3,7 +3,7 @@ import { realmsRepo } from '../db/realms-repo.js';
 import { tenantsRepo, type TenantBranding, type TenantRow } from '../db/tenants-repo.js';
 import { usersRepo, type UserRow } from '../db/users-repo.js';
 import { conflict, invalid, notFound } from '../errors.js';
-import { realmSettingsSchema } from '../realms/settings.js';
+import { logoUrlProblem, realmSettingsSchema } from '../realms/settings.js';
 
 const TENANT_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
@@ -50,6 +50,8 @@ function parseBranding(raw: unknown): TenantBranding {
     const issue = parsed.error.issues[0]!;
     throw invalid(`branding.${issue.path.join('.') || '?'}: ${issue.message}`);
   }
+  const logo = logoUrlProblem(parsed.data.logoUrl);
+  if (logo) throw invalid(`branding.logoUrl: ${logo}`);
   return parsed.data;
 }
 

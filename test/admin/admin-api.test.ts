@@ -156,6 +156,15 @@ describeEachDatabase('admin API: authentication, users, pagination, problem+json
     expect(wrongMethod.headers.get('allow')).toBe('GET, POST');
   });
 
+  it('answers a path parameter that is not valid percent-encoding with a 400 naming it, not a 500', async () => {
+    for (const [method, path, field] of [['GET', '/users/%E0%A4%A', 'path.userId'], ['GET', '/tenants/%ZZ', 'path.tenantId'], ['PUT', '/tenants/acme/members/%', 'path.userId']] as const) {
+      const res = await api(path, { method, token: method === 'GET' ? readToken : writeToken });
+      expect(res.status, `${path}: ${JSON.stringify(res.body)}`).toBe(400);
+      expect(res.type).toContain('application/problem+json');
+      expect(res.body.errors.map((e: any) => e.field)).toContain(field);
+    }
+  });
+
   it('creates, reads and disables users; writes need the admin scope', async () => {
     const denied = await api('/users', { method: 'POST', token: readToken, body: { email: 'frank@corp.test' } });
     expect(denied.status).toBe(403);

@@ -278,6 +278,12 @@ describe('latchkey CLI (SQLite)', () => {
       expect(json).toEqual({ applied: [], default_realm: { id: 'default', issuers: [server.issuer] } });
     });
 
+    it('an unreachable PostgreSQL is reported in one line, without the driver\'s stack trace', async () => {
+      const res = await runCli({ DATABASE_URL: 'postgres://latchkey@127.0.0.1:1/latchkey', LATCHKEY_SECRET: 'x'.repeat(40) }, ['realm', 'list'], undefined, tmpdir());
+      refused(res, 'ECONNREFUSED');
+      expect(stderrOf(res).trim().split('\n')).toHaveLength(1);
+    });
+
     it('a bad configuration is reported without a stack trace', async () => {
       const res = await runCli({ DATABASE_URL: 'mysql://db/latchkey', LATCHKEY_SECRET: 'x'.repeat(40) }, ['migrate'], undefined, tmpdir());
       refused(res, 'DATABASE_URL');

@@ -180,7 +180,8 @@ describe('loadConfig', () => {
     });
 
     it('a bad PORT is refused, naming the variable', () => {
-      for (const port of ['abc', '70000', '-1', '80.5']) {
+      // ' ' and '0x50' are numbers to Number() (0: a random port, and 80)
+      for (const port of ['abc', '70000', '-1', '80.5', ' ', '0x50', '8e3']) {
         const err = failure(undefined, { PORT: port });
         expect(err.message).toContain('PORT');
         expect(err.message).toContain(port);
@@ -229,6 +230,14 @@ describe('loadConfig', () => {
       expect(both).toMatchObject({ port: 4321, trustProxy: true });
       const withPort = load(undefined, { LATCHKEY_TRUST_PROXY: '1', PORT: '4444' }).config.server;
       expect(withPort).toMatchObject({ port: 4444, trustProxy: true });
+      expect(load(undefined, { LATCHKEY_TRUST_PROXY: 'No' }).config.server.trustProxy).toBe(false);
+      expect(load(undefined, { LATCHKEY_TRUST_PROXY: '0' }).config.server.trustProxy).toBe(false);
+      // a value that is neither yes nor no is refused, naming the variable, rather than read as false
+      for (const value of ['ture', 'on', 'enabled']) {
+        const err = failure(undefined, { LATCHKEY_TRUST_PROXY: value });
+        expect(err.message).toContain('LATCHKEY_TRUST_PROXY');
+        expect(err.message).toContain(value);
+      }
       expect(load(undefined, { LOG_LEVEL: 'debug' }).config.log.level).toBe('debug');
       expect(failure(undefined, { LOG_LEVEL: 'loud' }).message).toContain('"log.level"');
     });

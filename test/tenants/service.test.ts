@@ -56,6 +56,9 @@ describeEachDatabase('TenantService', (kind) => {
       [{ id: 'acme', displayName: 'A', domains: ['localhost'] }, /"localhost" is not a valid email domain/, 'invalid_input'],
       [{ id: 'acme', displayName: 'A', branding: { primaryColor: 'red' } }, /branding.primaryColor: must be a colour like #2f5bea/, 'invalid_input'],
       [{ id: 'acme', displayName: 'A', branding: { logoUrl: 'not a url' } }, /branding.logoUrl/, 'invalid_input'],
+      // shown as an image on the sign-in pages, which drop anything but http(s): refused rather than lost
+      [{ id: 'acme', displayName: 'A', branding: { logoUrl: 'javascript:alert(1)' } }, /branding.logoUrl/, 'invalid_input'],
+      [{ id: 'acme', displayName: 'A', branding: { logoUrl: 'data:image/svg+xml,<svg/>' } }, /branding.logoUrl/, 'invalid_input'],
       [{ id: 'acme', displayName: 'A', domains: ['acme.test'], connections: ['acme-okta', 'nope'] }, /connection "nope" in realm "default" does not exist/, 'not_found'],
     ];
     for (const [input, message, code] of cases) {

@@ -4,7 +4,7 @@ const usage = `latchkey client create --realm R --name N [--redirect-uri URL ...
                               [--public] [--grant authorization_code|refresh_token|client_credentials|urn:ietf:params:oauth:grant-type:device_code
                                       |urn:ietf:params:oauth:grant-type:token-exchange ...]
                               [--first-party] [--auth-method client_secret_basic|client_secret_post|private_key_jwt]
-                              [--id-token-alg EdDSA|RS256|ES256|PS256] [--jwks-uri URL | --jwks JSON] [--scope "a b"]
+                              [--id-token-alg EdDSA|RS256|ES256|PS256] [--jwks-uri URL | --jwks JSON] [--scope "openid email ..."]
                               [--admin-api]   (with --grant client_credentials: may call the admin API)
        latchkey client list --realm R`;
 

@@ -13,12 +13,11 @@ export const keysCommand: Command = {
       case 'rotate': {
         const o = parse(rest, { realm: { type: 'string' }, 'activate-after': { type: 'string' } }, usage);
         const realmId = required(o.realm, 'realm', usage);
+        // decimal digits only: Number() reads "" and " " as 0 (keys signing at once), "0x10" as 16, "1e3" as 1000
+        const given = o['activate-after'];
+        if (given !== undefined && !/^[0-9]+$/.test(given)) throw new UsageError(`--activate-after must be a whole number of seconds (0 or more), got "${given}"`);
         return withServices(async (s) => {
-          let delay = s.config.keys.activateAfterSeconds;
-          if (o['activate-after'] !== undefined) {
-            delay = Number(o['activate-after']);
-            if (!Number.isInteger(delay) || delay < 0) throw new UsageError(`--activate-after must be a whole number of seconds (0 or more), got "${o['activate-after']}"`);
-          }
+          const delay = given === undefined ? s.config.keys.activateAfterSeconds : Number(given);
           await s.realms.get(realmId);
           const { kids, activateAt } = await s.keys.rotate(realmId, delay);
           return { realm: realmId, new_kids: kids, activate_at: new Date(activateAt).toISOString() };

@@ -1,5 +1,5 @@
 import { loadConfig } from '../../config/load.js';
-import { parse, type Command } from '../context.js';
+import { parse, UsageError, type Command } from '../context.js';
 
 const usage = 'latchkey serve [--port N]';
 
@@ -11,8 +11,8 @@ export const serveCommand: Command = {
     const opts = parse(args, { port: { type: 'string' } }, usage);
     let port: number | undefined;
     if (opts.port !== undefined) {
-      port = Number(opts.port);
-      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be an integer between 0 and 65535, got "${opts.port}"`);
+      port = /^[0-9]{1,5}$/.test(opts.port) ? Number(opts.port) : NaN; // Number("") would be 0: a random port
+      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be an integer between 0 and 65535, got "${opts.port}"`);
     }
     // through the loader, so that a default issuer follows --port as it follows PORT
     const config = loadConfig(port === undefined ? {} : { overrides: { server: { port } } });
