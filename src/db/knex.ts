@@ -40,7 +40,6 @@ function attachWriteBatch(db: Db, onError: ((err: Error) => void) | undefined): 
   batches.set(db.client, batch);
 }
 
-/** Opens the database named by a `sqlite:PATH` or `postgres://` URL. */
 function knexLog(log: Logger) {
   const text = (m: unknown) => (typeof m === 'string' ? m : String((m as Error)?.message ?? m));
   return {
@@ -51,6 +50,13 @@ function knexLog(log: Logger) {
   };
 }
 
+/**
+ * Opens the database named by a `sqlite:PATH` or `postgres://` URL.
+ *
+ * `compileSqlOnError: false`: a failed query's error message carries its SQL with `?` placeholders, not
+ * with the values inlined (knex's default), so an error that reaches the log never shows a password
+ * hash, a token payload or an encrypted key that was bound to the statement.
+ */
 export function openDatabase(
   url: string,
   options: { pool?: { min?: number; max?: number }; onWriteBatchError?: (err: Error) => void; log?: Logger } = {},
@@ -65,6 +71,7 @@ export function openDatabase(
       client: 'better-sqlite3',
       connection: { filename },
       useNullAsDefault: true,
+      compileSqlOnError: false,
       ...(log ? { log } : {}),
       // better-sqlite3 is synchronous: one connection serialises writes the way SQLite wants them.
       pool: {
@@ -89,6 +96,7 @@ export function openDatabase(
   return knexFactory({
     client: 'pg',
     connection: url,
+    compileSqlOnError: false,
     ...(log ? { log } : {}),
     pool: { min: options.pool?.min ?? 0, max: options.pool?.max ?? 10 },
   });
