@@ -44,9 +44,14 @@ const defaultIo: CommandIo = {
 /** Runs the CLI; returns the exit code. */
 export async function main(argv: string[], io: CommandIo = defaultIo): Promise<number> {
   const [name, ...args] = argv;
-  if (!name || name === '--help' || name === '-h' || name === 'help') {
+  if (name === '--help' || name === '-h' || name === 'help') {
     io.stdout(`${help()}\n`);
-    return name ? 0 : 2;
+    return 0;
+  }
+  if (!name) {
+    // a usage error: the help goes to stderr, so stdout never holds anything but JSON
+    io.stderr(`latchkey: a command is needed\n\n${help()}\n`);
+    return 2;
   }
   const command = COMMANDS.find((c) => c.name === name);
   if (!command) {

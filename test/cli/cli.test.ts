@@ -61,6 +61,14 @@ describe('latchkey CLI (SQLite)', () => {
       expect(short.stdout).toBe(res.stdout);
     });
 
+    it('`latchkey` without a command is a usage error: exit 2, the help on stderr, nothing on stdout', async () => {
+      const res = await server.cli([]);
+      expect(res.code).toBe(2);
+      expect(res.stdout).toBe('');
+      expect(stderrOf(res)).toContain('latchkey: a command is needed');
+      expect(stderrOf(res)).toContain('usage: latchkey <command>');
+    });
+
     it('`latchkey client create --help` shows the usage of the command', async () => {
       const res = await server.cli(['client', 'create', '--help']);
       expect(res.code).toBe(0);
