@@ -35,6 +35,12 @@ export interface CreateClientInput {
   scope?: string;
   /** May request client_credentials tokens for the admin API (resource urn:latchkey:admin-api). */
   adminApi?: boolean;
+  /**
+   * A native (desktop or mobile) app, RFC 8252: a public client whose redirect URIs may use a
+   * private-use URI scheme (com.example.app:/callback) or the loopback interface over http, where any
+   * port matches (the app listens on whatever port it gets).
+   */
+  native?: boolean;
 }
 
 export interface CreatedClient {
@@ -50,9 +56,18 @@ export interface CreatedClient {
   token_endpoint_auth_method: string;
   id_token_signed_response_alg?: string;
   admin_api?: boolean;
+  application_type: 'web' | 'native';
 }
 
-function checkUri(uri: string, what: string): string {
+const FORBIDDEN_SCHEMES = new Set(['javascript:', 'vbscript:', 'data:', 'blob:', 'file:', 'about:']);
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', '[::1]', 'localhost']);
+
+/**
+ * A redirect URI as registered: absolute, no fragment, no scheme a browser would run or read locally.
+ * A web client's are http(s); a native app's (RFC 8252) may also use a private-use scheme, and use
+ * http only on the loopback interface.
+ */
+function checkUri(uri: string, what: string, native = false): string {
   let url: URL;
   try {
     url = new URL(uri);
@@ -60,10 +75,14 @@ function checkUri(uri: string, what: string): string {
     throw invalid(`${what} "${uri}" is not an absolute URL`);
   }
   if (url.hash || uri.includes('#')) throw invalid(`${what} "${uri}" must not contain a fragment`);
-  if (url.protocol === 'javascript:' || url.protocol === 'data:' || url.protocol === 'file:') throw invalid(`${what} "${uri}" uses a forbidden scheme`);
-  // clients are web applications to node-oidc-provider (application_type web): it refuses any other scheme
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw invalid(`${what} "${uri}" must be an https (or http) URL: custom URI schemes are not supported`);
-  return uri; // stored verbatim: matching is exact, character for character
+  if (FORBIDDEN_SCHEMES.has(url.protocol)) throw invalid(`${what} "${uri}" uses a forbidden scheme`);
+  const web = url.protocol === 'https:' || url.protocol === 'http:';
+  if (!native && !web) throw invalid(`${what} "${uri}" must be an https (or http) URL; a desktop or mobile app's private-use scheme needs a native client (--native)`);
+  if (native && url.protocol === 'http:' && !LOOPBACK_HOSTS.has(url.hostname)) throw invalid(`${what} "${uri}": a native app receives http redirects only on the loopback interface (http://127.0.0.1/...); use https or a private-use scheme`);
+  if (native && !web && !/^[a-z][a-z0-9+.-]*\.[a-z0-9+.-]+:$/.test(url.protocol)) {
+    throw invalid(`${what} "${uri}": a private-use scheme must be a reverse domain name the app owns, like com.example.app:/callback (RFC 8252, section 7.1)`);
+  }
+  return uri; // stored verbatim: matching is exact, character for character (a native app's loopback port aside)
 }
 
 /**
@@ -93,7 +112,10 @@ export class ClientService {
   async create(input: CreateClientInput): Promise<CreatedClient> {
     const name = input.name?.trim();
     if (!name) throw invalid('client name (--name) is required');
-    const isPublic = Boolean(input.public);
+    const native = Boolean(input.native);
+    // a native app cannot keep a secret (RFC 8252, section 8.5): it is a public client with PKCE
+    if (native && input.authMethod && input.authMethod !== 'none') throw invalid('a native app (--native) is a public client and has no secret: drop --auth-method');
+    const isPublic = Boolean(input.public) || native;
     const grants = [...new Set(input.grants?.length ? input.grants : ['authorization_code', 'refresh_token'])];
     for (const g of grants) {
       if (!(GRANT_TYPES as readonly string[]).includes(g)) throw invalid(`unknown grant "${g}"; use one of ${GRANT_TYPES.join(', ')} (implicit and password grants are not supported)`);
@@ -103,9 +125,9 @@ export class ClientService {
     if (grants.includes('refresh_token') && !grants.includes('authorization_code') && !grants.includes('urn:ietf:params:oauth:grant-type:device_code')) {
       throw invalid('the refresh_token grant needs authorization_code or device_code as well');
     }
-    const redirectUris = (input.redirectUris ?? []).map((u) => checkUri(u, 'redirect URI'));
+    const redirectUris = (input.redirectUris ?? []).map((u) => checkUri(u, 'redirect URI', native));
     if (grants.includes('authorization_code') && !redirectUris.length) throw invalid('the authorization_code grant needs at least one --redirect-uri');
-    const postLogout = (input.postLogoutRedirectUris ?? []).map((u) => checkUri(u, 'post-logout redirect URI'));
+    const postLogout = (input.postLogoutRedirectUris ?? []).map((u) => checkUri(u, 'post-logout redirect URI', native));
     const authMethod = isPublic ? 'none' : (input.authMethod ?? 'client_secret_basic');
     if (!(AUTH_METHODS as readonly string[]).includes(authMethod)) throw invalid(`unknown auth method "${authMethod}"; use one of ${AUTH_METHODS.filter((m) => m !== 'none').join(', ')}`);
     if (!isPublic && authMethod === 'none') throw invalid('auth method "none" is only for public clients (--public)');
@@ -140,6 +162,7 @@ export class ClientService {
       ...(input.jwksUri ? { jwks_uri: input.jwksUri } : {}),
       ...(scope ? { scope } : {}),
       ...(input.adminApi ? { admin_api: true } : {}),
+      ...(native ? { application_type: 'native' } : {}),
     };
     const now = Date.now();
     const row: ClientRow = {
@@ -171,6 +194,7 @@ export class ClientService {
       token_endpoint_auth_method: authMethod,
       ...(input.idTokenAlg ? { id_token_signed_response_alg: input.idTokenAlg } : {}),
       ...(input.adminApi ? { admin_api: true } : {}),
+      application_type: native ? 'native' : 'web',
     };
   }
 
@@ -186,6 +210,7 @@ export class ClientService {
       grant_types: c.metadata.grant_types as string[],
       token_endpoint_auth_method: c.metadata.token_endpoint_auth_method as string,
       ...(c.metadata.admin_api ? { admin_api: true } : {}),
+      application_type: c.metadata.application_type === 'native' ? 'native' : 'web',
     }));
   }
 

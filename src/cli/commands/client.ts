@@ -6,6 +6,9 @@ const usage = `latchkey client create --realm R --name N [--redirect-uri URL ...
                               [--first-party] [--auth-method client_secret_basic|client_secret_post|private_key_jwt]
                               [--id-token-alg EdDSA|RS256|ES256|PS256] [--jwks-uri URL | --jwks JSON] [--scope "openid email ..."]
                               [--admin-api]   (with --grant client_credentials: may call the admin API)
+                              [--native]      (a desktop or mobile app, RFC 8252: public; redirect URIs may use a
+                                               private-use scheme like com.example.app:/cb, or http://127.0.0.1/cb
+                                               where any port matches)
        latchkey client list --realm R`;
 
 export const clientCommand: Command = {
@@ -32,6 +35,7 @@ export const clientCommand: Command = {
             jwks: { type: 'string' },
             scope: { type: 'string' },
             'admin-api': { type: 'boolean' },
+            native: { type: 'boolean' },
           },
           usage,
         );
@@ -60,6 +64,7 @@ export const clientCommand: Command = {
             jwks,
             scope: o.scope,
             adminApi: o['admin-api'],
+            native: o.native,
           }),
         );
       }
