@@ -328,6 +328,17 @@ describeEachDatabase('the account page', (kind) => {
     expect((await credentialsOf('home', ALICE))[0]!.name).toBe('Work laptop');
   });
 
+  it('says in words whether each passkey is backed up (not by the badge colour alone)', async () => {
+    const page = await walk(alice, `${home}/account`);
+    const items = [...page.html.matchAll(/<li class="lk-credential">([\s\S]*?)<\/li>/g)].map((m) => m[1]!);
+    expect(items).toHaveLength(2);
+    const backedUp = (item: string) => /<dt>Backed up<\/dt><dd>([^<]*)<\/dd>/.exec(item)?.[1];
+    const synced = items.find((i) => i.includes('Work laptop'))!;
+    const device = items.find((i) => i.includes('This device only'))!;
+    expect(backedUp(synced)).toBe('Yes');
+    expect(backedUp(device)).toBe('No');
+  });
+
   it('answers bad input with a clear message and changes nothing', async () => {
     const page = await walk(alice, `${home}/account`);
     const csrf = csrfOf(page.html);
