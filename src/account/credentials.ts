@@ -16,6 +16,10 @@ export interface CredentialView {
   renameAction: string;
   deleteAction: string;
   confirmNeeded: boolean;
+  /** The field an error on the page is about (set by the route that rejected it). */
+  invalidField?: 'name' | 'confirm';
+  /** The rejected name, shown again as typed. */
+  nameValue?: string;
 }
 
 const DATE = new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium', timeStyle: 'short', timeZone: 'UTC' });

@@ -186,7 +186,15 @@ export function accountRoutes(services: Services): Router {
     }
   }
 
-  async function renderAccount(ctx: Context, { session, user }: SignedIn, extra: { flash?: string; error?: string; status?: number } = {}): Promise<void> {
+  /**
+   * The account page; `invalid` names the credential and field an error is about (the field is then
+   * marked invalid, described by the error and focused; a rejected name is shown as typed).
+   */
+  async function renderAccount(
+    ctx: Context,
+    { session, user }: SignedIn,
+    extra: { flash?: string; error?: string; status?: number; invalid?: { id: string; field: 'name' | 'confirm'; value?: string } } = {},
+  ): Promise<void> {
     const s = served(ctx);
     const [credentials, totpOn, remaining] = await Promise.all([
       passkeys.credentials(s.realm.id, user.id),
@@ -203,7 +211,9 @@ export function accountRoutes(services: Services): Router {
         user: { email: user.email, name: user.name ?? undefined, picture: safePicture(user.picture, services.config.federation.safeImageHosts) },
         flash: extra.flash,
         error: extra.error,
-        credentials: credentialViews(credentials, Boolean(user.passwordHash)),
+        credentials: credentialViews(credentials, Boolean(user.passwordHash)).map((c) =>
+          extra.invalid?.id === c.id ? { ...c, invalidField: extra.invalid.field, nameValue: extra.invalid.value } : c,
+        ),
         register: { optionsUrl: ACCOUNT_PATHS.passkeyOptions, verifyUrl: ACCOUNT_PATHS.passkeyVerify },
         totp: { enrolled: totpOn, removeAction: ACCOUNT_PATHS.totpRemove, enrolUrl: ACCOUNT_PATHS.totp },
         recovery: { remaining, regenerateAction: ACCOUNT_PATHS.recoveryCodes },
@@ -309,11 +319,12 @@ export function accountRoutes(services: Services): Router {
     const s = served(ctx);
     const name = (g.form.name ?? '').trim();
     const problem = nameProblem(name);
-    if (problem) return renderAccount(ctx, g.signed, { error: problem, status: 400 });
+    const id = ctx.params.id ?? '';
+    if (problem) return renderAccount(ctx, g.signed, { error: problem, status: 400, invalid: { id, field: 'name', value: g.form.name ?? '' } });
     try {
-      await passkeys.rename(s.realm.id, g.signed.user.id, ctx.params.id ?? '', name);
+      await passkeys.rename(s.realm.id, g.signed.user.id, id, name);
     } catch (err) {
-      if (err instanceof LatchkeyError && err.status < 500) return renderAccount(ctx, g.signed, { error: err.message, status: err.status });
+      if (err instanceof LatchkeyError && err.status < 500) return renderAccount(ctx, g.signed, { error: err.message, status: err.status, invalid: { id, field: 'name', value: name } });
       throw err;
     }
     return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=renamed`);
@@ -329,6 +340,7 @@ export function accountRoutes(services: Services): Router {
       return renderAccount(ctx, g.signed, {
         error: 'This is the only passkey you can sign in with, and your account has no password. Tick the box to confirm you understand that you will then need a recovery code or another passkey to sign in, and delete it again.',
         status: 400,
+        invalid: { id: ctx.params.id ?? '', field: 'confirm' },
       });
     }
     return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=deleted`);

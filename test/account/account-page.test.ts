@@ -364,6 +364,31 @@ describeEachDatabase('the account page', (kind) => {
     expect(await credentialsOf('home', ALICE)).toHaveLength(2);
   });
 
+  it('ties a rename or delete error to the field it is about, keeping what was typed', async () => {
+    const page = await walk(alice, `${home}/account`);
+    const csrf = csrfOf(page.html);
+    const [laptop, device] = await credentialsOf('home', ALICE);
+    const inputOf = (html: string, i: number) => new RegExp(`<input id="lk-cred-${i}-rename"[^>]*>`).exec(html)?.[0] ?? '';
+    // every Rename button says which passkey it renames, like its Delete button
+    expect(page.html).toContain(`aria-label="Rename ${device!.name}"`);
+    expect(page.html).toContain('aria-label="Rename Work laptop"');
+    const typed = 'y'.repeat(65);
+    const res = await walk(alice, `${home}/account/passkeys/${device!.id}/rename`, { form: { csrf, name: typed } });
+    expect(res.res.status).toBe(400);
+    expect(alertText(res.html)).toMatch(/at most 64/);
+    const wrong = inputOf(res.html, 1);
+    expect(wrong).toContain('aria-invalid="true"');
+    expect(wrong).toMatch(/aria-describedby="[^"]*lk-error/);
+    expect(wrong).toContain(`value="${typed}"`);
+    expect(wrong).toContain('autofocus');
+    // the other passkey's field is untouched
+    const other = inputOf(res.html, 0);
+    expect(other).not.toContain('aria-invalid');
+    expect(other).toContain('value="Work laptop"');
+    expect(laptop!.name).toBe('Work laptop');
+    expect((await credentialsOf('home', ALICE))[1]!.name).toBe(device!.name);
+  });
+
   it('refuses posts without the CSRF token (403) and changes nothing', async () => {
     const [laptop] = await credentialsOf('home', ALICE);
     const form = await walk(alice, `${home}/account/passkeys/${laptop!.id}/rename`, { form: { name: 'Hijacked' } });
@@ -587,6 +612,10 @@ describeEachDatabase('the account page', (kind) => {
     const refused = await walk(browser, new URL(deleteForm.action, home), { form: { csrf: deleteForm.fields.csrf! } });
     expect(refused.res.status).toBe(400);
     expect(alertText(refused.html)).toMatch(/only passkey/);
+    // the checkbox the message is about is marked invalid and described by it
+    const checkbox = /<input id="lk-cred-0-confirm"[^>]*>/.exec(refused.html)?.[0] ?? '';
+    expect(checkbox).toContain('aria-invalid="true"');
+    expect(checkbox).toMatch(/aria-describedby="lk-cred-0-warning lk-error"/);
     expect(await credentialsOf('home', DAVE)).toHaveLength(1);
 
     // with it: deleted
