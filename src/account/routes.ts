@@ -196,10 +196,11 @@ export function accountRoutes(services: Services): Router {
     extra: { flash?: string; error?: string; status?: number; invalid?: { id: string; field: 'name' | 'confirm'; value?: string } } = {},
   ): Promise<void> {
     const s = served(ctx);
-    const [credentials, totpOn, remaining] = await Promise.all([
+    const [credentials, totpOn, remaining, identities] = await Promise.all([
       passkeys.credentials(s.realm.id, user.id),
       totp.isEnrolled(s.realm.id, user.id),
       recovery.remaining(s.realm.id, user.id),
+      user.passwordHash ? [] : services.linking.identitiesOf(s.realm.id, user.id),
     ]);
     page(
       ctx,
@@ -211,7 +212,7 @@ export function accountRoutes(services: Services): Router {
         user: { email: user.email, name: user.name ?? undefined, picture: safePicture(user.picture, services.config.federation.safeImageHosts) },
         flash: extra.flash,
         error: extra.error,
-        credentials: credentialViews(credentials, Boolean(user.passwordHash)).map((c) =>
+        credentials: credentialViews(credentials, { hasPassword: Boolean(user.passwordHash), recoveryCodes: remaining, federated: identities.length }).map((c) =>
           extra.invalid?.id === c.id ? { ...c, invalidField: extra.invalid.field, nameValue: extra.invalid.value } : c,
         ),
         register: { optionsUrl: ACCOUNT_PATHS.passkeyOptions, verifyUrl: ACCOUNT_PATHS.passkeyVerify },
@@ -336,6 +337,13 @@ export function accountRoutes(services: Services): Router {
     const s = served(ctx);
     const outcome = await deleteCredential(db, { realmId: s.realm.id, userId: g.signed.user.id, id: ctx.params.id ?? '', confirmed: g.form.confirm === 'yes' });
     if (outcome === 'not_found') return renderAccount(ctx, g.signed, { error: 'That passkey does not exist. It may have been deleted already.', status: 404 });
+    if (outcome === 'locks_out') {
+      return renderAccount(ctx, g.signed, {
+        error:
+          'This is the only passkey you can sign in with, and your account has no password and no recovery codes: deleting it would lock you out. Create new recovery codes (and save them) or add another passkey first.',
+        status: 400,
+      });
+    }
     if (outcome === 'confirm_needed') {
       return renderAccount(ctx, g.signed, {
         error: 'This is the only passkey you can sign in with, and your account has no password. Tick the box to confirm you understand that you will then need a recovery code or another passkey to sign in, and delete it again.',

@@ -587,7 +587,7 @@ describeEachDatabase('the account page', (kind) => {
     const browser = new Browser();
     let page = await signInToAccount(browser, home, { email: DAVE, authenticator: first });
     expect(page.html).toContain('Phone');
-    expect(page.html).toContain('name="confirm"'); // the only passkey of a passwordless user
+    expect(page.html).toContain('This is your only way to sign in'); // the only passkey of a passwordless user without recovery codes
 
     // a second passkey, added on the account page
     const second = new SoftAuthenticator({ backupEligible: false });
@@ -604,10 +604,30 @@ describeEachDatabase('the account page', (kind) => {
     const removed = await walk(browser, `${home}${`/account/passkeys/${phone!.id}/delete`}`, { form: { csrf } });
     expect(removed.url.pathname).toBe('/account');
     expect(flashText(removed.html)).toBe('Passkey deleted.');
-    expect(removed.html).toContain('name="confirm"'); // now the last one
+
+    // now the last one, and dave has no recovery codes either: deleting it would lock him out for good,
+    // so the page says so and the deletion is refused, confirmed or not
+    expect(await s.recovery.remaining('home', dave.id)).toBe(0);
+    expect(removed.html).toContain('This is your only way to sign in');
+    expect(removed.html).not.toContain('name="confirm"');
+    for (const fields of [{ csrf }, { csrf, confirm: 'yes' }]) {
+      const locked = await walk(browser, `${home}/account/passkeys/${desk!.id}/delete`, { form: fields });
+      expect(locked.res.status).toBe(400);
+      expect(alertText(locked.html)).toMatch(/lock you out/);
+      expect(alertText(locked.html)).toMatch(/recovery codes/);
+    }
+    expect(await credentialsOf('home', DAVE)).toHaveLength(1);
+
+    // with recovery codes (created on the page), a confirmation is enough
+    const codesForm = parseForm(removed.html, '/account/recovery-codes');
+    const codes = await walk(browser, new URL(codesForm.action, home), { form: codesForm.fields });
+    expect(codesOf(codes.html)).toHaveLength(10);
+    const withCodes = await walk(browser, `${home}/account`);
+    expect(withCodes.html).toContain('name="confirm"');
+    expect(withCodes.html).not.toContain('This is your only way to sign in');
 
     // without the confirmation: refused with a clear message, nothing deleted
-    const deleteForm = parseForm(removed.html, `/account/passkeys/${desk!.id}/delete`);
+    const deleteForm = parseForm(withCodes.html, `/account/passkeys/${desk!.id}/delete`);
     expect(deleteForm.fields.confirm).toBe('yes'); // the checkbox is in the form
     const refused = await walk(browser, new URL(deleteForm.action, home), { form: { csrf: deleteForm.fields.csrf! } });
     expect(refused.res.status).toBe(400);
