@@ -7,7 +7,7 @@ import { LatchkeyError } from '../errors.js';
 import { errorPage, page, seeOther, served } from '../interactions/kit.js';
 import { layoutFor } from '../interactions/layout.js';
 import { recordSecurityEvent } from '../mfa/security-events.js';
-import { relyingParty } from '../passkeys/relying-party.js';
+import { relyingParties, relyingParty } from '../passkeys/relying-party.js';
 import { readForm, readJsonObject } from '../server/body.js';
 import type { Services } from '../server/services.js';
 import { credentialViews, deleteCredential } from './credentials.js';
@@ -364,7 +364,8 @@ export function accountRoutes(services: Services): Router {
       await passkeys.registrationOptions({
         realmId: s.realm.id,
         settings: s.realm.settings,
-        rp: relyingParty(s.realm, s.issuer),
+        // as on the sign-in pages: a browser supporting Related Origin Requests gets the realm's shared RP ID
+        rp: relyingParty(s.realm, s.issuer, { relatedOrigins: g.body.relatedOrigins === true }),
         user: { id: user.id, email: user.email, name: user.name },
         boundTo: challengeBinding(session),
         kind: 'passkey',
@@ -389,7 +390,8 @@ export function accountRoutes(services: Services): Router {
     const credential = await passkeys.verifyRegistration({
       realmId: s.realm.id,
       settings: s.realm.settings,
-      rp: relyingParty(s.realm, s.issuer),
+      // the stored challenge says which of this issuer's RP IDs the options used
+      rp: relyingParties(s.realm, s.issuer),
       user: { id: user.id, email: user.email, name: user.name },
       boundTo: challengeBinding(session),
       kind: 'passkey',
