@@ -408,13 +408,19 @@ export function accountRoutes(services: Services): Router {
     const s = served(ctx);
     const { user, session } = signed;
     if (await totp.isEnrolled(s.realm.id, user.id)) return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=totp-exists`);
-    let enrolment;
-    try {
-      enrolment = await totp.startEnrolment(s.realm.id, user.id, user.email, s.realm.displayName);
-    } catch (err) {
-      // confirmed meanwhile in another tab
-      if (err instanceof LatchkeyError && err.status === 409) return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=totp-exists`);
-      throw err;
+    // the key this browser started setting up is shown again (a reload, the new sign-in a stale session
+    // needed); a pending key started anywhere else never is: this browser gets a new one
+    const pending = await pendingEnrolment(db, services.box, { realmId: s.realm.id, userId: user.id, label: user.email, issuer: s.realm.displayName });
+    let enrolment = pending && sessions.enrolmentMarked(ctx, s.issuer, user.id, pending.secret) ? pending : undefined;
+    if (!enrolment) {
+      try {
+        enrolment = await totp.startEnrolment(s.realm.id, user.id, user.email, s.realm.displayName);
+      } catch (err) {
+        // confirmed meanwhile in another tab
+        if (err instanceof LatchkeyError && err.status === 409) return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=totp-exists`);
+        throw err;
+      }
+      sessions.markEnrolment(ctx, s.issuer, user.id, enrolment.secret);
     }
     page(ctx, 'account-totp', {
       layout: layoutFor(s, 'Set up an authenticator app'),

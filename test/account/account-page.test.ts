@@ -151,6 +151,7 @@ describeEachDatabase('the account page', (kind) => {
   const BOB = 'bob@home.test';
   const CAROL = 'carol@quick.test';
   const DAVE = 'dave@home.test';
+  const ERIN = 'erin@quick.test';
 
   const alice = new Browser();
   const aliceKey = new SoftAuthenticator({ aaguid: ICLOUD });
@@ -177,6 +178,7 @@ describeEachDatabase('the account page', (kind) => {
       ['home', BOB, PASSWORD],
       ['quick', CAROL, PASSWORD],
       ['home', DAVE, undefined],
+      ['quick', ERIN, PASSWORD],
     ] as const) {
       const r = await server.cli(['user', 'create', '--realm', realm, '--email', email, '--name', email.split('@')[0]!, ...(password ? ['--password-stdin'] : [])], password ? `${password}\n` : undefined);
       expect(r.code, r.stderr).toBe(0);
@@ -551,6 +553,43 @@ describeEachDatabase('the account page', (kind) => {
     expect(now.res.status).toBe(200);
     expect(codesOf(now.html)).toHaveLength(10);
     expect(codesOf(now.html).some((c) => codes.includes(c))).toBe(false);
+  });
+
+  it('keeps the authenticator app secret being set up across a reload and a new sign-in, in this browser only', async () => {
+    const erin = new Browser();
+    await signInToAccount(erin, quick, { email: ERIN, password: PASSWORD });
+    const setup = await walk(erin, `${quick}/account/totp`);
+    expect(setup.url.pathname).toBe('/account/totp');
+    const secret = secretOf(setup.html);
+    expect(secret).toMatch(/^[A-Z2-7]{32}$/);
+    // a reload shows the key the user may already have scanned, not a new one
+    const reload = await walk(erin, `${quick}/account/totp`);
+    expect(reload.url.pathname).toBe('/account/totp');
+    expect(secretOf(reload.html)).toBe(secret);
+
+    await new Promise((r) => setTimeout(r, 2200));
+    // the code is typed after the sign-in got too old: sign in again, and come back to the same key
+    const form = parseForm(reload.html, '/account/totp');
+    const stale = await erin.request(new URL(form.action, quick), { form: { ...form.fields, code: totpAt(secret, currentStep()) } });
+    expect(stale.status).toBe(303);
+    expect(new URL(stale.headers.get('location')!, quick).searchParams.get('max_age')).toBe('0');
+    const again = await completeSignIn(erin, await walk(erin, new URL(stale.headers.get('location')!, quick)), { email: ERIN, password: PASSWORD });
+    expect(again.url.pathname).toBe('/account/totp');
+    expect(secretOf(again.html)).toBe(secret);
+    const confirmed = await walk(erin, new URL(form.action, quick), { form: { csrf: csrfOf(again.html), code: totpAt(secret, currentStep()) } });
+    expect(confirmed.res.status).toBe(200);
+    expect(codesOf(confirmed.html)).toHaveLength(10);
+    expect(await server.services.totp.isEnrolled('quick', await userId('quick', ERIN))).toBe(true);
+
+    // a pending key is never shown to another browser: it gets a key of its own
+    await server.services.totp.remove('quick', await userId('quick', ERIN));
+    const mine = secretOf((await walk(erin, `${quick}/account/totp`)).html);
+    expect(mine).toMatch(/^[A-Z2-7]{32}$/);
+    const other = new Browser();
+    await signInToAccount(other, quick, { email: ERIN, password: PASSWORD });
+    const theirs = await walk(other, `${quick}/account/totp`);
+    expect(theirs.url.pathname).toBe('/account/totp');
+    expect(secretOf(theirs.html)).not.toBe(mine);
   });
 
   it('answers the JSON endpoints with 401 and a sign-in URL without an account session', async () => {
