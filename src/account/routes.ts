@@ -63,6 +63,13 @@ interface CodeFields {
   consume(): Promise<void>;
 }
 
+/** "about 3 minutes", "a few seconds": how long a locked-out code check still waits. */
+function waitText(seconds: number): string {
+  const minutes = Math.ceil(seconds / 60);
+  if (seconds < 45) return 'a few seconds';
+  return minutes === 1 ? 'about a minute' : `about ${minutes} minutes`;
+}
+
 function nameProblem(name: string): string | undefined {
   if (!name) return 'Give the passkey a name.';
   if (name.length > MAX_NAME) return `A passkey name can be at most ${MAX_NAME} characters.`;
@@ -436,7 +443,8 @@ export function accountRoutes(services: Services): Router {
     const s = served(ctx);
     const { user, session } = g.signed;
     const code = (g.form.code ?? '').slice(0, 32);
-    if (await totp.confirmEnrolment(s.realm.id, user.id, code)) {
+    const result = await totp.tryConfirmEnrolment(s.realm.id, user.id, code);
+    if (result.ok) {
       await securityEvent(s.realm.id, user.id, 'account.totp_enrolled');
       // a first second factor comes with recovery codes, shown once, like enrolment during sign-in
       if ((await recovery.remaining(s.realm.id, user.id)) === 0) {
@@ -458,11 +466,14 @@ export function accountRoutes(services: Services): Router {
         csrf: sessions.csrf(session),
         totp: { qrSvg: pending.qrSvg, secret: pending.secret, action: ACCOUNT_PATHS.totp },
         backUrl: ACCOUNT_PATHS.page,
-        error: /^\s*[0-9 ]+\s*$/.test(code)
-          ? 'That code is not right. Check the time on your device, wait for the next code and try again. After several wrong codes you have to wait a few minutes.'
-          : 'Enter the 6-digit code your authenticator app shows.',
+        error:
+          !result.ok && result.reason === 'rate_limited'
+            ? `Too many wrong codes. Wait ${waitText(result.retryAfterSeconds ?? 0)}, then enter the code your authenticator app shows.`
+            : /^\s*[0-9 ]+\s*$/.test(code)
+              ? 'That code is not right. Check the time on your device, wait for the next code and try again. After several wrong codes you have to wait a few minutes.'
+              : 'Enter the 6-digit code your authenticator app shows.',
       },
-      400,
+      !result.ok && result.reason === 'rate_limited' ? 429 : 400,
     );
   });
 

@@ -152,6 +152,7 @@ describeEachDatabase('the account page', (kind) => {
   const CAROL = 'carol@quick.test';
   const DAVE = 'dave@home.test';
   const ERIN = 'erin@quick.test';
+  const FRANK = 'frank@home.test';
 
   const alice = new Browser();
   const aliceKey = new SoftAuthenticator({ aaguid: ICLOUD });
@@ -179,6 +180,7 @@ describeEachDatabase('the account page', (kind) => {
       ['quick', CAROL, PASSWORD],
       ['home', DAVE, undefined],
       ['quick', ERIN, PASSWORD],
+      ['home', FRANK, PASSWORD],
     ] as const) {
       const r = await server.cli(['user', 'create', '--realm', realm, '--email', email, '--name', email.split('@')[0]!, ...(password ? ['--password-stdin'] : [])], password ? `${password}\n` : undefined);
       expect(r.code, r.stderr).toBe(0);
@@ -590,6 +592,30 @@ describeEachDatabase('the account page', (kind) => {
     const theirs = await walk(other, `${quick}/account/totp`);
     expect(theirs.url.pathname).toBe('/account/totp');
     expect(secretOf(theirs.html)).not.toBe(mine);
+  });
+
+  it('says so when too many wrong codes have locked the authenticator app set-up, rather than calling a right code wrong', async () => {
+    const frank = new Browser();
+    await signInToAccount(frank, home, { email: FRANK, password: PASSWORD });
+    const setup = await walk(frank, `${home}/account/totp`);
+    const secret = secretOf(setup.html);
+    const form = parseForm(setup.html, '/account/totp');
+    const valid = new Set([-2, -1, 0, 1, 2].map((d) => totpAt(secret, currentStep() + d)));
+    let wrongCode = '000000';
+    for (let n = 1; valid.has(wrongCode); n++) wrongCode = String(n).padStart(6, '0');
+    for (let i = 0; i < 5; i++) {
+      const wrong = await walk(frank, new URL(form.action, home), { form: { ...form.fields, code: wrongCode } });
+      expect(wrong.res.status).toBe(400);
+      expect(alertText(wrong.html)).toMatch(/not right/);
+    }
+    // the right code now: refused for the wait, and the page says that is why
+    const locked = await walk(frank, new URL(form.action, home), { form: { ...form.fields, code: totpAt(secret, currentStep()) } });
+    expect(locked.res.status).toBe(429);
+    expect(alertText(locked.html)).toMatch(/Too many wrong codes/);
+    expect(alertText(locked.html)).toMatch(/Wait about \d+ minutes/);
+    expect(alertText(locked.html)).not.toMatch(/not right/);
+    expect(secretOf(locked.html)).toBe(secret);
+    expect(await server.services.totp.isEnrolled('home', await userId('home', FRANK))).toBe(false);
   });
 
   it('answers the JSON endpoints with 401 and a sign-in URL without an account session', async () => {

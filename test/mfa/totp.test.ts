@@ -181,6 +181,8 @@ describeEachDatabase('TotpService', (kind) => {
     const wrong = wrongCode(secret, STEP);
     for (let i = 0; i < 5; i++) expect(await totp.confirmEnrolment(REALM, USER, wrong, NOW)).toBe(false);
     expect(await totp.confirmEnrolment(REALM, USER, codeAt(secret, NOW), NOW)).toBe(false);
+    // and says why, with the wait left
+    expect(await totp.tryConfirmEnrolment(REALM, USER, codeAt(secret, NOW), NOW + 60_000)).toEqual({ ok: false, reason: 'rate_limited', retryAfterSeconds: 240 });
     expect(await totp.isEnrolled(REALM, USER)).toBe(false);
   });
 
