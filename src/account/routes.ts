@@ -32,6 +32,8 @@ const NOTICES: Record<string, { flash?: string; error?: string }> = {
   renamed: { flash: 'Passkey renamed.' },
   deleted: { flash: 'Passkey deleted.' },
   'totp-on': { flash: 'Authenticator app turned on.' },
+  // turned on by another request (a double-submitted form, another tab), which may have shown the recovery codes
+  'totp-on-elsewhere': { flash: 'Authenticator app turned on. If you did not see and save your recovery codes just now, create new ones below.' },
   'totp-off': { flash: 'Authenticator app turned off.' },
   'totp-exists': { error: 'An authenticator app is already set up. Turn it off first to set up another one.' },
   codes: { flash: 'Your new recovery codes are ready. The old ones no longer work.' },
@@ -454,7 +456,7 @@ export function accountRoutes(services: Services): Router {
       }
       return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=totp-on`);
     }
-    if (await totp.isEnrolled(s.realm.id, user.id)) return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=totp-on`);
+    if (await totp.isEnrolled(s.realm.id, user.id)) return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=totp-on-elsewhere`);
     const pending = await pendingEnrolment(db, services.box, { realmId: s.realm.id, userId: user.id, label: user.email, issuer: s.realm.displayName });
     // nothing pending any more (or unreadable): start the set-up again
     if (!pending) return seeOther(ctx, ACCOUNT_PATHS.totp);

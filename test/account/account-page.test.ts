@@ -153,6 +153,7 @@ describeEachDatabase('the account page', (kind) => {
   const DAVE = 'dave@home.test';
   const ERIN = 'erin@quick.test';
   const FRANK = 'frank@home.test';
+  const GRACE = 'grace@home.test';
 
   const alice = new Browser();
   const aliceKey = new SoftAuthenticator({ aaguid: ICLOUD });
@@ -181,6 +182,7 @@ describeEachDatabase('the account page', (kind) => {
       ['home', DAVE, undefined],
       ['quick', ERIN, PASSWORD],
       ['home', FRANK, PASSWORD],
+      ['home', GRACE, PASSWORD],
     ] as const) {
       const r = await server.cli(['user', 'create', '--realm', realm, '--email', email, '--name', email.split('@')[0]!, ...(password ? ['--password-stdin'] : [])], password ? `${password}\n` : undefined);
       expect(r.code, r.stderr).toBe(0);
@@ -616,6 +618,27 @@ describeEachDatabase('the account page', (kind) => {
     expect(alertText(locked.html)).not.toMatch(/not right/);
     expect(secretOf(locked.html)).toBe(secret);
     expect(await server.services.totp.isEnrolled('home', await userId('home', FRANK))).toBe(false);
+  });
+
+  it('a double-submitted authenticator app code: the page the browser keeps says to create new recovery codes if unseen', async () => {
+    const grace = new Browser();
+    await signInToAccount(grace, home, { email: GRACE, password: PASSWORD });
+    const setup = await walk(grace, `${home}/account/totp`);
+    const secret = secretOf(setup.html);
+    const form = parseForm(setup.html, '/account/totp');
+    const fields = { ...form.fields, code: totpAt(secret, currentStep()) };
+    // a double click: two posts of the same form; the browser shows the answer to the second one
+    const [a, b] = await Promise.all([grace.request(new URL(form.action, home), { form: fields }), grace.request(new URL(form.action, home), { form: fields })]);
+    const statuses = [a.status, b.status].sort();
+    expect(statuses).toEqual([200, 303]);
+    const shown = a.status === 200 ? a : b;
+    expect(codesOf(await shown.text())).toHaveLength(10);
+    const other = a.status === 303 ? a : b;
+    const page = await walk(grace, new URL(other.headers.get('location')!, home));
+    expect(page.url.pathname).toBe('/account');
+    expect(flashText(page.html)).toMatch(/Authenticator app turned on/);
+    expect(flashText(page.html)).toMatch(/did not see .*recovery codes.*create new ones/i);
+    expect(await server.services.recovery.remaining('home', await userId('home', GRACE))).toBe(10);
   });
 
   it('answers the JSON endpoints with 401 and a sign-in URL without an account session', async () => {
