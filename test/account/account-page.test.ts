@@ -698,7 +698,7 @@ describeEachDatabase('the account page', (kind) => {
     expect(await s.recovery.remaining('home', dave.id)).toBe(0);
     expect(removed.html).toContain('This is your only way to sign in');
     expect(removed.html).not.toContain('name="confirm"');
-    for (const fields of [{ csrf }, { csrf, confirm: 'yes' }]) {
+    for (const fields of [{ csrf }, { csrf, confirm: 'yes' }] as Array<Record<string, string>>) {
       const locked = await walk(browser, `${home}/account/passkeys/${desk!.id}/delete`, { form: fields });
       expect(locked.res.status).toBe(400);
       expect(alertText(locked.html)).toMatch(/lock you out/);
