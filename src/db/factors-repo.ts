@@ -65,7 +65,9 @@ export const factorsRepo = {
   /**
    * Stores a pending (unconfirmed) TOTP factor in place of a pending one, or of a confirmed one when
    * `replaceConfirmed` is set, in one transaction. Returns false, writing nothing, when a confirmed
-   * factor is in the way (or the row belongs to another realm).
+   * factor is in the way (or the row belongs to another realm). On PostgreSQL the user's row is locked
+   * first: two enrolments started at once otherwise both found nothing to delete, and the second insert
+   * was ignored behind the first, reported as a confirmed factor in the way.
    */
   async putPendingTotp(
     db: Db,
@@ -74,6 +76,7 @@ export const factorsRepo = {
     replaceConfirmed: boolean,
   ): Promise<boolean> {
     return db.transaction(async (trx) => {
+      if (!isSqlite(db)) await trx('users').select('id').where({ realm_id: row.realmId, id: row.userId }).forUpdate();
       const del = trx('totp_factors').where({ realm_id: row.realmId, user_id: row.userId });
       if (!replaceConfirmed) del.whereNull('confirmed_at');
       await del.delete();
