@@ -1,3 +1,5 @@
+import { factorsRepo } from '../db/factors-repo.js';
+import { federatedIdentitiesRepo } from '../db/federated-identities-repo.js';
 import type { Db } from '../db/knex.js';
 import { isSqlite } from '../db/knex.js';
 import { webauthnRepo, type CredentialRow } from '../db/webauthn-repo.js';
@@ -16,6 +18,12 @@ export interface CredentialView {
   renameAction: string;
   deleteAction: string;
   confirmNeeded: boolean;
+  /** Deleting it would leave no way to sign in at all: refused until there is another (recovery codes, say). */
+  locksOut: boolean;
+  /** The field an error on the page is about (set by the route that rejected it). */
+  invalidField?: 'name' | 'confirm';
+  /** The rejected name, shown again as typed. */
+  nameValue?: string;
 }
 
 const DATE = new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium', timeStyle: 'short', timeZone: 'UTC' });
@@ -38,9 +46,28 @@ export function isLastSignInPasskey(target: Pick<CredentialRow, 'id' | 'discover
   return !all.some((c) => c.id !== target.id && c.discoverable && c.rpId === target.rpId);
 }
 
+/** What else a user can sign in with when their passkeys are gone. */
+export interface OtherWaysIn {
+  hasPassword: boolean;
+  /** Unused recovery codes: a passwordless user signs in with one and is led to a new passkey. */
+  recoveryCodes: number;
+  /** Linked upstream identities (connections). */
+  federated: number;
+}
+
+/**
+ * Whether deleting `target` leaves the user no way to sign in at all: the last passkey, on any of the
+ * realm's domains, of a user without a password, unused recovery codes or a linked upstream identity.
+ * A confirmation cannot make that right (only an administrator could get them back in).
+ */
+export function locksOut(target: Pick<CredentialRow, 'id' | 'discoverable'>, all: Array<Pick<CredentialRow, 'id' | 'discoverable'>>, other: OtherWaysIn): boolean {
+  if (other.hasPassword || other.recoveryCodes > 0 || other.federated > 0 || !target.discoverable) return false;
+  return !all.some((c) => c.id !== target.id && c.discoverable);
+}
+
 export const credentialPath = (id: string, action: 'rename' | 'delete') => `/account/passkeys/${encodeURIComponent(id)}/${action}`;
 
-export function credentialViews(credentials: CredentialRow[], hasPassword: boolean): CredentialView[] {
+export function credentialViews(credentials: CredentialRow[], other: OtherWaysIn): CredentialView[] {
   return credentials.map((c) => ({
     id: c.id,
     name: c.name,
@@ -51,7 +78,8 @@ export function credentialViews(credentials: CredentialRow[], hasPassword: boole
     lastUsedAt: displayTime(c.lastUsedAt),
     renameAction: credentialPath(c.id, 'rename'),
     deleteAction: credentialPath(c.id, 'delete'),
-    confirmNeeded: isLastSignInPasskey(c, credentials, hasPassword),
+    confirmNeeded: isLastSignInPasskey(c, credentials, other.hasPassword),
+    locksOut: locksOut(c, credentials, other),
   }));
 }
 
@@ -64,13 +92,14 @@ function safeAuthenticatorName(aaguid: string | null): string | undefined {
   }
 }
 
-export type DeleteOutcome = 'deleted' | 'not_found' | 'confirm_needed';
+export type DeleteOutcome = 'deleted' | 'not_found' | 'confirm_needed' | 'locks_out';
 
 /**
- * Deletes one of the user's credentials, re-checking the last-passkey rule inside the transaction
+ * Deletes one of the user's credentials, re-checking the last-passkey rules inside the transaction
  * (the user's row is locked on PostgreSQL; SQLite runs one writer at a time), so two deletions in
- * parallel cannot together remove the last passkey without a confirmation. The security event is
- * written in the same transaction.
+ * parallel cannot together remove the last passkey without a confirmation. A deletion that would leave
+ * no way to sign in at all is refused, confirmed or not. The security event is written in the same
+ * transaction.
  */
 export async function deleteCredential(db: Db, input: { realmId: string; userId: string; id: string; confirmed: boolean }): Promise<DeleteOutcome> {
   return db.transaction(async (trx) => {
@@ -81,6 +110,7 @@ export async function deleteCredential(db: Db, input: { realmId: string; userId:
     const credentials = await webauthnRepo.credentialsOf(trx, input.realmId, input.userId);
     const target = credentials.find((c) => c.id === input.id);
     if (!target) return 'not_found';
+    if (isLastSignInPasskey(target, credentials, Boolean(user.password_hash)) && (await lockedOutWithout(trx, input, target, credentials))) return 'locks_out';
     if (!input.confirmed && isLastSignInPasskey(target, credentials, Boolean(user.password_hash))) return 'confirm_needed';
     if (!(await webauthnRepo.remove(trx, input.realmId, input.userId, input.id))) return 'not_found';
     await recordSecurityEvent(trx, {
@@ -91,4 +121,11 @@ export async function deleteCredential(db: Db, input: { realmId: string; userId:
     });
     return 'deleted';
   });
+}
+
+/** Whether deleting `target` would lock the user out (see `locksOut`); the password is known to be missing. */
+async function lockedOutWithout(trx: Db, input: { realmId: string; userId: string }, target: CredentialRow, credentials: CredentialRow[]): Promise<boolean> {
+  const recoveryCodes = await factorsRepo.countUnusedRecoveryCodes(trx, input.realmId, input.userId);
+  const identities = recoveryCodes > 0 ? [] : await federatedIdentitiesRepo.listForUser(trx, input.realmId, input.userId);
+  return locksOut(target, credentials, { hasPassword: false, recoveryCodes, federated: identities.length });
 }

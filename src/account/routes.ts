@@ -7,7 +7,7 @@ import { LatchkeyError } from '../errors.js';
 import { errorPage, page, seeOther, served } from '../interactions/kit.js';
 import { layoutFor } from '../interactions/layout.js';
 import { recordSecurityEvent } from '../mfa/security-events.js';
-import { relyingParty } from '../passkeys/relying-party.js';
+import { relyingParties, relyingParty } from '../passkeys/relying-party.js';
 import { readForm, readJsonObject } from '../server/body.js';
 import type { Services } from '../server/services.js';
 import { credentialViews, deleteCredential } from './credentials.js';
@@ -33,6 +33,8 @@ const NOTICES: Record<string, { flash?: string; error?: string }> = {
   renamed: { flash: 'Passkey renamed.' },
   deleted: { flash: 'Passkey deleted.' },
   'totp-on': { flash: 'Authenticator app turned on.' },
+  // turned on by another request (a double-submitted form, another tab), which may have shown the recovery codes
+  'totp-on-elsewhere': { flash: 'Authenticator app turned on. If you did not see and save your recovery codes just now, create new ones below.' },
   'totp-off': { flash: 'Authenticator app turned off.' },
   'totp-exists': { error: 'An authenticator app is already set up. Turn it off first to set up another one.' },
   codes: { flash: 'Your new recovery codes are ready. The old ones no longer work.' },
@@ -64,6 +66,13 @@ interface CodeFields {
   consumed?: unknown;
   isExpired?: boolean;
   consume(): Promise<void>;
+}
+
+/** "about 3 minutes", "a few seconds": how long a locked-out code check still waits. */
+function waitText(seconds: number): string {
+  const minutes = Math.ceil(seconds / 60);
+  if (seconds < 45) return 'a few seconds';
+  return minutes === 1 ? 'about a minute' : `about ${minutes} minutes`;
 }
 
 function nameProblem(name: string): string | undefined {
@@ -189,12 +198,21 @@ export function accountRoutes(services: Services): Router {
     }
   }
 
-  async function renderAccount(ctx: Context, { session, user }: SignedIn, extra: { flash?: string; error?: string; status?: number } = {}): Promise<void> {
+  /**
+   * The account page; `invalid` names the credential and field an error is about (the field is then
+   * marked invalid, described by the error and focused; a rejected name is shown as typed).
+   */
+  async function renderAccount(
+    ctx: Context,
+    { session, user }: SignedIn,
+    extra: { flash?: string; error?: string; status?: number; invalid?: { id: string; field: 'name' | 'confirm'; value?: string } } = {},
+  ): Promise<void> {
     const s = served(ctx);
-    const [credentials, totpOn, remaining] = await Promise.all([
+    const [credentials, totpOn, remaining, identities] = await Promise.all([
       passkeys.credentials(s.realm.id, user.id),
       totp.isEnrolled(s.realm.id, user.id),
       recovery.remaining(s.realm.id, user.id),
+      user.passwordHash ? [] : services.linking.identitiesOf(s.realm.id, user.id),
     ]);
     page(
       ctx,
@@ -206,7 +224,9 @@ export function accountRoutes(services: Services): Router {
         user: { email: user.email, name: user.name ?? undefined, picture: safePicture(user.picture, services.config.federation.safeImageHosts) },
         flash: extra.flash,
         error: extra.error,
-        credentials: credentialViews(credentials, Boolean(user.passwordHash)),
+        credentials: credentialViews(credentials, { hasPassword: Boolean(user.passwordHash), recoveryCodes: remaining, federated: identities.length }).map((c) =>
+          extra.invalid?.id === c.id ? { ...c, invalidField: extra.invalid.field, nameValue: extra.invalid.value } : c,
+        ),
         register: { optionsUrl: ACCOUNT_PATHS.passkeyOptions, verifyUrl: ACCOUNT_PATHS.passkeyVerify },
         totp: { enrolled: totpOn, removeAction: ACCOUNT_PATHS.totpRemove, enrolUrl: ACCOUNT_PATHS.totp },
         recovery: { remaining, regenerateAction: ACCOUNT_PATHS.recoveryCodes },
@@ -313,11 +333,12 @@ export function accountRoutes(services: Services): Router {
     const s = served(ctx);
     const name = (g.form.name ?? '').trim();
     const problem = nameProblem(name);
-    if (problem) return renderAccount(ctx, g.signed, { error: problem, status: 400 });
+    const id = ctx.params.id ?? '';
+    if (problem) return renderAccount(ctx, g.signed, { error: problem, status: 400, invalid: { id, field: 'name', value: g.form.name ?? '' } });
     try {
-      await passkeys.rename(s.realm.id, g.signed.user.id, ctx.params.id ?? '', name);
+      await passkeys.rename(s.realm.id, g.signed.user.id, id, name);
     } catch (err) {
-      if (err instanceof LatchkeyError && err.status < 500) return renderAccount(ctx, g.signed, { error: err.message, status: err.status });
+      if (err instanceof LatchkeyError && err.status < 500) return renderAccount(ctx, g.signed, { error: err.message, status: err.status, invalid: { id, field: 'name', value: name } });
       throw err;
     }
     return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=renamed`);
@@ -329,10 +350,18 @@ export function accountRoutes(services: Services): Router {
     const s = served(ctx);
     const outcome = await deleteCredential(db, { realmId: s.realm.id, userId: g.signed.user.id, id: ctx.params.id ?? '', confirmed: g.form.confirm === 'yes' });
     if (outcome === 'not_found') return renderAccount(ctx, g.signed, { error: 'That passkey does not exist. It may have been deleted already.', status: 404 });
+    if (outcome === 'locks_out') {
+      return renderAccount(ctx, g.signed, {
+        error:
+          'This is the only passkey you can sign in with, and your account has no password and no recovery codes: deleting it would lock you out. Create new recovery codes (and save them) or add another passkey first.',
+        status: 400,
+      });
+    }
     if (outcome === 'confirm_needed') {
       return renderAccount(ctx, g.signed, {
         error: 'This is the only passkey you can sign in with, and your account has no password. Tick the box to confirm you understand that you will then need a recovery code or another passkey to sign in, and delete it again.',
         status: 400,
+        invalid: { id: ctx.params.id ?? '', field: 'confirm' },
       });
     }
     return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=deleted`);
@@ -348,7 +377,8 @@ export function accountRoutes(services: Services): Router {
       await passkeys.registrationOptions({
         realmId: s.realm.id,
         settings: s.realm.settings,
-        rp: relyingParty(s.realm, s.issuer),
+        // as on the sign-in pages: a browser supporting Related Origin Requests gets the realm's shared RP ID
+        rp: relyingParty(s.realm, s.issuer, { relatedOrigins: g.body.relatedOrigins === true }),
         user: { id: user.id, email: user.email, name: user.name },
         boundTo: challengeBinding(session),
         kind: 'passkey',
@@ -373,7 +403,8 @@ export function accountRoutes(services: Services): Router {
     const credential = await passkeys.verifyRegistration({
       realmId: s.realm.id,
       settings: s.realm.settings,
-      rp: relyingParty(s.realm, s.issuer),
+      // the stored challenge says which of this issuer's RP IDs the options used
+      rp: relyingParties(s.realm, s.issuer),
       user: { id: user.id, email: user.email, name: user.name },
       boundTo: challengeBinding(session),
       kind: 'passkey',
@@ -390,13 +421,19 @@ export function accountRoutes(services: Services): Router {
     const s = served(ctx);
     const { user, session } = signed;
     if (await totp.isEnrolled(s.realm.id, user.id)) return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=totp-exists`);
-    let enrolment;
-    try {
-      enrolment = await totp.startEnrolment(s.realm.id, user.id, user.email, s.realm.displayName);
-    } catch (err) {
-      // confirmed meanwhile in another tab
-      if (err instanceof LatchkeyError && err.status === 409) return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=totp-exists`);
-      throw err;
+    // the key this browser started setting up is shown again (a reload, the new sign-in a stale session
+    // needed); a pending key started anywhere else never is: this browser gets a new one
+    const pending = await pendingEnrolment(db, services.box, { realmId: s.realm.id, userId: user.id, label: user.email, issuer: s.realm.displayName });
+    let enrolment = pending && sessions.enrolmentMarked(ctx, s.issuer, user.id, pending.secret) ? pending : undefined;
+    if (!enrolment) {
+      try {
+        enrolment = await totp.startEnrolment(s.realm.id, user.id, user.email, s.realm.displayName);
+      } catch (err) {
+        // confirmed meanwhile in another tab
+        if (err instanceof LatchkeyError && err.status === 409) return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=totp-exists`);
+        throw err;
+      }
+      sessions.markEnrolment(ctx, s.issuer, user.id, enrolment.secret);
     }
     page(ctx, 'account-totp', {
       layout: layoutFor(s, 'Set up an authenticator app'),
@@ -412,7 +449,8 @@ export function accountRoutes(services: Services): Router {
     const s = served(ctx);
     const { user, session } = g.signed;
     const code = (g.form.code ?? '').slice(0, 32);
-    if (await totp.confirmEnrolment(s.realm.id, user.id, code)) {
+    const result = await totp.tryConfirmEnrolment(s.realm.id, user.id, code);
+    if (result.ok) {
       await securityEvent(s.realm.id, user.id, 'account.totp_enrolled');
       // a first second factor comes with recovery codes, shown once, like enrolment during sign-in
       if ((await recovery.remaining(s.realm.id, user.id)) === 0) {
@@ -422,7 +460,7 @@ export function accountRoutes(services: Services): Router {
       }
       return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=totp-on`);
     }
-    if (await totp.isEnrolled(s.realm.id, user.id)) return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=totp-on`);
+    if (await totp.isEnrolled(s.realm.id, user.id)) return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=totp-on-elsewhere`);
     const pending = await pendingEnrolment(db, services.box, { realmId: s.realm.id, userId: user.id, label: user.email, issuer: s.realm.displayName });
     // nothing pending any more (or unreadable): start the set-up again
     if (!pending) return seeOther(ctx, ACCOUNT_PATHS.totp);
@@ -434,11 +472,14 @@ export function accountRoutes(services: Services): Router {
         csrf: sessions.csrf(session),
         totp: { qrSvg: pending.qrSvg, secret: pending.secret, action: ACCOUNT_PATHS.totp },
         backUrl: ACCOUNT_PATHS.page,
-        error: /^\s*[0-9 ]+\s*$/.test(code)
-          ? 'That code is not right. Check the time on your device, wait for the next code and try again. After several wrong codes you have to wait a few minutes.'
-          : 'Enter the 6-digit code your authenticator app shows.',
+        error:
+          !result.ok && result.reason === 'rate_limited'
+            ? `Too many wrong codes. Wait ${waitText(result.retryAfterSeconds ?? 0)}, then enter the code your authenticator app shows.`
+            : /^\s*[0-9 ]+\s*$/.test(code)
+              ? 'That code is not right. Check the time on your device, wait for the next code and try again. After several wrong codes you have to wait a few minutes.'
+              : 'Enter the 6-digit code your authenticator app shows.',
       },
-      400,
+      !result.ok && result.reason === 'rate_limited' ? 429 : 400,
     );
   });
 

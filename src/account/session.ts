@@ -8,6 +8,8 @@ export { ACCOUNT_CLIENT_ID } from '../clients/service.js';
 
 export const SESSION_COOKIE = 'lk_account';
 export const FLOW_COOKIE = 'lk_account_flow';
+/** Which authenticator app key this browser is setting up (a MAC of it, never the key itself). */
+export const TOTP_ENROLMENT_COOKIE = 'lk_account_totp';
 /** An account session lasts at most this long; then the page signs in again (silently while the OP session lives). */
 export const SESSION_TTL_SECONDS = 3600;
 /** Time to finish a sign-in started from the account page. */
@@ -29,6 +31,15 @@ export interface AccountSession {
   /** uid of node-oidc-provider's session behind the code: when it ends (sign-out), this session ends too. */
   opSession?: string;
   /** Expiry, epoch ms. */
+  exp: number;
+}
+
+/** The authenticator app key this browser is setting up, for one account. */
+interface TotpEnrolmentMark {
+  v: 1;
+  iss: string;
+  sub: string;
+  mark: string;
   exp: number;
 }
 
@@ -101,6 +112,29 @@ export class AccountSessions {
 
   clearFlow(ctx: Context, issuer: string): void {
     clearCookie(ctx, FLOW_COOKIE, secureFor(issuer));
+  }
+
+  /**
+   * Remembers that this browser is setting up `secret` for `sub`, so that a reload or the new sign-in a
+   * stale session needs shows the key the user has scanned instead of a new one. Kept apart from the
+   * session cookie, which a new sign-in replaces.
+   */
+  markEnrolment(ctx: Context, issuer: string, sub: string, secret: string): void {
+    const mark: TotpEnrolmentMark = { v: 1, iss: issuer, sub, mark: this.#enrolmentMac(sub, secret), exp: Date.now() + SESSION_TTL_SECONDS * 1000 };
+    setCookie(ctx, TOTP_ENROLMENT_COOKIE, sealCookie(this.key, TOTP_ENROLMENT_COOKIE, mark as unknown as Record<string, unknown>), {
+      maxAgeSeconds: SESSION_TTL_SECONDS,
+      secure: secureFor(issuer),
+    });
+  }
+
+  /** Whether this browser started the set-up of `secret` for `sub` (see `markEnrolment`): only then is a pending key shown again. */
+  enrolmentMarked(ctx: Context, issuer: string, sub: string, secret: string): boolean {
+    const m = openCookie<TotpEnrolmentMark>(this.key, TOTP_ENROLMENT_COOKIE, readCookie(ctx, TOTP_ENROLMENT_COOKIE));
+    return Boolean(m && m.v === 1 && m.iss === issuer && m.sub === sub && typeof m.mark === 'string' && equalStrings(m.mark, this.#enrolmentMac(sub, secret)));
+  }
+
+  #enrolmentMac(sub: string, secret: string): string {
+    return createHmac('sha256', this.key).update(`totp-enrolment:${sub}:${secret}`).digest('base64url');
   }
 
   /** CSRF token of an account session: HMAC of its id (a different input than the sign-in pages' tokens). */

@@ -1,4 +1,4 @@
-import type { Db } from './knex.js';
+import { isSqlite, type Db } from './knex.js';
 import { queryFirst, sql } from './statements.js';
 
 // read on every sign-in (which second factors does the user have): prepared once (src/db/statements.ts)
@@ -65,7 +65,9 @@ export const factorsRepo = {
   /**
    * Stores a pending (unconfirmed) TOTP factor in place of a pending one, or of a confirmed one when
    * `replaceConfirmed` is set, in one transaction. Returns false, writing nothing, when a confirmed
-   * factor is in the way (or the row belongs to another realm).
+   * factor is in the way (or the row belongs to another realm). On PostgreSQL the user's row is locked
+   * first: two enrolments started at once otherwise both found nothing to delete, and the second insert
+   * was ignored behind the first, reported as a confirmed factor in the way.
    */
   async putPendingTotp(
     db: Db,
@@ -74,6 +76,7 @@ export const factorsRepo = {
     replaceConfirmed: boolean,
   ): Promise<boolean> {
     return db.transaction(async (trx) => {
+      if (!isSqlite(db)) await trx('users').select('id').where({ realm_id: row.realmId, id: row.userId }).forUpdate();
       const del = trx('totp_factors').where({ realm_id: row.realmId, user_id: row.userId });
       if (!replaceConfirmed) del.whereNull('confirmed_at');
       await del.delete();
@@ -120,9 +123,15 @@ export const factorsRepo = {
 
   // ---- recovery_codes ----
 
-  /** Replaces all of a user's recovery codes with `hashes`, in one transaction. */
+  /**
+   * Replaces all of a user's recovery codes with `hashes`, in one transaction. On PostgreSQL the user's
+   * row is locked first: without it, replacements running at once (a double-submitted form) each
+   * deleted only the codes their statement saw and all inserted theirs, leaving several sets valid.
+   * SQLite runs one writer at a time.
+   */
   async replaceRecoveryCodes(db: Db, realmId: string, userId: string, hashes: string[], at: number): Promise<void> {
     await db.transaction(async (trx) => {
+      if (!isSqlite(db)) await trx('users').select('id').where({ realm_id: realmId, id: userId }).forUpdate();
       await trx('recovery_codes').where({ realm_id: realmId, user_id: userId }).delete();
       if (hashes.length > 0) {
         await trx('recovery_codes').insert(hashes.map((h) => ({ code_hash: h, realm_id: realmId, user_id: userId, created_at: at, used_at: null })));

@@ -73,8 +73,12 @@ export const webauthnRepo = {
     const rows = rpId ? await queryAll(db, CREDENTIALS_OF_FOR_RP, [realmId, userId, rpId]) : await queryAll(db, CREDENTIALS_OF, [realmId, userId]);
     return rows.map(toCredential);
   },
-  async insertCredential(db: Db, c: CredentialRow): Promise<void> {
-    await db('webauthn_credentials').insert({
+  /**
+   * Stores a new credential; false, writing nothing, when its id is taken (credential ids are unique
+   * across realms, and a client without attestation can send any id).
+   */
+  async insertCredential(db: Db, c: CredentialRow): Promise<boolean> {
+    const inserted = await db('webauthn_credentials').insert({
       id: c.id,
       realm_id: c.realmId,
       user_id: c.userId,
@@ -90,7 +94,11 @@ export const webauthnRepo = {
       name: c.name,
       created_at: c.createdAt,
       last_used_at: c.lastUsedAt,
-    });
+    })
+      .onConflict('id')
+      .ignore()
+      .returning('id');
+    return inserted.length === 1;
   },
   /** Moves the counter forward only: a concurrent use with the same counter loses. */
   async recordUse(db: Db, realmId: string, id: string, oldCounter: number, newCounter: number, at: number): Promise<boolean> {

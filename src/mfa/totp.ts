@@ -115,14 +115,20 @@ export class TotpService {
 
   /** Confirms a pending enrolment with a code from the app; the code's step counts as used. */
   async confirmEnrolment(realmId: string, userId: string, code: string, now: number = Date.now()): Promise<boolean> {
+    return (await this.tryConfirmEnrolment(realmId, userId, code, now)).ok;
+  }
+
+  /** `confirmEnrolment`, saying why a confirmation failed (so a page can tell a wrong code from a wait). */
+  async tryConfirmEnrolment(realmId: string, userId: string, code: string, now: number = Date.now()): Promise<TotpVerifyResult> {
     const factor = await factorsRepo.findTotp(this.#db, realmId, userId);
-    if (!factor || factor.confirmedAt !== null) return false;
-    if (!(await this.#admitAttempt(realmId, userId, now)).allowed) return false;
+    if (!factor || factor.confirmedAt !== null) return { ok: false, reason: 'not_enrolled' };
+    const admitted = await this.#admitAttempt(realmId, userId, now);
+    if (!admitted.allowed) return { ok: false, reason: 'rate_limited', retryAfterSeconds: admitted.retryAfterSeconds };
     const step = await this.#matchStep(factor.sealedSecret, userId, code, factor.lastUsedStep, now);
-    if (step.kind !== 'fresh') return false;
-    if (!(await factorsRepo.confirmTotp(this.#db, realmId, userId, factor.sealedSecret, step.step, now))) return false;
+    if (step.kind !== 'fresh') return { ok: false, reason: step.kind === 'used' ? 'reused' : 'invalid' };
+    if (!(await factorsRepo.confirmTotp(this.#db, realmId, userId, factor.sealedSecret, step.step, now))) return { ok: false, reason: 'reused' };
     await throttleRepo.remove(this.#db, realmId, totpThrottleKey(userId));
-    return true;
+    return { ok: true };
   }
 
   /** Checks a code against the user's confirmed factor and, when it is good, uses up its time step. */

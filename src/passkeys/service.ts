@@ -168,7 +168,7 @@ export class PasskeyService {
       createdAt: now,
       lastUsedAt: null,
     };
-    await webauthnRepo.insertCredential(this.db, row);
+    if (!(await webauthnRepo.insertCredential(this.db, row))) throw fail('already_registered', 'This authenticator is already registered.');
     return row;
   }
 

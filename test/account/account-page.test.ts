@@ -54,6 +54,9 @@ describeEachDatabase('the account page', (kind) => {
   const BOB = 'bob@home.test';
   const CAROL = 'carol@quick.test';
   const DAVE = 'dave@home.test';
+  const ERIN = 'erin@quick.test';
+  const FRANK = 'frank@home.test';
+  const GRACE = 'grace@home.test';
 
   const alice = new Browser();
   const aliceKey = new SoftAuthenticator({ aaguid: ICLOUD });
@@ -80,6 +83,9 @@ describeEachDatabase('the account page', (kind) => {
       ['home', BOB, PASSWORD],
       ['quick', CAROL, PASSWORD],
       ['home', DAVE, undefined],
+      ['quick', ERIN, PASSWORD],
+      ['home', FRANK, PASSWORD],
+      ['home', GRACE, PASSWORD],
     ] as const) {
       const r = await server.cli(['user', 'create', '--realm', realm, '--email', email, '--name', email.split('@')[0]!, ...(password ? ['--password-stdin'] : [])], password ? `${password}\n` : undefined);
       expect(r.code, r.stderr).toBe(0);
@@ -231,6 +237,17 @@ describeEachDatabase('the account page', (kind) => {
     expect((await credentialsOf('home', ALICE))[0]!.name).toBe('Work laptop');
   });
 
+  it('says in words whether each passkey is backed up (not by the badge colour alone)', async () => {
+    const page = await walk(alice, `${home}/account`);
+    const items = [...page.html.matchAll(/<li class="lk-credential">([\s\S]*?)<\/li>/g)].map((m) => m[1]!);
+    expect(items).toHaveLength(2);
+    const backedUp = (item: string) => /<dt>Backed up<\/dt><dd>([^<]*)<\/dd>/.exec(item)?.[1];
+    const synced = items.find((i) => i.includes('Work laptop'))!;
+    const device = items.find((i) => i.includes('This device only'))!;
+    expect(backedUp(synced)).toBe('Yes');
+    expect(backedUp(device)).toBe('No');
+  });
+
   it('answers bad input with a clear message and changes nothing', async () => {
     const page = await walk(alice, `${home}/account`);
     const csrf = csrfOf(page.html);
@@ -254,6 +271,31 @@ describeEachDatabase('the account page', (kind) => {
     const stray = await postJson(alice, `${home}/account/passkeys/verify`, { response: { id: 'x', response: { clientDataJSON: 'e30' } } }, csrf);
     expect(stray.status).toBe(400);
     expect(await credentialsOf('home', ALICE)).toHaveLength(2);
+  });
+
+  it('ties a rename or delete error to the field it is about, keeping what was typed', async () => {
+    const page = await walk(alice, `${home}/account`);
+    const csrf = csrfOf(page.html);
+    const [laptop, device] = await credentialsOf('home', ALICE);
+    const inputOf = (html: string, i: number) => new RegExp(`<input id="lk-cred-${i}-rename"[^>]*>`).exec(html)?.[0] ?? '';
+    // every Rename button says which passkey it renames, like its Delete button
+    expect(page.html).toContain(`aria-label="Rename ${device!.name}"`);
+    expect(page.html).toContain('aria-label="Rename Work laptop"');
+    const typed = 'y'.repeat(65);
+    const res = await walk(alice, `${home}/account/passkeys/${device!.id}/rename`, { form: { csrf, name: typed } });
+    expect(res.res.status).toBe(400);
+    expect(alertText(res.html)).toMatch(/at most 64/);
+    const wrong = inputOf(res.html, 1);
+    expect(wrong).toContain('aria-invalid="true"');
+    expect(wrong).toMatch(/aria-describedby="[^"]*lk-error/);
+    expect(wrong).toContain(`value="${typed}"`);
+    expect(wrong).toContain('autofocus');
+    // the other passkey's field is untouched
+    const other = inputOf(res.html, 0);
+    expect(other).not.toContain('aria-invalid');
+    expect(other).toContain('value="Work laptop"');
+    expect(laptop!.name).toBe('Work laptop');
+    expect((await credentialsOf('home', ALICE))[1]!.name).toBe(device!.name);
   });
 
   it('refuses posts without the CSRF token (403) and changes nothing', async () => {
@@ -420,6 +462,88 @@ describeEachDatabase('the account page', (kind) => {
     expect(codesOf(now.html).some((c) => codes.includes(c))).toBe(false);
   });
 
+  it('keeps the authenticator app secret being set up across a reload and a new sign-in, in this browser only', async () => {
+    const erin = new Browser();
+    await signInToAccount(erin, quick, { email: ERIN, password: PASSWORD });
+    const setup = await walk(erin, `${quick}/account/totp`);
+    expect(setup.url.pathname).toBe('/account/totp');
+    const secret = secretOf(setup.html);
+    expect(secret).toMatch(/^[A-Z2-7]{32}$/);
+    // a reload shows the key the user may already have scanned, not a new one
+    const reload = await walk(erin, `${quick}/account/totp`);
+    expect(reload.url.pathname).toBe('/account/totp');
+    expect(secretOf(reload.html)).toBe(secret);
+
+    await new Promise((r) => setTimeout(r, 2200));
+    // the code is typed after the sign-in got too old: sign in again, and come back to the same key
+    const form = parseForm(reload.html, '/account/totp');
+    const stale = await erin.request(new URL(form.action, quick), { form: { ...form.fields, code: totpAt(secret, currentStep()) } });
+    expect(stale.status).toBe(303);
+    expect(new URL(stale.headers.get('location')!, quick).searchParams.get('max_age')).toBe('0');
+    const again = await completeSignIn(erin, await walk(erin, new URL(stale.headers.get('location')!, quick)), { email: ERIN, password: PASSWORD });
+    expect(again.url.pathname).toBe('/account/totp');
+    expect(secretOf(again.html)).toBe(secret);
+    const confirmed = await walk(erin, new URL(form.action, quick), { form: { csrf: csrfOf(again.html), code: totpAt(secret, currentStep()) } });
+    expect(confirmed.res.status).toBe(200);
+    expect(codesOf(confirmed.html)).toHaveLength(10);
+    expect(await server.services.totp.isEnrolled('quick', await userId('quick', ERIN))).toBe(true);
+
+    // a pending key is never shown to another browser: it gets a key of its own
+    await server.services.totp.remove('quick', await userId('quick', ERIN));
+    const mine = secretOf((await walk(erin, `${quick}/account/totp`)).html);
+    expect(mine).toMatch(/^[A-Z2-7]{32}$/);
+    const other = new Browser();
+    await signInToAccount(other, quick, { email: ERIN, password: PASSWORD });
+    const theirs = await walk(other, `${quick}/account/totp`);
+    expect(theirs.url.pathname).toBe('/account/totp');
+    expect(secretOf(theirs.html)).not.toBe(mine);
+  });
+
+  it('says so when too many wrong codes have locked the authenticator app set-up, rather than calling a right code wrong', async () => {
+    const frank = new Browser();
+    await signInToAccount(frank, home, { email: FRANK, password: PASSWORD });
+    const setup = await walk(frank, `${home}/account/totp`);
+    const secret = secretOf(setup.html);
+    const form = parseForm(setup.html, '/account/totp');
+    const valid = new Set([-2, -1, 0, 1, 2].map((d) => totpAt(secret, currentStep() + d)));
+    let wrongCode = '000000';
+    for (let n = 1; valid.has(wrongCode); n++) wrongCode = String(n).padStart(6, '0');
+    for (let i = 0; i < 5; i++) {
+      const wrong = await walk(frank, new URL(form.action, home), { form: { ...form.fields, code: wrongCode } });
+      expect(wrong.res.status).toBe(400);
+      expect(alertText(wrong.html)).toMatch(/not right/);
+    }
+    // the right code now: refused for the wait, and the page says that is why
+    const locked = await walk(frank, new URL(form.action, home), { form: { ...form.fields, code: totpAt(secret, currentStep()) } });
+    expect(locked.res.status).toBe(429);
+    expect(alertText(locked.html)).toMatch(/Too many wrong codes/);
+    expect(alertText(locked.html)).toMatch(/Wait about \d+ minutes/);
+    expect(alertText(locked.html)).not.toMatch(/not right/);
+    expect(secretOf(locked.html)).toBe(secret);
+    expect(await server.services.totp.isEnrolled('home', await userId('home', FRANK))).toBe(false);
+  });
+
+  it('a double-submitted authenticator app code: the page the browser keeps says to create new recovery codes if unseen', async () => {
+    const grace = new Browser();
+    await signInToAccount(grace, home, { email: GRACE, password: PASSWORD });
+    const setup = await walk(grace, `${home}/account/totp`);
+    const secret = secretOf(setup.html);
+    const form = parseForm(setup.html, '/account/totp');
+    const fields = { ...form.fields, code: totpAt(secret, currentStep()) };
+    // a double click: two posts of the same form; the browser shows the answer to the second one
+    const [a, b] = await Promise.all([grace.request(new URL(form.action, home), { form: fields }), grace.request(new URL(form.action, home), { form: fields })]);
+    const statuses = [a.status, b.status].sort();
+    expect(statuses).toEqual([200, 303]);
+    const shown = a.status === 200 ? a : b;
+    expect(codesOf(await shown.text())).toHaveLength(10);
+    const other = a.status === 303 ? a : b;
+    const page = await walk(grace, new URL(other.headers.get('location')!, home));
+    expect(page.url.pathname).toBe('/account');
+    expect(flashText(page.html)).toMatch(/Authenticator app turned on/);
+    expect(flashText(page.html)).toMatch(/did not see .*recovery codes.*create new ones/i);
+    expect(await server.services.recovery.remaining('home', await userId('home', GRACE))).toBe(10);
+  });
+
   it('answers the JSON endpoints with 401 and a sign-in URL without an account session', async () => {
     const res = await postJson(new Browser(), `${home}/account/passkeys/options`, {}, 'whatever');
     expect(res.status).toBe(401);
@@ -454,7 +578,7 @@ describeEachDatabase('the account page', (kind) => {
     const browser = new Browser();
     let page = await signInToAccount(browser, home, { email: DAVE, authenticator: first });
     expect(page.html).toContain('Phone');
-    expect(page.html).toContain('name="confirm"'); // the only passkey of a passwordless user
+    expect(page.html).toContain('This is your only way to sign in'); // the only passkey of a passwordless user without recovery codes
 
     // a second passkey, added on the account page
     const second = new SoftAuthenticator({ backupEligible: false });
@@ -471,14 +595,38 @@ describeEachDatabase('the account page', (kind) => {
     const removed = await walk(browser, `${home}${`/account/passkeys/${phone!.id}/delete`}`, { form: { csrf } });
     expect(removed.url.pathname).toBe('/account');
     expect(flashText(removed.html)).toBe('Passkey deleted.');
-    expect(removed.html).toContain('name="confirm"'); // now the last one
+
+    // now the last one, and dave has no recovery codes either: deleting it would lock him out for good,
+    // so the page says so and the deletion is refused, confirmed or not
+    expect(await s.recovery.remaining('home', dave.id)).toBe(0);
+    expect(removed.html).toContain('This is your only way to sign in');
+    expect(removed.html).not.toContain('name="confirm"');
+    for (const fields of [{ csrf }, { csrf, confirm: 'yes' }] as Array<Record<string, string>>) {
+      const locked = await walk(browser, `${home}/account/passkeys/${desk!.id}/delete`, { form: fields });
+      expect(locked.res.status).toBe(400);
+      expect(alertText(locked.html)).toMatch(/lock you out/);
+      expect(alertText(locked.html)).toMatch(/recovery codes/);
+    }
+    expect(await credentialsOf('home', DAVE)).toHaveLength(1);
+
+    // with recovery codes (created on the page), a confirmation is enough
+    const codesForm = parseForm(removed.html, '/account/recovery-codes');
+    const codes = await walk(browser, new URL(codesForm.action, home), { form: codesForm.fields });
+    expect(codesOf(codes.html)).toHaveLength(10);
+    const withCodes = await walk(browser, `${home}/account`);
+    expect(withCodes.html).toContain('name="confirm"');
+    expect(withCodes.html).not.toContain('This is your only way to sign in');
 
     // without the confirmation: refused with a clear message, nothing deleted
-    const deleteForm = parseForm(removed.html, `/account/passkeys/${desk!.id}/delete`);
+    const deleteForm = parseForm(withCodes.html, `/account/passkeys/${desk!.id}/delete`);
     expect(deleteForm.fields.confirm).toBe('yes'); // the checkbox is in the form
     const refused = await walk(browser, new URL(deleteForm.action, home), { form: { csrf: deleteForm.fields.csrf! } });
     expect(refused.res.status).toBe(400);
     expect(alertText(refused.html)).toMatch(/only passkey/);
+    // the checkbox the message is about is marked invalid and described by it
+    const checkbox = /<input id="lk-cred-0-confirm"[^>]*>/.exec(refused.html)?.[0] ?? '';
+    expect(checkbox).toContain('aria-invalid="true"');
+    expect(checkbox).toMatch(/aria-describedby="lk-cred-0-warning lk-error"/);
     expect(await credentialsOf('home', DAVE)).toHaveLength(1);
 
     // with it: deleted

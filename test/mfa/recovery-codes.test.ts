@@ -118,6 +118,25 @@ describeEachDatabase('RecoveryCodeService', (kind) => {
     expect(await codes.remaining(REALM, USER)).toBe(0);
   });
 
+  it('leaves exactly one set of ten codes when several generations run at once', async () => {
+    // a double-submitted "Create new recovery codes": generations in parallel (PostgreSQL: two pools,
+    // as two instances would have, each with connections open)
+    const db2 = kind === 'postgres' ? openDatabase(tdb.url) : db;
+    try {
+      const second = new RecoveryCodeService(db2, key);
+      await Promise.all([codes.generate(REALM, USER), second.generate(REALM, USER)]);
+      for (let round = 0; round < 3; round++) {
+        const sets = await Promise.all([codes.generate(REALM, USER), second.generate(REALM, USER), codes.generate(REALM, USER), second.generate(REALM, USER)]);
+        expect(await codes.remaining(REALM, USER), `round ${round}`).toBe(10);
+        // the codes that work are one whole set that was handed out
+        const working = await Promise.all(sets.map(async (set) => (await Promise.all(set.map((c) => codes.consume(REALM, USER, c)))).filter(Boolean).length));
+        expect(working.sort((x, y) => x - y)).toEqual([0, 0, 0, 10]);
+      }
+    } finally {
+      if (db2 !== db) await db2.destroy();
+    }
+  });
+
   it('lets exactly one of several concurrent uses of one code succeed', async () => {
     const [code] = await codes.generate(REALM, USER);
     // PostgreSQL: a second pool as another instance would have; SQLite: one connection (better-sqlite3

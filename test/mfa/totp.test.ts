@@ -181,6 +181,8 @@ describeEachDatabase('TotpService', (kind) => {
     const wrong = wrongCode(secret, STEP);
     for (let i = 0; i < 5; i++) expect(await totp.confirmEnrolment(REALM, USER, wrong, NOW)).toBe(false);
     expect(await totp.confirmEnrolment(REALM, USER, codeAt(secret, NOW), NOW)).toBe(false);
+    // and says why, with the wait left
+    expect(await totp.tryConfirmEnrolment(REALM, USER, codeAt(secret, NOW), NOW + 60_000)).toEqual({ ok: false, reason: 'rate_limited', retryAfterSeconds: 240 });
     expect(await totp.isEnrolled(REALM, USER)).toBe(false);
   });
 
@@ -235,6 +237,26 @@ describeEachDatabase('TotpService', (kind) => {
     const later = NOW + 60_000;
     expect(await totp.confirmEnrolment(REALM, USER, codeAt(third.secret, later), later)).toBe(true);
     expect(await totp.verify(REALM, USER, codeAt(second.secret, later + 30_000), later + 30_000)).toEqual({ ok: false, reason: 'invalid' });
+  });
+
+  it('starts enrolments running at once without a false "already set up" (a double-clicked set-up link)', async () => {
+    const db2 = kind === 'postgres' ? openDatabase(tdb.url) : db;
+    try {
+      const second = new TotpService(db2, box);
+      await Promise.all([totp.startEnrolment(REALM, OTHER, 'o@example.org', 'Example', { now: NOW }), second.startEnrolment(REALM, OTHER, 'o@example.org', 'Example', { now: NOW })]);
+      for (let round = 0; round < 3; round++) {
+        const started = await Promise.allSettled([
+          totp.startEnrolment(REALM, USER, 'alice@example.org', 'Example', { now: NOW }),
+          second.startEnrolment(REALM, USER, 'alice@example.org', 'Example', { now: NOW }),
+          totp.startEnrolment(REALM, USER, 'alice@example.org', 'Example', { now: NOW }),
+          second.startEnrolment(REALM, USER, 'alice@example.org', 'Example', { now: NOW }),
+        ]);
+        expect(started.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason?.message), `round ${round}`).toEqual([]);
+        expect(await db('totp_factors').where({ user_id: USER }).count({ n: '*' }).first().then((r) => Number(r!.n))).toBe(1);
+      }
+    } finally {
+      if (db2 !== db) await db2.destroy();
+    }
   });
 
   it('removes a factor', async () => {

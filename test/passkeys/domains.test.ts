@@ -101,4 +101,43 @@ describe('passkeys across a realm\'s domains', () => {
     expect(options.body.rpId).toBe('d.localhost');
     await expect(authenticator.getAssertion(options.body, other!)).rejects.toThrow();
   });
+  it('with related origins: a passkey added on the account page of another domain works on every domain too', async () => {
+    const [primary, other] = await realm('shared-account', ['e', 'f'], { passkeys: { relatedOrigins: true } });
+    const email = 'ada@shared-account.test';
+    // the account page of the secondary domain: email, password, "Not now" to the passkey offer
+    const browser = new Browser();
+    const never = 'never:';
+    const start = await readPage(await browser.follow(`${other}/account`, {}, never));
+    const pw = await readPage(await submit(browser, start, '/identify', { email }, never));
+    const offer = await readPage(await submit(browser, pw, '/login', { email, password: PASSWORD }, never));
+    const account = await readPage(await submit(browser, offer, '/offer/skip', {}, never));
+    expect(account.url.pathname).toBe('/account');
+    const post = async (path: string, body: unknown) => {
+      const res = await browser.request(new URL(path, other), { method: 'POST', json: body, headers: { 'x-csrf-token': account.csrf } });
+      return { status: res.status, body: await res.json() };
+    };
+
+    // the passkey script tells the server the browser supports Related Origin Requests, as on the sign-in pages
+    const authenticator = new SoftAuthenticator();
+    const options = await post('/account/passkeys/options', { relatedOrigins: true });
+    expect(options.status, JSON.stringify(options.body)).toBe(200);
+    expect(options.body.rp.id).toBe('e.localhost');
+    const verified = await post('/account/passkeys/verify', { response: await authenticator.createCredential(options.body, other!), name: 'Phone' });
+    expect(verified.status, JSON.stringify(verified.body)).toBe(200);
+    const [row] = await server.services.db('webauthn_credentials').join('users', 'users.id', 'webauthn_credentials.user_id').where('users.email', email).select('webauthn_credentials.rp_id');
+    expect(row.rp_id).toBe('e.localhost');
+    for (const issuer of [primary!, other!]) {
+      const b = new Browser();
+      const page = await signInPage(issuer, 'shared-account', b);
+      const result = await passkeyAssertion(b, page, authenticator, 'button', issuer, { relatedOrigins: true });
+      expect(result.status, `${issuer}: ${JSON.stringify(result.body)}`).toBe(200);
+    }
+
+    // a browser without it keeps a passkey of the secondary domain, as before
+    const local = await post('/account/passkeys/options', { relatedOrigins: false });
+    expect(local.body.rp.id).toBe('f.localhost');
+    const second = new SoftAuthenticator();
+    const kept = await post('/account/passkeys/verify', { response: await second.createCredential(local.body, other!) });
+    expect(kept.status, JSON.stringify(kept.body)).toBe(200);
+  });
 });

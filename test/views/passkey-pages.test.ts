@@ -401,7 +401,8 @@ describe('passkey, second-factor and account pages', () => {
     expect(html).toContain('iCloud Keychain');
     expect(html).toContain('Synced passkey');
     const rename = form(html, '/account/passkeys/cred-1/rename');
-    expect(rename).toMatch(/<button [^>]*type="submit">Rename<\/button>/);
+    // the button says which passkey it renames, like the Delete button
+    expect(rename).toMatch(/<button [^>]*type="submit" aria-label="Rename MacBook">Rename<\/button>/);
     const name = labelled(html, 'Name', 0);
     expect(name.attrs).toMatchObject({ name: 'name', maxlength: '64', value: 'MacBook' });
     const del = form(html, '/account/passkeys/cred-1/delete');
@@ -415,6 +416,8 @@ describe('passkey, second-factor and account pages', () => {
     expect(del2).toContain('class="lk-warning"');
     expect(labelled(html, 'Name', 1).attrs.value).toBe('YubiKey');
     expect(html).toContain('1 April 2026');
+    // backed up, in words
+    expect(html.match(/<dt>Backed up<\/dt><dd>(Yes|No)<\/dd>/g)).toEqual(['<dt>Backed up</dt><dd>Yes</dd>', '<dt>Backed up</dt><dd>No</dd>']);
     // add a passkey
     const passkeyName = labelled(html, 'Passkey name');
     expect(passkeyName.attrs.id).toBe('lk-passkey-name');
@@ -427,6 +430,25 @@ describe('passkey, second-factor and account pages', () => {
     expect(html).toContain('7 recovery codes left.');
     expect(form(html, '/account/recovery/regenerate')).toContain('>Create new recovery codes</button>');
     expect(html).toContain('<a href="/session/end">Sign out</a>');
+  });
+
+  it('account: a rename error marks its field; the last way to sign in is a warning without a checkbox', () => {
+    const html = renderPage('account', {
+      ...samples.account!,
+      error: 'A passkey name can be at most 64 characters.',
+      credentials: [
+        credential({ invalidField: 'name', nameValue: 'typed <name>' }),
+        credential({ id: 'cred-2', name: 'Phone', renameAction: '/r2', deleteAction: '/d2', confirmNeeded: true, locksOut: true }),
+      ],
+    });
+    const name = labelled(html, 'Name', 0);
+    expect(name.attrs).toMatchObject({ value: 'typed &lt;name&gt;', 'aria-invalid': 'true', 'aria-describedby': 'lk-error' });
+    expect('autofocus' in name.attrs).toBe(true);
+    expect(labelled(html, 'Name', 1).attrs['aria-invalid']).toBeUndefined();
+    const del2 = form(html, '/d2');
+    expect(del2).toContain('This is your only way to sign in');
+    expect(del2).not.toContain('name="confirm"');
+    expect(del2).toMatch(/aria-label="Delete Phone" aria-describedby="lk-cred-1-warning">Delete<\/button>/);
   });
 
   it('account: empty states and TOTP off', () => {
