@@ -164,14 +164,16 @@ describeEachDatabase('changing a password (account page, CLI, admin API)', (kind
     const page = await signInToAccount(browser, home, { email: FRANK, authenticator: key });
     expect(page.html).toContain('You sign in without a password.');
     expect(page.html).toContain('>Add a password</button>');
-    // his only passkey: deleting it asks for a confirmation while he has no password
-    expect(page.html).toContain('name="confirm" type="checkbox"');
+    // his only passkey, no password, no recovery codes: deleting it is refused
+    expect(page.html).toContain('This is your only way to sign in');
 
     const { action, fields } = passwordForm(page, NEW_PASSWORD);
     const done = await walk(browser, action, { form: fields });
     expect(done.url.searchParams.get('notice')).toBe('password-added');
     expect(flashText(done.html)).toMatch(/^Password added\./);
     expect(done.html).toContain('>Change password</button>');
+    // with a password, the passkey can go without a warning
+    expect(done.html).not.toContain('This is your only way to sign in');
     expect(done.html).not.toContain('name="confirm" type="checkbox"');
     expect(await passwordWorks('home', FRANK, NEW_PASSWORD)).toBe(true);
     expect(await eventsOf('account.password_added', frank.id)).toHaveLength(1);
