@@ -245,6 +245,24 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     return seeOther(ctx, url(d));
   });
 
+  /**
+   * A passwordless self-service sign-up that stopped before its passkey: nothing but the row exists, so a
+   * new sign-up of the same email may finish it. Any way in makes the account someone's, never to be handed
+   * to whoever signs up with its email: a password, a passkey or security key on any domain of the realm
+   * (not only this issuer's RP ID), TOTP, recovery codes (all passkeys deleted), an upstream identity, or
+   * an email an administrator or a connection verified.
+   */
+  async function unfinishedSignup(realmId: string, user: UserRow): Promise<boolean> {
+    if (user.passwordHash || user.disabled || user.emailVerified) return false;
+    const [credentials, totpOn, codes, identities] = await Promise.all([
+      services.passkeys.credentials(realmId, user.id),
+      totp.isEnrolled(realmId, user.id),
+      recovery.remaining(realmId, user.id),
+      services.linking.identitiesOf(realmId, user.id),
+    ]);
+    return credentials.length === 0 && !totpOn && codes === 0 && identities.length === 0;
+  }
+
   function signupPage(ctx: Context, d: Details, data: { email?: string; name?: string; error?: string }, status = 200): void {
     page(
       ctx,
@@ -283,8 +301,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     let user: UserRow | undefined;
     if (existing) {
       // an earlier passwordless sign-up that never got its passkey can be finished; anything else is taken
-      const factorless = !existing.passwordHash && !existing.disabled && !(await steps.factors(ctx, existing.id)).keys;
-      if (!factorless || password) return signupPage(ctx, d, { email, name, error: 'An account with this email already exists. Sign in instead.' }, 409);
+      if (password || !(await unfinishedSignup(s.realm.id, existing))) return signupPage(ctx, d, { email, name, error: 'An account with this email already exists. Sign in instead.' }, 409);
       user = existing;
     } else {
       try {
