@@ -68,9 +68,11 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     if (!user || user.disabled) return { stage: 'identify', amr: [] };
     const reasons = (d.prompt.reasons ?? []) as string[];
     if (reasons.includes('mfa_required') && wantsMultiFactor(d.params.acr_values)) {
-      // step-up: the live session is the first factor; ask for (or set up) a second one
+      // step-up: the live session is the first factor; ask for (or set up) a second one. The methods it was
+      // signed in with carry on into amr (RFC 8176): not every session began with a password.
       const f = await steps.factors(ctx, user.id);
-      return { stage: f.totp || f.keys ? 'mfa' : 'mfa-enrol', userId: user.id, email: user.email, amr: ['pwd'], stepUp: true };
+      const sessionAmr = Array.isArray(d.session?.amr) ? d.session.amr.filter((m): m is string => typeof m === 'string') : [];
+      return { stage: f.totp || f.keys ? 'mfa' : 'mfa-enrol', userId: user.id, email: user.email, amr: sessionAmr, stepUp: true };
     }
     // re-authentication of the signed-in user: straight to their method
     return identified(ctx, user.email, user);

@@ -176,6 +176,39 @@ describe('second factors: TOTP, security keys, recovery codes, step-up', () => {
     expect(await s.passkeys.credentials('default', lost.id)).toHaveLength(2);
   });
 
+  it('step-up of a session that began without a password: amr tells the methods really used, never pwd', async () => {
+    const s = server.services;
+    await user('default', 'nopw@example.test', false);
+    const u = (await s.users.findByEmail('default', 'nopw@example.test'))!;
+    const key = new SoftAuthenticator();
+    const rp = { rpId: 'localhost', origins: [server.issuer], name: 'Latchkey' };
+    const realm = await s.realms.get('default');
+    const who = { id: u.id, email: u.email, name: null };
+    const options = await s.passkeys.registrationOptions({ realmId: 'default', settings: realm.settings, rp, user: who, boundTo: 'test:setup', kind: 'passkey' });
+    await s.passkeys.verifyRegistration({ realmId: 'default', settings: realm.settings, rp, user: who, boundTo: 'test:setup', kind: 'passkey', response: await key.createCredential(options, server.issuer) });
+    const [code] = await s.recovery.generate('default', u.id);
+
+    // signed in with a recovery code (the passkey left at home), "Not now" on the passkey offer
+    const browser = new Browser();
+    const { auth, first } = await begin('default', browser);
+    const passkeyPage = await readPage(await submit(browser, await readPage(first), '/identify', { email: u.email }, REDIRECT));
+    const recoveryPage = await readPage(await browser.follow(new URL(`/interaction/${passkeyPage.uid}?method=recovery`, server.issuer), {}, REDIRECT));
+    const single = await land('default', browser, auth, await submit(browser, recoveryPage, '/recovery', { code: code! }, REDIRECT));
+    expect(single.amr).toEqual(['otp']);
+
+    // the application asks for multi-factor: the live session is the first factor, the key the second
+    const stepUp = await begin('default', browser, { acr_values: 'urn:latchkey:loa:2' });
+    const mfa = await readPage(stepUp.first);
+    expect(mfa.html).toContain('lk-passkey-button');
+    const result = await passkeyAssertion(browser, mfa, key, 'second-factor');
+    expect(result.status, JSON.stringify(result.body)).toBe(200);
+    const claims = await land('default', browser, stepUp.auth, await browser.follow(new URL(result.body.redirect, server.issuer), {}, REDIRECT));
+    expect(claims.sub).toBe(single.sub);
+    expect(claims.acr).toBe('urn:latchkey:loa:2');
+    expect(claims.amr).toEqual(expect.arrayContaining(['otp', 'mfa']));
+    expect(claims.amr).not.toContain('pwd'); // this user has no password
+  });
+
   it('step-up: acr_values asking for multi-factor forces the second factor inside a live session', async () => {
     const s = server.services;
     const stepUser = (await s.users.findByEmail('relaxed', 'step@example.test'))!;
@@ -196,7 +229,7 @@ describe('second factors: TOTP, security keys, recovery codes, step-up', () => {
     expect(mfa.html).toContain('name="code"');
     const claims = await land('relaxed', browser, stepUp.auth, await submit(browser, mfa, '/totp"', { code: codeForStep(enrolment.secret, enrolStep + 1) }, REDIRECT));
     expect(claims.acr).toBe('urn:latchkey:loa:2');
-    expect(claims.amr).toEqual(expect.arrayContaining(['otp', 'mfa']));
+    expect(claims.amr).toEqual(expect.arrayContaining(['pwd', 'otp', 'mfa'])); // the session's password, then the code
     expect(claims.sub).toBe(single.sub);
 
     // max_age=0: the live session is not enough, the user signs in again
