@@ -132,7 +132,8 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
             connections: await connectionButtons(ctx, d, p),
             passkey: passkeyUrls(d),
             passwordUrl: user?.passwordHash ? url(d, '?method=password') : undefined,
-            recoveryUrl: url(d, '?method=recovery'),
+            // a recovery code signs in on its own only where there is no password (it is the second factor after one)
+            recoveryUrl: user?.passwordHash ? undefined : url(d, '?method=recovery'),
           },
           status,
         );
@@ -218,7 +219,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
         await progress.put(served(ctx).realm.id, d, p);
       }
     }
-    if (method === 'recovery' && p.stage === 'passkey' && p.email) {
+    if (method === 'recovery' && p.stage === 'passkey' && p.email && !(await users.findByEmail(served(ctx).realm.id, p.email))?.passwordHash) {
       return page(ctx, 'mfa', {
         layout: layoutFor(served(ctx), 'Use a recovery code'),
         csrf: csrfToken(csrfKey, d.uid),
@@ -434,6 +435,9 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     const p = await progress.get(s.realm.id, d);
     const user = p?.userId ? await users.findById(s.realm.id, p.userId) : p?.email && p.stage === 'passkey' ? await users.findByEmail(s.realm.id, p.email) : undefined;
     if (!p || !user || user.disabled) return render(ctx, d, { stage: 'identify', amr: [] }, { error: 'Start by entering your email.', status: 400 });
+    const secondFactor = p.stage === 'mfa' && Boolean(p.userId);
+    // as the first factor, only for an account without a password: otherwise the code is its second factor
+    if (!secondFactor && user.passwordHash) return render(ctx, d, p, { error: 'Sign in with your passkey or your password first. A recovery code is the second step after your password.', status: 400 });
     const keys = { email: `recovery:${user.id}`, ip: ctx.ip };
     const gate = await throttle.check(s.realm.id, keys);
     if (!gate.allowed || !(await recovery.consume(s.realm.id, user.id, form.code ?? ''))) {
@@ -450,7 +454,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     }
     await throttle.recordSuccess(s.realm.id, keys);
     event(ctx, d, 'signin.success', 'recovery-code', { userId: user.id });
-    if (p.stage === 'mfa' && p.userId) return answerStep(ctx, d, user.id, 'redirect', () => steps.afterSecondFactor(ctx, d, user, { ...p, amr: [...p.amr, 'otp', 'mfa'] }));
+    if (secondFactor) return answerStep(ctx, d, user.id, 'redirect', () => steps.afterSecondFactor(ctx, d, user, { ...p, amr: [...p.amr, 'otp', 'mfa'] }));
     // a passkey-only user who lost their devices: signed in by the code, then led to a new passkey
     return answerStep(ctx, d, user.id, 'redirect', () => steps.afterFirstFactor(ctx, d, user, { ...p, userId: user.id, amr: ['otp'], recovered: true }));
   });

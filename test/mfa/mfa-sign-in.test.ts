@@ -237,4 +237,42 @@ describe('second factors: TOTP, security keys, recovery codes, step-up', () => {
     expect(again.first.url.href.startsWith(REDIRECT)).toBe(false);
     expect(await again.first.res.text()).toContain('name="password"');
   });
+  it('a recovery code is never the only factor of an account with a password: the passkey step offers none, and one posted anyway is refused', async () => {
+    const s = server.services;
+    await user('strict', 'both@example.test');
+    const u = (await s.users.findByEmail('strict', 'both@example.test'))!;
+    const enrolment = await s.totp.startEnrolment('strict', u.id, u.email, 'Strict');
+    expect(await s.totp.confirmEnrolment('strict', u.id, codeForStep(enrolment.secret, stepOf(Date.now())))).toBe(true);
+    const [code] = await s.recovery.generate('strict', u.id);
+    const realm = await s.realms.get('strict');
+    const host = new URL(issuers.strict!).hostname;
+    const rp = { rpId: host, origins: [new URL(issuers.strict!).origin], name: 'Strict' };
+    const who = { id: u.id, email: u.email, name: null };
+    const options = await s.passkeys.registrationOptions({ realmId: 'strict', settings: realm.settings, rp, user: who, boundTo: 'test:setup', kind: 'passkey' });
+    await s.passkeys.verifyRegistration({ realmId: 'strict', settings: realm.settings, rp, user: who, boundTo: 'test:setup', kind: 'passkey', response: await new SoftAuthenticator().createCredential(options, issuers.strict!) });
+
+    // someone holding the recovery codes (not the password, not the passkey)
+    const browser = new Browser();
+    const { first } = await begin('strict', browser);
+    const passkeyPage = await readPage(await submit(browser, await readPage(first), '/identify', { email: u.email }, REDIRECT));
+    expect(passkeyPage.html).toContain('method=password');
+    expect(passkeyPage.html).not.toContain('method=recovery');
+    const recoveryPage = await readPage(await browser.follow(new URL(`/interaction/${passkeyPage.uid}?method=recovery`, issuers.strict), {}, REDIRECT));
+    const form = /action="([^"]*\/recovery)"/.exec(recoveryPage.html)?.[1] ?? `/interaction/${passkeyPage.uid}/recovery`;
+    const posted = await browser.follow(new URL(form, issuers.strict), { form: { csrf: passkeyPage.csrf, code: code! } }, REDIRECT);
+    expect(posted.url.href.startsWith(REDIRECT), posted.url.href).toBe(false);
+    const page = await readPage(posted);
+    expect(page.status).toBe(400);
+    expect(page.html).not.toContain('lk-passkey-create');
+    expect(await s.recovery.remaining('strict', u.id)).toBe(10); // the code was not used up
+
+    // with the password, the same code is the second factor
+    const b2 = new Browser();
+    const second = await begin('strict', b2);
+    const step = await readPage(await submit(b2, await readPage(second.first), '/identify', { email: u.email }, REDIRECT));
+    const pw = await readPage(await b2.follow(new URL(`/interaction/${step.uid}?method=password`, issuers.strict), {}, REDIRECT));
+    const mfa = await readPage(await submit(b2, pw, '/login', { email: u.email, password: PASSWORD }, REDIRECT));
+    const claims = await land('strict', b2, second.auth, await submit(b2, mfa, '/recovery', { code: code! }, REDIRECT));
+    expect(claims.amr).toEqual(expect.arrayContaining(['pwd', 'otp', 'mfa']));
+  });
 });
