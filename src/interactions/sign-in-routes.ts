@@ -17,7 +17,9 @@ import type { Progress, ProgressStore } from './progress.js';
 import type { TenantResolver } from './tenant-resolution.js';
 
 const MAX_EMAIL = 320;
-const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+// no whitespace and no control characters (PostgreSQL cannot even compare text holding a NUL)
+const EMAIL = /^[^\s@\p{Cc}]+@[^\s@\p{Cc}]+\.[^\s@\p{Cc}]+$/u;
+const CONTROL = /\p{Cc}/u;
 const FAR_FUTURE = 8_640_000_000_000_000;
 
 /** Identifier-first sign-in, passwords, second factors, enrolment and the passkey offer. */
@@ -96,7 +98,8 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     const brand = (title: string) => layoutFor(s, title, tenant);
     const csrf = csrfToken(csrfKey, d.uid);
     const name = await clientName(ctx, d);
-    const user = p.userId ? await users.findById(s.realm.id, p.userId) : p.email ? await users.findByEmail(s.realm.id, p.email) : undefined;
+    // (an email shown back because it is malformed is not looked up)
+    const user = p.userId ? await users.findById(s.realm.id, p.userId) : p.email && EMAIL.test(p.email) ? await users.findByEmail(s.realm.id, p.email) : undefined;
     const common = { csrf, error: extra.error, clientName: name, changeEmailAction: url(d, '/restart'), abortAction: url(d, '/abort') };
     const status = extra.status ?? 200;
     switch (p.stage) {
@@ -345,7 +348,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     // an upstream identity waiting for this account's proof stays announced on the page after a wrong password
     const linking = (await progress.get(s.realm.id, d))?.linking;
     const p: Progress = { stage: 'password', email: email.slice(0, MAX_EMAIL), amr: [], ...(linking ? { linking } : {}) };
-    if (email.length > MAX_EMAIL) {
+    if (email.length > MAX_EMAIL || CONTROL.test(email)) {
       event(ctx, d, 'signin.failure', 'password', { reason: 'invalid_input' });
       return render(ctx, d, { stage: 'identify', amr: [] }, { error: 'Enter a valid email address, like name@example.com.', status: 400 });
     }
