@@ -321,9 +321,13 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     }
     if (!user) throw new Error('the new account could not be read back');
     event(ctx, d, 'signin.success', password ? 'password' : 'passkey', { userId: user.id, reason: 'signup' });
-    await progress.put(s.realm.id, d, password
-      ? { stage: 'passkey-offer', email, userId: user.id, amr: ['pwd'] }
-      : { stage: 'passkey-offer', email, userId: user.id, amr: [], passwordlessSignup: true });
+    if (password) {
+      // a password is a first factor like any other: the realm's MFA policy (enrolment where it is
+      // required), then the passkey offer
+      const created = user;
+      return answerStep(ctx, d, created.id, 'redirect', () => steps.afterFirstFactor(ctx, d, created, { stage: 'password', email, amr: ['pwd'] }));
+    }
+    await progress.put(s.realm.id, d, { stage: 'passkey-offer', email, userId: user.id, amr: [], passwordlessSignup: true });
     return seeOther(ctx, url(d));
   });
 

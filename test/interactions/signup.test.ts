@@ -68,6 +68,24 @@ describe('self-service sign-up', () => {
     expect(taken.html).toContain('already exists');
   });
 
+  it('in a realm that requires MFA, a sign-up with a password is walked through second-factor enrolment like any password sign-in', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'latchkey-signup-mfa-'));
+    writeFileSync(join(dir, 's.json'), JSON.stringify({ signup: true, mfa: 'required' }));
+    const strictIssuer = `http://strictopen.localhost:${server.port}`;
+    expect((await server.cli(['realm', 'create', '--id', 'strictopen', '--issuer', strictIssuer, '--settings', join(dir, 's.json')])).code).toBe(0);
+    const client = await server.cli(['client', 'create', '--realm', 'strictopen', '--name', 'App', '--redirect-uri', REDIRECT, '--first-party']);
+    const strict = await discover(strictIssuer, client.json.client_id, { client_secret: client.json.client_secret });
+    const browser = new Browser();
+    const { login } = await signupPage(browser, strict);
+    const form = await readPage(await browser.follow(new URL(`/interaction/${login.uid}/signup`, strictIssuer), {}, REDIRECT));
+    const next = await submit(browser, form, '/signup', { email: 'new@strict.test', password: PASSWORD }, REDIRECT);
+    // no way around the second factor: not "Not now" on a passkey offer, but the enrolment page
+    const done = await skipPasskeyOffer(browser, next, REDIRECT);
+    expect(done.url.href.startsWith(REDIRECT), done.url.href).toBe(false);
+    const page = await readPage(done);
+    expect(page.html).toContain('/totp/enrol');
+  });
+
   it('an existing passwordless account that has a way in (recovery codes, a passkey made on another domain) is never handed to a passwordless sign-up of its email', async () => {
     const s = server.services;
     const realm = await s.realms.get('open');
