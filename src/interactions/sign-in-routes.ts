@@ -69,7 +69,9 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     const user = accountId ? await users.findById(served(ctx).realm.id, accountId) : undefined;
     if (!user || user.disabled) return { stage: 'identify', amr: [] };
     const reasons = (d.prompt.reasons ?? []) as string[];
-    if (reasons.includes('mfa_required') && wantsMultiFactor(d.params.acr_values)) {
+    // only when multi-factor is all that is missing: a new sign-in asked for as well (prompt=login, max_age,
+    // id_token_hint) starts with the first factor again, and the second follows (see afterFirstFactor)
+    if (reasons.length > 0 && reasons.every((r) => r === 'mfa_required') && wantsMultiFactor(d.params.acr_values)) {
       // step-up: the live session is the first factor; ask for (or set up) a second one. The methods it was
       // signed in with carry on into amr (RFC 8176): not every session began with a password.
       const f = await steps.factors(ctx, user.id);

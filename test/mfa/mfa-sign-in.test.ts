@@ -235,7 +235,29 @@ describe('second factors: TOTP, security keys, recovery codes, step-up', () => {
     // max_age=0: the live session is not enough, the user signs in again
     const again = await begin('relaxed', browser, { max_age: '0' });
     expect(again.first.url.href.startsWith(REDIRECT)).toBe(false);
-    expect(await again.first.res.text()).toContain('name="password"');
+    const singleFactor = await readPage(again.first);
+    expect(singleFactor.html).toContain('name="password"');
+
+    // a new sign-in asked for (prompt=login, max_age=0) along with multi-factor is not a step-up of the old
+    // session: the password first, then the second factor, in the same interaction
+    expect((await land('relaxed', browser, again.auth, await submit(browser, singleFactor, '/login', { email: 'step@example.test', password: PASSWORD }, REDIRECT))).amr).toEqual(['pwd']);
+    // (the second factor below is a recovery code: the authenticator's next codes are minutes away)
+    const codes = await s.recovery.generate('relaxed', stepUser.id);
+    for (const [round, params] of [{ prompt: 'login' }, { max_age: '0' }].entries()) {
+      const fresh = await begin('relaxed', browser, { ...params, acr_values: 'urn:latchkey:loa:2' });
+      const pw = await readPage(fresh.first);
+      expect(pw.html, JSON.stringify(params)).toContain('name="password"');
+      expect(pw.html, JSON.stringify(params)).not.toContain('/totp"');
+      const second = await readPage(await submit(browser, pw, '/login', { email: 'step@example.test', password: PASSWORD }, REDIRECT));
+      expect(second.html, JSON.stringify(params)).toContain('/totp"');
+      expect(second.uid, 'the second factor is asked within the same sign-in').toBe(pw.uid);
+      const renewed = await land('relaxed', browser, fresh.auth, await submit(browser, second, '/recovery', { code: codes[round]! }, REDIRECT));
+      expect(renewed.acr).toBe('urn:latchkey:loa:2');
+      expect(renewed.amr).toEqual(expect.arrayContaining(['pwd', 'otp', 'mfa']));
+      // and back to a single-factor session for the next round
+      const plain = await begin('relaxed', browser, { prompt: 'login' });
+      await land('relaxed', browser, plain.auth, await submit(browser, await readPage(plain.first), '/login', { email: 'step@example.test', password: PASSWORD }, REDIRECT));
+    }
   });
   it('a recovery code is never the only factor of an account with a password: the passkey step offers none, and one posted anyway is refused', async () => {
     const s = server.services;
