@@ -9,7 +9,9 @@ import type { PasswordHasher } from './password-hasher.js';
 import { checkPassword, normalizePassword } from './password-policy.js';
 import { perRequestMemo } from '../server/per-request.js';
 
-const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+const EMAIL = /^[^\s@\p{Cc}]+@[^\s@\p{Cc}]+\.[^\s@\p{Cc}]+$/u;
+/** Control characters have no place in a name (and PostgreSQL refuses to store a NUL at all). */
+const CONTROL = /\p{Cc}/u;
 
 export interface PublicUser {
   id: string;
@@ -67,6 +69,7 @@ export class UserService {
   async create(input: { realmId: string; email: string; name?: string; password?: string; emailVerified?: boolean }): Promise<PublicUser> {
     const email = input.email?.trim();
     if (!email || !EMAIL.test(email) || email.length > 320) throw invalid(`"${input.email ?? ''}" is not a valid email address`);
+    if (input.name !== undefined && CONTROL.test(input.name)) throw invalid('the name must not contain control characters');
     if (!(await realmsRepo.find(this.db, input.realmId))) throw notFound(`realm "${input.realmId}"`);
     let passwordHash: string | null = null;
     if (input.password !== undefined) {
@@ -111,6 +114,7 @@ export class UserService {
     const user = await usersRepo.findById(this.db, realmId, id);
     if (!user) throw notFound(`user ${id} in realm "${realmId}"`);
     const now = Date.now();
+    if (typeof changes.name === 'string' && CONTROL.test(changes.name)) throw invalid('the name must not contain control characters');
     const name = changes.name === undefined ? undefined : changes.name?.trim() || null;
     await usersRepo.update(this.db, realmId, id, { ...(name !== undefined ? { name } : {}), ...(changes.disabled !== undefined ? { disabled: changes.disabled } : {}) }, now);
     return toPublicUser({ ...user, ...(name !== undefined ? { name } : {}), ...(changes.disabled !== undefined ? { disabled: changes.disabled } : {}), updatedAt: now });

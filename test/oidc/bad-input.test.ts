@@ -383,6 +383,25 @@ describeEachDatabase('bad input is refused with a clear OAuth error', (kind) => 
       expect(await login.text()).toContain('Enter a valid email address');
     });
 
+    it('in a self-service sign-up: the name or email is refused with the form again, and no account is written', async () => {
+      const issuer = `http://signup.localhost:${server.port}`;
+      await server.services.realms.create({ id: 'signup', issuers: [issuer], settings: { signup: true } });
+      const client = await server.services.clients.create({ realmId: 'signup', name: 'App', redirectUris: [REDIRECT], firstParty: true });
+      const browser = new Browser();
+      const query = new URLSearchParams({ client_id: client.client_id, response_type: 'code', redirect_uri: REDIRECT, scope: 'openid', state: 's' });
+      const start = await browser.follow(`${issuer}/auth?${query}`, {}, REDIRECT);
+      const identify = parseForm(await start.res.text(), '/identify"');
+      const signupUrl = new URL(identify.action.replace(/\/identify$/, '/signup'), start.url);
+      for (const fields of [{ email: 'nul-name@example.test', name: `Ada${NUL}` }, { email: `nul${NUL}@example.test`, name: 'Ada' }]) {
+        const res = await browser.request(signupUrl, { form: { csrf: identify.fields.csrf!, ...fields, password: PASSWORD } });
+        expect(res.status, JSON.stringify(fields)).toBe(400);
+        expect(res.headers.get('content-type')).toContain('text/html');
+        expect(await res.text()).toContain('Create your account');
+      }
+      expect(await server.services.users.findByEmail('signup', 'nul-name@example.test')).toBeUndefined();
+      await expect(server.services.users.create({ realmId: 'signup', email: 'nul-name@example.test', name: `Ada${NUL}` })).rejects.toMatchObject({ code: 'invalid_input' });
+    });
+
     it('at the provider endpoints: client_id, code, refresh token, introspection, revocation, logout', async () => {
       const auth = await testFetch(authUrl({ client_id: `x${NUL}`, response_type: 'code', redirect_uri: REDIRECT, scope: 'openid' }), { redirect: 'manual' });
       expect(auth.status).toBe(400);
