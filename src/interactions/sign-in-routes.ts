@@ -1,4 +1,5 @@
 import type Router from '@koa/router';
+import { decodeJwt } from 'jose';
 import type { Context } from 'koa';
 import type { UserRow } from '../db/users-repo.js';
 import type { SignInEvent } from '../events/bus.js';
@@ -65,10 +66,13 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
 
   /** Where a sign-in starts: fresh, a re-authentication (max_age, prompt=login) or a step-up of a live session. */
   async function initialProgress(ctx: Context, d: Details): Promise<Progress> {
-    const accountId = d.session?.accountId;
+    const reasons = (d.prompt.reasons ?? []) as string[];
+    // id_token_hint naming another account than the one signed in: the sign-in is for the hinted one
+    const hinted = reasons.includes('id_token_hint') ? hintedAccount(d.prompt.details.id_token_hint) : undefined;
+    const accountId = hinted ?? d.session?.accountId;
     const user = accountId ? await users.findById(served(ctx).realm.id, accountId) : undefined;
     if (!user || user.disabled) return { stage: 'identify', amr: [] };
-    const reasons = (d.prompt.reasons ?? []) as string[];
+    if (hinted && hinted !== d.session?.accountId) return identified(ctx, user.email, user);
     // only when multi-factor is all that is missing: a new sign-in asked for as well (prompt=login, max_age,
     // id_token_hint) starts with the first factor again, and the second follows (see afterFirstFactor)
     if (reasons.length > 0 && reasons.every((r) => r === 'mfa_required') && wantsMultiFactor(d.params.acr_values)) {
@@ -80,6 +84,17 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     }
     // re-authentication of the signed-in user: straight to their method
     return identified(ctx, user.email, user);
+  }
+
+  /** The subject of an id_token_hint (the provider has checked its signature; subjects are account ids). */
+  function hintedAccount(hint: unknown): string | undefined {
+    if (typeof hint !== 'string') return undefined;
+    try {
+      const sub = decodeJwt(hint).sub;
+      return typeof sub === 'string' && sub ? sub : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   async function identified(ctx: Context, email: string, user: UserRow | undefined): Promise<Progress> {
