@@ -9,7 +9,9 @@ import type { PasswordHasher } from './password-hasher.js';
 import { checkPassword, normalizePassword } from './password-policy.js';
 import { perRequestMemo } from '../server/per-request.js';
 
-const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+const EMAIL = /^[^\s@\p{Cc}]+@[^\s@\p{Cc}]+\.[^\s@\p{Cc}]+$/u;
+/** Control characters have no place in a name (and PostgreSQL refuses to store a NUL at all). */
+const CONTROL = /\p{Cc}/u;
 
 export interface PublicUser {
   id: string;
@@ -67,6 +69,7 @@ export class UserService {
   async create(input: { realmId: string; email: string; name?: string; password?: string; emailVerified?: boolean }): Promise<PublicUser> {
     const email = input.email?.trim();
     if (!email || !EMAIL.test(email) || email.length > 320) throw invalid(`"${input.email ?? ''}" is not a valid email address`);
+    if (input.name !== undefined && CONTROL.test(input.name)) throw invalid('the name must not contain control characters');
     if (!(await realmsRepo.find(this.db, input.realmId))) throw notFound(`realm "${input.realmId}"`);
     const passwordHash = input.password === undefined ? null : await this.#hashNew(input.password, email);
     if (await usersRepo.findByEmail(this.db, input.realmId, email)) throw conflict(`a user with email ${email} already exists in realm "${input.realmId}"`);
@@ -108,6 +111,7 @@ export class UserService {
   async update(realmId: string, id: string, changes: { name?: string | null; disabled?: boolean; password?: string }): Promise<PublicUser> {
     const user = await usersRepo.findById(this.db, realmId, id);
     if (!user) throw notFound(`user ${id} in realm "${realmId}"`);
+    if (typeof changes.name === 'string' && CONTROL.test(changes.name)) throw invalid('the name must not contain control characters');
     const row: Partial<Pick<UserRow, 'name' | 'disabled' | 'passwordHash'>> = {};
     if (changes.name !== undefined) row.name = changes.name?.trim() || null;
     if (changes.disabled !== undefined) row.disabled = changes.disabled;

@@ -3,7 +3,7 @@ import type { UserRow } from '../db/users-repo.js';
 import type { SignInEvent } from '../events/bus.js';
 import { relyingParty } from '../passkeys/relying-party.js';
 import type { Services } from '../server/services.js';
-import { acrFor } from './acr.js';
+import { acrFor, wantsMultiFactor } from './acr.js';
 import { resultUrl, served, type Details } from './kit.js';
 import type { Progress, ProgressStore } from './progress.js';
 import type { TenantResolver } from './tenant-resolution.js';
@@ -52,9 +52,11 @@ export class SignInSteps {
     const policy = s.realm.settings.mfa;
     const f = await this.factors(ctx, user.id);
     const next: Progress = { ...progress, userId: user.id, email: user.email };
+    // a client asking for multi-factor (acr_values) gets it whatever the realm's policy, as a step-up would
+    const asked = wantsMultiFactor(d.params.acr_values);
     if (progress.recovered) return this.#go(ctx, d, { ...next, stage: 'passkey-offer' });
-    if (policy !== 'off' && !progress.amr.includes('mfa') && (f.totp || f.keys)) return this.#go(ctx, d, { ...next, stage: 'mfa' });
-    if (policy === 'required' && !progress.amr.includes('mfa')) return this.#go(ctx, d, { ...next, stage: 'mfa-enrol' });
+    if ((policy !== 'off' || asked) && !progress.amr.includes('mfa') && (f.totp || f.keys)) return this.#go(ctx, d, { ...next, stage: 'mfa' });
+    if ((policy === 'required' || asked) && !progress.amr.includes('mfa')) return this.#go(ctx, d, { ...next, stage: 'mfa-enrol' });
     return this.afterSecondFactor(ctx, d, user, next);
   }
 

@@ -53,13 +53,23 @@ export function passkeyRoutes(router: Router, services: Services, progress: Prog
     } else if (mode === 'identified' && p?.email) {
       userId = (await users.findByEmail(s.realm.id, p.email))?.id;
     }
-    const options = await passkeys.authenticationOptions({
-      realmId: s.realm.id,
-      rp: relyingParty(s.realm, s.issuer, { relatedOrigins: body.relatedOrigins === true }),
-      boundTo: bound(d),
-      purpose: mode === 'second-factor' ? 'second-factor' : 'first-factor',
-      userId,
-    });
+    const request = (forUser: string | undefined) =>
+      passkeys.authenticationOptions({
+        realmId: s.realm.id,
+        rp: relyingParty(s.realm, s.issuer, { relatedOrigins: body.relatedOrigins === true }),
+        boundTo: bound(d),
+        purpose: mode === 'second-factor' ? 'second-factor' : 'first-factor',
+        userId: forUser,
+      });
+    let options;
+    try {
+      options = await request(userId);
+    } catch (err) {
+      // identified by a typed email: an account without a passkey here gets what an unknown email gets
+      // (a usernameless request), so the answer does not tell whether the account exists
+      if (mode !== 'identified' || (err as LatchkeyError).code !== 'no_credentials') throw err;
+      options = await request(undefined);
+    }
     json(ctx, options);
   });
 

@@ -1,4 +1,5 @@
 import type Router from '@koa/router';
+import { decodeJwt } from 'jose';
 import type { Context } from 'koa';
 import type { UserRow } from '../db/users-repo.js';
 import type { SignInEvent } from '../events/bus.js';
@@ -17,7 +18,9 @@ import type { Progress, ProgressStore } from './progress.js';
 import type { TenantResolver } from './tenant-resolution.js';
 
 const MAX_EMAIL = 320;
-const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+// no whitespace and no control characters (PostgreSQL cannot even compare text holding a NUL)
+const EMAIL = /^[^\s@\p{Cc}]+@[^\s@\p{Cc}]+\.[^\s@\p{Cc}]+$/u;
+const CONTROL = /\p{Cc}/u;
 const FAR_FUTURE = 8_640_000_000_000_000;
 
 /** Identifier-first sign-in, passwords, second factors, enrolment and the passkey offer. */
@@ -63,17 +66,35 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
 
   /** Where a sign-in starts: fresh, a re-authentication (max_age, prompt=login) or a step-up of a live session. */
   async function initialProgress(ctx: Context, d: Details): Promise<Progress> {
-    const accountId = d.session?.accountId;
+    const reasons = (d.prompt.reasons ?? []) as string[];
+    // id_token_hint naming another account than the one signed in: the sign-in is for the hinted one
+    const hinted = reasons.includes('id_token_hint') ? hintedAccount(d.prompt.details.id_token_hint) : undefined;
+    const accountId = hinted ?? d.session?.accountId;
     const user = accountId ? await users.findById(served(ctx).realm.id, accountId) : undefined;
     if (!user || user.disabled) return { stage: 'identify', amr: [] };
-    const reasons = (d.prompt.reasons ?? []) as string[];
-    if (reasons.includes('mfa_required') && wantsMultiFactor(d.params.acr_values)) {
-      // step-up: the live session is the first factor; ask for (or set up) a second one
+    if (hinted && hinted !== d.session?.accountId) return identified(ctx, user.email, user);
+    // only when multi-factor is all that is missing: a new sign-in asked for as well (prompt=login, max_age,
+    // id_token_hint) starts with the first factor again, and the second follows (see afterFirstFactor)
+    if (reasons.length > 0 && reasons.every((r) => r === 'mfa_required') && wantsMultiFactor(d.params.acr_values)) {
+      // step-up: the live session is the first factor; ask for (or set up) a second one. The methods it was
+      // signed in with carry on into amr (RFC 8176): not every session began with a password.
       const f = await steps.factors(ctx, user.id);
-      return { stage: f.totp || f.keys ? 'mfa' : 'mfa-enrol', userId: user.id, email: user.email, amr: ['pwd'], stepUp: true };
+      const sessionAmr = Array.isArray(d.session?.amr) ? d.session.amr.filter((m): m is string => typeof m === 'string') : [];
+      return { stage: f.totp || f.keys ? 'mfa' : 'mfa-enrol', userId: user.id, email: user.email, amr: sessionAmr, stepUp: true };
     }
     // re-authentication of the signed-in user: straight to their method
     return identified(ctx, user.email, user);
+  }
+
+  /** The subject of an id_token_hint (the provider has checked its signature; subjects are account ids). */
+  function hintedAccount(hint: unknown): string | undefined {
+    if (typeof hint !== 'string') return undefined;
+    try {
+      const sub = decodeJwt(hint).sub;
+      return typeof sub === 'string' && sub ? sub : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   async function identified(ctx: Context, email: string, user: UserRow | undefined): Promise<Progress> {
@@ -94,7 +115,8 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     const brand = (title: string) => layoutFor(s, title, tenant);
     const csrf = csrfToken(csrfKey, d.uid);
     const name = await clientName(ctx, d);
-    const user = p.userId ? await users.findById(s.realm.id, p.userId) : p.email ? await users.findByEmail(s.realm.id, p.email) : undefined;
+    // (an email shown back because it is malformed is not looked up)
+    const user = p.userId ? await users.findById(s.realm.id, p.userId) : p.email && EMAIL.test(p.email) ? await users.findByEmail(s.realm.id, p.email) : undefined;
     const common = { csrf, error: extra.error, clientName: name, changeEmailAction: url(d, '/restart'), abortAction: url(d, '/abort') };
     const status = extra.status ?? 200;
     switch (p.stage) {
@@ -130,7 +152,8 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
             connections: await connectionButtons(ctx, d, p),
             passkey: passkeyUrls(d),
             passwordUrl: user?.passwordHash ? url(d, '?method=password') : undefined,
-            recoveryUrl: url(d, '?method=recovery'),
+            // a recovery code signs in on its own only where there is no password (it is the second factor after one)
+            recoveryUrl: user?.passwordHash ? undefined : url(d, '?method=recovery'),
           },
           status,
         );
@@ -216,7 +239,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
         await progress.put(served(ctx).realm.id, d, p);
       }
     }
-    if (method === 'recovery' && p.stage === 'passkey' && p.email) {
+    if (method === 'recovery' && p.stage === 'passkey' && p.email && !(await users.findByEmail(served(ctx).realm.id, p.email))?.passwordHash) {
       return page(ctx, 'mfa', {
         layout: layoutFor(served(ctx), 'Use a recovery code'),
         csrf: csrfToken(csrfKey, d.uid),
@@ -244,6 +267,24 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     await progress.put(served(ctx).realm.id, d, await identified(ctx, email, user));
     return seeOther(ctx, url(d));
   });
+
+  /**
+   * A passwordless self-service sign-up that stopped before its passkey: nothing but the row exists, so a
+   * new sign-up of the same email may finish it. Any way in makes the account someone's, never to be handed
+   * to whoever signs up with its email: a password, a passkey or security key on any domain of the realm
+   * (not only this issuer's RP ID), TOTP, recovery codes (all passkeys deleted), an upstream identity, or
+   * an email an administrator or a connection verified.
+   */
+  async function unfinishedSignup(realmId: string, user: UserRow): Promise<boolean> {
+    if (user.passwordHash || user.disabled || user.emailVerified) return false;
+    const [credentials, totpOn, codes, identities] = await Promise.all([
+      services.passkeys.credentials(realmId, user.id),
+      totp.isEnrolled(realmId, user.id),
+      recovery.remaining(realmId, user.id),
+      services.linking.identitiesOf(realmId, user.id),
+    ]);
+    return credentials.length === 0 && !totpOn && codes === 0 && identities.length === 0;
+  }
 
   function signupPage(ctx: Context, d: Details, data: { email?: string; name?: string; error?: string }, status = 200): void {
     page(
@@ -283,8 +324,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     let user: UserRow | undefined;
     if (existing) {
       // an earlier passwordless sign-up that never got its passkey can be finished; anything else is taken
-      const factorless = !existing.passwordHash && !existing.disabled && !(await steps.factors(ctx, existing.id)).keys;
-      if (!factorless || password) return signupPage(ctx, d, { email, name, error: 'An account with this email already exists. Sign in instead.' }, 409);
+      if (password || !(await unfinishedSignup(s.realm.id, existing))) return signupPage(ctx, d, { email, name, error: 'An account with this email already exists. Sign in instead.' }, 409);
       user = existing;
     } else {
       try {
@@ -298,9 +338,13 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     }
     if (!user) throw new Error('the new account could not be read back');
     event(ctx, d, 'signin.success', password ? 'password' : 'passkey', { userId: user.id, reason: 'signup' });
-    await progress.put(s.realm.id, d, password
-      ? { stage: 'passkey-offer', email, userId: user.id, amr: ['pwd'] }
-      : { stage: 'passkey-offer', email, userId: user.id, amr: [], passwordlessSignup: true });
+    if (password) {
+      // a password is a first factor like any other: the realm's MFA policy (enrolment where it is
+      // required), then the passkey offer
+      const created = user;
+      return answerStep(ctx, d, created.id, 'redirect', () => steps.afterFirstFactor(ctx, d, created, { stage: 'password', email, amr: ['pwd'] }));
+    }
+    await progress.put(s.realm.id, d, { stage: 'passkey-offer', email, userId: user.id, amr: [], passwordlessSignup: true });
     return seeOther(ctx, url(d));
   });
 
@@ -325,7 +369,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     // an upstream identity waiting for this account's proof stays announced on the page after a wrong password
     const linking = (await progress.get(s.realm.id, d))?.linking;
     const p: Progress = { stage: 'password', email: email.slice(0, MAX_EMAIL), amr: [], ...(linking ? { linking } : {}) };
-    if (email.length > MAX_EMAIL) {
+    if (email.length > MAX_EMAIL || CONTROL.test(email)) {
       event(ctx, d, 'signin.failure', 'password', { reason: 'invalid_input' });
       return render(ctx, d, { stage: 'identify', amr: [] }, { error: 'Enter a valid email address, like name@example.com.', status: 400 });
     }
@@ -415,6 +459,9 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     const p = await progress.get(s.realm.id, d);
     const user = p?.userId ? await users.findById(s.realm.id, p.userId) : p?.email && p.stage === 'passkey' ? await users.findByEmail(s.realm.id, p.email) : undefined;
     if (!p || !user || user.disabled) return render(ctx, d, { stage: 'identify', amr: [] }, { error: 'Start by entering your email.', status: 400 });
+    const secondFactor = p.stage === 'mfa' && Boolean(p.userId);
+    // as the first factor, only for an account without a password: otherwise the code is its second factor
+    if (!secondFactor && user.passwordHash) return render(ctx, d, p, { error: 'Sign in with your passkey or your password first. A recovery code is the second step after your password.', status: 400 });
     const keys = { email: `recovery:${user.id}`, ip: ctx.ip };
     const gate = await throttle.check(s.realm.id, keys);
     if (!gate.allowed || !(await recovery.consume(s.realm.id, user.id, form.code ?? ''))) {
@@ -431,7 +478,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     }
     await throttle.recordSuccess(s.realm.id, keys);
     event(ctx, d, 'signin.success', 'recovery-code', { userId: user.id });
-    if (p.stage === 'mfa' && p.userId) return answerStep(ctx, d, user.id, 'redirect', () => steps.afterSecondFactor(ctx, d, user, { ...p, amr: [...p.amr, 'otp', 'mfa'] }));
+    if (secondFactor) return answerStep(ctx, d, user.id, 'redirect', () => steps.afterSecondFactor(ctx, d, user, { ...p, amr: [...p.amr, 'otp', 'mfa'] }));
     // a passkey-only user who lost their devices: signed in by the code, then led to a new passkey
     return answerStep(ctx, d, user.id, 'redirect', () => steps.afterFirstFactor(ctx, d, user, { ...p, userId: user.id, amr: ['otp'], recovered: true }));
   });

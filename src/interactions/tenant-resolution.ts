@@ -12,7 +12,9 @@ export type TenantAtFinish = { kind: 'tenant'; tenantId: string | null } | { kin
 
 const CONTINUE: TenantOutcome = { kind: 'continue' };
 const param = (d: Details, name: string): string | undefined => (typeof d.params[name] === 'string' && d.params[name] ? (d.params[name] as string) : undefined);
-const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+// a value with control characters names nothing here (and PostgreSQL cannot even look up text holding a NUL)
+const CONTROL = /\p{Cc}/u;
+const EMAIL = /^[^\s@\p{Cc}]+@[^\s@\p{Cc}]+\.[^\s@\p{Cc}]+$/u;
 
 /**
  * Which tenant a sign-in is for, in the issue's order: the `tenant_id` authorization parameter, the
@@ -38,13 +40,13 @@ export class TenantResolver {
     const { tenants, progress } = this.services;
     const realmId = served(ctx).realm.id;
     const tenantParam = param(d, 'tenant_id');
-    const tenant = tenantParam ? await tenants.find(realmId, tenantParam) : undefined;
+    const tenant = tenantParam && !CONTROL.test(tenantParam) ? await tenants.find(realmId, tenantParam) : undefined;
     if (tenantParam && !tenant) {
       return { kind: 'error', status: 400, title: 'Unknown organisation', message: `The application asked to sign in for the organisation "${tenantParam}", which does not exist here. Go back to the application.`, code: 'unknown_tenant' };
     }
     const connectionId = fresh ? param(d, 'connection_id') : undefined;
     if (connectionId) {
-      const allowed = await tenants.resolveConnection(realmId, connectionId, tenant?.id);
+      const allowed = CONTROL.test(connectionId) ? undefined : await tenants.resolveConnection(realmId, connectionId, tenant?.id);
       if (!allowed) {
         return {
           kind: 'error',
@@ -112,7 +114,7 @@ export class TenantResolver {
   async ssoOnly(ctx: Context, d: Details): Promise<TenantRow | undefined> {
     const realmId = served(ctx).realm.id;
     const tenantId = (await this.services.progress.get(realmId, d))?.tenantId ?? param(d, 'tenant_id');
-    const tenant = tenantId ? await this.services.tenants.find(realmId, tenantId) : undefined;
+    const tenant = tenantId && !CONTROL.test(tenantId) ? await this.services.tenants.find(realmId, tenantId) : undefined;
     return tenant?.ssoEnforced ? tenant : undefined;
   }
 
@@ -123,7 +125,7 @@ export class TenantResolver {
     const requested = p?.tenantId ?? param(d, 'tenant_id');
     const usedPassword = amr.includes('pwd');
     if (requested) {
-      const tenant = await tenants.find(realmId, requested);
+      const tenant = CONTROL.test(requested) ? undefined : await tenants.find(realmId, requested);
       if (!tenant) return { kind: 'refuse', description: `tenant ${requested} does not exist` };
       if (!(await tenants.isMember(realmId, tenant.id, accountId))) {
         // just-in-time membership (Auth0's auto-membership): signing in through one of the tenant's own

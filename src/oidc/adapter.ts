@@ -3,6 +3,13 @@ import type { Db } from '../db/knex.js';
 import { payloadsRepo } from '../db/payloads-repo.js';
 import { heldInteraction } from './held-interactions.js';
 
+/**
+ * Whether a key could have been stored: the provider hands over ids, codes, tokens and client ids as they
+ * arrive in requests, and one holding a NUL was never written (PostgreSQL refuses such text, even in a
+ * comparison, which would make the request a server error). It is simply not found.
+ */
+const storable = (key: string): boolean => !key.includes('\u0000');
+
 export interface ClientSource {
   /** Returns node-oidc-provider client metadata, or undefined for an unknown client. */
   find(realmId: string, clientId: string): Promise<AdapterPayload | undefined>;
@@ -34,6 +41,7 @@ export function createAdapterClass(db: Db, realmId: string, clients: ClientSourc
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {
+      if (!storable(id)) return undefined;
       if (this.name === 'Client') {
         const known = knownClients.get(id);
         if (known) return JSON.parse(known) as AdapterPayload;
@@ -50,18 +58,20 @@ export function createAdapterClass(db: Db, realmId: string, clients: ClientSourc
     }
 
     async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
-      return this.#read('user_code', userCode);
+      return storable(userCode) ? this.#read('user_code', userCode) : undefined;
     }
 
     async findByUid(uid: string): Promise<AdapterPayload | undefined> {
-      return this.#read('uid', uid);
+      return storable(uid) ? this.#read('uid', uid) : undefined;
     }
 
     async consume(id: string): Promise<void> {
+      if (!storable(id)) return;
       await payloadsRepo.consume(db, realmId, this.name, id, Date.now());
     }
 
     async destroy(id: string): Promise<void> {
+      if (!storable(id)) return;
       const held = this.name === 'Interaction' ? heldInteraction(realmId, id) : undefined;
       if (held) {
         // nothing held is written; the row saved before the hold goes below
@@ -72,6 +82,7 @@ export function createAdapterClass(db: Db, realmId: string, clients: ClientSourc
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
+      if (!storable(grantId)) return;
       await payloadsRepo.revokeByGrantId(db, realmId, grantId);
     }
 

@@ -279,6 +279,17 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
   enableTokenExchange(provider, { realmId: realm.id, trust: deps.trust, defaultAudience: settings.defaultAudience, resourceServerInfo });
   const log = deps.log.child({ realm: realm.id, issuer });
   provider.on('server_error', (_ctx: unknown, err: Error) => log.error({ err }, 'provider error'));
+  // A request that arrived without a session (the device code form posted once the browser's session was
+  // ended, expired or its cookie blocked) fails its form check; the error page then writes a fresh form
+  // secret into that session after its middleware has finished, and the provider's final save of touched
+  // sessions throws for a session never stored (a 500 instead of the page). Such a session has no cookie
+  // and nobody can come back to it: it is not saved.
+  const session = provider.Session.prototype as unknown as { persist(this: { exp?: number }): Promise<unknown> };
+  const persistSession = session.persist;
+  session.persist = async function persist() {
+    if (typeof this.exp !== 'number') return undefined;
+    return persistSession.call(this);
+  };
   // Client secrets are stored as hashes: compare the hash of what the client sent.
   (provider.Client.prototype as unknown as { compareClientSecret(this: { clientSecret?: string }, actual: string): Promise<boolean> }).compareClientSecret =
     async function compareClientSecret(actual: string) {

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SoftAuthenticator } from '../helpers/authenticator.js';
 import { authorizationRequest, discover, exchangeCode, PASSWORD, skipPasskeyOffer } from '../helpers/flows.js';
 import { Browser } from '../helpers/http.js';
-import { passkeyRegistration, readPage, submit } from '../helpers/passkey-flows.js';
+import { passkeyRegistration, postJson, readPage, submit } from '../helpers/passkey-flows.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 const REDIRECT = 'http://app.example.test/cb';
@@ -66,6 +66,64 @@ describe('self-service sign-up', () => {
     const taken = await readPage(await submit(b2, form2, '/signup', { email: 'NEW@open.test', password: PASSWORD }, REDIRECT));
     expect(taken.status).toBe(409);
     expect(taken.html).toContain('already exists');
+  });
+
+  it('in a realm that requires MFA, a sign-up with a password is walked through second-factor enrolment like any password sign-in', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'latchkey-signup-mfa-'));
+    writeFileSync(join(dir, 's.json'), JSON.stringify({ signup: true, mfa: 'required' }));
+    const strictIssuer = `http://strictopen.localhost:${server.port}`;
+    expect((await server.cli(['realm', 'create', '--id', 'strictopen', '--issuer', strictIssuer, '--settings', join(dir, 's.json')])).code).toBe(0);
+    const client = await server.cli(['client', 'create', '--realm', 'strictopen', '--name', 'App', '--redirect-uri', REDIRECT, '--first-party']);
+    const strict = await discover(strictIssuer, client.json.client_id, { client_secret: client.json.client_secret });
+    const browser = new Browser();
+    const { login } = await signupPage(browser, strict);
+    const form = await readPage(await browser.follow(new URL(`/interaction/${login.uid}/signup`, strictIssuer), {}, REDIRECT));
+    const next = await submit(browser, form, '/signup', { email: 'new@strict.test', password: PASSWORD }, REDIRECT);
+    // no way around the second factor: not "Not now" on a passkey offer, but the enrolment page
+    const done = await skipPasskeyOffer(browser, next, REDIRECT);
+    expect(done.url.href.startsWith(REDIRECT), done.url.href).toBe(false);
+    const page = await readPage(done);
+    expect(page.html).toContain('/totp/enrol');
+  });
+
+  it('an existing passwordless account that has a way in (recovery codes, a passkey made on another domain) is never handed to a passwordless sign-up of its email', async () => {
+    const s = server.services;
+    const realm = await s.realms.get('open');
+    // every passkey deleted on the account page: the recovery codes are the way back in
+    const withCodes = await s.users.create({ realmId: 'open', email: 'codes@open.test' });
+    await s.recovery.generate('open', withCodes.id);
+    // a passkey for another domain of the realm (this issuer's RP ID sees none of it)
+    const elsewhere = await s.users.create({ realmId: 'open', email: 'elsewhere@open.test' });
+    const rp = { rpId: 'other.localhost', origins: ['http://other.localhost'], name: 'Open' };
+    const user = { id: elsewhere.id, email: elsewhere.email, name: null };
+    const options = await s.passkeys.registrationOptions({ realmId: 'open', settings: realm.settings, rp, user, boundTo: 'test:setup', kind: 'passkey' });
+    await s.passkeys.verifyRegistration({ realmId: 'open', settings: realm.settings, rp, user, boundTo: 'test:setup', kind: 'passkey', response: await new SoftAuthenticator().createCredential(options, 'http://other.localhost') });
+    for (const email of ['codes@open.test', 'elsewhere@open.test']) {
+      const attacker = new Browser();
+      const { login } = await signupPage(attacker);
+      const form = await readPage(await attacker.follow(new URL(`/interaction/${login.uid}/signup`, issuer), {}, REDIRECT));
+      const answer = await readPage(await submit(attacker, form, '/signup', { email }, REDIRECT));
+      expect(answer.status, email).toBe(409);
+      expect(answer.html).toContain('already exists');
+      expect(answer.html).not.toContain('lk-passkey-create');
+      // and no passkey of the attacker's can be added to the account from this sign-in
+      const register = await postJson(attacker, form, '/passkey/register/options', {});
+      expect(register.status, email).not.toBe(200);
+    }
+    expect(await s.passkeys.credentials('open', withCodes.id)).toHaveLength(0);
+    expect(await s.passkeys.credentials('open', elsewhere.id)).toHaveLength(1);
+
+    // a passwordless sign-up that stopped before its passkey (only the row exists) can still be finished
+    const b1 = new Browser();
+    const first = await signupPage(b1);
+    const form1 = await readPage(await b1.follow(new URL(`/interaction/${first.login.uid}/signup`, issuer), {}, REDIRECT));
+    expect((await readPage(await submit(b1, form1, '/signup', { email: 'halfway@open.test' }, REDIRECT))).html).toContain('lk-passkey-create');
+    const b2 = new Browser();
+    const again = await signupPage(b2);
+    const form2 = await readPage(await b2.follow(new URL(`/interaction/${again.login.uid}/signup`, issuer), {}, REDIRECT));
+    const resumed = await readPage(await submit(b2, form2, '/signup', { email: 'halfway@open.test' }, REDIRECT));
+    expect(resumed.status).toBe(200);
+    expect(resumed.html).toContain('lk-passkey-create');
   });
 
   it('passwordless: a passkey is required, then recovery codes are shown once, and a lost passkey is recoverable', async () => {

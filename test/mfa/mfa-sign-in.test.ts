@@ -176,6 +176,39 @@ describe('second factors: TOTP, security keys, recovery codes, step-up', () => {
     expect(await s.passkeys.credentials('default', lost.id)).toHaveLength(2);
   });
 
+  it('step-up of a session that began without a password: amr tells the methods really used, never pwd', async () => {
+    const s = server.services;
+    await user('default', 'nopw@example.test', false);
+    const u = (await s.users.findByEmail('default', 'nopw@example.test'))!;
+    const key = new SoftAuthenticator();
+    const rp = { rpId: 'localhost', origins: [server.issuer], name: 'Latchkey' };
+    const realm = await s.realms.get('default');
+    const who = { id: u.id, email: u.email, name: null };
+    const options = await s.passkeys.registrationOptions({ realmId: 'default', settings: realm.settings, rp, user: who, boundTo: 'test:setup', kind: 'passkey' });
+    await s.passkeys.verifyRegistration({ realmId: 'default', settings: realm.settings, rp, user: who, boundTo: 'test:setup', kind: 'passkey', response: await key.createCredential(options, server.issuer) });
+    const [code] = await s.recovery.generate('default', u.id);
+
+    // signed in with a recovery code (the passkey left at home), "Not now" on the passkey offer
+    const browser = new Browser();
+    const { auth, first } = await begin('default', browser);
+    const passkeyPage = await readPage(await submit(browser, await readPage(first), '/identify', { email: u.email }, REDIRECT));
+    const recoveryPage = await readPage(await browser.follow(new URL(`/interaction/${passkeyPage.uid}?method=recovery`, server.issuer), {}, REDIRECT));
+    const single = await land('default', browser, auth, await submit(browser, recoveryPage, '/recovery', { code: code! }, REDIRECT));
+    expect(single.amr).toEqual(['otp']);
+
+    // the application asks for multi-factor: the live session is the first factor, the key the second
+    const stepUp = await begin('default', browser, { acr_values: 'urn:latchkey:loa:2' });
+    const mfa = await readPage(stepUp.first);
+    expect(mfa.html).toContain('lk-passkey-button');
+    const result = await passkeyAssertion(browser, mfa, key, 'second-factor');
+    expect(result.status, JSON.stringify(result.body)).toBe(200);
+    const claims = await land('default', browser, stepUp.auth, await browser.follow(new URL(result.body.redirect, server.issuer), {}, REDIRECT));
+    expect(claims.sub).toBe(single.sub);
+    expect(claims.acr).toBe('urn:latchkey:loa:2');
+    expect(claims.amr).toEqual(expect.arrayContaining(['otp', 'mfa']));
+    expect(claims.amr).not.toContain('pwd'); // this user has no password
+  });
+
   it('step-up: acr_values asking for multi-factor forces the second factor inside a live session', async () => {
     const s = server.services;
     const stepUser = (await s.users.findByEmail('relaxed', 'step@example.test'))!;
@@ -196,12 +229,72 @@ describe('second factors: TOTP, security keys, recovery codes, step-up', () => {
     expect(mfa.html).toContain('name="code"');
     const claims = await land('relaxed', browser, stepUp.auth, await submit(browser, mfa, '/totp"', { code: codeForStep(enrolment.secret, enrolStep + 1) }, REDIRECT));
     expect(claims.acr).toBe('urn:latchkey:loa:2');
-    expect(claims.amr).toEqual(expect.arrayContaining(['otp', 'mfa']));
+    expect(claims.amr).toEqual(expect.arrayContaining(['pwd', 'otp', 'mfa'])); // the session's password, then the code
     expect(claims.sub).toBe(single.sub);
 
     // max_age=0: the live session is not enough, the user signs in again
     const again = await begin('relaxed', browser, { max_age: '0' });
     expect(again.first.url.href.startsWith(REDIRECT)).toBe(false);
-    expect(await again.first.res.text()).toContain('name="password"');
+    const singleFactor = await readPage(again.first);
+    expect(singleFactor.html).toContain('name="password"');
+
+    // a new sign-in asked for (prompt=login, max_age=0) along with multi-factor is not a step-up of the old
+    // session: the password first, then the second factor, in the same interaction
+    expect((await land('relaxed', browser, again.auth, await submit(browser, singleFactor, '/login', { email: 'step@example.test', password: PASSWORD }, REDIRECT))).amr).toEqual(['pwd']);
+    // (the second factor below is a recovery code: the authenticator's next codes are minutes away)
+    const codes = await s.recovery.generate('relaxed', stepUser.id);
+    for (const [round, params] of ([{ prompt: 'login' }, { max_age: '0' }] as Array<Record<string, string>>).entries()) {
+      const fresh = await begin('relaxed', browser, { ...params, acr_values: 'urn:latchkey:loa:2' });
+      const pw = await readPage(fresh.first);
+      expect(pw.html, JSON.stringify(params)).toContain('name="password"');
+      expect(pw.html, JSON.stringify(params)).not.toContain('/totp"');
+      const second = await readPage(await submit(browser, pw, '/login', { email: 'step@example.test', password: PASSWORD }, REDIRECT));
+      expect(second.html, JSON.stringify(params)).toContain('/totp"');
+      expect(second.uid, 'the second factor is asked within the same sign-in').toBe(pw.uid);
+      const renewed = await land('relaxed', browser, fresh.auth, await submit(browser, second, '/recovery', { code: codes[round]! }, REDIRECT));
+      expect(renewed.acr).toBe('urn:latchkey:loa:2');
+      expect(renewed.amr).toEqual(expect.arrayContaining(['pwd', 'otp', 'mfa']));
+      // and back to a single-factor session for the next round
+      const plain = await begin('relaxed', browser, { prompt: 'login' });
+      await land('relaxed', browser, plain.auth, await submit(browser, await readPage(plain.first), '/login', { email: 'step@example.test', password: PASSWORD }, REDIRECT));
+    }
+  });
+  it('a recovery code is never the only factor of an account with a password: the passkey step offers none, and one posted anyway is refused', async () => {
+    const s = server.services;
+    await user('strict', 'both@example.test');
+    const u = (await s.users.findByEmail('strict', 'both@example.test'))!;
+    const enrolment = await s.totp.startEnrolment('strict', u.id, u.email, 'Strict');
+    expect(await s.totp.confirmEnrolment('strict', u.id, codeForStep(enrolment.secret, stepOf(Date.now())))).toBe(true);
+    const [code] = await s.recovery.generate('strict', u.id);
+    const realm = await s.realms.get('strict');
+    const host = new URL(issuers.strict!).hostname;
+    const rp = { rpId: host, origins: [new URL(issuers.strict!).origin], name: 'Strict' };
+    const who = { id: u.id, email: u.email, name: null };
+    const options = await s.passkeys.registrationOptions({ realmId: 'strict', settings: realm.settings, rp, user: who, boundTo: 'test:setup', kind: 'passkey' });
+    await s.passkeys.verifyRegistration({ realmId: 'strict', settings: realm.settings, rp, user: who, boundTo: 'test:setup', kind: 'passkey', response: await new SoftAuthenticator().createCredential(options, issuers.strict!) });
+
+    // someone holding the recovery codes (not the password, not the passkey)
+    const browser = new Browser();
+    const { first } = await begin('strict', browser);
+    const passkeyPage = await readPage(await submit(browser, await readPage(first), '/identify', { email: u.email }, REDIRECT));
+    expect(passkeyPage.html).toContain('method=password');
+    expect(passkeyPage.html).not.toContain('method=recovery');
+    const recoveryPage = await readPage(await browser.follow(new URL(`/interaction/${passkeyPage.uid}?method=recovery`, issuers.strict), {}, REDIRECT));
+    const form = /action="([^"]*\/recovery)"/.exec(recoveryPage.html)?.[1] ?? `/interaction/${passkeyPage.uid}/recovery`;
+    const posted = await browser.follow(new URL(form, issuers.strict), { form: { csrf: passkeyPage.csrf, code: code! } }, REDIRECT);
+    expect(posted.url.href.startsWith(REDIRECT), posted.url.href).toBe(false);
+    const page = await readPage(posted);
+    expect(page.status).toBe(400);
+    expect(page.html).not.toContain('lk-passkey-create');
+    expect(await s.recovery.remaining('strict', u.id)).toBe(10); // the code was not used up
+
+    // with the password, the same code is the second factor
+    const b2 = new Browser();
+    const second = await begin('strict', b2);
+    const step = await readPage(await submit(b2, await readPage(second.first), '/identify', { email: u.email }, REDIRECT));
+    const pw = await readPage(await b2.follow(new URL(`/interaction/${step.uid}?method=password`, issuers.strict), {}, REDIRECT));
+    const mfa = await readPage(await submit(b2, pw, '/login', { email: u.email, password: PASSWORD }, REDIRECT));
+    const claims = await land('strict', b2, second.auth, await submit(b2, mfa, '/recovery', { code: code! }, REDIRECT));
+    expect(claims.amr).toEqual(expect.arrayContaining(['pwd', 'otp', 'mfa']));
   });
 });

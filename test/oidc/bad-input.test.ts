@@ -362,6 +362,70 @@ describeEachDatabase('bad input is refused with a clear OAuth error', (kind) => 
     });
   });
 
+  describe('a NUL character (PostgreSQL stores no such text) is a clear 4xx or a miss, never a 500', () => {
+    const NUL = '\u0000';
+
+    it('in the sign-in: login_hint, tenant_id, connection_id, and the email posted to the email and password steps', async () => {
+      for (const extra of [{ login_hint: `grace${NUL}@example.test` }, { tenant_id: `acme${NUL}` }, { connection_id: `corp${NUL}` }] as Array<Record<string, string>>) {
+        const res = await new Browser().request(authUrl({ client_id: confidential.id, response_type: 'code', redirect_uri: REDIRECT, scope: 'openid', state: 's', ...extra }), { headers: { 'sec-fetch-dest': 'document' } });
+        expect(res.status, JSON.stringify(extra)).toBeLessThan(500);
+        expect(res.headers.get('content-type'), JSON.stringify(extra)).toContain('text/html');
+      }
+      const browser = new Browser();
+      const start = await browser.follow(authUrl({ client_id: confidential.id, response_type: 'code', redirect_uri: REDIRECT, scope: 'openid', state: 's' }), {}, REDIRECT);
+      const form = parseForm(await start.res.text(), '/identify"');
+      const at = (path: string) => new URL(form.action.replace(/\/identify$/, path), start.url);
+      const identify = await browser.request(at('/identify'), { form: { ...form.fields, email: `grace${NUL}@example.test` } });
+      expect(identify.status).toBe(400);
+      expect(await identify.text()).toContain('Enter a valid email address');
+      const login = await browser.request(at('/login'), { form: { csrf: form.fields.csrf!, email: `grace${NUL}@example.test`, password: PASSWORD } });
+      expect(login.status).toBe(400);
+      expect(await login.text()).toContain('Enter a valid email address');
+    });
+
+    it('in a self-service sign-up: the name or email is refused with the form again, and no account is written', async () => {
+      const issuer = `http://signup.localhost:${server.port}`;
+      await server.services.realms.create({ id: 'signup', issuers: [issuer], settings: { signup: true } });
+      const client = await server.services.clients.create({ realmId: 'signup', name: 'App', redirectUris: [REDIRECT], firstParty: true });
+      const browser = new Browser();
+      const query = new URLSearchParams({ client_id: client.client_id, response_type: 'code', redirect_uri: REDIRECT, scope: 'openid', state: 's' });
+      const start = await browser.follow(`${issuer}/auth?${query}`, {}, REDIRECT);
+      const identify = parseForm(await start.res.text(), '/identify"');
+      const signupUrl = new URL(identify.action.replace(/\/identify$/, '/signup'), start.url);
+      for (const fields of [{ email: 'nul-name@example.test', name: `Ada${NUL}` }, { email: `nul${NUL}@example.test`, name: 'Ada' }]) {
+        const res = await browser.request(signupUrl, { form: { csrf: identify.fields.csrf!, ...fields, password: PASSWORD } });
+        expect(res.status, JSON.stringify(fields)).toBe(400);
+        expect(res.headers.get('content-type')).toContain('text/html');
+        expect(await res.text()).toContain('Create your account');
+      }
+      expect(await server.services.users.findByEmail('signup', 'nul-name@example.test')).toBeUndefined();
+      await expect(server.services.users.create({ realmId: 'signup', email: 'nul-name@example.test', name: `Ada${NUL}` })).rejects.toMatchObject({ code: 'invalid_input' });
+    });
+
+    it('at the provider endpoints: client_id, code, refresh token, introspection, revocation, logout', async () => {
+      const auth = await testFetch(authUrl({ client_id: `x${NUL}`, response_type: 'code', redirect_uri: REDIRECT, scope: 'openid' }), { redirect: 'manual' });
+      expect(auth.status).toBe(400);
+      expect(await auth.text()).toContain('invalid_client');
+      const code = await tokenRequest({ grant_type: 'authorization_code', code: `c${NUL}`, redirect_uri: REDIRECT }, confidential);
+      expect(code.status).toBe(400);
+      expect(code.json.error).toBe('invalid_grant');
+      const refresh = await tokenRequest({ grant_type: 'refresh_token', refresh_token: `r${NUL}` }, confidential);
+      expect(refresh.status).toBe(400);
+      expect(refresh.json.error).toBe('invalid_grant');
+      const unknownClient = await tokenRequest({ grant_type: 'client_credentials', client_id: `x${NUL}`, client_secret: 'x' });
+      expect(unknownClient.status).toBe(401);
+      expect(unknownClient.json.error).toBe('invalid_client');
+      const headers = { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(confidential) };
+      const introspection = await testFetch(`${server.issuer}/token/introspection`, { method: 'POST', headers, body: `token=t%00` });
+      expect(introspection.status).toBe(200);
+      expect(((await introspection.json()) as any).active).toBe(false);
+      const revocation = await testFetch(`${server.issuer}/token/revocation`, { method: 'POST', headers, body: `token=t%00` });
+      expect(revocation.status).toBe(200);
+      const logout = await testFetch(`${server.issuer}/session/end?client_id=x%00`, { redirect: 'manual' });
+      expect(logout.status).toBeLessThan(500);
+    });
+  });
+
   describe('client authentication at /auth', () => {
     it('an unknown client_id gets the error page and no redirect, even with a registered-looking redirect_uri', async () => {
       await expectErrorPage(

@@ -267,6 +267,29 @@ describeEachDatabase('grants, consent, introspection, revocation and the device 
     });
   });
 
+  describe('device code page without its session', () => {
+    it('the code posted once the browser session is gone (signed out in another tab, expired, cookies blocked) gets the code page again, not a 500', async () => {
+      const started = await postForm(`${issuer}/device/auth`, { client_id: tv, scope: 'openid email' });
+      const browser = new Browser();
+      const page = await browser.follow(`${issuer}/device`);
+      expect(page.res.status).toBe(200);
+      const form = parseForm(await page.res.text(), '/device');
+      browser.cookies.clear();
+      const posted = await browser.follow(new URL(form.action, page.url), { form: { ...form.fields, user_code: started.body.user_code } });
+      expect(posted.res.status).toBe(400);
+      expect(posted.res.headers.get('content-type')).toContain('text/html');
+      const html = await posted.res.text();
+      expect(html).toContain('name="user_code"');
+      expect(html).toContain('There was an error processing your request.');
+      // starting again from the page works
+      const again = await browser.follow(`${issuer}/device`);
+      const retry = parseForm(await again.res.text(), '/device');
+      const confirm = await browser.follow(new URL(retry.action, again.url), { form: { ...retry.fields, user_code: started.body.user_code } });
+      expect(confirm.res.status).toBe(200);
+      expect(await confirm.res.text()).toContain('Shop TV');
+    });
+  });
+
   describe('a disabled user', () => {
     it('cannot sign in, and tokens and sessions from before stop working', async () => {
       const email = 'mallory@shop.test';

@@ -83,6 +83,21 @@ describe('passkey sign-in over HTTP with a software authenticator', () => {
     await complete(browser, auth, result.body.redirect);
   });
 
+  it('the passkey options of the password step answer alike for an account without a passkey and an unknown email (no enumeration)', async () => {
+    expect((await server.cli(['user', 'create', '--realm', 'default', '--email', 'ada@example.test', '--password-stdin'], PASSWORD)).code).toBe(0);
+    const answers: Array<{ status: number; allow: unknown }> = [];
+    for (const who of ['ada@example.test', 'nobody@example.test']) {
+      const browser = new Browser();
+      const { page } = await start(browser);
+      const passwordPage = await readPage(await submit(browser, page, '/identify', { email: who }, REDIRECT));
+      expect(passwordPage.html).toContain('name="password"'); // the same step for both
+      const options = await postJson(browser, passwordPage, '/passkey/options', { mode: 'identified' });
+      answers.push({ status: options.status, allow: options.body.allowCredentials ?? options.body.error });
+    }
+    expect(answers[0]).toEqual(answers[1]);
+    expect(answers[0]!.status).toBe(200);
+  });
+
   it('refuses a replayed assertion and a reused challenge', async () => {
     const first = new Browser();
     const { page } = await start(first);

@@ -119,6 +119,21 @@ describe('a sign-in resumed within the request that completes it', () => {
     expect(await confirm.res.text()).toMatch(/name="logout" value="yes"/);
   });
 
+  it('id_token_hint naming another account than the one signed in: the sign-in is for the hinted account, which then asks to end the other session', async () => {
+    const named = 'noor@example.test';
+    expect((await server.cli(['user', 'create', '--realm', 'default', '--email', named, '--password-stdin'], PASSWORD)).code).toBe(0);
+    const browser = new Browser();
+    await signIn(browser, firstParty, REDIRECT, other);
+    const hinted = await signIn(new Browser(), firstParty, REDIRECT, named);
+    const { page } = await start(browser, firstParty, REDIRECT, { id_token_hint: hinted.id_token! });
+    expect(page.html).toContain('name="password"');
+    expect(page.html).toContain(named);
+    expect(page.html).not.toContain(other);
+    const result = await submit(browser, page, '/login', { email: named, password: PASSWORD }, REDIRECT);
+    expect(result.url.pathname).toBe(`/auth/${page.uid}`);
+    expect(await result.res.text()).toMatch(/name="logout" value="yes"/);
+  });
+
   it('a resume that fails part-way (the browser signed out meanwhile) writes the interaction with its result, as it was before the resume', async () => {
     const browser = new Browser();
     // signed in with the passkey, then a new sign-in of the same account (prompt=login) ...
