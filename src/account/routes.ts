@@ -12,7 +12,6 @@ import { readForm, readJsonObject } from '../server/body.js';
 import type { Services } from '../server/services.js';
 import { credentialViews, deleteCredential } from './credentials.js';
 import { ACCOUNT_CLIENT_ID, AccountSessions, challengeBinding, equalStrings, pkceChallenge, type AccountSession } from './session.js';
-import { pendingEnrolment } from './totp-enrolment.js';
 
 export const ACCOUNT_PATHS = {
   page: '/account',
@@ -423,7 +422,7 @@ export function accountRoutes(services: Services): Router {
     if (await totp.isEnrolled(s.realm.id, user.id)) return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=totp-exists`);
     // the key this browser started setting up is shown again (a reload, the new sign-in a stale session
     // needed); a pending key started anywhere else never is: this browser gets a new one
-    const pending = await pendingEnrolment(db, services.box, { realmId: s.realm.id, userId: user.id, label: user.email, issuer: s.realm.displayName });
+    const pending = await totp.pendingEnrolment(s.realm.id, user.id, user.email, s.realm.displayName);
     let enrolment = pending && sessions.enrolmentMarked(ctx, s.issuer, user.id, pending.secret) ? pending : undefined;
     if (!enrolment) {
       try {
@@ -461,9 +460,10 @@ export function accountRoutes(services: Services): Router {
       return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=totp-on`);
     }
     if (await totp.isEnrolled(s.realm.id, user.id)) return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=totp-on-elsewhere`);
-    const pending = await pendingEnrolment(db, services.box, { realmId: s.realm.id, userId: user.id, label: user.email, issuer: s.realm.displayName });
-    // nothing pending any more (or unreadable): start the set-up again
-    if (!pending) return seeOther(ctx, ACCOUNT_PATHS.totp);
+    const pending = await totp.pendingEnrolment(s.realm.id, user.id, user.email, s.realm.displayName);
+    // nothing pending any more, unreadable, or replaced by a set-up started elsewhere (whose key this
+    // browser must not see): start the set-up again
+    if (!pending || !sessions.enrolmentMarked(ctx, s.issuer, user.id, pending.secret)) return seeOther(ctx, ACCOUNT_PATHS.totp);
     page(
       ctx,
       'account-totp',

@@ -33,6 +33,11 @@ export interface Progress {
   viaConnection?: string;
   /** The tenants offered on the tenant picker (stage `tenant-pick`). */
   tenantChoices?: string[];
+  /**
+   * A MAC of the authenticator-app key this sign-in started setting up (stage `mfa-enrol`): only that
+   * pending key is shown again here, never one another sign-in or the account page started.
+   */
+  totpKeyMark?: string;
 }
 
 const TTL_MS = 30 * 60 * 1000;

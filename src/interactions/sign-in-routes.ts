@@ -1,7 +1,10 @@
 import type Router from '@koa/router';
+import { createHmac } from 'node:crypto';
 import { decodeJwt } from 'jose';
 import type { Context } from 'koa';
 import type { UserRow } from '../db/users-repo.js';
+import { equalStrings } from '../account/session.js';
+import type { TotpEnrolment } from '../mfa/totp.js';
 import type { SignInEvent } from '../events/bus.js';
 import { connectionStartPath } from '../connections/service.js';
 import type { Services } from '../server/services.js';
@@ -107,6 +110,23 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     return { stage: 'password', email, amr: [] };
   }
 
+  const keyMark = (d: Details, userId: string, secret: string) => createHmac('sha256', csrfKey).update(`totp-enrolment:${d.uid}:${userId}:${secret}`).digest('base64url');
+
+  /**
+   * The authenticator-app key this sign-in sets up: the pending one when this sign-in started it (a
+   * reload or a mistyped code keeps the key the user scanned), otherwise a new one in its place. A key
+   * pending from anywhere else (another sign-in, the account page) is never shown here: whoever knows
+   * only the password must not read the key the account's owner is about to confirm.
+   */
+  async function enrolmentFor(ctx: Context, d: Details, p: Progress, user: UserRow): Promise<TotpEnrolment> {
+    const s = served(ctx);
+    const pending = await totp.pendingEnrolment(s.realm.id, user.id, user.email, s.realm.displayName);
+    if (pending && p.totpKeyMark && equalStrings(p.totpKeyMark, keyMark(d, user.id, pending.secret))) return pending;
+    const fresh = await totp.startEnrolment(s.realm.id, user.id, user.email, s.realm.displayName);
+    await progress.put(s.realm.id, d, { ...p, totpKeyMark: keyMark(d, user.id, fresh.secret) });
+    return fresh;
+  }
+
   async function render(ctx: Context, d: Details, p: Progress, extra: { error?: string; status?: number } = {}): Promise<void> {
     const s = served(ctx);
     // once the tenant is known, the pages wear its name, logo and colour
@@ -174,7 +194,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
       }
       case 'mfa-enrol': {
         if (!user) return render(ctx, d, { stage: 'identify', amr: [] });
-        const enrolment = await totp.pendingOrStartEnrolment(s.realm.id, user.id, user.email, s.realm.displayName);
+        const enrolment = await enrolmentFor(ctx, d, p, user);
         return page(
           ctx,
           'mfa-enrol',
@@ -436,12 +456,13 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     if (!p?.userId || p.stage !== 'mfa-enrol') return render(ctx, d, { stage: 'identify', amr: [] }, { error: 'Start by entering your email.', status: 400 });
     if (!(await totp.confirmEnrolment(s.realm.id, p.userId, form.code ?? ''))) {
       const user = await users.findById(s.realm.id, p.userId);
+      if (!user) return render(ctx, d, { stage: 'identify', amr: [] }, { error: 'Start by entering your email.', status: 400 });
       return page(ctx, 'mfa-enrol', {
         layout: layoutFor(s, 'Set up a second step'),
         csrf: csrfToken(csrfKey, d.uid),
         error: 'That code is not right. Scan the QR code again or type the key, then enter the current code.',
         required: true,
-        totp: { ...(await totp.pendingOrStartEnrolment(s.realm.id, p.userId, user?.email ?? '', s.realm.displayName)), action: url(d, '/totp/enrol') },
+        totp: { ...(await enrolmentFor(ctx, d, p, user)), action: url(d, '/totp/enrol') },
         securityKey: registerUrls(d),
         register: registerUrls(d),
       }, 400);

@@ -102,13 +102,19 @@ export class TotpService {
   }
 
   /**
-   * The enrolment in progress, so a page shown again (a mistyped code, a reload) keeps the secret the
-   * user already scanned; starts one when there is none.
+   * The enrolment in progress (its secret, URI and QR code), or undefined when nothing is pending or the
+   * stored secret cannot be opened. Callers show it again only to whoever started it (a mistyped code, a
+   * reload): a pending key is as good as the factor once confirmed.
    */
-  async pendingOrStartEnrolment(realmId: string, userId: string, label: string, issuer: string): Promise<TotpEnrolment> {
+  async pendingEnrolment(realmId: string, userId: string, label: string, issuer: string): Promise<TotpEnrolment | undefined> {
     const row = await factorsRepo.findTotp(this.#db, realmId, userId);
-    if (!row || row.confirmedAt !== null) return this.startEnrolment(realmId, userId, label, issuer);
-    const secret = this.#box.open(row.sealedSecret, sealingContext(userId));
+    if (!row || row.confirmedAt !== null) return undefined;
+    let secret: string;
+    try {
+      secret = this.#box.open(row.sealedSecret, sealingContext(userId));
+    } catch {
+      return undefined;
+    }
     const uri = generateURI({ issuer: issuer || this.#issuerName, label, secret, algorithm: ALGORITHM, digits: DIGITS, period: PERIOD_SECONDS });
     return { secret, uri, qrSvg: await QRCode.toString(uri, { type: 'svg', margin: 1 }) };
   }

@@ -497,6 +497,14 @@ describeEachDatabase('the account page', (kind) => {
     const theirs = await walk(other, `${quick}/account/totp`);
     expect(theirs.url.pathname).toBe('/account/totp');
     expect(secretOf(theirs.html)).not.toBe(mine);
+    // nor after a mistyped code in the first browser: its set-up was replaced, so it starts again with a key of its own
+    const setupForm = parseForm(theirs.html, '/account/totp');
+    const mistyped = await erin.request(new URL(setupForm.action, quick), { form: { csrf: csrfOf((await walk(erin, `${quick}/account`)).html), code: '000000' } });
+    expect(mistyped.status).toBe(303);
+    expect(mistyped.headers.get('location')).toBe('/account/totp');
+    const restarted = await walk(erin, `${quick}/account/totp`);
+    expect(secretOf(restarted.html)).toMatch(/^[A-Z2-7]{32}$/);
+    expect([mine, secretOf(theirs.html)]).not.toContain(secretOf(restarted.html));
   });
 
   it('says so when too many wrong codes have locked the authenticator app set-up, rather than calling a right code wrong', async () => {

@@ -40,6 +40,7 @@ describe('second factors: TOTP, security keys, recovery codes, step-up', () => {
     await realm('relaxed', { mfa: 'off' });
     await user('strict', 'totp@example.test');
     await user('strict', 'key@example.test');
+    await user('strict', 'twice@example.test');
     await user('relaxed', 'step@example.test');
     await user('default', 'lost@example.test', false);
     const c = await server.cli(['client', 'create', '--realm', 'default', '--name', 'App', '--redirect-uri', REDIRECT, '--first-party']);
@@ -85,6 +86,35 @@ describe('second factors: TOTP, security keys, recovery codes, step-up', () => {
     const claims = await land('strict', browser, auth, await submit(browser, codesPage, '/continue', {}, REDIRECT));
     expect(claims.amr).toEqual(expect.arrayContaining(['pwd', 'otp', 'mfa']));
     expect(claims.acr).toBe('urn:latchkey:loa:2');
+  });
+
+  it('an authenticator-app key being set up is shown only to the sign-in that started it, never to another one with the same password', async () => {
+    const keyOf = (html: string) => /class="lk-secret"><code>([^<]+)<\/code>/.exec(html)?.[1]?.replace(/\s+/g, '') ?? '';
+    const owner = new Browser();
+    const mine = await begin('strict', owner);
+    const ownerEnrol = await password(owner, await readPage(mine.first), 'twice@example.test');
+    const ownerKey = keyOf(ownerEnrol.html);
+    expect(ownerKey).toMatch(/^[A-Z2-7]{16,}$/);
+    // a reload of the owner's page keeps the key just scanned
+    expect(keyOf((await readPage(await owner.follow(ownerEnrol.url, {}, REDIRECT))).html)).toBe(ownerKey);
+
+    // someone else with the password, meanwhile: a key of their own, not the owner's
+    const other = new Browser();
+    const theirs = await begin('strict', other);
+    const otherEnrol = await password(other, await readPage(theirs.first), 'twice@example.test');
+    const otherKey = keyOf(otherEnrol.html);
+    expect(otherKey).toMatch(/^[A-Z2-7]{16,}$/);
+    expect(otherKey).not.toBe(ownerKey);
+
+    // the owner's next look (a reload, a mistyped code) does not show the other's key either: a new one
+    const wrong = await readPage(await submit(owner, ownerEnrol, '/totp/enrol', { code: '000000' }, REDIRECT));
+    expect(wrong.status).toBe(400);
+    const ownerNewKey = keyOf(wrong.html);
+    expect(ownerNewKey).toMatch(/^[A-Z2-7]{16,}$/);
+    expect([ownerKey, otherKey]).not.toContain(ownerNewKey);
+    // and that key works
+    const codesPage = await readPage(await submit(owner, wrong, '/totp/enrol', { code: codeForStep(ownerNewKey, stepOf(Date.now())) }, REDIRECT));
+    expect(codesPage.html).toContain('Save your recovery codes');
   });
 
   it('TOTP as second factor: a used code is refused, a code outside the window is refused, the next one works', async () => {
