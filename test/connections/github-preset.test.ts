@@ -194,6 +194,49 @@ describe('the GitHub preset', () => {
     stub.account = octocat();
   });
 
+  it('an SSO-enforced tenant is signed in for through its own connection only: another connection of the realm gets no sign-in for it', async () => {
+    await server.services.db('tenants').insert({ realm_id: 'default', id: 'initrode', display_name: 'Initrode', sso_enforced: true, created_at: Date.now(), updated_at: Date.now() });
+    const created = await server.cli(
+      ['connection', 'create', '--realm', 'default', '--id', 'initrode-github', '--name', 'Initrode GitHub', '--preset', 'github', '--base-url', stub.url, '--client-id', stub.clientId, '--client-secret-stdin', '--tenant', 'initrode'],
+      stub.clientSecret,
+    );
+    expect(created.code, created.stderr).toBe(0);
+
+    // through the tenant's own connection: signed in for the tenant (and made a member on the way)
+    stub.account = { user: { login: 'milton', id: 8008, name: 'Milton' }, emails: [{ email: 'milton@initrode.test', primary: true, verified: true }] };
+    const own = new Browser();
+    const ownAuth = await authorizationRequest(config, REDIRECT, { tenant_id: 'initrode' });
+    const ownDone = await own.follow(ownAuth.url, {}, REDIRECT);
+    expect(ownDone.url.href.startsWith(REDIRECT), `ended at ${ownDone.url.href}`).toBe(true);
+    expect((await exchangeCode(config, ownAuth, ownDone.url)).claims()!.tenant_id).toBe('initrode');
+
+    // a member whose account is linked to the realm-wide GitHub connection
+    stub.account = { user: { login: 'peter', id: 8009, name: 'Peter' }, emails: [{ email: 'peter@initrode.test', primary: true, verified: true }] };
+    const first = await viaGitHub(new Browser());
+    expect(first.done.url.href.startsWith(REDIRECT), `ended at ${first.done.url.href}`).toBe(true);
+    const peter = String((await exchangeCode(config, first.auth, first.done.url)).claims()!.sub);
+    await server.services.tenants.addMember('default', 'initrode', { userId: peter });
+
+    // a sign-in for the tenant, taken through the realm-wide connection instead of the tenant's: refused
+    const browser = new Browser();
+    const auth = await authorizationRequest(config, REDIRECT, { tenant_id: 'initrode' });
+    const toOwn = await browser.request(auth.url);
+    let at = new URL(toOwn.headers.get('location')!, auth.url);
+    for (let i = 0; i < 5 && !at.pathname.includes('/connection/'); i++) at = new URL((await browser.request(at)).headers.get('location')!, at);
+    expect(at.pathname).toMatch(/\/connection\/initrode-github$/);
+    const done = await browser.follow(new URL(at.pathname.replace(/initrode-github$/, 'github'), at), {}, REDIRECT);
+    expect(done.url.href.startsWith(REDIRECT), `ended at ${done.url.href}`).toBe(true);
+    expect(done.url.searchParams.get('code')).toBeNull();
+    expect(done.url.searchParams.get('error')).toBe('access_denied');
+    expect(done.url.searchParams.get('error_description')).toContain('requires single sign-on');
+
+    // and without a tenant named, the realm-wide connection signs peter in without the SSO-enforced tenant in the tokens
+    const plain = await viaGitHub(new Browser());
+    expect(plain.done.url.href.startsWith(REDIRECT), `ended at ${plain.done.url.href}`).toBe(true);
+    expect((await exchangeCode(config, plain.auth, plain.done.url)).claims()!.tenant_id).toBeUndefined();
+    stub.account = octocat();
+  });
+
   it('an account that only signs in through GitHub proves itself through GitHub when a second connection with its verified email arrives', async () => {
     const created = await server.cli(
       ['connection', 'create', '--realm', 'default', '--id', 'github-two', '--name', 'GitHub Two', '--preset', 'github', '--base-url', stub.url, '--client-id', stub.clientId, '--client-secret-stdin'],

@@ -6,7 +6,9 @@ import type * as oidc from 'openid-client';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeEachDatabase } from '../helpers/databases.js';
 import { authorizationRequest, discover, exchangeCode, PASSWORD, remoteJwks, skipPasskeyOffer } from '../helpers/flows.js';
+import { SoftAuthenticator } from '../helpers/authenticator.js';
 import { Browser, parseForm } from '../helpers/http.js';
+import { passkeyAssertion, passkeyRegistration, readPage } from '../helpers/passkey-flows.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 const REDIRECT = 'http://app.example.test/callback';
@@ -236,6 +238,46 @@ describeEachDatabase('tenant-aware sign-in', (kind) => {
     expect(html).toContain('sso_required');
     expect(html).toContain('Initech signs you in with its own identity provider');
     expect(hasPasswordField(html)).toBe(false);
+  });
+
+  it('SSO-enforced tenant: a passkey does not get around its single sign-on, for the tenant or into the tenant claim', async () => {
+    // pat created a passkey before joining an SSO-enforced tenant
+    await cli(['user', 'create', '--realm', 'corp', '--email', 'pat@example.test', '--password-stdin'], `${PASSWORD}\n`);
+    const authenticator = new SoftAuthenticator();
+    const setup = await begin({});
+    const pwd = await typeEmail(setup.browser, setup.first, 'pat@example.test');
+    const form = parseForm(pwd.html, '/login');
+    const offer = await readPage(await setup.browser.follow(new URL(form.action, pwd.url), { form: { ...form.fields, email: 'pat@example.test', password: PASSWORD } }, REDIRECT));
+    const registered = await passkeyRegistration(setup.browser, offer, authenticator, issuer);
+    expect(registered.status, JSON.stringify(registered.body)).toBe(200);
+    await cli(['tenant', 'add-member', '--realm', 'corp', '--tenant', 'initech', '--email', 'pat@example.test']);
+
+    // a sign-in for the tenant goes to its connection; the passkey on the sign-in page is no way in
+    const forTenant = await begin({ tenant_id: 'initech' });
+    expect(forTenant.first.location?.pathname).toMatch(/\/connection\/initech-okta$/);
+    const uid = /\/interaction\/([^/]+)\//.exec(forTenant.first.location!.pathname)![1]!;
+    const page = await readPage(await forTenant.browser.follow(`${issuer}/interaction/${uid}`, {}, REDIRECT));
+    const viaPasskey = await passkeyAssertion(forTenant.browser, page, authenticator, 'button');
+    if (viaPasskey.status === 200) {
+      const back = await forTenant.browser.follow(new URL(viaPasskey.body.redirect, issuer), {}, REDIRECT);
+      expect(back.url.href.startsWith(REDIRECT), back.url.href).toBe(true);
+      expect(back.url.searchParams.get('code')).toBeNull();
+      expect(back.url.searchParams.get('error')).toBe('access_denied');
+      expect(back.url.searchParams.get('error_description')).toContain('requires single sign-on');
+    } else {
+      expect(viaPasskey.status).toBe(403);
+    }
+
+    // without a tenant named, the passkey signs pat in, but not for the SSO-enforced tenant
+    const plain = await begin({});
+    const plainPage = await readPage(await plain.browser.follow(plain.first.url, {}, REDIRECT));
+    const signedIn = await passkeyAssertion(plain.browser, plainPage, authenticator, 'button');
+    expect(signedIn.status, JSON.stringify(signedIn.body)).toBe(200);
+    const done = await plain.browser.follow(new URL(signedIn.body.redirect, issuer), {}, REDIRECT);
+    const { id, access } = await claimsOf(config, plain.auth, done.url);
+    expect(id.email).toBe('pat@example.test');
+    expect(id.tenant_id).toBeUndefined();
+    expect(access.tenant_id).toBeUndefined();
   });
 
   it('SSO-enforced tenant without connections: a clear message, no password', async () => {
