@@ -1,4 +1,4 @@
-import Provider, { errors, interactionPolicy, type AdapterPayload, type Configuration } from 'oidc-provider';
+import Provider, { errors, interactionPolicy, type AdapterPayload, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Logger } from 'pino';
 import type { AuthorizationModule } from '../authz/module.js';
 import { RESERVED_CLAIMS } from '../authz/module.js';
@@ -54,9 +54,11 @@ function isFirstParty(client: { metadata(): Record<string, unknown> } | undefine
  * (a disabled or deleted user) must sign in again. Without it the consent checks run without a
  * grant and the request ends in a server error.
  */
-function signInPolicy() {
+function signInPolicy(tenantLost: (ctx: KoaContextWithOIDC) => Promise<boolean>) {
   const policy = interactionPolicy.base();
   const login = policy.get('login')!;
+  // the session's grant with this client was signed in for a tenant the user has been removed from
+  login.checks.add(new interactionPolicy.Check('tenant_membership_ended', 'the signed-in account is no longer a member of the tenant it signed in for', 'login_required', tenantLost));
   login.checks.add(
     new interactionPolicy.Check('account_unavailable', 'the signed-in account is no longer available', 'login_required', (ctx) =>
       Boolean(ctx.oidc.session?.accountId && !ctx.oidc.account),
@@ -96,7 +98,14 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
     clients: (staticClients ?? []) as any,
     // Ed25519 and P-256 keys sign with node:crypto on the spot (src/keys/node-signing-key.ts)
     jwks: { keys: keys.privateJwks.map((jwk) => NodeSigningKey.forProvider(jwk)) as any },
-    findAccount: createFindAccount(deps.users, authz, realm.id, issuer, (grantId, ctx) => tenantOfGrant(deps.tenants, realm.id, grantId, ctx)),
+    findAccount: createFindAccount(
+      deps.users,
+      authz,
+      realm.id,
+      issuer,
+      (grantId, ctx) => tenantOfGrant(deps.tenants, realm.id, grantId, ctx),
+      (tenantId, userId) => deps.tenants.isMember(realm.id, tenantId, userId),
+    ),
     // the tenant a sign-in is for, and a connection to go straight to (src/interactions/tenant-resolution.ts)
     extraParams: ['tenant_id', 'connection_id'],
     claims: SCOPE_CLAIMS,
@@ -147,7 +156,17 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
       Grant: t.refreshTokenTtlSeconds,
       RefreshToken: (_ctx, token) => refreshTokenTtl(t.refreshTokenTtlSeconds, token as Parameters<typeof refreshTokenTtl>[1]),
     },
-    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: signInPolicy() },
+    interactions: {
+      url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+      policy: signInPolicy(async (ctx) => {
+        const accountId = ctx.oidc.session?.accountId;
+        const grantId = ctx.oidc.grant?.jti;
+        // a sign-in in this very request has just decided the tenant (see loadExistingGrant)
+        if (!accountId || !grantId || resultTenant(ctx) !== undefined) return false;
+        const tenantId = await tenantOfGrant(deps.tenants, realm.id, grantId);
+        return Boolean(tenantId && !(await deps.tenants.isMember(realm.id, tenantId, accountId)));
+      }),
+    },
     features: {
       devInteractions: { enabled: false },
       // lets jwks.keys hold NodeSigningKey instances; the ack pins the experiment's version, so an upgrade

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { jwtVerify } from 'jose';
+import { decodeJwt, jwtVerify } from 'jose';
 import type * as oidc from 'openid-client';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeEachDatabase } from '../helpers/databases.js';
@@ -199,6 +199,40 @@ describeEachDatabase('tenant-aware sign-in', (kind) => {
       expect(id.tenant_id).toBe(tenant);
       expect(access.tenant_id).toBe(tenant);
     }
+  });
+
+  it('a member removed from the tenant gets no more tokens for it: not by refresh, not from the live session', async () => {
+    await cli(['user', 'create', '--realm', 'corp', '--email', 'rita@example.test', '--password-stdin'], `${PASSWORD}\n`);
+    await cli(['tenant', 'add-member', '--realm', 'corp', '--tenant', 'acme', '--email', 'rita@example.test']);
+    const { browser, auth, first } = await begin({ tenant_id: 'acme' });
+    const pwd = await typeEmail(browser, first, 'rita@example.test');
+    const done = await typePassword(browser, pwd, 'rita@example.test');
+    const { tokens, id } = await claimsOf(config, auth, done.url);
+    expect(id.tenant_id).toBe('acme');
+
+    await cli(['tenant', 'remove-member', '--realm', 'corp', '--tenant', 'acme', '--email', 'rita@example.test']);
+    const oidcClient = await import('openid-client');
+    // the refresh token of the acme sign-in no longer gives tokens
+    const refreshed = await oidcClient.refreshTokenGrant(config, tokens.refresh_token!, { resource: API }).then(
+      (t) => ({ tenant: decodeJwt(t.id_token!).tenant_id }),
+      (err: { error?: string }) => ({ error: err.error }),
+    );
+    expect(refreshed).toEqual({ error: 'invalid_grant' });
+    // nor does the live browser session give a code for acme: it has to sign in again
+    const silent = await authorizationRequest(config, REDIRECT, { scope: 'openid', prompt: 'none' });
+    const res = await browser.follow(silent.url, {}, REDIRECT);
+    expect(res.url.href.startsWith(REDIRECT), res.url.href).toBe(true);
+    expect(res.url.searchParams.get('code')).toBeNull();
+    expect(res.url.searchParams.get('error')).toBe('login_required');
+    // and signing in again gives tokens without the tenant
+    const again = await authorizationRequest(config, REDIRECT, { scope: 'openid email offline_access read', resource: API });
+    const page = await walk(browser, again.url);
+    expect(hasPasswordField(page.html) || page.html.includes('/identify"'), page.html.slice(0, 300)).toBe(true);
+    const pwdPage = page.html.includes('/identify"') ? await typeEmail(browser, page, 'rita@example.test') : page;
+    const back = await typePassword(browser, pwdPage, 'rita@example.test');
+    const after = await claimsOf(config, again, back.url);
+    expect(after.id.sub).toBe(id.sub);
+    expect(after.id.tenant_id).toBeUndefined();
   });
 
   it('home realm discovery: an email of a tenant domain with one connection goes to that connection', async () => {
