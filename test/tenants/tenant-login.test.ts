@@ -235,6 +235,37 @@ describeEachDatabase('tenant-aware sign-in', (kind) => {
     expect(after.id.tenant_id).toBeUndefined();
   });
 
+  it('a live session signed in for one tenant does not answer a request for another tenant without a sign-in for it', async () => {
+    const browser = new Browser();
+    const auth = await authorizationRequest(config, REDIRECT, { scope: 'openid read', resource: API, tenant_id: 'acme' });
+    const first = await walk(browser, auth.url);
+    const done = await typePassword(browser, await typeEmail(browser, first, 'multi@example.test'), 'multi@example.test');
+    expect((await claimsOf(config, auth, done.url)).id.tenant_id).toBe('acme');
+
+    // the same tenant again: the session answers
+    const same = await authorizationRequest(config, REDIRECT, { scope: 'openid read', resource: API, tenant_id: 'acme', prompt: 'none' });
+    const sameDone = await browser.follow(same.url, {}, REDIRECT);
+    expect((await claimsOf(config, same, sameDone.url)).id.tenant_id).toBe('acme');
+
+    // another tenant: not silently answered with the session's tenant
+    const other = await authorizationRequest(config, REDIRECT, { scope: 'openid read', resource: API, tenant_id: 'globex', prompt: 'none' });
+    const otherDone = await browser.follow(other.url, {}, REDIRECT);
+    expect(otherDone.url.searchParams.get('code')).toBeNull();
+    expect(otherDone.url.searchParams.get('error')).toBe('login_required');
+
+    // a tenant the user is not a member of: no code either, even with the session
+    const foreign = await authorizationRequest(config, REDIRECT, { scope: 'openid read', resource: API, tenant_id: 'initech' });
+    const foreignDone = await walk(browser, foreign.url);
+    expect(foreignDone.location?.searchParams.get('code') ?? null).toBeNull();
+
+    // signing in for the other tenant gives its tokens
+    const again = await authorizationRequest(config, REDIRECT, { scope: 'openid read', resource: API, tenant_id: 'globex' });
+    const page = await walk(browser, again.url);
+    const pwd = page.html.includes('/identify"') ? await typeEmail(browser, page, 'multi@example.test') : page;
+    const back = await typePassword(browser, pwd, 'multi@example.test');
+    expect((await claimsOf(config, again, back.url)).id.tenant_id).toBe('globex');
+  });
+
   it('home realm discovery: an email of a tenant domain with one connection goes to that connection', async () => {
     const { browser, first } = await begin({});
     const next = await typeEmail(browser, first, 'someone@Initech.test');
