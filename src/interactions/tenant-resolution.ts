@@ -125,8 +125,15 @@ export class TenantResolver {
     const { tenants } = this.services;
     const realmId = served(ctx).realm.id;
     const requested = p?.tenantId ?? param(d, 'tenant_id');
-    // this sign-in came through one of the tenant's own connections (amr `fed`)
-    const viaOwnConnection = async (tenantId: string) => Boolean(p?.viaConnection && amr.includes('fed') && (await tenants.connectionIdsOf(realmId, tenantId)).includes(p.viaConnection));
+    // this sign-in came through one of the tenant's own connections: signed in by it (amr `fed`), or its
+    // upstream identity waits for this very account's proof, which this sign-in just gave (it is linked at finish)
+    const came = p?.viaConnection && amr.includes('fed') ? p.viaConnection : undefined;
+    const linking = p?.linking ? await this.services.linking.waitingFor(realmId, d.uid, accountId) : undefined;
+    const viaOwnConnection = async (tenantId: string) => {
+      if (!came && !linking) return false;
+      const own = await tenants.connectionIdsOf(realmId, tenantId);
+      return Boolean((came && own.includes(came)) || (linking && own.includes(linking)));
+    };
     if (requested) {
       const tenant = await tenants.find(realmId, requested);
       if (!tenant) return { kind: 'refuse', description: `tenant ${requested} does not exist` };

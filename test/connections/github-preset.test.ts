@@ -4,9 +4,11 @@ import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { authorizationRequest, discover, exchangeCode, remoteJwks } from '../helpers/flows.js';
+import { authorizationRequest, discover, exchangeCode, PASSWORD, remoteJwks } from '../helpers/flows.js';
 import { startGitHubStub, type OAuthStub, type StubAccount } from '../helpers/github-stub.js';
+import { SoftAuthenticator } from '../helpers/authenticator.js';
 import { Browser } from '../helpers/http.js';
+import { passkeyAssertion, passkeyRegistration, readPage, submit } from '../helpers/passkey-flows.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 const REDIRECT = 'http://app.example.test/callback';
@@ -234,6 +236,36 @@ describe('the GitHub preset', () => {
     const plain = await viaGitHub(new Browser());
     expect(plain.done.url.href.startsWith(REDIRECT), `ended at ${plain.done.url.href}`).toBe(true);
     expect((await exchangeCode(config, plain.auth, plain.done.url)).claims()!.tenant_id).toBeUndefined();
+    stub.account = octocat();
+  });
+
+  it('an existing member of an SSO-enforced tenant links the tenant\'s connection by proving the account with a passkey, and is signed in for the tenant', async () => {
+    // lumbergh has a local account with a passkey, made a member of Initrode (SSO-enforced, see above) by an operator
+    const created = await server.cli(['user', 'create', '--realm', 'default', '--email', 'lumbergh@initrode.test', '--password-stdin'], `${PASSWORD}\n`);
+    expect(created.code, created.stderr).toBe(0);
+    const authenticator = new SoftAuthenticator();
+    const setup = new Browser();
+    const setupAuth = await authorizationRequest(config, REDIRECT);
+    const first = await readPage(await setup.follow(setupAuth.url, {}, REDIRECT));
+    const passwordPage = await readPage(await submit(setup, first, '/identify', { email: 'lumbergh@initrode.test' }, REDIRECT));
+    const offer = await readPage(await submit(setup, passwordPage, '/login', { email: 'lumbergh@initrode.test', password: PASSWORD }, REDIRECT));
+    expect((await passkeyRegistration(setup, offer, authenticator, server.issuer)).status).toBe(200);
+    await server.services.tenants.addMember('default', 'initrode', { userId: created.json.id });
+
+    // the first sign-in through the tenant's connection asks for the account's proof, and links
+    stub.account = { user: { login: 'bill', id: 8010, name: 'Bill' }, emails: [{ email: 'lumbergh@initrode.test', primary: true, verified: true }] };
+    const browser = new Browser();
+    const auth = await authorizationRequest(config, REDIRECT, { tenant_id: 'initrode' });
+    const page = await readPage(await browser.follow(auth.url, {}, REDIRECT));
+    expect(page.html).toContain('To connect your Initrode GitHub account');
+    const proof = await passkeyAssertion(browser, page, authenticator, 'identified');
+    expect(proof.status, JSON.stringify(proof.body)).toBe(200);
+    const back = await browser.follow(new URL(proof.body.redirect, server.issuer), {}, REDIRECT);
+    expect(back.url.searchParams.get('error_description')).toBeNull();
+    const tokens = await exchangeCode(config, auth, back.url);
+    expect(tokens.claims()!.sub).toBe(created.json.id);
+    expect(tokens.claims()!.tenant_id).toBe('initrode');
+    expect((await server.services.linking.identitiesOf('default', created.json.id)).map((l) => [l.connectionId, l.subject])).toEqual([['initrode-github', '8010']]);
     stub.account = octocat();
   });
 
