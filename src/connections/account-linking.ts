@@ -63,6 +63,12 @@ export class AccountLinking {
     await this.pending.putLink(realmId, uid, link);
   }
 
+  /** The connection whose identity waits in this sign-in for this account's proof, if any (nothing is used up). */
+  async waitingFor(realmId: string, uid: string, accountId: string): Promise<string | undefined> {
+    const link = await this.pending.getLink(realmId, uid);
+    return link?.userId === accountId ? link.connectionId : undefined;
+  }
+
   /**
    * Called when a sign-in completes: links the waiting identity if the account that just proved
    * itself is the one it was waiting for (and returns it); the waiting identity is forgotten either way.

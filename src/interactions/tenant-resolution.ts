@@ -118,26 +118,39 @@ export class TenantResolver {
     return tenant?.ssoEnforced ? tenant : undefined;
   }
 
-  /** At the end of a sign-in: the tenant that goes into the tokens, the picker, or a refusal. */
+  /**
+   * At the end of a sign-in: the tenant that goes into the tokens, the picker, or a refusal. An
+   * SSO-enforced tenant is only ever signed in for through one of its own connections: a password, a
+   * passkey, a recovery code or another connection neither gets a sign-in for it nor puts it in the tokens.
+   */
   async atFinish(ctx: Context, d: Details, accountId: string, amr: string[], p: Progress | undefined): Promise<TenantAtFinish> {
     const { tenants } = this.services;
     const realmId = served(ctx).realm.id;
     const requested = p?.tenantId ?? param(d, 'tenant_id');
-    const usedPassword = amr.includes('pwd');
+    // this sign-in came through one of the tenant's own connections: signed in by it (amr `fed`), or its
+    // upstream identity waits for this very account's proof, which this sign-in just gave (it is linked at finish)
+    const came = p?.viaConnection && amr.includes('fed') ? p.viaConnection : undefined;
+    const linking = p?.linking ? await this.services.linking.waitingFor(realmId, d.uid, accountId) : undefined;
+    const viaOwnConnection = async (tenantId: string) => {
+      if (!came && !linking) return false;
+      const own = await tenants.connectionIdsOf(realmId, tenantId);
+      return Boolean((came && own.includes(came)) || (linking && own.includes(linking)));
+    };
     if (requested) {
       const tenant = CONTROL.test(requested) ? undefined : await tenants.find(realmId, requested);
       if (!tenant) return { kind: 'refuse', description: `tenant ${requested} does not exist` };
+      const own = await viaOwnConnection(tenant.id);
       if (!(await tenants.isMember(realmId, tenant.id, accountId))) {
         // just-in-time membership (Auth0's auto-membership): signing in through one of the tenant's own
         // connections proves the user belongs to it; any other way in needs an operator to add them
-        const own = p?.viaConnection && amr.includes('fed') && (await tenants.connectionIdsOf(realmId, tenant.id)).includes(p.viaConnection);
         if (!own) return { kind: 'refuse', description: `the user is not a member of tenant ${tenant.id}` };
         await tenants.addMember(realmId, tenant.id, { userId: accountId });
       }
-      if (tenant.ssoEnforced && usedPassword) return { kind: 'refuse', description: `tenant ${tenant.id} requires single sign-on through its connections` };
+      if (tenant.ssoEnforced && !own) return { kind: 'refuse', description: `tenant ${tenant.id} requires single sign-on through its connections` };
       return { kind: 'tenant', tenantId: tenant.id };
     }
-    const mine = (await tenants.tenantsOfUser(realmId, accountId)).filter((t) => !(t.ssoEnforced && usedPassword));
+    const mine: TenantRow[] = [];
+    for (const t of await tenants.tenantsOfUser(realmId, accountId)) if (!t.ssoEnforced || (await viaOwnConnection(t.id))) mine.push(t);
     if (mine.length === 0) return { kind: 'tenant', tenantId: null };
     if (mine.length === 1) return { kind: 'tenant', tenantId: mine[0]!.id };
     return { kind: 'pick', choices: mine.map((t) => t.id) };

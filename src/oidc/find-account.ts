@@ -4,12 +4,28 @@ import type { AuthorizationModule } from '../authz/module.js';
 import { RESERVED_CLAIMS } from '../authz/module.js';
 
 /** node-oidc-provider's account lookup: realm users, disabled ones refused, claims by scope. */
-/** `tenantOf` gives the tenant a grant was signed in for (src/tenants/grant-tenant.ts). */
-export function createFindAccount(users: UserService, authz: AuthorizationModule, realmId: string, issuer: string, tenantOf: (grantId: string | undefined, ctx: object) => Promise<string | undefined>): FindAccount {
+/**
+ * `tenantOf` gives the tenant a grant was signed in for (src/tenants/grant-tenant.ts); `isMember` says
+ * whether the user still belongs to it. A token (code, refresh or access token) of a grant signed in for
+ * a tenant the user was removed from finds no account, as for a disabled user: it gives nothing more.
+ */
+export function createFindAccount(
+  users: UserService,
+  authz: AuthorizationModule,
+  realmId: string,
+  issuer: string,
+  tenantOf: (grantId: string | undefined, ctx: object) => Promise<string | undefined>,
+  isMember: (tenantId: string, userId: string) => Promise<boolean>,
+): FindAccount {
   return async (ctx, sub, token) => {
     // looked up once per request (a passkey verify that resumes the sign-in in process has read them already)
     const user = await users.findById(realmId, sub, ctx.req);
     if (!user || user.disabled) return undefined;
+    const grantId = (token as { grantId?: string } | undefined)?.grantId;
+    if (grantId) {
+      const tenantId = await tenantOf(grantId, ctx);
+      if (tenantId && !(await isMember(tenantId, user.id))) return undefined;
+    }
     return {
       accountId: user.id,
       async claims(use, scope) {

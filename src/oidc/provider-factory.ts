@@ -1,4 +1,4 @@
-import Provider, { errors, interactionPolicy, type AdapterPayload, type Configuration } from 'oidc-provider';
+import Provider, { errors, interactionPolicy, type AdapterPayload, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Logger } from 'pino';
 import type { AuthorizationModule } from '../authz/module.js';
 import { RESERVED_CLAIMS } from '../authz/module.js';
@@ -54,9 +54,25 @@ function isFirstParty(client: { metadata(): Record<string, unknown> } | undefine
  * (a disabled or deleted user) must sign in again. Without it the consent checks run without a
  * grant and the request ends in a server error.
  */
-function signInPolicy() {
+function signInPolicy(sessionTenant: (ctx: KoaContextWithOIDC) => Promise<{ tenantId?: string; member: boolean } | undefined>) {
   const policy = interactionPolicy.base();
   const login = policy.get('login')!;
+  // the session's grant with this client was signed in for a tenant the user has been removed from
+  login.checks.add(
+    new interactionPolicy.Check('tenant_membership_ended', 'the signed-in account is no longer a member of the tenant it signed in for', 'login_required', async (ctx) => {
+      const t = await sessionTenant(ctx);
+      return Boolean(t?.tenantId && !t.member);
+    }),
+  );
+  // a request naming a tenant (tenant_id) that the session did not sign in for needs a sign-in for it
+  login.checks.add(
+    new interactionPolicy.Check('tenant_not_signed_in', 'the session is not signed in for the requested tenant', 'login_required', async (ctx) => {
+      const requested = ctx.oidc.params?.tenant_id;
+      if (typeof requested !== 'string' || !requested) return false;
+      const t = await sessionTenant(ctx);
+      return Boolean(t && t.tenantId !== requested);
+    }),
+  );
   login.checks.add(
     new interactionPolicy.Check('account_unavailable', 'the signed-in account is no longer available', 'login_required', (ctx) =>
       Boolean(ctx.oidc.session?.accountId && !ctx.oidc.account),
@@ -96,7 +112,14 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
     clients: (staticClients ?? []) as any,
     // Ed25519 and P-256 keys sign with node:crypto on the spot (src/keys/node-signing-key.ts)
     jwks: { keys: keys.privateJwks.map((jwk) => NodeSigningKey.forProvider(jwk)) as any },
-    findAccount: createFindAccount(deps.users, authz, realm.id, issuer, (grantId, ctx) => tenantOfGrant(deps.tenants, realm.id, grantId, ctx)),
+    findAccount: createFindAccount(
+      deps.users,
+      authz,
+      realm.id,
+      issuer,
+      (grantId, ctx) => tenantOfGrant(deps.tenants, realm.id, grantId, ctx),
+      (tenantId, userId) => deps.tenants.isMember(realm.id, tenantId, userId),
+    ),
     // the tenant a sign-in is for, and a connection to go straight to (src/interactions/tenant-resolution.ts)
     extraParams: ['tenant_id', 'connection_id'],
     claims: SCOPE_CLAIMS,
@@ -147,7 +170,18 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
       Grant: t.refreshTokenTtlSeconds,
       RefreshToken: (_ctx, token) => refreshTokenTtl(t.refreshTokenTtlSeconds, token as Parameters<typeof refreshTokenTtl>[1]),
     },
-    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: signInPolicy() },
+    interactions: {
+      url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+      // the tenant the session's grant with this client was signed in for; undefined without a signed-in
+      // session, or when a sign-in in this very request has just decided the tenant (see loadExistingGrant)
+      policy: signInPolicy(async (ctx) => {
+        const accountId = ctx.oidc.session?.accountId;
+        const grantId = ctx.oidc.grant?.jti;
+        if (!accountId || !grantId || resultTenant(ctx) !== undefined) return undefined;
+        const tenantId = await tenantOfGrant(deps.tenants, realm.id, grantId, ctx);
+        return { tenantId, member: tenantId ? await deps.tenants.isMember(realm.id, tenantId, accountId) : false };
+      }),
+    },
     features: {
       devInteractions: { enabled: false },
       // lets jwks.keys hold NodeSigningKey instances; the ack pins the experiment's version, so an upgrade

@@ -4,9 +4,11 @@ import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { authorizationRequest, discover, exchangeCode, remoteJwks } from '../helpers/flows.js';
+import { authorizationRequest, discover, exchangeCode, PASSWORD, remoteJwks } from '../helpers/flows.js';
 import { startGitHubStub, type OAuthStub, type StubAccount } from '../helpers/github-stub.js';
+import { SoftAuthenticator } from '../helpers/authenticator.js';
 import { Browser } from '../helpers/http.js';
+import { passkeyAssertion, passkeyRegistration, readPage, submit } from '../helpers/passkey-flows.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 const REDIRECT = 'http://app.example.test/callback';
@@ -191,6 +193,79 @@ describe('the GitHub preset', () => {
     // signing in through the tenant's own connection makes the new user a member (just-in-time), and the tokens say which tenant
     expect(tokens.claims()!.tenant_id).toBe('acme');
     expect(await server.services.tenants.isMember('default', 'acme', String(tokens.claims()!.sub))).toBe(true);
+    stub.account = octocat();
+  });
+
+  it('an SSO-enforced tenant is signed in for through its own connection only: another connection of the realm gets no sign-in for it', async () => {
+    await server.services.db('tenants').insert({ realm_id: 'default', id: 'initrode', display_name: 'Initrode', sso_enforced: true, created_at: Date.now(), updated_at: Date.now() });
+    const created = await server.cli(
+      ['connection', 'create', '--realm', 'default', '--id', 'initrode-github', '--name', 'Initrode GitHub', '--preset', 'github', '--base-url', stub.url, '--client-id', stub.clientId, '--client-secret-stdin', '--tenant', 'initrode'],
+      stub.clientSecret,
+    );
+    expect(created.code, created.stderr).toBe(0);
+
+    // through the tenant's own connection: signed in for the tenant (and made a member on the way)
+    stub.account = { user: { login: 'milton', id: 8008, name: 'Milton' }, emails: [{ email: 'milton@initrode.test', primary: true, verified: true }] };
+    const own = new Browser();
+    const ownAuth = await authorizationRequest(config, REDIRECT, { tenant_id: 'initrode' });
+    const ownDone = await own.follow(ownAuth.url, {}, REDIRECT);
+    expect(ownDone.url.href.startsWith(REDIRECT), `ended at ${ownDone.url.href}`).toBe(true);
+    expect((await exchangeCode(config, ownAuth, ownDone.url)).claims()!.tenant_id).toBe('initrode');
+
+    // a member whose account is linked to the realm-wide GitHub connection
+    stub.account = { user: { login: 'peter', id: 8009, name: 'Peter' }, emails: [{ email: 'peter@initrode.test', primary: true, verified: true }] };
+    const first = await viaGitHub(new Browser());
+    expect(first.done.url.href.startsWith(REDIRECT), `ended at ${first.done.url.href}`).toBe(true);
+    const peter = String((await exchangeCode(config, first.auth, first.done.url)).claims()!.sub);
+    await server.services.tenants.addMember('default', 'initrode', { userId: peter });
+
+    // a sign-in for the tenant, taken through the realm-wide connection instead of the tenant's: refused
+    const browser = new Browser();
+    const auth = await authorizationRequest(config, REDIRECT, { tenant_id: 'initrode' });
+    const toOwn = await browser.request(auth.url);
+    let at = new URL(toOwn.headers.get('location')!, auth.url);
+    for (let i = 0; i < 5 && !at.pathname.includes('/connection/'); i++) at = new URL((await browser.request(at)).headers.get('location')!, at);
+    expect(at.pathname).toMatch(/\/connection\/initrode-github$/);
+    const done = await browser.follow(new URL(at.pathname.replace(/initrode-github$/, 'github'), at), {}, REDIRECT);
+    expect(done.url.href.startsWith(REDIRECT), `ended at ${done.url.href}`).toBe(true);
+    expect(done.url.searchParams.get('code')).toBeNull();
+    expect(done.url.searchParams.get('error')).toBe('access_denied');
+    expect(done.url.searchParams.get('error_description')).toContain('requires single sign-on');
+
+    // and without a tenant named, the realm-wide connection signs peter in without the SSO-enforced tenant in the tokens
+    const plain = await viaGitHub(new Browser());
+    expect(plain.done.url.href.startsWith(REDIRECT), `ended at ${plain.done.url.href}`).toBe(true);
+    expect((await exchangeCode(config, plain.auth, plain.done.url)).claims()!.tenant_id).toBeUndefined();
+    stub.account = octocat();
+  });
+
+  it('an existing member of an SSO-enforced tenant links the tenant\'s connection by proving the account with a passkey, and is signed in for the tenant', async () => {
+    // lumbergh has a local account with a passkey, made a member of Initrode (SSO-enforced, see above) by an operator
+    const created = await server.cli(['user', 'create', '--realm', 'default', '--email', 'lumbergh@initrode.test', '--password-stdin'], `${PASSWORD}\n`);
+    expect(created.code, created.stderr).toBe(0);
+    const authenticator = new SoftAuthenticator();
+    const setup = new Browser();
+    const setupAuth = await authorizationRequest(config, REDIRECT);
+    const first = await readPage(await setup.follow(setupAuth.url, {}, REDIRECT));
+    const passwordPage = await readPage(await submit(setup, first, '/identify', { email: 'lumbergh@initrode.test' }, REDIRECT));
+    const offer = await readPage(await submit(setup, passwordPage, '/login', { email: 'lumbergh@initrode.test', password: PASSWORD }, REDIRECT));
+    expect((await passkeyRegistration(setup, offer, authenticator, server.issuer)).status).toBe(200);
+    await server.services.tenants.addMember('default', 'initrode', { userId: created.json.id });
+
+    // the first sign-in through the tenant's connection asks for the account's proof, and links
+    stub.account = { user: { login: 'bill', id: 8010, name: 'Bill' }, emails: [{ email: 'lumbergh@initrode.test', primary: true, verified: true }] };
+    const browser = new Browser();
+    const auth = await authorizationRequest(config, REDIRECT, { tenant_id: 'initrode' });
+    const page = await readPage(await browser.follow(auth.url, {}, REDIRECT));
+    expect(page.html).toContain('To connect your Initrode GitHub account');
+    const proof = await passkeyAssertion(browser, page, authenticator, 'identified');
+    expect(proof.status, JSON.stringify(proof.body)).toBe(200);
+    const back = await browser.follow(new URL(proof.body.redirect, server.issuer), {}, REDIRECT);
+    expect(back.url.searchParams.get('error_description')).toBeNull();
+    const tokens = await exchangeCode(config, auth, back.url);
+    expect(tokens.claims()!.sub).toBe(created.json.id);
+    expect(tokens.claims()!.tenant_id).toBe('initrode');
+    expect((await server.services.linking.identitiesOf('default', created.json.id)).map((l) => [l.connectionId, l.subject])).toEqual([['initrode-github', '8010']]);
     stub.account = octocat();
   });
 

@@ -1,12 +1,14 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { jwtVerify } from 'jose';
+import { decodeJwt, jwtVerify } from 'jose';
 import type * as oidc from 'openid-client';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeEachDatabase } from '../helpers/databases.js';
 import { authorizationRequest, discover, exchangeCode, PASSWORD, remoteJwks, skipPasskeyOffer } from '../helpers/flows.js';
+import { SoftAuthenticator } from '../helpers/authenticator.js';
 import { Browser, parseForm } from '../helpers/http.js';
+import { passkeyAssertion, passkeyRegistration, readPage } from '../helpers/passkey-flows.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 const REDIRECT = 'http://app.example.test/callback';
@@ -199,6 +201,71 @@ describeEachDatabase('tenant-aware sign-in', (kind) => {
     }
   });
 
+  it('a member removed from the tenant gets no more tokens for it: not by refresh, not from the live session', async () => {
+    await cli(['user', 'create', '--realm', 'corp', '--email', 'rita@example.test', '--password-stdin'], `${PASSWORD}\n`);
+    await cli(['tenant', 'add-member', '--realm', 'corp', '--tenant', 'acme', '--email', 'rita@example.test']);
+    const { browser, auth, first } = await begin({ tenant_id: 'acme' });
+    const pwd = await typeEmail(browser, first, 'rita@example.test');
+    const done = await typePassword(browser, pwd, 'rita@example.test');
+    const { tokens, id } = await claimsOf(config, auth, done.url);
+    expect(id.tenant_id).toBe('acme');
+
+    await cli(['tenant', 'remove-member', '--realm', 'corp', '--tenant', 'acme', '--email', 'rita@example.test']);
+    const oidcClient = await import('openid-client');
+    // the refresh token of the acme sign-in no longer gives tokens
+    const refreshed = await oidcClient.refreshTokenGrant(config, tokens.refresh_token!, { resource: API }).then(
+      (t) => ({ tenant: decodeJwt(t.id_token!).tenant_id }),
+      (err: { error?: string }) => ({ error: err.error }),
+    );
+    expect(refreshed).toEqual({ error: 'invalid_grant' });
+    // nor does the live browser session give a code for acme: it has to sign in again
+    const silent = await authorizationRequest(config, REDIRECT, { scope: 'openid', prompt: 'none' });
+    const res = await browser.follow(silent.url, {}, REDIRECT);
+    expect(res.url.href.startsWith(REDIRECT), res.url.href).toBe(true);
+    expect(res.url.searchParams.get('code')).toBeNull();
+    expect(res.url.searchParams.get('error')).toBe('login_required');
+    // and signing in again gives tokens without the tenant
+    const again = await authorizationRequest(config, REDIRECT, { scope: 'openid email offline_access read', resource: API });
+    const page = await walk(browser, again.url);
+    expect(hasPasswordField(page.html) || page.html.includes('/identify"'), page.html.slice(0, 300)).toBe(true);
+    const pwdPage = page.html.includes('/identify"') ? await typeEmail(browser, page, 'rita@example.test') : page;
+    const back = await typePassword(browser, pwdPage, 'rita@example.test');
+    const after = await claimsOf(config, again, back.url);
+    expect(after.id.sub).toBe(id.sub);
+    expect(after.id.tenant_id).toBeUndefined();
+  });
+
+  it('a live session signed in for one tenant does not answer a request for another tenant without a sign-in for it', async () => {
+    const browser = new Browser();
+    const auth = await authorizationRequest(config, REDIRECT, { scope: 'openid read', resource: API, tenant_id: 'acme' });
+    const first = await walk(browser, auth.url);
+    const done = await typePassword(browser, await typeEmail(browser, first, 'multi@example.test'), 'multi@example.test');
+    expect((await claimsOf(config, auth, done.url)).id.tenant_id).toBe('acme');
+
+    // the same tenant again: the session answers
+    const same = await authorizationRequest(config, REDIRECT, { scope: 'openid read', resource: API, tenant_id: 'acme', prompt: 'none' });
+    const sameDone = await browser.follow(same.url, {}, REDIRECT);
+    expect((await claimsOf(config, same, sameDone.url)).id.tenant_id).toBe('acme');
+
+    // another tenant: not silently answered with the session's tenant
+    const other = await authorizationRequest(config, REDIRECT, { scope: 'openid read', resource: API, tenant_id: 'globex', prompt: 'none' });
+    const otherDone = await browser.follow(other.url, {}, REDIRECT);
+    expect(otherDone.url.searchParams.get('code')).toBeNull();
+    expect(otherDone.url.searchParams.get('error')).toBe('login_required');
+
+    // a tenant the user is not a member of: no code either, even with the session
+    const foreign = await authorizationRequest(config, REDIRECT, { scope: 'openid read', resource: API, tenant_id: 'initech' });
+    const foreignDone = await walk(browser, foreign.url);
+    expect(foreignDone.location?.searchParams.get('code') ?? null).toBeNull();
+
+    // signing in for the other tenant gives its tokens
+    const again = await authorizationRequest(config, REDIRECT, { scope: 'openid read', resource: API, tenant_id: 'globex' });
+    const page = await walk(browser, again.url);
+    const pwd = page.html.includes('/identify"') ? await typeEmail(browser, page, 'multi@example.test') : page;
+    const back = await typePassword(browser, pwd, 'multi@example.test');
+    expect((await claimsOf(config, again, back.url)).id.tenant_id).toBe('globex');
+  });
+
   it('home realm discovery: an email of a tenant domain with one connection goes to that connection', async () => {
     const { browser, first } = await begin({});
     const next = await typeEmail(browser, first, 'someone@Initech.test');
@@ -236,6 +303,46 @@ describeEachDatabase('tenant-aware sign-in', (kind) => {
     expect(html).toContain('sso_required');
     expect(html).toContain('Initech signs you in with its own identity provider');
     expect(hasPasswordField(html)).toBe(false);
+  });
+
+  it('SSO-enforced tenant: a passkey does not get around its single sign-on, for the tenant or into the tenant claim', async () => {
+    // pat created a passkey before joining an SSO-enforced tenant
+    await cli(['user', 'create', '--realm', 'corp', '--email', 'pat@example.test', '--password-stdin'], `${PASSWORD}\n`);
+    const authenticator = new SoftAuthenticator();
+    const setup = await begin({});
+    const pwd = await typeEmail(setup.browser, setup.first, 'pat@example.test');
+    const form = parseForm(pwd.html, '/login');
+    const offer = await readPage(await setup.browser.follow(new URL(form.action, pwd.url), { form: { ...form.fields, email: 'pat@example.test', password: PASSWORD } }, REDIRECT));
+    const registered = await passkeyRegistration(setup.browser, offer, authenticator, issuer);
+    expect(registered.status, JSON.stringify(registered.body)).toBe(200);
+    await cli(['tenant', 'add-member', '--realm', 'corp', '--tenant', 'initech', '--email', 'pat@example.test']);
+
+    // a sign-in for the tenant goes to its connection; the passkey on the sign-in page is no way in
+    const forTenant = await begin({ tenant_id: 'initech' });
+    expect(forTenant.first.location?.pathname).toMatch(/\/connection\/initech-okta$/);
+    const uid = /\/interaction\/([^/]+)\//.exec(forTenant.first.location!.pathname)![1]!;
+    const page = await readPage(await forTenant.browser.follow(`${issuer}/interaction/${uid}`, {}, REDIRECT));
+    const viaPasskey = await passkeyAssertion(forTenant.browser, page, authenticator, 'button');
+    if (viaPasskey.status === 200) {
+      const back = await forTenant.browser.follow(new URL(viaPasskey.body.redirect, issuer), {}, REDIRECT);
+      expect(back.url.href.startsWith(REDIRECT), back.url.href).toBe(true);
+      expect(back.url.searchParams.get('code')).toBeNull();
+      expect(back.url.searchParams.get('error')).toBe('access_denied');
+      expect(back.url.searchParams.get('error_description')).toContain('requires single sign-on');
+    } else {
+      expect(viaPasskey.status).toBe(403);
+    }
+
+    // without a tenant named, the passkey signs pat in, but not for the SSO-enforced tenant
+    const plain = await begin({});
+    const plainPage = await readPage(await plain.browser.follow(plain.first.url, {}, REDIRECT));
+    const signedIn = await passkeyAssertion(plain.browser, plainPage, authenticator, 'button');
+    expect(signedIn.status, JSON.stringify(signedIn.body)).toBe(200);
+    const done = await plain.browser.follow(new URL(signedIn.body.redirect, issuer), {}, REDIRECT);
+    const { id, access } = await claimsOf(config, plain.auth, done.url);
+    expect(id.email).toBe('pat@example.test');
+    expect(id.tenant_id).toBeUndefined();
+    expect(access.tenant_id).toBeUndefined();
   });
 
   it('SSO-enforced tenant without connections: a clear message, no password', async () => {
