@@ -382,9 +382,9 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     const d = await interactionOf(ctx);
     if (!d || !(await checkedForm(ctx, csrfKey, d, form))) return;
     if (d.prompt.name !== 'login') return page(ctx, 'error', { layout: layoutFor(s, 'Already signed in'), title: 'Already signed in', message: 'This step is already done. Go back to the application.', code: 'wrong_step' }, 400);
-    const sso = await tenants.ssoOnly(ctx, d);
-    if (sso) return errorPage(ctx, 403, 'Single sign-on required', `${sso.displayName} signs you in with its own identity provider, not with a password.`, 'sso_required');
     const email = (form.email ?? '').trim();
+    const sso = await tenants.ssoOnly(ctx, d, email);
+    if (sso) return errorPage(ctx, 403, 'Single sign-on required', `${sso.displayName} signs you in with its own identity provider, not with a password.`, 'sso_required');
     const password = form.password ?? '';
     // an upstream identity waiting for this account's proof stays announced on the page after a wrong password
     const linking = (await progress.get(s.realm.id, d))?.linking;

@@ -110,12 +110,25 @@ export class TenantResolver {
     return email ? { kind: 'redirect', url: `/interaction/${d.uid}` } : CONTINUE;
   }
 
-  /** The sign-in's tenant when it enforces single sign-on (no password may be checked for it). */
-  async ssoOnly(ctx: Context, d: Details): Promise<TenantRow | undefined> {
+  /**
+   * The tenant enforcing single sign-on that rules out a password here: the sign-in's tenant, or, when
+   * none is chosen yet, the tenant the email is sent to by home realm discovery (its domain, or its
+   * membership) when that one enforces it. A password posted straight to the password step, past the
+   * email step that would have sent the user to the tenant's connection, is refused the same way.
+   */
+  async ssoOnly(ctx: Context, d: Details, email?: string): Promise<TenantRow | undefined> {
     const realmId = served(ctx).realm.id;
     const tenantId = (await this.services.progress.get(realmId, d))?.tenantId ?? param(d, 'tenant_id');
-    const tenant = tenantId && !CONTROL.test(tenantId) ? await this.services.tenants.find(realmId, tenantId) : undefined;
-    return tenant?.ssoEnforced ? tenant : undefined;
+    if (tenantId) {
+      const tenant = CONTROL.test(tenantId) ? undefined : await this.services.tenants.find(realmId, tenantId);
+      return tenant?.ssoEnforced ? tenant : undefined;
+    }
+    if (!email || email.length > 320 || !EMAIL.test(email)) return undefined;
+    const domain = email.toLowerCase().split('@')[1];
+    for (const t of await this.services.tenants.tenantsForEmail(realmId, email)) {
+      if (t.ssoEnforced && (t.member || (await this.#ownsDomain(realmId, t.id, domain)))) return t;
+    }
+    return undefined;
   }
 
   /**

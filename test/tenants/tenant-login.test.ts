@@ -303,6 +303,17 @@ describeEachDatabase('tenant-aware sign-in', (kind) => {
     expect(html).toContain('sso_required');
     expect(html).toContain('Initech signs you in with its own identity provider');
     expect(hasPasswordField(html)).toBe(false);
+
+    // no tenant named yet: a password posted straight to the password step, past the email step that
+    // would have sent the user to the tenant's connection, is refused as well (by the email's domain)
+    const plain = await begin({});
+    const plainPage = await readPage(await plain.browser.follow(plain.first.url, {}, REDIRECT));
+    const plainUid = /\/interaction\/([^/?]+)/.exec(plainPage.url.pathname)![1]!;
+    const plainCsrf = /name="csrf" value="([^"]+)"/.exec(plainPage.html)![1]!;
+    const straight = await plain.browser.request(`${issuer}/interaction/${plainUid}/login`, { form: { csrf: plainCsrf, email: 'sam@initech.test', password: PASSWORD } });
+    expect(straight.status).toBe(403);
+    expect(await straight.text()).toContain('sso_required');
+    expect(straight.headers.get('location')).toBeNull();
   });
 
   it('SSO-enforced tenant: a passkey does not get around its single sign-on, for the tenant or into the tenant claim', async () => {
