@@ -127,7 +127,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     return fresh;
   }
 
-  async function render(ctx: Context, d: Details, p: Progress, extra: { error?: string; status?: number } = {}): Promise<void> {
+  async function render(ctx: Context, d: Details, p: Progress, extra: { error?: string; status?: number; recoveryOpen?: boolean } = {}): Promise<void> {
     const s = served(ctx);
     // once the tenant is known, the pages wear its name, logo and colour
     const tenantId = p.tenantId ?? (await progress.get(s.realm.id, d))?.tenantId;
@@ -188,6 +188,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
             securityKey: f.keys ? passkeyUrls(d) : undefined,
             totpAction: f.totp ? url(d, '/totp') : undefined,
             recoveryAction: url(d, '/recovery'),
+            recoveryOpen: extra.recoveryOpen,
           },
           status,
         );
@@ -488,14 +489,19 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     if (!gate.allowed || !(await recovery.consume(s.realm.id, user.id, form.code ?? ''))) {
       if (gate.allowed) await throttle.recordFailure(s.realm.id, keys);
       event(ctx, d, 'signin.failure', 'recovery-code', { reason: gate.allowed ? 'invalid_recovery_code' : 'throttled' });
+      const error = gate.allowed ? 'That recovery code is not valid or was already used.' : 'Too many attempts. Try again later.';
+      const status = gate.allowed ? 401 : 429;
+      // as the second factor: the whole "Verify it's you" page again (the app, the key, Cancel), the code form open
+      if (secondFactor) return render(ctx, d, p, { error, status, recoveryOpen: true });
       return page(ctx, 'mfa', {
         layout: layoutFor(s, 'Use a recovery code'),
         csrf: csrfToken(csrfKey, d.uid),
-        error: gate.allowed ? 'That recovery code is not valid or was already used.' : 'Too many attempts. Try again later.',
+        error,
         recoveryAction: url(d, '/recovery'),
         recoveryOpen: true,
         changeEmailAction: url(d, '/restart'),
-      }, gate.allowed ? 401 : 429);
+        abortAction: url(d, '/abort'),
+      }, status);
     }
     await throttle.recordSuccess(s.realm.id, keys);
     event(ctx, d, 'signin.success', 'recovery-code', { userId: user.id });

@@ -148,6 +148,12 @@ describe('second factors: TOTP, security keys, recovery codes, step-up', () => {
     const mfa2 = await password(b2, await readPage(second.first), 'totp@example.test');
     const refused = await readPage(await submit(b2, mfa2, '/recovery', { code }, REDIRECT));
     expect(refused.status).toBe(401);
+    expect(refused.html).toContain('That recovery code is not valid or was already used.');
+    // the whole second-factor page again, the recovery form open: the app's code is still offered, and Cancel
+    expect(refused.html).toMatch(/action="\/interaction\/[^"]+\/totp"/);
+    expect(refused.html).toMatch(/action="\/interaction\/[^"]+\/recovery"/);
+    expect(refused.html).toMatch(/action="\/interaction\/[^"]+\/abort"/);
+    expect(refused.html).toContain('to sign in to App');
   });
 
   it('a security key enrolled as the required second factor, then used as one', async () => {
