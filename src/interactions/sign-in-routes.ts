@@ -307,7 +307,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     return credentials.length === 0 && !totpOn && codes === 0 && identities.length === 0;
   }
 
-  function signupPage(ctx: Context, d: Details, data: { email?: string; name?: string; error?: string }, status = 200): void {
+  function signupPage(ctx: Context, d: Details, data: { email?: string; name?: string; error?: string; errorField?: 'email' | 'name' | 'password' }, status = 200): void {
     page(
       ctx,
       'signup',
@@ -352,7 +352,11 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
         await users.create({ realmId: s.realm.id, email, name, password: password || undefined, emailVerified: false });
       } catch (err) {
         const e = err as { code?: string; message?: string };
-        if (e.code === 'invalid_input' || e.code === 'conflict') return signupPage(ctx, d, { email, name, error: e.message }, e.code === 'conflict' ? 409 : 400);
+        if (e.code === 'invalid_input' || e.code === 'conflict') {
+          // the password policy's and the name's messages name their field; anything else is about the email
+          const errorField = e.code === 'invalid_input' && /password/i.test(e.message ?? '') ? 'password' : e.code === 'invalid_input' && /\bname\b/.test(e.message ?? '') ? 'name' : 'email';
+          return signupPage(ctx, d, { email, name, error: e.message, errorField }, e.code === 'conflict' ? 409 : 400);
+        }
         throw err;
       }
       user = await users.findByEmail(s.realm.id, email);

@@ -54,6 +54,18 @@ describe('self-service sign-up', () => {
     const weak = await readPage(await submit(browser, form, '/signup', { email: 'new@open.test', name: 'New', password: 'password' }, REDIRECT));
     expect(weak.status).toBe(400);
     expect(await server.services.users.findByEmail('open', 'new@open.test')).toBeUndefined(); // nothing half-written
+    // the error is about the password: that field is marked invalid, tied to the message and focused, the email is not
+    const field = (html: string, id: string) => new RegExp(`<input id="${id}"[^>]*>`).exec(html)?.[0] ?? '';
+    expect(field(weak.html, 'lk-password')).toContain('aria-describedby="lk-password-help lk-error"');
+    expect(field(weak.html, 'lk-password')).toContain('aria-invalid="true"');
+    expect(field(weak.html, 'lk-password')).toContain('autofocus');
+    expect(field(weak.html, 'lk-email')).not.toContain('aria-invalid');
+    expect(field(weak.html, 'lk-email')).not.toContain('lk-error');
+    expect(field(weak.html, 'lk-email')).not.toContain('autofocus');
+    const badEmail = await readPage(await submit(browser, weak, '/signup', { email: 'not-an-email', password: PASSWORD }, REDIRECT));
+    expect(badEmail.status).toBe(400);
+    expect(field(badEmail.html, 'lk-email')).toContain('aria-invalid="true"');
+    expect(field(badEmail.html, 'lk-password')).toBe('<input id="lk-password" name="password" type="password" autocomplete="new-password" aria-describedby="lk-password-help">');
     const offer = await submit(browser, weak, '/signup', { email: 'new@open.test', name: 'New Person', password: PASSWORD }, REDIRECT);
     const done = await skipPasskeyOffer(browser, offer, REDIRECT);
     const claims = decodeJwt((await exchangeCode(config, auth, done.url)).id_token!);
