@@ -44,6 +44,10 @@ const NOTICES: Record<string, { flash?: string; error?: string }> = {
 
 const MAX_NAME = 64;
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+// bidirectional overrides and isolates: they make a name display as other text than it holds ("Phone" shown for "enohP")
+const BIDI = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/u;
+// a name of only format characters (zero-width spaces, joiners) and spaces shows as nothing
+const INVISIBLE = /^[\p{Cf}\p{Z}\s]*$/u;
 const JSON_LIMIT = 32 * 1024;
 
 interface SignedIn {
@@ -78,6 +82,8 @@ function nameProblem(name: string): string | undefined {
   if (!name) return 'Give the passkey a name.';
   if (name.length > MAX_NAME) return `A passkey name can be at most ${MAX_NAME} characters.`;
   if (CONTROL.test(name)) return 'A passkey name cannot contain control characters.';
+  if (BIDI.test(name)) return 'A passkey name cannot contain text-direction control characters.';
+  if (INVISIBLE.test(name)) return 'Give the passkey a name with visible characters.';
   return undefined;
 }
 

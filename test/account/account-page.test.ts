@@ -252,9 +252,9 @@ describeEachDatabase('the account page', (kind) => {
     const page = await walk(alice, `${home}/account`);
     const csrf = csrfOf(page.html);
     const [laptop] = await credentialsOf('home', ALICE);
-    for (const name of ['', '   ', 'x'.repeat(65), 'tab\there']) {
+    for (const name of ['', '   ', 'x'.repeat(65), 'tab\there', 'Phone \u202eenohP', '\u200b\u200d\u2060', 'a\u2066b']) {
       const res = await walk(alice, `${home}/account/passkeys/${laptop!.id}/rename`, { form: { csrf, name } });
-      expect(res.res.status).toBe(400);
+      expect(res.res.status, JSON.stringify(name)).toBe(400);
       expect(alertText(res.html)).toMatch(/name/i);
     }
     expect((await credentialsOf('home', ALICE))[0]!.name).toBe('Work laptop');
