@@ -39,6 +39,8 @@ const NOTICES: Record<string, { flash?: string; error?: string }> = {
   codes: { flash: 'Your new recovery codes are ready. The old ones no longer work.' },
   'password-changed': { flash: 'Password changed. Use the new one the next time you sign in.' },
   'password-added': { flash: 'Password added. You can now also sign in with your email and this password.' },
+  'password-changed-signed-out': { flash: 'Password changed. You were signed out on your other devices.' },
+  'password-added-signed-out': { flash: 'Password added. You were signed out on your other devices.' },
   reauthenticated: { flash: 'You signed in again. You can now make your change.' },
 };
 
@@ -525,8 +527,11 @@ export function accountRoutes(services: Services): Router {
       throw err;
     }
     const change = user.passwordHash ? 'changed' : 'added';
-    await securityEvent(s.realm.id, user.id, `account.password_${change}`);
-    return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=password-${change}`);
+    // "Sign out of all other devices" (ticked by default): every other session of the account ends and the
+    // other grants are revoked (refresh tokens of apps on other devices included); this session stays
+    const signedOut = g.form.sign_out_others === 'yes' ? await users.signOutEverywhere(s.realm.id, user.id, g.signed.session.opSession) : undefined;
+    await securityEvent(s.realm.id, user.id, `account.password_${change}`, signedOut ? { otherSessionsEnded: signedOut.sessions, grantsRevoked: signedOut.grants } : {});
+    return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=password-${change}${g.form.sign_out_others === 'yes' ? '-signed-out' : ''}`);
   });
 
   /** "I have saved my codes": back to the account page (no change, so no recent sign-in needed). */

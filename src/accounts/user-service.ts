@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { LatchkeyConfig } from '../config/schema.js';
 import type { Db } from '../db/knex.js';
+import { payloadsRepo } from '../db/payloads-repo.js';
 import { realmsRepo } from '../db/realms-repo.js';
 import { tenantsRepo } from '../db/tenants-repo.js';
 import { listUsers, normalizeEmail, usersRepo, type UserRow, type UserSortKey } from '../db/users-repo.js';
@@ -133,6 +134,14 @@ export class UserService {
     const problem = checkPassword(password, this.passwordRules, { email });
     if (problem) throw invalid(problem);
     return this.hasher.hash(normalizePassword(password));
+  }
+
+  /**
+   * Signs the user out everywhere except the session with uid `keepSessionUid`: their other sessions end
+   * and the grants of other sessions and applications are revoked (refresh tokens included).
+   */
+  async signOutEverywhere(realmId: string, id: string, keepSessionUid?: string): Promise<{ sessions: number; grants: number }> {
+    return payloadsRepo.signOutEverywhere(this.db, realmId, id, keepSessionUid);
   }
 
   /** "Not now" on the passkey offer: ask again after `days` (far in the future for "don't ask again"). */

@@ -59,6 +59,40 @@ export const payloadsRepo = {
     // as another account ends the old session (revoking its grants) and then resumes that interaction.
     await runWrite(db, REVOKE_BY_GRANT, [realmId, grantId]);
   },
+  /**
+   * Signs an account out everywhere but one session (uid `keepUid`): its other sessions (node-oidc-provider's
+   * Session rows) end, and its grants other than the kept session's are revoked with everything issued
+   * under them (refresh and access tokens, codes). Returns how many sessions and grants went. A rare
+   * operator- or user-driven change, so a scan of the realm's sessions and grants (the primary key's range
+   * for the model) rather than an index kept up on every sign-in.
+   */
+  async signOutEverywhere(db: Db, realmId: string, accountId: string, keepUid?: string): Promise<{ sessions: number; grants: number }> {
+    const ofAccount = async (model: 'Session' | 'Grant') =>
+      ((await db('oidc_payloads').select('id', 'uid', 'payload').where({ realm_id: realmId, model })) as Array<{ id: string; uid: string | null; payload: string }>)
+        .map((r) => {
+          try {
+            return { id: r.id, uid: r.uid, payload: JSON.parse(r.payload) as { accountId?: unknown; authorizations?: Record<string, { grantId?: unknown }> } };
+          } catch {
+            return undefined;
+          }
+        })
+        .filter((r): r is NonNullable<typeof r> => Boolean(r && r.payload.accountId === accountId));
+    const sessions = await ofAccount('Session');
+    const kept = keepUid === undefined ? undefined : sessions.find((r) => r.uid === keepUid);
+    const keptGrants = new Set(Object.values(kept?.payload.authorizations ?? {}).map((a) => a?.grantId).filter((g): g is string => typeof g === 'string'));
+    const ending = sessions.filter((r) => r !== kept).map((r) => r.id);
+    const revoking = (await ofAccount('Grant')).map((r) => r.id).filter((id) => !keptGrants.has(id));
+    for (let i = 0; i < ending.length; i += 100) {
+      await db('oidc_payloads').where({ realm_id: realmId, model: 'Session' }).whereIn('id', ending.slice(i, i + 100)).delete();
+    }
+    for (const grantId of revoking) {
+      await db.transaction(async (trx) => {
+        await runWrite(trx, REVOKE_BY_GRANT, [realmId, grantId]);
+        await runWrite(trx, DESTROY, [realmId, 'Grant', grantId]);
+      });
+    }
+    return { sessions: ending.length, grants: revoking.length };
+  },
   async purgeExpired(db: Db, now: number): Promise<number> {
     return deleteInBatches(db, 'oidc_payloads', ['realm_id', 'model', 'id'], (q) => q.whereNotNull('expires_at').andWhere('expires_at', '<=', now));
   },

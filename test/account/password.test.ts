@@ -1,4 +1,5 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import * as oidc from 'openid-client';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -6,7 +7,7 @@ import { relyingParty } from '../../src/passkeys/relying-party.js';
 import { alertText, completeSignIn, csrfOf, flashText, signInToAccount, walk, type Step } from '../helpers/account-pages.js';
 import { SoftAuthenticator } from '../helpers/authenticator.js';
 import { describeEachDatabase } from '../helpers/databases.js';
-import { PASSWORD, postForm, until } from '../helpers/flows.js';
+import { discover, PASSWORD, postForm, signIn as signInWithPassword, until } from '../helpers/flows.js';
 import { Browser, parseForm, testFetch } from '../helpers/http.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
@@ -60,9 +61,19 @@ describeEachDatabase('changing a password (account page, CLI, admin API)', (kind
   });
   afterAll(async () => server?.close());
 
-  it('changes the password from the account page; the old one stops working at once', async () => {
+  it('changes the password from the account page; the old one stops working at once, and other devices are signed out', async () => {
+    // erin is also signed in on another device, and an app on a tablet holds a refresh token
+    const laptop = new Browser();
+    await signInToAccount(laptop, home, { email: ERIN, password: PASSWORD });
+    const app = await cli(['client', 'create', '--realm', 'home', '--name', 'Tablet app', '--first-party', '--redirect-uri', 'http://app.example.test/cb']);
+    expect(app.code, app.stderr).toBe(0);
+    const appConfig = await discover(home, app.json.client_id, { client_secret: app.json.client_secret });
+    const tablet = await signInWithPassword(new Browser(), appConfig, 'http://app.example.test/cb', ERIN, { scope: 'openid offline_access' });
+    expect(tablet.refresh_token).toBeTruthy();
     const browser = new Browser();
     const page = await signInToAccount(browser, home, { email: ERIN, password: PASSWORD });
+    expect(page.html).toMatch(/<input id="lk-sign-out-others" name="sign_out_others" type="checkbox" value="yes" checked>/);
+    expect(page.html).toContain('<label for="lk-sign-out-others">Sign out of all other devices</label>');
     expect(page.html).toContain('<h2 class="lk-subtitle" id="lk-password-heading">Password</h2>');
     expect(page.html).toMatch(/<label for="lk-new-password">New password<\/label>/);
     expect(page.html).toMatch(/<label for="lk-confirm-password">Confirm new password<\/label>/);
@@ -74,15 +85,23 @@ describeEachDatabase('changing a password (account page, CLI, admin API)', (kind
     const done = await walk(browser, action, { form: fields });
     expect(done.trail[0]!.res.status).toBe(303);
     expect(done.url.pathname).toBe('/account');
-    expect(done.url.searchParams.get('notice')).toBe('password-changed');
-    expect(flashText(done.html)).toBe('Password changed. Use the new one the next time you sign in.');
+    expect(done.url.searchParams.get('notice')).toBe('password-changed-signed-out');
+    expect(flashText(done.html)).toBe('Password changed. You were signed out on your other devices.');
+    // this device stays signed in; the laptop's session is gone, so its account page asks for a sign-in
+    expect((await walk(browser, `${home}/account`)).url.pathname).toBe('/account');
+    const elsewhere = await walk(laptop, `${home}/account`);
+    expect(elsewhere.url.pathname).toMatch(/^\/interaction\//);
+    // and the tablet app's refresh token no longer works
+    await expect(oidc.refreshTokenGrant(appConfig, tablet.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
 
     expect(await passwordWorks('home', ERIN, PASSWORD)).toBe(false);
     expect(await passwordWorks('home', ERIN, NEW_PASSWORD)).toBe(true);
     const stored = (await userOf('home', ERIN)).passwordHash!;
     expect(stored).toMatch(/^\$argon2id\$/);
     expect(stored).not.toContain(NEW_PASSWORD);
-    expect(await eventsOf('account.password_changed', erin.id)).toHaveLength(1);
+    const [changed] = await eventsOf('account.password_changed', erin.id);
+    // the laptop's and the tablet's sessions; the tablet app's grant and the laptop's account-page grant
+    expect(JSON.parse(changed.detail)).toEqual({ otherSessionsEnded: 2, grantsRevoked: 2 });
 
     // a new sign-in through the pages: the old password is refused, the new one gets in
     const other = new Browser();
@@ -160,6 +179,8 @@ describeEachDatabase('changing a password (account page, CLI, admin API)', (kind
     const options = await s.passkeys.registrationOptions({ realmId: 'home', settings: realm.settings, rp, user, boundTo: 'test:bootstrap', kind: 'passkey' });
     await s.passkeys.verifyRegistration({ realmId: 'home', settings: realm.settings, rp, user, boundTo: 'test:bootstrap', kind: 'passkey', response: await key.createCredential(options, home), name: 'Phone' });
 
+    const phone = new Browser();
+    await signInToAccount(phone, home, { email: FRANK, authenticator: key });
     const browser = new Browser();
     const page = await signInToAccount(browser, home, { email: FRANK, authenticator: key });
     expect(page.html).toContain('You sign in without a password.');
@@ -168,9 +189,11 @@ describeEachDatabase('changing a password (account page, CLI, admin API)', (kind
     expect(page.html).toContain('This is your only way to sign in');
 
     const { action, fields } = passwordForm(page, NEW_PASSWORD);
+    delete fields.sign_out_others; // the box unticked: other devices stay signed in
     const done = await walk(browser, action, { form: fields });
     expect(done.url.searchParams.get('notice')).toBe('password-added');
-    expect(flashText(done.html)).toMatch(/^Password added\./);
+    expect(flashText(done.html)).toBe('Password added. You can now also sign in with your email and this password.');
+    expect((await walk(phone, `${home}/account`)).url.pathname).toBe('/account');
     expect(done.html).toContain('>Change password</button>');
     // with a password, the passkey can go without a warning
     expect(done.html).not.toContain('This is your only way to sign in');

@@ -479,6 +479,9 @@ describe('passkey, second-factor and account pages', () => {
     expect(first.attrs).toMatchObject({ name: 'new_password', type: 'password', autocomplete: 'new-password', 'aria-describedby': 'lk-new-password-hint' });
     expect(html).toContain('<p class="lk-hint" id="lk-new-password-hint">At least 15 characters.');
     expect(labelled(html, 'Confirm new password').attrs).toMatchObject({ name: 'new_password_again', type: 'password', autocomplete: 'new-password' });
+    const signOut = labelled(html, 'Sign out of all other devices');
+    expect(signOut.attrs).toMatchObject({ name: 'sign_out_others', type: 'checkbox', value: 'yes' });
+    expect('checked' in signOut.attrs).toBe(true);
     // the account's email for password managers, not shown
     expect(change).toMatch(/<input type="text" name="username" autocomplete="username" value="[^"]+" hidden>/);
     expect(html).not.toContain('You sign in without a password.');
