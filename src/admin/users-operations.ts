@@ -104,4 +104,20 @@ export const updateUser = defineOperation({
   },
 });
 
-export const userOperations = [listUsers, getUser, createUser, updateUser];
+export const signOutUser = defineOperation({
+  id: 'signOutUser',
+  method: 'post',
+  path: '/users/{userId}/sign-out',
+  tag: 'users',
+  summary: "Sign a user out everywhere: end every session and revoke every grant (refresh and access tokens, codes) of the user's applications",
+  params: userIdParams,
+  response: z.object({ user_id: z.string(), sessions_ended: z.number().int(), grants_revoked: z.number().int() }),
+  async handle({ params, realmId, services }) {
+    const user = await services.users.findById(realmId, params.userId);
+    if (!user) throw notFound(`user "${params.userId}"`);
+    const ended = await services.users.signOutEverywhere(realmId, user.id);
+    return { user_id: user.id, sessions_ended: ended.sessions, grants_revoked: ended.grants };
+  },
+});
+
+export const userOperations = [listUsers, getUser, createUser, updateUser, signOutUser];

@@ -230,6 +230,44 @@ describeEachDatabase('changing a password (account page, CLI, admin API)', (kind
     expect(`${help.stdout}${help.stderr}`).toContain('latchkey user set-password --realm R --email E --password-stdin');
   });
 
+  it('an operator signs a user out everywhere: latchkey user sign-out and POST /api/v1/users/{id}/sign-out', async () => {
+    const app = await cli(['client', 'create', '--realm', 'home', '--name', 'Phone app', '--first-party', '--redirect-uri', 'http://phone.example.test/cb']);
+    expect(app.code, app.stderr).toBe(0);
+    const appConfig = await discover(home, app.json.client_id, { client_secret: app.json.client_secret });
+    // the CLI's answer is the user's: heidi's password is whatever the tests before set; sign in with a fresh one
+    expect((await cli(['user', 'set-password', '--realm', 'home', '--email', HEIDI, '--password-stdin'], `${PASSWORD}\n`)).code).toBe(0);
+    const browser = new Browser();
+    await signInToAccount(browser, home, { email: HEIDI, password: PASSWORD });
+    const phone = await signInWithPassword(new Browser(), appConfig, 'http://phone.example.test/cb', HEIDI, { scope: 'openid offline_access' });
+
+    const out = await cli(['user', 'sign-out', '--realm', 'home', '--email', HEIDI]);
+    expect(out.code, out.stderr).toBe(0);
+    expect(out.json).toMatchObject({ realm: 'home', email: HEIDI });
+    // at least the account page's and the phone's (an earlier test signed heidi in too)
+    expect(out.json.sessions_ended).toBeGreaterThanOrEqual(2);
+    expect(out.json.grants_revoked).toBeGreaterThanOrEqual(2);
+    expect((await walk(browser, `${home}/account`)).url.pathname).toMatch(/^\/interaction\//);
+    await expect(oidc.refreshTokenGrant(appConfig, phone.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+    const unknown = await cli(['user', 'sign-out', '--realm', 'home', '--email', 'nobody@home.test']);
+    expect(unknown.code).not.toBe(0);
+    expect(unknown.stderr).toContain('nobody@home.test');
+
+    // the same through the admin API
+    const again = await signInWithPassword(new Browser(), appConfig, 'http://phone.example.test/cb', HEIDI, { scope: 'openid offline_access' });
+    const admin = await cli(['client', 'create', '--realm', 'home', '--name', 'Helpdesk', '--grant', 'client_credentials', '--admin-api']);
+    const token = await postForm(`${home}/token`, { grant_type: 'client_credentials', resource: ADMIN, scope: 'admin' }, { id: admin.json.client_id, secret: admin.json.client_secret });
+    const heidi = await userOf('home', HEIDI);
+    const res = await testFetch(`${home}/api/v1/users/${heidi.id}/sign-out`, { method: 'POST', headers: { authorization: `Bearer ${token.body.access_token}` } });
+    expect(res.status).toBe(200);
+    // exactly what was left: the one sign-in since
+    expect(await res.json()).toEqual({ user_id: heidi.id, sessions_ended: 1, grants_revoked: 1 });
+    const none = await testFetch(`${home}/api/v1/users/${heidi.id}/sign-out`, { method: 'POST', headers: { authorization: `Bearer ${token.body.access_token}` } });
+    expect(await none.json()).toEqual({ user_id: heidi.id, sessions_ended: 0, grants_revoked: 0 });
+    await expect(oidc.refreshTokenGrant(appConfig, again.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+    const missing = await testFetch(`${home}/api/v1/users/no-such-user/sign-out`, { method: 'POST', headers: { authorization: `Bearer ${token.body.access_token}` } });
+    expect(missing.status).toBe(404);
+  });
+
   it('admin API: PATCH /users/{id} sets a password, and a weak one is a 400 problem that changes nothing', async () => {
     const created = await cli(['client', 'create', '--realm', 'home', '--name', 'Provisioning', '--grant', 'client_credentials', '--admin-api']);
     expect(created.code, created.stderr).toBe(0);

@@ -1,8 +1,10 @@
 import type { UserSort } from '../../accounts/user-service.js';
+import { notFound } from '../../errors.js';
 import { parse, required, UsageError, withServices, type Command, type CommandIo } from '../context.js';
 
 const usage = `latchkey user create --realm R --email E [--name N] [--password-stdin]
        latchkey user set-password --realm R --email E --password-stdin
+       latchkey user sign-out --realm R --email E     (ends every session, revokes every grant and its tokens)
        latchkey user disable --realm R --email E
        latchkey user enable --realm R --email E
        latchkey user list --realm R [--tenant-id T] [--email E] [--limit N] [--cursor C] [--sort created_at|-created_at|email|-email]`;
@@ -16,7 +18,7 @@ async function passwordFromStdin(io: CommandIo): Promise<string> {
 
 export const userCommand: Command = {
   name: 'user',
-  summary: 'create, list, disable and enable users; set a password',
+  summary: 'create, list, disable and enable users; set a password; sign a user out everywhere',
   usage,
   async run(args, io) {
     const [sub, ...rest] = args;
@@ -36,6 +38,17 @@ export const userCommand: Command = {
         if (!o['password-stdin']) throw new UsageError(`set-password reads the new password from standard input: add --password-stdin\n\nusage: ${usage}`);
         const password = await passwordFromStdin(io);
         return withServices((s) => s.users.setPassword(realmId, email, password));
+      }
+      case 'sign-out': {
+        const o = parse(rest, { realm: { type: 'string' }, email: { type: 'string' } }, usage);
+        const realmId = required(o.realm, 'realm', usage);
+        const email = required(o.email, 'email', usage);
+        return withServices(async (s) => {
+          const user = await s.users.findByEmail(realmId, email);
+          if (!user) throw notFound(`user ${email} in realm "${realmId}"`);
+          const ended = await s.users.signOutEverywhere(realmId, user.id);
+          return { realm: realmId, email: user.email, user_id: user.id, sessions_ended: ended.sessions, grants_revoked: ended.grants };
+        });
       }
       case 'disable':
       case 'enable': {
