@@ -80,6 +80,15 @@ function waitText(seconds: number): string {
   return minutes === 1 ? 'about a minute' : `about ${minutes} minutes`;
 }
 
+/**
+ * Whether the authenticator app is the account's only second factor in a realm that requires one: turning
+ * it off then leaves the password alone until the next sign-in walks whoever has it through setting up a
+ * new second factor, so it takes a warning and a confirmation.
+ */
+function lastRequiredFactor(mfa: string, user: UserRow, securityKeys: number): boolean {
+  return mfa === 'required' && Boolean(user.passwordHash) && securityKeys === 0;
+}
+
 function nameProblem(name: string): string | undefined {
   if (!name) return 'Give the passkey a name.';
   if (name.length > MAX_NAME) return `A passkey name can be at most ${MAX_NAME} characters.`;
@@ -213,6 +222,7 @@ export function accountRoutes(services: Services): Router {
     ctx: Context,
     { session, user }: SignedIn,
     extra: { flash?: string; error?: string; status?: number; invalid?: { id: string; field: 'name' | 'confirm'; value?: string } } = {},
+    // (invalid.id "totp": the authenticator app's confirmation box)
   ): Promise<void> {
     const s = served(ctx);
     const [credentials, totpOn, remaining, identities] = await Promise.all([
@@ -235,7 +245,13 @@ export function accountRoutes(services: Services): Router {
           extra.invalid?.id === c.id ? { ...c, invalidField: extra.invalid.field, nameValue: extra.invalid.value } : c,
         ),
         register: { optionsUrl: ACCOUNT_PATHS.passkeyOptions, verifyUrl: ACCOUNT_PATHS.passkeyVerify },
-        totp: { enrolled: totpOn, removeAction: ACCOUNT_PATHS.totpRemove, enrolUrl: ACCOUNT_PATHS.totp },
+        totp: {
+          enrolled: totpOn,
+          removeAction: ACCOUNT_PATHS.totpRemove,
+          enrolUrl: ACCOUNT_PATHS.totp,
+          confirmNeeded: totpOn && lastRequiredFactor(s.realm.settings.mfa, user, credentials.length),
+          invalid: extra.invalid?.id === 'totp',
+        },
         recovery: { remaining, regenerateAction: ACCOUNT_PATHS.recoveryCodes },
         password: { set: Boolean(user.passwordHash), action: ACCOUNT_PATHS.password, minLength: services.config.passwords.minLength },
         signOutUrl: ACCOUNT_PATHS.signOut,
@@ -495,6 +511,13 @@ export function accountRoutes(services: Services): Router {
     const g = await forForm(ctx, { fresh: true });
     if (!g) return;
     const s = served(ctx);
+    if (g.form.confirm !== 'yes' && lastRequiredFactor(s.realm.settings.mfa, g.signed.user, (await passkeys.credentials(s.realm.id, g.signed.user.id)).length)) {
+      return renderAccount(ctx, g.signed, {
+        error: 'This is your only second step, and this organisation requires one. Tick the box to confirm that you will set up a new one the next time you sign in, then turn it off again.',
+        status: 400,
+        invalid: { id: 'totp', field: 'confirm' },
+      });
+    }
     if (await totp.remove(s.realm.id, g.signed.user.id)) await securityEvent(s.realm.id, g.signed.user.id, 'account.totp_removed');
     return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=totp-off`);
   });
