@@ -50,18 +50,20 @@ function isFirstParty(client: { metadata(): Record<string, unknown> } | undefine
 }
 
 /**
- * The default prompts plus one login check: a session whose account findAccount no longer returns
- * (a disabled or deleted user) must sign in again. Without it the consent checks run without a
- * grant and the request ends in a server error.
+ * The default prompts plus login checks: a session signed in for a tenant the user has left, or not for
+ * the tenant the request names, signs in again; so does a session whose account findAccount no longer
+ * returns (a disabled or deleted user: without it the consent checks run without a grant and the
+ * request ends in a server error); and a single-factor session asked for multi-factor. `sessionTenant`
+ * gives the tenant of the session's grant and, only when asked, whether the user is still its member.
  */
-function signInPolicy(sessionTenant: (ctx: KoaContextWithOIDC) => Promise<{ tenantId?: string; member: boolean } | undefined>) {
+function signInPolicy(sessionTenant: (ctx: KoaContextWithOIDC) => Promise<{ tenantId?: string; member(): Promise<boolean> } | undefined>) {
   const policy = interactionPolicy.base();
   const login = policy.get('login')!;
   // the session's grant with this client was signed in for a tenant the user has been removed from
   login.checks.add(
     new interactionPolicy.Check('tenant_membership_ended', 'the signed-in account is no longer a member of the tenant it signed in for', 'login_required', async (ctx) => {
       const t = await sessionTenant(ctx);
-      return Boolean(t?.tenantId && !t.member);
+      return Boolean(t?.tenantId && !(await t.member()));
     }),
   );
   // a request naming a tenant (tenant_id) that the session did not sign in for needs a sign-in for it
@@ -179,7 +181,8 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
         const grantId = ctx.oidc.grant?.jti;
         if (!accountId || !grantId || resultTenant(ctx) !== undefined) return undefined;
         const tenantId = await tenantOfGrant(deps.tenants, realm.id, grantId, ctx);
-        return { tenantId, member: tenantId ? await deps.tenants.isMember(realm.id, tenantId, accountId) : false };
+        // membership is read only by the check that needs it (the requested-tenant check does not)
+        return { tenantId, member: () => (tenantId ? deps.tenants.isMember(realm.id, tenantId, accountId) : Promise.resolve(false)) };
       }),
     },
     features: {
