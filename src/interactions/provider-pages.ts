@@ -1,6 +1,7 @@
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { renderPage } from '../views/render.js';
 import { layoutFor, type RealmRequest } from './layout.js';
+import { providerErrorText } from './provider-error-text.js';
 
 const served = (ctx: KoaContextWithOIDC) => (ctx.req as RealmRequest).latchkey;
 const clientName = (ctx: KoaContextWithOIDC) => ctx.oidc?.client?.clientName ?? ctx.oidc?.client?.clientId;
@@ -18,16 +19,10 @@ export const providerPages = {
   async loggedOut(ctx: KoaContextWithOIDC) {
     html(ctx, renderPage('logged-out', { layout: layoutFor(served(ctx), 'Signed out'), clientName: clientName(ctx) }));
   },
-  async error(ctx: KoaContextWithOIDC, out: { error?: string; error_description?: string }, _error: Error) {
-    html(
-      ctx,
-      renderPage('error', {
-        layout: layoutFor(served(ctx), 'Something went wrong'),
-        title: 'This sign-in request cannot continue',
-        message: out.error_description ?? 'The request was not valid.',
-        code: out.error,
-      }),
-    );
+  async error(ctx: KoaContextWithOIDC, out: { error?: string; error_description?: string }, error: Error) {
+    const layout = layoutFor(served(ctx), 'Something went wrong');
+    const text = providerErrorText(ctx.oidc?.route, out, error, layout.realmName);
+    html(ctx, renderPage('error', { layout: { ...layout, title: text.title }, ...text }));
   },
   async deviceInput(ctx: KoaContextWithOIDC, form: string, _out: unknown, err?: { userCode?: string; name?: string }) {
     let message: string | undefined;
