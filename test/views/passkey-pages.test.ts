@@ -374,8 +374,15 @@ describe('passkey, second-factor and account pages', () => {
     expect(html).toContain('Each code works only once.');
     expect(form(html, '/interaction/uid1/continue')).toMatch(/<button [^>]*type="submit">I have saved my codes<\/button>/);
     expect(html).not.toContain('href="javascript');
+    // the codes as a text file, made in the page (a data: link with download)
+    const link = /<a class="[^"]*" download="recovery-codes.txt" href="data:text\/plain;charset=utf-8,([^"]+)">Download the codes<\/a>/.exec(html);
+    expect(link, 'download link').not.toBeNull();
+    const text = decodeURIComponent(link![1]!);
+    expect(text.split('\n').filter((l) => /^[a-z0-9]{4}-/.test(l))).toEqual(['abcd-efgh-ijkl', 'mnop-qrst-uvwx', '2345-6789-abcd']);
+    expect(text).toContain('Each code works only once.');
     const again = renderPage('recovery-codes', { ...samples['recovery-codes']!, codes: [], alreadyShown: true });
     expect(again).not.toContain('<ol');
+    expect(again).not.toContain('download=');
     expect(again).toContain('already shown');
   });
 
