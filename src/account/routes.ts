@@ -2,6 +2,7 @@ import { safePicture } from '../connections/safe-picture.js';
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import { deriveKey } from '../crypto/secret-box.js';
+import { payloadsRepo } from '../db/payloads-repo.js';
 import type { UserRow } from '../db/users-repo.js';
 import { LatchkeyError } from '../errors.js';
 import { errorPage, page, seeOther, served } from '../interactions/kit.js';
@@ -70,7 +71,6 @@ interface CodeFields {
   sessionUid?: string;
   consumed?: unknown;
   isExpired?: boolean;
-  consume(): Promise<void>;
 }
 
 /** "about 3 minutes", "a few seconds": how long a locked-out code check still waits. */
@@ -283,9 +283,8 @@ export function accountRoutes(services: Services): Router {
    * Marks a code consumed in the provider's storage (src/oidc/adapter.ts, table oidc_payloads) with a
    * conditional update: of two requests presenting the same code, on any instance, only one goes on.
    */
-  async function claimCode(realmId: string, jti: string): Promise<boolean> {
-    const changed = await db('oidc_payloads').where({ realm_id: realmId, model: 'AuthorizationCode', id: jti }).whereNull('consumed_at').update({ consumed_at: Date.now() });
-    return changed === 1;
+  function claimCode(realmId: string, jti: string): Promise<boolean> {
+    return payloadsRepo.consume(db, realmId, 'AuthorizationCode', jti, Date.now());
   }
 
   /** The authorization response: the code is redeemed here, in-process, never over the network. */
@@ -318,7 +317,6 @@ export function accountRoutes(services: Services): Router {
       return expired();
     }
     if (!(await claimCode(s.realm.id, code.jti))) return expired();
-    await code.consume();
     const user = await users.findById(s.realm.id, code.accountId);
     if (!user || user.disabled) {
       sessions.clear(ctx, s.issuer);

@@ -65,6 +65,23 @@ export class LoginThrottle {
     await throttleRepo.remove(this.#db, realmId, accountKey(keys.email));
   }
 
+  /**
+   * The same counting for a client address alone, under its own `purpose` (e.g. `user-code`), apart from
+   * its sign-in failures: for guesses that name no account, such as device-flow user codes.
+   */
+  async checkAddress(realmId: string, purpose: string, ip: string, now: number = Date.now()): Promise<ThrottleVerdict> {
+    if (!this.#cfg.enabled || !ip) return { allowed: true, retryAfterSeconds: 0 };
+    const rows = await throttleRepo.find(this.#db, realmId, [`${purpose}:${addressKey(ip)}`]);
+    const lockedUntil = Math.max(0, ...rows.map((r) => r.lockedUntil));
+    if (lockedUntil <= now) return { allowed: true, retryAfterSeconds: 0 };
+    return { allowed: false, retryAfterSeconds: Math.ceil((lockedUntil - now) / 1000) };
+  }
+
+  async recordAddressFailure(realmId: string, purpose: string, ip: string, now: number = Date.now()): Promise<void> {
+    if (!this.#cfg.enabled || !ip) return;
+    await throttleRepo.update(this.#db, realmId, [`${purpose}:${addressKey(ip)}`], (current) => this.#afterFailure(current, now));
+  }
+
   /** Deletes counters that have been forgotten and are not locked; returns how many. */
   async purge(now: number = Date.now()): Promise<number> {
     return throttleRepo.purge(this.#db, now - this.#cfg.failureResetSeconds * 1000, now);

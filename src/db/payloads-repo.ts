@@ -18,7 +18,9 @@ const FIND_BY = {
   uid: sql('select payload, consumed_at from oidc_payloads where realm_id = ? and model = ? and uid = ? and (expires_at is null or expires_at > ?) limit 1'),
   user_code: sql('select payload, consumed_at from oidc_payloads where realm_id = ? and model = ? and user_code = ? and (expires_at is null or expires_at > ?) limit 1'),
 } as const;
-const CONSUME = sql('update oidc_payloads set consumed_at = ? where realm_id = ? and model = ? and id = ?');
+// conditional: of two requests presenting the same code or refresh token, only one marks it
+const CONSUME = sql('update oidc_payloads set consumed_at = ? where realm_id = ? and model = ? and id = ? and consumed_at is null');
+const GRANT_OF = sql('select grant_id from oidc_payloads where realm_id = ? and model = ? and id = ? limit 1');
 const DESTROY = sql('delete from oidc_payloads where realm_id = ? and model = ? and id = ?');
 const REVOKE_BY_GRANT = sql("delete from oidc_payloads where realm_id = ? and grant_id = ? and model <> 'Interaction'");
 
@@ -48,8 +50,16 @@ export const payloadsRepo = {
     if (!row) return undefined;
     return { payload: JSON.parse(row.payload), consumedAt: row.consumed_at === null ? null : Number(row.consumed_at) };
   },
-  async consume(db: Db, realmId: string, model: string, id: string, at: number): Promise<void> {
-    await runWrite(db, CONSUME, [at, realmId, model, id]);
+  /**
+   * Marks a row consumed unless it already is (or is gone); returns whether this call marked it. The
+   * check and the mark are one statement, so it holds between concurrent requests and across instances.
+   */
+  async consume(db: Db, realmId: string, model: string, id: string, at: number): Promise<boolean> {
+    return (await runWrite(db, CONSUME, [at, realmId, model, id])) === 1;
+  },
+  async grantIdOf(db: Db, realmId: string, model: string, id: string): Promise<string | undefined> {
+    const row = await queryFirst(db, GRANT_OF, [realmId, model, id]);
+    return typeof row?.grant_id === 'string' ? row.grant_id : undefined;
   },
   async destroy(db: Db, realmId: string, model: string, id: string): Promise<void> {
     await runWrite(db, DESTROY, [realmId, model, id]);
@@ -58,6 +68,13 @@ export const payloadsRepo = {
     // Everything issued under the grant goes, but not a pending sign-in that refers to it: signing in
     // as another account ends the old session (revoking its grants) and then resumes that interaction.
     await runWrite(db, REVOKE_BY_GRANT, [realmId, grantId]);
+  },
+  /** Revokes a grant: everything issued under it, and the grant itself. */
+  async revokeGrant(db: Db, realmId: string, grantId: string): Promise<void> {
+    await db.transaction(async (trx) => {
+      await runWrite(trx, REVOKE_BY_GRANT, [realmId, grantId]);
+      await runWrite(trx, DESTROY, [realmId, 'Grant', grantId]);
+    });
   },
   /**
    * Signs an account out everywhere but one session (uid `keepUid`): its other sessions (node-oidc-provider's
@@ -85,12 +102,7 @@ export const payloadsRepo = {
     for (let i = 0; i < ending.length; i += 100) {
       await db('oidc_payloads').where({ realm_id: realmId, model: 'Session' }).whereIn('id', ending.slice(i, i + 100)).delete();
     }
-    for (const grantId of revoking) {
-      await db.transaction(async (trx) => {
-        await runWrite(trx, REVOKE_BY_GRANT, [realmId, grantId]);
-        await runWrite(trx, DESTROY, [realmId, 'Grant', grantId]);
-      });
-    }
+    for (const grantId of revoking) await payloadsRepo.revokeGrant(db, realmId, grantId);
     return { sessions: ending.length, grants: revoking.length };
   },
   async purgeExpired(db: Db, now: number): Promise<number> {

@@ -1,4 +1,4 @@
-import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { Db } from '../db/knex.js';
 import { payloadsRepo } from '../db/payloads-repo.js';
 import { heldInteraction } from './held-interactions.js';
@@ -9,6 +9,8 @@ import { heldInteraction } from './held-interactions.js';
  * comparison, which would make the request a server error). It is simply not found.
  */
 const storable = (key: string): boolean => !key.includes('\u0000');
+
+const LABELS: Record<string, string> = { AuthorizationCode: 'authorization code', RefreshToken: 'refresh token', DeviceCode: 'device code' };
 
 export interface ClientSource {
   /** Returns node-oidc-provider client metadata, or undefined for an unknown client. */
@@ -65,9 +67,18 @@ export function createAdapterClass(db: Db, realmId: string, clients: ClientSourc
       return storable(uid) ? this.#read('uid', uid) : undefined;
     }
 
+    /**
+     * node-oidc-provider reads a code or refresh token, checks it is not consumed, and consumes it: two
+     * requests presenting it at once both pass the check. The mark is conditional, so only the first goes
+     * on; the other is a reuse, answered as node-oidc-provider answers one it sees: the grant is revoked
+     * with everything issued under it, and the request fails with invalid_grant.
+     */
     async consume(id: string): Promise<void> {
       if (!storable(id)) return;
-      await payloadsRepo.consume(db, realmId, this.name, id, Date.now());
+      if (await payloadsRepo.consume(db, realmId, this.name, id, Date.now())) return;
+      const grantId = await payloadsRepo.grantIdOf(db, realmId, this.name, id);
+      if (grantId) await payloadsRepo.revokeGrant(db, realmId, grantId);
+      throw new errors.InvalidGrant(`${LABELS[this.name] ?? this.name} already consumed`);
     }
 
     async destroy(id: string): Promise<void> {

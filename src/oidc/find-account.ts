@@ -1,4 +1,4 @@
-import type { FindAccount } from 'oidc-provider';
+import { errors, type FindAccount } from 'oidc-provider';
 import type { UserService } from '../accounts/user-service.js';
 import type { AuthorizationModule } from '../authz/module.js';
 import { RESERVED_CLAIMS } from '../authz/module.js';
@@ -51,6 +51,8 @@ export function createFindAccount(
             scopes: scope ? scope.split(' ') : [],
             tenantId,
           });
+          // a denied ID token is not issued: the token request fails as for a denied access token
+          if (!decision.allow) throw new errors.AccessDenied(decision.reason ?? 'the authorization module denied this token');
           // tenant_id is the server's to say: the module sees it but cannot set it
           for (const [k, v] of Object.entries(decision.claims ?? {})) if (!RESERVED_CLAIMS.has(k) && k !== 'tenant_id' && !(k in claims)) claims[k] = v;
         }

@@ -22,6 +22,8 @@ import { holdFirstPageRedirect } from './first-page.js';
 import { holdResumeRedirect } from './resume-in-process.js';
 import { grantTypeOf, refreshTokenTtl, withoutProviderAsyncContext } from './request-context.js';
 import type { TenantService } from '../tenants/service.js';
+import type { LoginThrottle } from '../accounts/login-throttle.js';
+import { countWrongUserCodes, refuseLockedUserCodeGuesses } from './user-code-throttle.js';
 import { recordGrantTenant, resultTenant, tenantOfGrant } from '../tenants/grant-tenant.js';
 
 export interface ProviderDeps {
@@ -34,6 +36,8 @@ export interface ProviderDeps {
   cookieKeys: string[];
   log: Logger;
   trust: TrustService;
+  /** Rate-limits device-flow user code guesses; absent on the throwaway provider that validates client metadata. */
+  throttle?: LoginThrottle;
 }
 
 const SCOPE_CLAIMS = {
@@ -215,7 +219,7 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
       userinfo: { enabled: true },
       deviceFlow: {
         enabled: true,
-        userCodeInputSource: providerPages.deviceInput,
+        userCodeInputSource: deps.throttle ? countWrongUserCodes(deps.throttle, realm.id, providerPages.deviceInput) : providerPages.deviceInput,
         userCodeConfirmSource: providerPages.deviceConfirm,
         successSource: providerPages.deviceSuccess,
       },
@@ -311,6 +315,7 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
   withoutProviderAsyncContext();
   const provider = new Provider(issuer, configuration);
   provider.proxy = config.server.trustProxy;
+  if (deps.throttle) refuseLockedUserCodeGuesses(provider, deps.throttle, realm.id);
   holdFirstPageRedirect(provider);
   holdResumeRedirect(provider);
   enableTokenExchange(provider, { realmId: realm.id, trust: deps.trust, defaultAudience: settings.defaultAudience, resourceServerInfo });

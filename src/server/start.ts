@@ -69,6 +69,7 @@ export async function startServer(config: LatchkeyConfig, options: { services?: 
     cookieKeys: services.cookieKeys,
     log: services.log,
     trust: services.trust,
+    throttle: services.throttle,
   });
   const app = createApp({ services, registry, providers });
   const koa = app.callback();
