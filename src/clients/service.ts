@@ -3,6 +3,7 @@ import type { AdapterPayload } from 'oidc-provider';
 import { hashHighEntropySecret } from '../crypto/secret-box.js';
 import { clientsRepo, type ClientRow } from '../db/clients-repo.js';
 import type { Db } from '../db/knex.js';
+import { payloadsRepo } from '../db/payloads-repo.js';
 import { realmsRepo } from '../db/realms-repo.js';
 import { invalid, notFound } from '../errors.js';
 import { SIGNING_ALGS, type SigningAlg } from '../realms/settings.js';
@@ -55,6 +56,7 @@ export interface CreatedClient {
   grant_types: string[];
   token_endpoint_auth_method: string;
   id_token_signed_response_alg?: string;
+  scope?: string;
   admin_api?: boolean;
   application_type: 'web' | 'native';
 }
@@ -100,6 +102,106 @@ export function newClientId(): string {
  * Checks a new client's metadata (in node-oidc-provider's shape) the way the realm's provider will
  * when the client is used; throws a LatchkeyError saying what it refuses.
  */
+export interface UpdateClientInput {
+  name?: string;
+  redirectUris?: string[];
+  postLogoutRedirectUris?: string[];
+  grants?: string[];
+  firstParty?: boolean;
+  idTokenAlg?: string;
+  jwks?: unknown;
+  jwksUri?: string;
+  scope?: string;
+  adminApi?: boolean;
+}
+
+const hasSecret = (authMethod: string): boolean => authMethod === 'client_secret_basic' || authMethod === 'client_secret_post';
+const newSecret = (): string => randomBytes(32).toString('base64url');
+
+/** A client's settings, resolved: what {@link clientMetadata} checks and turns into stored metadata. */
+interface ClientSpec {
+  name: string | undefined;
+  native: boolean;
+  authMethod: string;
+  grants: string[];
+  redirectUris: string[];
+  postLogoutRedirectUris: string[];
+  idTokenAlg?: string;
+  jwks?: unknown;
+  jwksUri?: string;
+  scope?: string;
+  adminApi: boolean;
+}
+
+/**
+ * Checks a client's settings (for a new client and for a change alike) and returns its stored metadata;
+ * throws a LatchkeyError naming the first thing it refuses.
+ */
+function clientMetadata(spec: ClientSpec): Record<string, unknown> {
+  const name = spec.name?.trim();
+  if (!name) throw invalid('client name (--name) is required');
+  const { native, authMethod } = spec;
+  const isPublic = authMethod === 'none';
+  const grants = [...new Set(spec.grants)];
+  if (!grants.length) throw invalid('a client needs at least one grant (--grant)');
+  for (const g of grants) {
+    if (!(GRANT_TYPES as readonly string[]).includes(g)) throw invalid(`unknown grant "${g}"; use one of ${GRANT_TYPES.join(', ')} (implicit and password grants are not supported)`);
+  }
+  if (isPublic && grants.includes('client_credentials')) throw invalid('a public client cannot use the client_credentials grant');
+  if (isPublic && grants.includes('urn:ietf:params:oauth:grant-type:token-exchange')) throw invalid('a public client cannot use the token-exchange grant');
+  if (grants.includes('refresh_token') && !grants.includes('authorization_code') && !grants.includes('urn:ietf:params:oauth:grant-type:device_code')) {
+    throw invalid('the refresh_token grant needs authorization_code or device_code as well');
+  }
+  const redirectUris = spec.redirectUris.map((u) => checkUri(u, 'redirect URI', native));
+  if (grants.includes('authorization_code') && !redirectUris.length) throw invalid('the authorization_code grant needs at least one --redirect-uri');
+  const postLogout = spec.postLogoutRedirectUris.map((u) => checkUri(u, 'post-logout redirect URI', native));
+  if (authMethod === 'private_key_jwt' && !spec.jwks && !spec.jwksUri) throw invalid('private_key_jwt needs the client\'s public keys (--jwks-uri URL or --jwks JSON)');
+  if (spec.idTokenAlg && !(SIGNING_ALGS as readonly string[]).includes(spec.idTokenAlg)) throw invalid(`unknown ID token algorithm "${spec.idTokenAlg}"; use one of ${SIGNING_ALGS.join(', ')}`);
+  if (spec.adminApi && !grants.includes('client_credentials')) throw invalid('an admin API client (--admin-api) needs the client_credentials grant (--grant client_credentials)');
+  if (spec.jwksUri) checkUri(spec.jwksUri, 'JWKS URI');
+  if (spec.jwksUri && spec.jwks !== undefined) throw invalid('give the client\'s keys either by URL (--jwks-uri) or inline (--jwks), not both');
+  const scope = spec.scope?.split(' ').filter(Boolean).join(' ');
+  for (const s of scope?.split(' ') ?? []) {
+    if (!(CLIENT_SCOPES as readonly string[]).includes(s)) throw invalid(`scope "${s}" cannot be given to a client (--scope takes ${CLIENT_SCOPES.join(', ')}); the scopes of an API are listed in the realm's resources`);
+  }
+  if (spec.jwks !== undefined && (typeof spec.jwks !== 'object' || spec.jwks === null || !Array.isArray((spec.jwks as { keys?: unknown }).keys))) {
+    throw invalid('--jwks must be a JSON Web Key Set: {"keys": [...]}');
+  }
+  return {
+    client_name: name,
+    redirect_uris: redirectUris,
+    post_logout_redirect_uris: postLogout,
+    grant_types: grants,
+    response_types: grants.includes('authorization_code') ? ['code'] : [],
+    token_endpoint_auth_method: authMethod,
+    ...(spec.idTokenAlg ? { id_token_signed_response_alg: spec.idTokenAlg as SigningAlg } : {}),
+    ...(spec.jwks ? { jwks: spec.jwks } : {}),
+    ...(spec.jwksUri ? { jwks_uri: spec.jwksUri } : {}),
+    ...(scope ? { scope } : {}),
+    ...(spec.adminApi ? { admin_api: true } : {}),
+    ...(native ? { application_type: 'native' } : {}),
+  };
+}
+
+/** What the CLI prints about a client (never its secret). */
+function view(c: ClientRow): Omit<CreatedClient, 'client_secret'> {
+  return {
+    client_id: c.clientId,
+    realm: c.realmId,
+    name: c.name,
+    public: c.metadata.token_endpoint_auth_method === 'none',
+    first_party: c.firstParty,
+    redirect_uris: c.metadata.redirect_uris as string[],
+    post_logout_redirect_uris: c.metadata.post_logout_redirect_uris as string[],
+    grant_types: c.metadata.grant_types as string[],
+    token_endpoint_auth_method: c.metadata.token_endpoint_auth_method as string,
+    ...(c.metadata.id_token_signed_response_alg ? { id_token_signed_response_alg: c.metadata.id_token_signed_response_alg as string } : {}),
+    ...(c.metadata.scope ? { scope: c.metadata.scope as string } : {}),
+    ...(c.metadata.admin_api ? { admin_api: true } : {}),
+    application_type: c.metadata.application_type === 'native' ? 'native' : 'web',
+  };
+}
+
 export type ClientMetadataValidator = (realmId: string, metadata: AdapterPayload) => Promise<void>;
 
 /** Clients of a realm; the secret is returned once and stored as a hash. */
@@ -110,65 +212,38 @@ export class ClientService {
   ) {}
 
   async create(input: CreateClientInput): Promise<CreatedClient> {
-    const name = input.name?.trim();
-    if (!name) throw invalid('client name (--name) is required');
     const native = Boolean(input.native);
     // a native app cannot keep a secret (RFC 8252, section 8.5): it is a public client with PKCE
     if (native && input.authMethod && input.authMethod !== 'none') throw invalid('a native app (--native) is a public client and has no secret: drop --auth-method');
     const isPublic = Boolean(input.public) || native;
-    const grants = [...new Set(input.grants?.length ? input.grants : ['authorization_code', 'refresh_token'])];
-    for (const g of grants) {
-      if (!(GRANT_TYPES as readonly string[]).includes(g)) throw invalid(`unknown grant "${g}"; use one of ${GRANT_TYPES.join(', ')} (implicit and password grants are not supported)`);
-    }
-    if (isPublic && grants.includes('client_credentials')) throw invalid('a public client cannot use the client_credentials grant');
-    if (isPublic && grants.includes('urn:ietf:params:oauth:grant-type:token-exchange')) throw invalid('a public client cannot use the token-exchange grant');
-    if (grants.includes('refresh_token') && !grants.includes('authorization_code') && !grants.includes('urn:ietf:params:oauth:grant-type:device_code')) {
-      throw invalid('the refresh_token grant needs authorization_code or device_code as well');
-    }
-    const redirectUris = (input.redirectUris ?? []).map((u) => checkUri(u, 'redirect URI', native));
-    if (grants.includes('authorization_code') && !redirectUris.length) throw invalid('the authorization_code grant needs at least one --redirect-uri');
-    const postLogout = (input.postLogoutRedirectUris ?? []).map((u) => checkUri(u, 'post-logout redirect URI', native));
     const authMethod = isPublic ? 'none' : (input.authMethod ?? 'client_secret_basic');
     if (!(AUTH_METHODS as readonly string[]).includes(authMethod)) throw invalid(`unknown auth method "${authMethod}"; use one of ${AUTH_METHODS.filter((m) => m !== 'none').join(', ')}`);
     if (!isPublic && authMethod === 'none') throw invalid('auth method "none" is only for public clients (--public)');
     if (input.authMethod && isPublic && input.authMethod !== 'none') throw invalid('a public client has no secret: drop --auth-method or --public');
-    if (authMethod === 'private_key_jwt' && !input.jwks && !input.jwksUri) throw invalid('private_key_jwt needs the client\'s public keys (--jwks-uri URL or --jwks JSON)');
-    if (input.idTokenAlg && !(SIGNING_ALGS as readonly string[]).includes(input.idTokenAlg)) throw invalid(`unknown ID token algorithm "${input.idTokenAlg}"; use one of ${SIGNING_ALGS.join(', ')}`);
-    if (input.adminApi && !grants.includes('client_credentials')) throw invalid('an admin API client (--admin-api) needs the client_credentials grant (--grant client_credentials)');
-    if (input.jwksUri) checkUri(input.jwksUri, 'JWKS URI');
-    if (input.jwksUri && input.jwks !== undefined) throw invalid('give the client\'s keys either by URL (--jwks-uri) or inline (--jwks), not both');
-    const scope = input.scope?.split(' ').filter(Boolean).join(' ');
-    for (const s of scope?.split(' ') ?? []) {
-      if (!(CLIENT_SCOPES as readonly string[]).includes(s)) throw invalid(`scope "${s}" cannot be given to a client (--scope takes ${CLIENT_SCOPES.join(', ')}); the scopes of an API are listed in the realm's resources`);
-    }
-    if (input.jwks !== undefined && (typeof input.jwks !== 'object' || input.jwks === null || !Array.isArray((input.jwks as { keys?: unknown }).keys))) {
-      throw invalid('--jwks must be a JSON Web Key Set: {"keys": [...]}');
-    }
+    const metadata = clientMetadata({
+      name: input.name,
+      native,
+      authMethod,
+      grants: input.grants?.length ? input.grants : ['authorization_code', 'refresh_token'],
+      redirectUris: input.redirectUris ?? [],
+      postLogoutRedirectUris: input.postLogoutRedirectUris ?? [],
+      idTokenAlg: input.idTokenAlg,
+      jwks: input.jwks,
+      jwksUri: input.jwksUri,
+      scope: input.scope,
+      adminApi: Boolean(input.adminApi),
+    });
 
     const realm = await realmsRepo.find(this.db, input.realmId);
     if (!realm) throw notFound(`realm "${input.realmId}"`);
 
     const clientId = newClientId();
-    const secret = authMethod === 'client_secret_basic' || authMethod === 'client_secret_post' ? randomBytes(32).toString('base64url') : undefined;
-    const metadata: Record<string, unknown> = {
-      client_name: name,
-      redirect_uris: redirectUris,
-      post_logout_redirect_uris: postLogout,
-      grant_types: grants,
-      response_types: grants.includes('authorization_code') ? ['code'] : [],
-      token_endpoint_auth_method: authMethod,
-      ...(input.idTokenAlg ? { id_token_signed_response_alg: input.idTokenAlg as SigningAlg } : {}),
-      ...(input.jwks ? { jwks: input.jwks } : {}),
-      ...(input.jwksUri ? { jwks_uri: input.jwksUri } : {}),
-      ...(scope ? { scope } : {}),
-      ...(input.adminApi ? { admin_api: true } : {}),
-      ...(native ? { application_type: 'native' } : {}),
-    };
+    const secret = hasSecret(authMethod) ? newSecret() : undefined;
     const now = Date.now();
     const row: ClientRow = {
       clientId,
       realmId: input.realmId,
-      name,
+      name: metadata.client_name as string,
       metadata,
       secretHash: secret ? hashHighEntropySecret(secret) : null,
       firstParty: Boolean(input.firstParty),
@@ -181,37 +256,93 @@ export class ClientService {
       await clientsRepo.insert(trx, row);
       await realmsRepo.bumpRevision(trx, input.realmId, now);
     });
-    return {
-      client_id: clientId,
-      ...(secret ? { client_secret: secret } : {}),
-      realm: input.realmId,
-      name,
-      public: isPublic,
-      first_party: Boolean(input.firstParty),
-      redirect_uris: redirectUris,
-      post_logout_redirect_uris: postLogout,
-      grant_types: grants,
-      token_endpoint_auth_method: authMethod,
-      ...(input.idTokenAlg ? { id_token_signed_response_alg: input.idTokenAlg } : {}),
-      ...(input.adminApi ? { admin_api: true } : {}),
-      application_type: native ? 'native' : 'web',
-    };
+    const { client_id, ...rest } = view(row);
+    return { client_id, ...(secret ? { client_secret: secret } : {}), ...rest };
+  }
+
+  /**
+   * Changes a client's name, redirect URIs, grants, scopes, ID token algorithm, keys or first-party flag;
+   * what is not given stays. A list given replaces the stored one. What makes the client the kind it is
+   * (public, native, how it authenticates) stays: a client of another kind is a new client. Checked as a
+   * new client is, before anything is written; running servers use the change at once (the realm's
+   * revision grows).
+   */
+  async update(realmId: string, clientId: string, changes: UpdateClientInput): Promise<Omit<CreatedClient, 'client_secret'>> {
+    const row = await this.existing(realmId, clientId);
+    const m = row.metadata;
+    const given = <T>(v: T | undefined, stored: T): T => (v === undefined ? stored : v);
+    const keysChange = changes.jwks !== undefined || changes.jwksUri !== undefined;
+    const metadata = clientMetadata({
+      name: given(changes.name, row.name),
+      native: m.application_type === 'native',
+      authMethod: m.token_endpoint_auth_method as string,
+      grants: given(changes.grants, m.grant_types as string[]),
+      redirectUris: given(changes.redirectUris, m.redirect_uris as string[]),
+      postLogoutRedirectUris: given(changes.postLogoutRedirectUris, m.post_logout_redirect_uris as string[]),
+      idTokenAlg: given(changes.idTokenAlg, m.id_token_signed_response_alg as string | undefined),
+      // new keys replace the old ones, by URL or inline
+      jwks: keysChange ? changes.jwks : m.jwks,
+      jwksUri: keysChange ? changes.jwksUri : (m.jwks_uri as string | undefined),
+      scope: given(changes.scope, m.scope as string | undefined),
+      adminApi: given(changes.adminApi, Boolean(m.admin_api)),
+    });
+    const now = Date.now();
+    const updated: ClientRow = { ...row, name: metadata.client_name as string, metadata, firstParty: given(changes.firstParty, row.firstParty), updatedAt: now };
+    await this.validateMetadata?.(realmId, toProviderMetadata(updated));
+    await this.db.transaction(async (trx) => {
+      await clientsRepo.update(trx, updated);
+      await realmsRepo.bumpRevision(trx, realmId, now);
+    });
+    return view(updated);
+  }
+
+  /**
+   * A new secret for a confidential client, returned once (stored as a hash); the old one stops working
+   * at once, on every instance.
+   */
+  async rotateSecret(realmId: string, clientId: string): Promise<{ client_id: string; client_secret: string; realm: string }> {
+    const row = await this.existing(realmId, clientId);
+    const authMethod = row.metadata.token_endpoint_auth_method as string;
+    if (!hasSecret(authMethod)) {
+      throw invalid(`client "${clientId}" has no secret to rotate: it ${authMethod === 'none' ? 'is a public client' : `authenticates with ${authMethod}`}`);
+    }
+    const secret = newSecret();
+    const now = Date.now();
+    await this.db.transaction(async (trx) => {
+      await clientsRepo.update(trx, { ...row, secretHash: hashHighEntropySecret(secret), updatedAt: now });
+      await realmsRepo.bumpRevision(trx, realmId, now);
+    });
+    return { client_id: clientId, client_secret: secret, realm: realmId };
+  }
+
+  /**
+   * Deletes a client and revokes what it was given: its grants, with the refresh tokens, codes and
+   * stored access tokens issued under them. JWT access tokens it holds stay valid until they expire
+   * (they are checked by signature alone).
+   */
+  async delete(realmId: string, clientId: string): Promise<{ client_id: string; realm: string; deleted: true; revoked_grants: number }> {
+    await this.existing(realmId, clientId);
+    const now = Date.now();
+    let revoked = 0;
+    await this.db.transaction(async (trx) => {
+      await clientsRepo.delete(trx, realmId, clientId);
+      await realmsRepo.bumpRevision(trx, realmId, now);
+      revoked = await payloadsRepo.revokeClientGrants(trx, realmId, clientId);
+    });
+    return { client_id: clientId, realm: realmId, deleted: true, revoked_grants: revoked };
+  }
+
+  private async existing(realmId: string, clientId: string): Promise<ClientRow> {
+    const realm = await realmsRepo.find(this.db, realmId);
+    if (!realm) throw notFound(`realm "${realmId}"`);
+    if (clientId === ACCOUNT_CLIENT_ID) throw invalid(`"${ACCOUNT_CLIENT_ID}" is the account page's own client and cannot be changed`);
+    const row = await clientsRepo.find(this.db, realmId, clientId);
+    if (!row) throw notFound(`client "${clientId}" in realm "${realmId}"`);
+    return row;
   }
 
   async list(realmId: string): Promise<Array<Omit<CreatedClient, 'client_secret'>>> {
-    return (await clientsRepo.list(this.db, realmId)).map((c) => ({
-      client_id: c.clientId,
-      realm: c.realmId,
-      name: c.name,
-      public: c.metadata.token_endpoint_auth_method === 'none',
-      first_party: c.firstParty,
-      redirect_uris: c.metadata.redirect_uris as string[],
-      post_logout_redirect_uris: c.metadata.post_logout_redirect_uris as string[],
-      grant_types: c.metadata.grant_types as string[],
-      token_endpoint_auth_method: c.metadata.token_endpoint_auth_method as string,
-      ...(c.metadata.admin_api ? { admin_api: true } : {}),
-      application_type: c.metadata.application_type === 'native' ? 'native' : 'web',
-    }));
+    return (await clientsRepo.list(this.db, realmId)).map(view);
   }
 
   /** Client metadata in node-oidc-provider's shape (read by the adapter). */

@@ -42,4 +42,13 @@ export const clientsRepo = {
       updated_at: c.updatedAt,
     });
   },
+  /** Writes a client's name, metadata, secret hash, first-party flag and update time. */
+  async update(db: Db, c: ClientRow): Promise<void> {
+    await db('clients')
+      .where({ realm_id: c.realmId, client_id: c.clientId })
+      .update({ name: c.name, metadata: JSON.stringify(c.metadata), secret_hash: c.secretHash, first_party: c.firstParty, updated_at: c.updatedAt });
+  },
+  async delete(db: Db, realmId: string, clientId: string): Promise<void> {
+    await db('clients').where({ realm_id: realmId, client_id: clientId }).delete();
+  },
 };

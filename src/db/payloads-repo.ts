@@ -105,6 +105,25 @@ export const payloadsRepo = {
     for (const grantId of revoking) await payloadsRepo.revokeGrant(db, realmId, grantId);
     return { sessions: ending.length, grants: revoking.length };
   },
+  /**
+   * Revokes every grant of a client (a deleted client), with everything issued under them; returns how
+   * many. A rare operator action, so a scan of the realm's grants, as {@link signOutEverywhere} does.
+   */
+  async revokeClientGrants(db: Db, realmId: string, clientId: string): Promise<number> {
+    const rows = (await db('oidc_payloads').select('id', 'payload').where({ realm_id: realmId, model: 'Grant' })) as Array<{ id: string; payload: string }>;
+    const grants = rows.filter((r) => {
+      try {
+        return (JSON.parse(r.payload) as { clientId?: unknown }).clientId === clientId;
+      } catch {
+        return false;
+      }
+    });
+    for (const g of grants) {
+      await runWrite(db, REVOKE_BY_GRANT, [realmId, g.id]);
+      await runWrite(db, DESTROY, [realmId, 'Grant', g.id]);
+    }
+    return grants.length;
+  },
   async purgeExpired(db: Db, now: number): Promise<number> {
     return deleteInBatches(db, 'oidc_payloads', ['realm_id', 'model', 'id'], (q) => q.whereNotNull('expires_at').andWhere('expires_at', '<=', now));
   },

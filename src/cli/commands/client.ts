@@ -9,11 +9,29 @@ const usage = `latchkey client create --realm R --name N [--redirect-uri URL ...
                               [--native]      (a desktop or mobile app, RFC 8252: public; redirect URIs may use a
                                                private-use scheme like com.example.app:/cb, or http://127.0.0.1/cb
                                                where any port matches)
-       latchkey client list --realm R`;
+       latchkey client list --realm R
+       latchkey client update --realm R --client-id ID [--name N] [--redirect-uri URL ...] [--post-logout-redirect-uri URL ...]
+                              [--grant G ...] [--first-party | --third-party] [--id-token-alg ALG] [--jwks-uri URL | --jwks JSON]
+                              [--scope "openid email ..."] [--admin-api | --no-admin-api]
+                                              (a list given replaces the stored one; what is not given stays; public,
+                                               native and the auth method stay: a client of another kind is a new client)
+       latchkey client rotate-secret --realm R --client-id ID
+                                              (a new client_secret, shown once; the old one stops working at once)
+       latchkey client delete --realm R --client-id ID
+                                              (revokes its grants, refresh tokens and codes; JWT access tokens it
+                                               holds stay valid until they expire)`;
+
+function parseJwks(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new UsageError('--jwks must be JSON, e.g. {"keys":[...]}');
+  }
+}
 
 export const clientCommand: Command = {
   name: 'client',
-  summary: 'register applications (OAuth clients) and list them',
+  summary: 'register applications (OAuth clients), list, change and delete them, rotate their secrets',
   usage,
   async run(args) {
     const [sub, ...rest] = args;
@@ -41,14 +59,7 @@ export const clientCommand: Command = {
         );
         const realmId = required(o.realm, 'realm', usage);
         const name = required(o.name, 'name', usage);
-        let jwks: unknown;
-        if (o.jwks) {
-          try {
-            jwks = JSON.parse(o.jwks);
-          } catch {
-            throw new UsageError('--jwks must be JSON, e.g. {"keys":[...]}');
-          }
-        }
+        const jwks = o.jwks ? parseJwks(o.jwks) : undefined;
         return withServices((s) =>
           s.clients.create({
             realmId,
@@ -75,6 +86,53 @@ export const clientCommand: Command = {
           await s.realms.get(realmId);
           return { clients: await s.clients.list(realmId) };
         });
+      }
+      case 'update': {
+        const o = parse(
+          rest,
+          {
+            realm: { type: 'string' },
+            'client-id': { type: 'string' },
+            name: { type: 'string' },
+            'redirect-uri': { type: 'string', multiple: true },
+            'post-logout-redirect-uri': { type: 'string', multiple: true },
+            grant: { type: 'string', multiple: true },
+            'first-party': { type: 'boolean' },
+            'third-party': { type: 'boolean' },
+            'id-token-alg': { type: 'string' },
+            'jwks-uri': { type: 'string' },
+            jwks: { type: 'string' },
+            scope: { type: 'string' },
+            'admin-api': { type: 'boolean' },
+            'no-admin-api': { type: 'boolean' },
+          },
+          usage,
+        );
+        const realmId = required(o.realm, 'realm', usage);
+        const clientId = required(o['client-id'], 'client-id', usage);
+        if (o['first-party'] && o['third-party']) throw new UsageError(`give --first-party or --third-party, not both\n\nusage: ${usage}`);
+        if (o['admin-api'] && o['no-admin-api']) throw new UsageError(`give --admin-api or --no-admin-api, not both\n\nusage: ${usage}`);
+        const changes = {
+          name: o.name,
+          redirectUris: o['redirect-uri'],
+          postLogoutRedirectUris: o['post-logout-redirect-uri'],
+          grants: o.grant,
+          firstParty: o['first-party'] ? true : o['third-party'] ? false : undefined,
+          idTokenAlg: o['id-token-alg'],
+          jwksUri: o['jwks-uri'],
+          jwks: o.jwks === undefined ? undefined : parseJwks(o.jwks),
+          scope: o.scope,
+          adminApi: o['admin-api'] ? true : o['no-admin-api'] ? false : undefined,
+        };
+        if (Object.values(changes).every((v) => v === undefined)) throw new UsageError(`client update needs something to change (--name, --redirect-uri, ...)\n\nusage: ${usage}`);
+        return withServices((s) => s.clients.update(realmId, clientId, changes));
+      }
+      case 'rotate-secret':
+      case 'delete': {
+        const o = parse(rest, { realm: { type: 'string' }, 'client-id': { type: 'string' } }, usage);
+        const realmId = required(o.realm, 'realm', usage);
+        const clientId = required(o['client-id'], 'client-id', usage);
+        return withServices(async (s): Promise<Record<string, unknown>> => (sub === 'delete' ? s.clients.delete(realmId, clientId) : s.clients.rotateSecret(realmId, clientId)));
       }
       default:
         throw new UsageError(`${sub ? `unknown client command "${sub}"` : 'client needs a command'}\n\nusage: ${usage}`);
