@@ -345,6 +345,11 @@ export class ClientService {
     return (await clientsRepo.list(this.db, realmId)).map(view);
   }
 
+  /** One client as `list` shows it (never its secret). */
+  async get(realmId: string, clientId: string): Promise<Omit<CreatedClient, 'client_secret'>> {
+    return view(await this.existing(realmId, clientId));
+  }
+
   /** Client metadata in node-oidc-provider's shape (read by the adapter). */
   async providerMetadata(realmId: string, clientId: string): Promise<AdapterPayload | undefined> {
     if (clientId === ACCOUNT_CLIENT_ID) return this.accountClient(realmId);
