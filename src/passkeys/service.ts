@@ -36,13 +36,21 @@ export interface PasskeyUser {
 
 const fail = (code: string, message: string, status = 400) => new LatchkeyError(code, message, status);
 
+/**
+ * The shape of what Latchkey issues and stores: challenges (32 random bytes) and credential ids (at most
+ * 1023 bytes, WebAuthn §5.1), base64url. Anything else in a response is refused before it reaches a
+ * query (PostgreSQL cannot even compare text holding a NUL).
+ */
+const CHALLENGE_SHAPE = /^[A-Za-z0-9_-]{16,128}$/;
+const CREDENTIAL_ID_SHAPE = /^[A-Za-z0-9_-]{1,1366}$/;
+
 /** The challenge a response answers, read from its clientDataJSON (verified again by SimpleWebAuthn). */
 function challengeOf(response: { response?: { clientDataJSON?: unknown } }): string {
   const raw = response?.response?.clientDataJSON;
   if (typeof raw !== 'string') throw fail('invalid_response', 'The passkey response is incomplete. Try again.');
   try {
     const data = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8')) as { challenge?: unknown };
-    if (typeof data.challenge !== 'string' || !data.challenge) throw new Error('no challenge');
+    if (typeof data.challenge !== 'string' || !CHALLENGE_SHAPE.test(data.challenge)) throw new Error('no challenge');
     return data.challenge;
   } catch {
     throw fail('invalid_response', 'The passkey response could not be read. Try again.');
@@ -214,14 +222,15 @@ export class PasskeyService {
     const challenge = await webauthnRepo.consumeChallenge(this.db, input.realmId, challengeOf(input.response), 'authentication', input.boundTo, Date.now());
     const rp = challenge && pickRp(input.rp, challenge.rpId);
     if (!challenge || !rp) throw fail('challenge_invalid', 'This passkey request has expired or was already used. Try again.');
-    const credentialId = typeof input.response?.id === 'string' ? input.response.id : '';
+    const credentialId = typeof input.response?.id === 'string' && CREDENTIAL_ID_SHAPE.test(input.response.id) ? input.response.id : '';
     const credential = credentialId ? await webauthnRepo.credential(this.db, input.realmId, credentialId) : undefined;
     if (!credential || credential.rpId !== rp.rpId) throw fail('unknown_credential', 'This passkey is not registered for this site.');
     if ((challenge.userId && challenge.userId !== credential.userId) || (input.expectedUserId && input.expectedUserId !== credential.userId)) {
       throw fail('unknown_credential', 'This passkey belongs to another account.');
     }
     if (input.purpose === 'first-factor' && !credential.discoverable) throw fail('unknown_credential', 'This security key is a second factor: sign in with your password first.');
-    const userHandle = input.response.response?.userHandle;
+    const userHandle: unknown = input.response.response?.userHandle;
+    if (userHandle !== undefined && userHandle !== null && typeof userHandle !== 'string') throw fail('invalid_response', 'The passkey response could not be read: its user handle is not text. Try again.');
     if (userHandle && Buffer.from(userHandle, 'base64url').toString('utf8') !== credential.userId) throw fail('unknown_credential', 'This passkey belongs to another account.');
     let info;
     try {
