@@ -44,6 +44,24 @@ const fail = (code: string, message: string, status = 400) => new LatchkeyError(
 const CHALLENGE_SHAPE = /^[A-Za-z0-9_-]{16,128}$/;
 const CREDENTIAL_ID_SHAPE = /^[A-Za-z0-9_-]{1,1366}$/;
 
+/** Transport names (WebAuthn's AuthenticatorTransport: "usb", "nfc", "hybrid", ... and future ones). */
+const TRANSPORT_SHAPE = /^[a-z0-9-]{1,32}$/;
+const MAX_TRANSPORTS = 16;
+
+/**
+ * The transports a new credential reports, checked before anything is stored: they are kept with the
+ * credential and handed back to browsers in later options, where anything but a short list of names
+ * makes navigator.credentials fail.
+ */
+function transportsOf(response: { response?: { transports?: unknown } }): string[] {
+  const transports = response?.response?.transports;
+  if (transports === undefined || transports === null) return [];
+  if (!Array.isArray(transports) || transports.length > MAX_TRANSPORTS || !transports.every((t) => typeof t === 'string' && TRANSPORT_SHAPE.test(t))) {
+    throw fail('invalid_response', `The passkey response could not be read: its transports are not a list of at most ${MAX_TRANSPORTS} transport names. Try again.`);
+  }
+  return transports as string[];
+}
+
 /** The challenge a response answers, read from its clientDataJSON (verified again by SimpleWebAuthn). */
 function challengeOf(response: { response?: { clientDataJSON?: unknown } }): string {
   const raw = response?.response?.clientDataJSON;
@@ -124,6 +142,7 @@ export class PasskeyService {
     response: RegistrationResponseJSON;
     name?: string;
   }): Promise<CredentialRow> {
+    transportsOf(input.response);
     const challenge = await webauthnRepo.consumeChallenge(this.db, input.realmId, challengeOf(input.response), 'registration', input.boundTo, Date.now());
     const rp = challenge && pickRp(input.rp, challenge.rpId);
     if (!challenge || !rp || challenge.userId !== input.user.id) {
