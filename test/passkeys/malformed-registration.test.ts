@@ -45,6 +45,9 @@ describeEachDatabase('malformed passkey registrations at sign-in', (kind) => {
   }
 
   const cases: Array<[string, (r: any) => Record<string, unknown>, RegExp]> = [
+    ['a name with a text-direction override', (r) => ({ response: r, name: 'Phone \u202eenohP' }), /name/i],
+    ['a name holding a NUL character', (r) => ({ response: r, name: 'Work\u0000laptop' }), /name/i],
+    ['a name that is not text', (r) => ({ response: r, name: 42 }), /name/i],
     ['transports that are a string, not a list', (r) => ({ response: { ...r, response: { ...r.response, transports: 'usb' } } }), /transports/i],
     ['transports that are not strings', (r) => ({ response: { ...r, response: { ...r.response, transports: [1, { usb: true }] } } }), /transports/i],
     ['a huge list of transports', (r) => ({ response: { ...r, response: { ...r.response, transports: Array.from({ length: 2000 }, (_, i) => `t${i}`) } } }), /transports/i],
