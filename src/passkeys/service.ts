@@ -14,6 +14,7 @@ import { LatchkeyError } from '../errors.js';
 import type { RealmSettings } from '../realms/settings.js';
 import { authenticatorName } from './aaguids.js';
 import { AssertionError, verifyAssertion } from './assertion.js';
+import { chainLeadsToTrustedRoot } from './attestation-trust.js';
 import type { RelyingParty } from './relying-party.js';
 import { randomToken } from '../crypto/random.js';
 
@@ -167,10 +168,15 @@ export class PasskeyService {
     const policy = input.settings.passkeys;
     if (policy.attestation === 'allowlist') {
       const statement = decodeAttestationObject(info.attestationObject).get('attStmt');
-      const hasCertificate = Array.isArray(statement?.get('x5c')) && (statement!.get('x5c') as unknown[]).length > 0;
-      // self attestation (no certificate) proves nothing about the device: it never passes an allow-list
-      if (info.fmt === 'none' || !hasCertificate || !aaguid || !policy.aaguids.map((a) => a.toLowerCase()).includes(aaguid.toLowerCase())) {
-        await this.securityEvent({ realmId: input.realmId, userId: input.user.id, type: 'passkey.attestation_rejected', detail: { aaguid, fmt: info.fmt } });
+      const x5c = statement?.get('x5c');
+      const chain = Array.isArray(x5c) ? (x5c as Uint8Array[]) : [];
+      // self attestation (no certificate) proves nothing about the device, and neither does a certificate
+      // anyone could have made: only a chain leading to one of the realm's trusted roots passes
+      const listed = Boolean(aaguid) && policy.aaguids.map((a) => a.toLowerCase()).includes(aaguid!.toLowerCase());
+      const trusted = info.fmt !== 'none' && chain.length > 0 && chainLeadsToTrustedRoot(chain, policy.attestationRoots);
+      if (!listed || !trusted) {
+        const reason = !listed ? 'aaguid_not_listed' : chain.length === 0 ? 'no_certificate' : policy.attestationRoots.length === 0 ? 'no_trusted_roots_configured' : 'untrusted_certificate';
+        await this.securityEvent({ realmId: input.realmId, userId: input.user.id, type: 'passkey.attestation_rejected', detail: { aaguid, fmt: info.fmt, reason } });
         throw fail('authenticator_not_allowed', 'This authenticator is not on the list your organisation allows. Use an approved security key.');
       }
     }
