@@ -460,17 +460,8 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     const p = await progress.get(s.realm.id, d);
     if (!p?.userId || p.stage !== 'mfa-enrol') return render(ctx, d, { stage: 'identify', amr: [] }, { error: 'Start by entering your email.', status: 400 });
     if (!(await totp.confirmEnrolment(s.realm.id, p.userId, form.code ?? ''))) {
-      const user = await users.findById(s.realm.id, p.userId);
-      if (!user) return render(ctx, d, { stage: 'identify', amr: [] }, { error: 'Start by entering your email.', status: 400 });
-      return page(ctx, 'mfa-enrol', {
-        layout: layoutFor(s, 'Set up a second step'),
-        csrf: csrfToken(csrfKey, d.uid),
-        error: 'That code is not right. Scan the QR code again or type the key, then enter the current code.',
-        required: true,
-        totp: { ...(await enrolmentFor(ctx, d, p, user)), action: url(d, '/totp/enrol') },
-        securityKey: registerUrls(d),
-        register: registerUrls(d),
-      }, 400);
+      // the whole set-up page again (the same key, the security key, Cancel), the code field marked
+      return render(ctx, d, p, { error: 'That code is not right. Scan the QR code again or type the key, then enter the current code.', status: 400 });
     }
     await progress.put(s.realm.id, d, { ...p, stage: 'recovery-codes', amr: [...p.amr, 'otp', 'mfa'] });
     return seeOther(ctx, url(d));
