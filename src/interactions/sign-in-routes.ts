@@ -264,9 +264,11 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
       return page(ctx, 'mfa', {
         layout: layoutFor(served(ctx), 'Use a recovery code'),
         csrf: csrfToken(csrfKey, d.uid),
+        clientName: await clientName(ctx, d),
         recoveryAction: url(d, '/recovery'),
         recoveryOpen: true,
         changeEmailAction: url(d, '/restart'),
+        abortAction: url(d, '/abort'),
       });
     }
     return render(ctx, d, p);
