@@ -8,6 +8,7 @@ import { LatchkeyError } from '../errors.js';
 import { errorPage, page, seeOther, served } from '../interactions/kit.js';
 import { layoutFor } from '../interactions/layout.js';
 import { recordSecurityEvent } from '../mfa/security-events.js';
+import { credentialNameProblem, postedCredentialName } from '../passkeys/credential-name.js';
 import { relyingParties, relyingParty } from '../passkeys/relying-party.js';
 import { readForm, readJsonObject } from '../server/body.js';
 import type { Services } from '../server/services.js';
@@ -45,12 +46,6 @@ const NOTICES: Record<string, { flash?: string; error?: string }> = {
   reauthenticated: { flash: 'You signed in again. You can now make your change.' },
 };
 
-const MAX_NAME = 64;
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
-// bidirectional overrides and isolates: they make a name display as other text than it holds ("Phone" shown for "enohP")
-const BIDI = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/u;
-// a name of only format characters (zero-width spaces, joiners) and spaces shows as nothing
-const INVISIBLE = /^[\p{Cf}\p{Z}\s]*$/u;
 const JSON_LIMIT = 32 * 1024;
 
 interface SignedIn {
@@ -87,15 +82,6 @@ function waitText(seconds: number): string {
  */
 function lastRequiredFactor(mfa: string, user: UserRow, securityKeys: number): boolean {
   return mfa === 'required' && Boolean(user.passwordHash) && securityKeys === 0;
-}
-
-function nameProblem(name: string): string | undefined {
-  if (!name) return 'Give the passkey a name.';
-  if (name.length > MAX_NAME) return `A passkey name can be at most ${MAX_NAME} characters.`;
-  if (CONTROL.test(name)) return 'A passkey name cannot contain control characters.';
-  if (BIDI.test(name)) return 'A passkey name cannot contain text-direction control characters.';
-  if (INVISIBLE.test(name)) return 'Give the passkey a name with visible characters.';
-  return undefined;
 }
 
 /**
@@ -353,7 +339,7 @@ export function accountRoutes(services: Services): Router {
     if (!g) return;
     const s = served(ctx);
     const name = (g.form.name ?? '').trim();
-    const problem = nameProblem(name);
+    const problem = credentialNameProblem(name);
     const id = ctx.params.id ?? '';
     if (problem) return renderAccount(ctx, g.signed, { error: problem, status: 400, invalid: { id, field: 'name', value: g.form.name ?? '' } });
     try {
@@ -414,13 +400,8 @@ export function accountRoutes(services: Services): Router {
     const { user, session } = g.signed;
     const { response } = g.body;
     if (!response || typeof response !== 'object' || Array.isArray(response)) throw new LatchkeyError('invalid_request', 'The passkey response is missing. Try again.', 400);
-    let name: string | undefined;
-    if (g.body.name !== undefined && g.body.name !== null) {
-      if (typeof g.body.name !== 'string') throw new LatchkeyError('invalid_input', 'The passkey name must be text.', 400);
-      name = g.body.name.trim();
-      const problem = name ? nameProblem(name) : undefined;
-      if (problem) throw new LatchkeyError('invalid_input', problem, 400);
-    }
+    const { name, problem } = postedCredentialName(g.body.name);
+    if (problem) throw new LatchkeyError('invalid_input', problem, 400);
     const credential = await passkeys.verifyRegistration({
       realmId: s.realm.id,
       settings: s.realm.settings,
@@ -430,7 +411,7 @@ export function accountRoutes(services: Services): Router {
       boundTo: challengeBinding(session),
       kind: 'passkey',
       response: response as any,
-      name: name || undefined,
+      name,
     });
     await securityEvent(s.realm.id, user.id, 'account.passkey_added', { credentialId: credential.id, rpId: credential.rpId, aaguid: credential.aaguid });
     json(ctx, { reload: true });

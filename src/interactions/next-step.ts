@@ -1,7 +1,7 @@
 import type { Context } from 'koa';
 import type { UserRow } from '../db/users-repo.js';
 import type { SignInEvent } from '../events/bus.js';
-import { relyingParty } from '../passkeys/relying-party.js';
+import { relyingParties } from '../passkeys/relying-party.js';
 import type { Services } from '../server/services.js';
 import { acrFor, wantsMultiFactor } from './acr.js';
 import { resultUrl, served, type Details } from './kit.js';
@@ -33,12 +33,13 @@ export class SignInSteps {
     const memo = ctx.state.factors as { userId: string; factors: Promise<Factors> } | undefined;
     if (memo?.userId === userId) return memo.factors;
     const s = served(ctx);
-    const rp = relyingParty(s.realm, s.issuer);
-    const factors = Promise.all([this.services.totp.isEnrolled(s.realm.id, userId), this.services.passkeys.credentials(s.realm.id, userId, rp.rpId)]).then(([totp, credentials]) => ({
-      totp,
-      keys: credentials.length,
-      passkeys: credentials.filter((c) => c.discoverable).length,
-    }));
+    // the RP IDs ceremonies on this issuer may use: its own domain, and with related origins the realm's
+    // primary domain (a credential made for it works here in browsers with Related Origin Requests)
+    const rpIds = new Set(relyingParties(s.realm, s.issuer).map((rp) => rp.rpId));
+    const factors = Promise.all([this.services.totp.isEnrolled(s.realm.id, userId), this.services.passkeys.credentials(s.realm.id, userId)]).then(([totp, all]) => {
+      const credentials = all.filter((c) => rpIds.has(c.rpId));
+      return { totp, keys: credentials.length, passkeys: credentials.filter((c) => c.discoverable).length };
+    });
     ctx.state.factors = { userId, factors };
     return factors;
   }

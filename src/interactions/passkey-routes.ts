@@ -1,6 +1,7 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { LatchkeyError } from '../errors.js';
+import { postedCredentialName } from '../passkeys/credential-name.js';
 import { relyingParties, relyingParty } from '../passkeys/relying-party.js';
 import { amrOf } from '../passkeys/service.js';
 import type { Services } from '../server/services.js';
@@ -137,6 +138,8 @@ export function passkeyRoutes(router: Router, services: Services, progress: Prog
     const user = await users.findById(s.realm.id, p.userId);
     if (!user) throw new LatchkeyError('wrong_step', 'Sign in before adding a passkey.', 400);
     const kind = p.stage === 'mfa-enrol' ? 'security-key' : 'passkey';
+    const { name, problem } = postedCredentialName(body.name);
+    if (problem) throw new LatchkeyError('invalid_input', problem, 400);
     const credential = await passkeys.verifyRegistration({
       realmId: s.realm.id,
       settings: s.realm.settings,
@@ -145,7 +148,7 @@ export function passkeyRoutes(router: Router, services: Services, progress: Prog
       boundTo: bound(d),
       kind,
       response: body.response as any,
-      name: typeof body.name === 'string' ? body.name : undefined,
+      name,
     });
     if (kind === 'security-key') {
       // enrolled as the required second factor: it was just used with user presence, so the sign-in is multi-factor

@@ -264,9 +264,11 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
       return page(ctx, 'mfa', {
         layout: layoutFor(served(ctx), 'Use a recovery code'),
         csrf: csrfToken(csrfKey, d.uid),
+        clientName: await clientName(ctx, d),
         recoveryAction: url(d, '/recovery'),
         recoveryOpen: true,
         changeEmailAction: url(d, '/restart'),
+        abortAction: url(d, '/abort'),
       });
     }
     return render(ctx, d, p);
@@ -459,18 +461,17 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     if (!d || !(await checkedForm(ctx, csrfKey, d, form))) return;
     const p = await progress.get(s.realm.id, d);
     if (!p?.userId || p.stage !== 'mfa-enrol') return render(ctx, d, { stage: 'identify', amr: [] }, { error: 'Start by entering your email.', status: 400 });
-    if (!(await totp.confirmEnrolment(s.realm.id, p.userId, form.code ?? ''))) {
-      const user = await users.findById(s.realm.id, p.userId);
-      if (!user) return render(ctx, d, { stage: 'identify', amr: [] }, { error: 'Start by entering your email.', status: 400 });
-      return page(ctx, 'mfa-enrol', {
-        layout: layoutFor(s, 'Set up a second step'),
-        csrf: csrfToken(csrfKey, d.uid),
-        error: 'That code is not right. Scan the QR code again or type the key, then enter the current code.',
-        required: true,
-        totp: { ...(await enrolmentFor(ctx, d, p, user)), action: url(d, '/totp/enrol') },
-        securityKey: registerUrls(d),
-        register: registerUrls(d),
-      }, 400);
+    const confirmed = await totp.tryConfirmEnrolment(s.realm.id, p.userId, form.code ?? '');
+    if (!confirmed.ok) {
+      // the whole set-up page again (the same key, the security key, Cancel), the code field marked; when
+      // too many wrong codes have locked the check, a right code is not called wrong: the user waits
+      if (confirmed.reason === 'rate_limited') {
+        const seconds = Math.max(1, confirmed.retryAfterSeconds ?? 60);
+        const minutes = Math.ceil(seconds / 60);
+        ctx.set('Retry-After', String(seconds));
+        return render(ctx, d, p, { error: `Too many wrong codes. Wait ${minutes} minute${minutes === 1 ? '' : 's'}, then enter the code your authenticator app shows.`, status: 429 });
+      }
+      return render(ctx, d, p, { error: 'That code is not right. Scan the QR code again or type the key, then enter the current code.', status: 400 });
     }
     await progress.put(s.realm.id, d, { ...p, stage: 'recovery-codes', amr: [...p.amr, 'otp', 'mfa'] });
     return seeOther(ctx, url(d));

@@ -14,6 +14,7 @@ import { LatchkeyError } from '../errors.js';
 import type { RealmSettings } from '../realms/settings.js';
 import { authenticatorName } from './aaguids.js';
 import { AssertionError, verifyAssertion } from './assertion.js';
+import { chainLeadsToTrustedRoot } from './attestation-trust.js';
 import type { RelyingParty } from './relying-party.js';
 import { randomToken } from '../crypto/random.js';
 
@@ -36,13 +37,39 @@ export interface PasskeyUser {
 
 const fail = (code: string, message: string, status = 400) => new LatchkeyError(code, message, status);
 
+/**
+ * The shape of what Latchkey issues and stores: challenges (32 random bytes) and credential ids (at most
+ * 1023 bytes, WebAuthn §5.1), base64url. Anything else in a response is refused before it reaches a
+ * query (PostgreSQL cannot even compare text holding a NUL).
+ */
+const CHALLENGE_SHAPE = /^[A-Za-z0-9_-]{16,128}$/;
+const CREDENTIAL_ID_SHAPE = /^[A-Za-z0-9_-]{1,1366}$/;
+
+/** Transport names (WebAuthn's AuthenticatorTransport: "usb", "nfc", "hybrid", ... and future ones). */
+const TRANSPORT_SHAPE = /^[a-z0-9-]{1,32}$/;
+const MAX_TRANSPORTS = 16;
+
+/**
+ * The transports a new credential reports, checked before anything is stored: they are kept with the
+ * credential and handed back to browsers in later options, where anything but a short list of names
+ * makes navigator.credentials fail.
+ */
+function transportsOf(response: { response?: { transports?: unknown } }): string[] {
+  const transports = response?.response?.transports;
+  if (transports === undefined || transports === null) return [];
+  if (!Array.isArray(transports) || transports.length > MAX_TRANSPORTS || !transports.every((t) => typeof t === 'string' && TRANSPORT_SHAPE.test(t))) {
+    throw fail('invalid_response', `The passkey response could not be read: its transports are not a list of at most ${MAX_TRANSPORTS} transport names. Try again.`);
+  }
+  return transports as string[];
+}
+
 /** The challenge a response answers, read from its clientDataJSON (verified again by SimpleWebAuthn). */
 function challengeOf(response: { response?: { clientDataJSON?: unknown } }): string {
   const raw = response?.response?.clientDataJSON;
   if (typeof raw !== 'string') throw fail('invalid_response', 'The passkey response is incomplete. Try again.');
   try {
     const data = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8')) as { challenge?: unknown };
-    if (typeof data.challenge !== 'string' || !data.challenge) throw new Error('no challenge');
+    if (typeof data.challenge !== 'string' || !CHALLENGE_SHAPE.test(data.challenge)) throw new Error('no challenge');
     return data.challenge;
   } catch {
     throw fail('invalid_response', 'The passkey response could not be read. Try again.');
@@ -116,6 +143,7 @@ export class PasskeyService {
     response: RegistrationResponseJSON;
     name?: string;
   }): Promise<CredentialRow> {
+    transportsOf(input.response);
     const challenge = await webauthnRepo.consumeChallenge(this.db, input.realmId, challengeOf(input.response), 'registration', input.boundTo, Date.now());
     const rp = challenge && pickRp(input.rp, challenge.rpId);
     if (!challenge || !rp || challenge.userId !== input.user.id) {
@@ -140,10 +168,15 @@ export class PasskeyService {
     const policy = input.settings.passkeys;
     if (policy.attestation === 'allowlist') {
       const statement = decodeAttestationObject(info.attestationObject).get('attStmt');
-      const hasCertificate = Array.isArray(statement?.get('x5c')) && (statement!.get('x5c') as unknown[]).length > 0;
-      // self attestation (no certificate) proves nothing about the device: it never passes an allow-list
-      if (info.fmt === 'none' || !hasCertificate || !aaguid || !policy.aaguids.map((a) => a.toLowerCase()).includes(aaguid.toLowerCase())) {
-        await this.securityEvent({ realmId: input.realmId, userId: input.user.id, type: 'passkey.attestation_rejected', detail: { aaguid, fmt: info.fmt } });
+      const x5c = statement?.get('x5c');
+      const chain = Array.isArray(x5c) ? (x5c as Uint8Array[]) : [];
+      // self attestation (no certificate) proves nothing about the device, and neither does a certificate
+      // anyone could have made: only a chain leading to one of the realm's trusted roots passes
+      const listed = Boolean(aaguid) && policy.aaguids.map((a) => a.toLowerCase()).includes(aaguid!.toLowerCase());
+      const trusted = info.fmt !== 'none' && chain.length > 0 && chainLeadsToTrustedRoot(chain, policy.attestationRoots);
+      if (!listed || !trusted) {
+        const reason = !listed ? 'aaguid_not_listed' : chain.length === 0 ? 'no_certificate' : policy.attestationRoots.length === 0 ? 'no_trusted_roots_configured' : 'untrusted_certificate';
+        await this.securityEvent({ realmId: input.realmId, userId: input.user.id, type: 'passkey.attestation_rejected', detail: { aaguid, fmt: info.fmt, reason } });
         throw fail('authenticator_not_allowed', 'This authenticator is not on the list your organisation allows. Use an approved security key.');
       }
     }
@@ -214,14 +247,15 @@ export class PasskeyService {
     const challenge = await webauthnRepo.consumeChallenge(this.db, input.realmId, challengeOf(input.response), 'authentication', input.boundTo, Date.now());
     const rp = challenge && pickRp(input.rp, challenge.rpId);
     if (!challenge || !rp) throw fail('challenge_invalid', 'This passkey request has expired or was already used. Try again.');
-    const credentialId = typeof input.response?.id === 'string' ? input.response.id : '';
+    const credentialId = typeof input.response?.id === 'string' && CREDENTIAL_ID_SHAPE.test(input.response.id) ? input.response.id : '';
     const credential = credentialId ? await webauthnRepo.credential(this.db, input.realmId, credentialId) : undefined;
     if (!credential || credential.rpId !== rp.rpId) throw fail('unknown_credential', 'This passkey is not registered for this site.');
     if ((challenge.userId && challenge.userId !== credential.userId) || (input.expectedUserId && input.expectedUserId !== credential.userId)) {
       throw fail('unknown_credential', 'This passkey belongs to another account.');
     }
     if (input.purpose === 'first-factor' && !credential.discoverable) throw fail('unknown_credential', 'This security key is a second factor: sign in with your password first.');
-    const userHandle = input.response.response?.userHandle;
+    const userHandle: unknown = input.response.response?.userHandle;
+    if (userHandle !== undefined && userHandle !== null && typeof userHandle !== 'string') throw fail('invalid_response', 'The passkey response could not be read: its user handle is not text. Try again.');
     if (userHandle && Buffer.from(userHandle, 'base64url').toString('utf8') !== credential.userId) throw fail('unknown_credential', 'This passkey belongs to another account.');
     let info;
     try {

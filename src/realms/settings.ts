@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isPemCertificate } from '../passkeys/attestation-trust.js';
 
 export const SIGNING_ALGS = ['EdDSA', 'RS256', 'ES256', 'PS256'] as const;
 export type SigningAlg = (typeof SIGNING_ALGS)[number];
@@ -33,15 +34,20 @@ export const realmSettingsSchema = z
          * realm and serves /.well-known/webauthn, so one passkey works on all of the realm's domains.
          */
         relatedOrigins: z.boolean().default(false),
-        /** `none` accepts any authenticator; `allowlist` requires attestation from one of `aaguids`. */
+        /**
+         * `none` accepts any authenticator; `allowlist` requires attestation from one of `aaguids`, by a
+         * certificate chain leading to one of `attestationRoots` (the makers' attestation root
+         * certificates, PEM: anyone can make a certificate claiming an AAGUID). Without roots nothing passes.
+         */
         attestation: z.enum(['none', 'allowlist']).default('none'),
         aaguids: z.array(z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'must be an AAGUID (a UUID)')).default([]),
+        attestationRoots: z.array(z.string().refine(isPemCertificate, 'must be a PEM certificate (-----BEGIN CERTIFICATE-----)')).default([]),
         /** Offer a passkey after a password sign-in; "Not now" waits this many days before asking again. */
         offerAfterPassword: z.boolean().default(true),
         offerSnoozeDays: z.number().int().nonnegative().default(30),
       })
       .strict()
-      .default({ relatedOrigins: false, attestation: 'none', aaguids: [], offerAfterPassword: true, offerSnoozeDays: 30 }),
+      .default({ relatedOrigins: false, attestation: 'none', aaguids: [], attestationRoots: [], offerAfterPassword: true, offerSnoozeDays: 30 }),
     /** Self-service sign-up from the sign-in page (with a passkey, or a password and the passkey offer). */
     signup: z.boolean().default(false),
     /** Changes on the account page need a sign-in at most this old (seconds). */

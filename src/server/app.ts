@@ -12,6 +12,7 @@ import type { RealmRequest } from '../interactions/layout.js';
 import type { ProviderCache, ServedIssuer } from '../oidc/providers.js';
 import type { RealmRegistry } from '../realms/registry.js';
 import { ping } from '../db/knex.js';
+import { LatchkeyError } from '../errors.js';
 import { relatedOriginsDocument } from '../passkeys/relying-party.js';
 import { realmCss } from '../views/render.js';
 import { loadStaticAssets } from '../views/static-assets.js';
@@ -61,7 +62,7 @@ export function createApp({ services, registry, providers }: AppDeps): Koa {
   // Oversized bodies are refused before anything reads them.
   app.use(async (ctx: Context, next: Next) => {
     const length = ctx.request.length;
-    if (length !== undefined && length > MAX_BODY) return sendError(ctx, 413, 'request_too_large', `request bodies are limited to ${MAX_BODY} bytes`);
+    if (length !== undefined && length > MAX_BODY) throw new LatchkeyError('request_too_large', `request bodies are limited to ${MAX_BODY} bytes`, 413);
     // A body left half-read (node-oidc-provider stops at its own limit when a chunked body has no
     // Content-Length) is not drained by Node, which then never reads the next request on that
     // keep-alive connection: drain the rest once the answer is out.

@@ -59,8 +59,13 @@ export interface SoftAuthenticatorOptions {
   backedUp?: boolean;
   /** Set the UV flag (biometric/PIN done). Default true. */
   userVerification?: boolean;
-  /** 'none' (default) or 'packed' self-attestation (signed with the credential key, no x5c). */
-  attestation?: 'none' | 'packed-self';
+  /**
+   * 'none' (default), 'packed' self-attestation (signed with the credential key, no x5c), or 'packed'
+   * full attestation signed with `attestationCertificate`'s key and carrying its chain as x5c.
+   */
+  attestation?: 'none' | 'packed-self' | 'packed-x5c';
+  /** For attestation 'packed-x5c': the ES256 (P-256) attestation key and its chain (DER, leaf first). */
+  attestationCertificate?: { privateKey: KeyObject; chain: Uint8Array[] };
   /** Transports reported in the registration response. Default ['internal', 'hybrid']. */
   transports?: string[];
   /**
@@ -211,7 +216,8 @@ export class SoftAuthenticator {
   readonly backupEligible: boolean;
   readonly backedUp: boolean;
   readonly userVerification: boolean;
-  readonly attestation: 'none' | 'packed-self';
+  readonly attestation: 'none' | 'packed-self' | 'packed-x5c';
+  readonly attestationCertificate: { privateKey: KeyObject; chain: Uint8Array[] } | undefined;
   readonly transports: string[];
   readonly signCount: 'increment' | 'zero';
   readonly attachment: 'platform' | 'cross-platform';
@@ -225,6 +231,8 @@ export class SoftAuthenticator {
     this.backedUp = opts.backedUp ?? this.backupEligible;
     this.userVerification = opts.userVerification ?? true;
     this.attestation = opts.attestation ?? 'none';
+    this.attestationCertificate = opts.attestationCertificate;
+    if (this.attestation === 'packed-x5c' && !this.attestationCertificate?.chain.length) throw new Error("attestation 'packed-x5c' needs attestationCertificate");
     this.transports = opts.transports ?? ['internal', 'hybrid'];
     this.signCount = opts.signCount ?? 'increment';
     this.attachment = opts.attachment ?? 'platform';
@@ -291,6 +299,15 @@ export class SoftAuthenticator {
       attStmt = new Map<string, CBORValue>([
         ['alg', alg],
         ['sig', new Uint8Array(sig)],
+      ]);
+    } else if (this.attestation === 'packed-x5c') {
+      fmt = 'packed';
+      const signer = this.attestationCertificate!;
+      const sig = signWith({ alg: ES256, privateKey: signer.privateKey }, Buffer.concat([authData, sha256(cdj)]));
+      attStmt = new Map<string, CBORValue>([
+        ['alg', ES256],
+        ['sig', new Uint8Array(sig)],
+        ['x5c', signer.chain.map((der) => new Uint8Array(der))],
       ]);
     } else {
       fmt = 'none';
