@@ -22,8 +22,22 @@ export interface Command {
 
 /** Parses options strictly, so a mistyped flag is an error that names it. */
 export function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T, usage: string) {
+  // A value that starts with one dash (`--sort -email`, as the usage shows it) is taken as the value:
+  // parseArgs would refuse it as ambiguous and ask for `--sort=-email`. A value that looks like a long
+  // option (`--name --public`) still is not, so a forgotten value is still an error.
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const name = args[i].startsWith('--') && !args[i].includes('=') ? args[i].slice(2) : undefined;
+    const next = args[i + 1];
+    if (name !== undefined && options[name]?.type === 'string' && next !== undefined && /^-[^-]/.test(next)) {
+      joined.push(`--${name}=${next}`);
+      i++;
+    } else {
+      joined.push(args[i]);
+    }
+  }
   try {
-    return parseArgs({ args, options, allowPositionals: false, strict: true }).values;
+    return parseArgs({ args: joined, options, allowPositionals: false, strict: true }).values;
   } catch (err) {
     throw new UsageError(`${(err as Error).message.replace(/\. To specify.*$/s, '')}\n\nusage: ${usage}`);
   }
