@@ -48,13 +48,17 @@ export function required(value: string | undefined, flag: string, usage: string)
   return value;
 }
 
-/** Opens the configured database (migrating it first) for commands that change or read it. */
+/**
+ * Opens the configured database (migrating it first, and creating the default realm on a new database)
+ * for commands that change or read it. The issuers of an existing default realm are left alone: that is
+ * for `serve` and `migrate`.
+ */
 export async function withServices<T>(fn: (s: Services) => Promise<T>): Promise<T> {
   const config = loadConfig();
   const services = await createServices(config, { log: pino({ level: 'silent' }) });
   try {
     await migrate(services.db);
-    await services.realms.ensureDefault(config.issuer);
+    await services.realms.ensureDefault(config.issuer, { addIssuer: false });
     return await fn(services);
   } finally {
     await services.close();
