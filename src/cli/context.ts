@@ -2,7 +2,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { loadConfig } from '../config/load.js';
 import { migrate } from '../db/knex.js';
 import { LatchkeyError } from '../errors.js';
-import { createServices, type Services } from '../server/services.js';
+import { assertSecretOpensKeys, createServices, type Services } from '../server/services.js';
 import pino from 'pino';
 
 export class UsageError extends Error {}
@@ -59,6 +59,7 @@ export async function withServices<T>(fn: (s: Services) => Promise<T>): Promise<
   try {
     await migrate(services.db);
     await services.realms.ensureDefault(config.issuer, { addIssuer: false });
+    await assertSecretOpensKeys(services);
     return await fn(services);
   } finally {
     await services.close();
