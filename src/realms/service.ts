@@ -53,7 +53,11 @@ export class RealmService {
     const parsed = input.issuers.map(parseIssuer);
     const settingsResult = realmSettingsSchema.safeParse(input.settings ?? {});
     if (!settingsResult.success) {
-      throw invalid(`realm settings: ${settingsResult.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+      const describe = (i: (typeof settingsResult.error.issues)[number]) =>
+        i.code === 'unrecognized_keys'
+          ? `unknown key ${i.keys.map((k) => `"${[...i.path, k].join('.')}"`).join(', ')}` // zod's own message names no path
+          : `${i.path.join('.')}: ${i.message}`;
+      throw invalid(`realm settings: ${settingsResult.error.issues.map(describe).join('; ')}`);
     }
     const settings = settingsResult.data;
     const logo = logoUrlProblem(settings.branding.logoUrl);

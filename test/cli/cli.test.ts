@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -221,6 +221,19 @@ describe('latchkey CLI (SQLite)', () => {
       expect(list.realms.map((r: { id: string }) => r.id).sort()).toEqual(['acme', 'default']);
       const def = list.realms.find((r: { id: string }) => r.id === 'default');
       expect(def.issuers).toEqual([server.issuer]);
+    });
+
+    it('realm create --settings names an unknown settings key with its path', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'latchkey-cli-settings-'));
+      try {
+        const file = join(dir, 'settings.json');
+        writeFileSync(file, JSON.stringify({ mfa: 'optional', sigingAlg: 'RS256', passkeys: { attestaton: 'none' } }));
+        const err = refused(await server.cli(['realm', 'create', '--id', 'typo', '--issuer', 'http://typo.localhost:9998', '--settings', file]), 'realm settings');
+        expect(err).toContain('unknown key "sigingAlg"');
+        expect(err).toContain('unknown key "passkeys.attestaton"');
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
 
     it('realm create with a bad id or an issuer with a path or query fails with a clear message', async () => {
