@@ -8,7 +8,7 @@ import { runCli, startTestServer, type TestServer } from '../helpers/server.js';
 
 const PASSWORD = 'plum-orbit-cactus-velvet-91';
 const REDIRECT = 'http://app.example.test/callback';
-const COMMANDS = ['serve', 'migrate', 'realm', 'client', 'user', 'keys', 'connection', 'trust'];
+const COMMANDS = ['serve', 'migrate', 'realm', 'client', 'user', 'tenant', 'keys', 'connection', 'trust'];
 
 type CliResult = Awaited<ReturnType<TestServer['cli']>>;
 
@@ -57,6 +57,8 @@ describe('latchkey CLI (SQLite)', () => {
       expect(stderrOf(res)).toBe('');
       expect(res.stdout).toContain('usage: latchkey <command>');
       for (const name of COMMANDS) expect(res.stdout).toMatch(new RegExp(`^\\s+${name}\\s+\\S`, 'm'));
+      // every environment variable the README's Configuration table lists
+      for (const variable of ['LATCHKEY_CONFIG', 'DATABASE_URL', 'LATCHKEY_SECRET', 'LATCHKEY_ISSUER', 'PORT', 'LATCHKEY_TRUST_PROXY', 'LOG_LEVEL']) expect(res.stdout).toContain(variable);
       const short = await server.cli(['-h']);
       expect(short.code).toBe(0);
       expect(short.stdout).toBe(res.stdout);
