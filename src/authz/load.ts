@@ -1,8 +1,20 @@
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { z } from 'zod';
 import type { LatchkeyConfig } from '../config/schema.js';
 import type { AuthorizationModule } from './module.js';
 import { allowAllModule, staticRulesModule } from './static-rules.js';
+
+/** The static-rules option errors in one line, each naming its key (zod's own message is a JSON dump). */
+function describeOptionIssues(error: z.ZodError): string {
+  return error.issues
+    .map((issue) => {
+      const key = ['authorization', 'options', ...issue.path.map(String)].join('.');
+      if (issue.code === 'unrecognized_keys') return `unknown configuration key ${issue.keys.map((k) => `"${key}.${k}"`).join(', ')}`;
+      return `configuration key "${key}": ${issue.message}`;
+    })
+    .join('; ');
+}
 
 /**
  * Builds the configured authorization module: `allow-all` (default), `static-rules`, or a path to an
@@ -16,6 +28,7 @@ export async function loadAuthorizationModule(cfg: LatchkeyConfig['authorization
       try {
         return staticRulesModule(cfg.options);
       } catch (err) {
+        if (err instanceof z.ZodError) throw new Error(describeOptionIssues(err));
         throw new Error(`configuration key "authorization.options": ${(err as Error).message}`);
       }
     default: {

@@ -2,7 +2,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { loadConfig } from '../config/load.js';
 import { migrate } from '../db/knex.js';
 import { LatchkeyError } from '../errors.js';
-import { createServices, type Services } from '../server/services.js';
+import { assertSecretOpensKeys, createServices, type Services } from '../server/services.js';
 import pino from 'pino';
 
 export class UsageError extends Error {}
@@ -22,8 +22,22 @@ export interface Command {
 
 /** Parses options strictly, so a mistyped flag is an error that names it. */
 export function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T, usage: string) {
+  // A value that starts with one dash (`--sort -email`, as the usage shows it) is taken as the value:
+  // parseArgs would refuse it as ambiguous and ask for `--sort=-email`. A value that looks like a long
+  // option (`--name --public`) still is not, so a forgotten value is still an error.
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const name = args[i].startsWith('--') && !args[i].includes('=') ? args[i].slice(2) : undefined;
+    const next = args[i + 1];
+    if (name !== undefined && options[name]?.type === 'string' && next !== undefined && /^-[^-]/.test(next)) {
+      joined.push(`--${name}=${next}`);
+      i++;
+    } else {
+      joined.push(args[i]);
+    }
+  }
   try {
-    return parseArgs({ args, options, allowPositionals: false, strict: true }).values;
+    return parseArgs({ args: joined, options, allowPositionals: false, strict: true }).values;
   } catch (err) {
     throw new UsageError(`${(err as Error).message.replace(/\. To specify.*$/s, '')}\n\nusage: ${usage}`);
   }
@@ -34,13 +48,18 @@ export function required(value: string | undefined, flag: string, usage: string)
   return value;
 }
 
-/** Opens the configured database (migrating it first) for commands that change or read it. */
+/**
+ * Opens the configured database (migrating it first, and creating the default realm on a new database)
+ * for commands that change or read it. The issuers of an existing default realm are left alone: that is
+ * for `serve` and `migrate`.
+ */
 export async function withServices<T>(fn: (s: Services) => Promise<T>): Promise<T> {
   const config = loadConfig();
   const services = await createServices(config, { log: pino({ level: 'silent' }) });
   try {
     await migrate(services.db);
-    await services.realms.ensureDefault(config.issuer);
+    await services.realms.ensureDefault(config.issuer, { addIssuer: false });
+    await assertSecretOpensKeys(services);
     return await fn(services);
   } finally {
     await services.close();

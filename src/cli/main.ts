@@ -24,7 +24,8 @@ function help(): string {
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
     'Run `latchkey <command> --help` for a command\'s options.',
-    'Configuration: config/latchkey.yaml (or LATCHKEY_CONFIG), DATABASE_URL, LATCHKEY_SECRET, LATCHKEY_ISSUER, PORT.',
+    'Configuration: config/latchkey.yaml (or LATCHKEY_CONFIG), DATABASE_URL, LATCHKEY_SECRET, LATCHKEY_ISSUER, PORT,',
+    'LATCHKEY_TRUST_PROXY, LOG_LEVEL.',
   ].join('\n');
 }
 

@@ -115,7 +115,7 @@ export const configSchema = z
       .default({ activateAfterSeconds: 60 }),
     authorization: z
       .object({
-        /** `allow-all`, `scopes` (deny tokens whose client lacks a required scope), or a path to an ES module. */
+        /** `allow-all`, `static-rules` (deny lists, added claims and permission grants from `options`), or a path to an ES module. */
         module: z.string().default('allow-all'),
         options: z.record(z.string(), z.unknown()).default({}),
       })

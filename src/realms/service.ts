@@ -53,7 +53,11 @@ export class RealmService {
     const parsed = input.issuers.map(parseIssuer);
     const settingsResult = realmSettingsSchema.safeParse(input.settings ?? {});
     if (!settingsResult.success) {
-      throw invalid(`realm settings: ${settingsResult.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+      const describe = (i: (typeof settingsResult.error.issues)[number]) =>
+        i.code === 'unrecognized_keys'
+          ? `unknown key ${i.keys.map((k) => `"${[...i.path, k].join('.')}"`).join(', ')}` // zod's own message names no path
+          : `${i.path.join('.')}: ${i.message}`;
+      throw invalid(`realm settings: ${settingsResult.error.issues.map(describe).join('; ')}`);
     }
     const settings = settingsResult.data;
     const logo = logoUrlProblem(settings.branding.logoUrl);
@@ -85,8 +89,12 @@ export class RealmService {
     return this.get(realmId);
   }
 
-  /** Makes sure the default realm exists and serves the configured issuer (first start, `latchkey migrate`). */
-  async ensureDefault(issuer: string): Promise<Realm> {
+  /**
+   * Makes sure the default realm exists and serves the configured issuer (first start, `latchkey migrate`).
+   * With `addIssuer: false` (the other CLI commands) an existing default realm is left as it is: a command
+   * run without the server's PORT or LATCHKEY_ISSUER must not add http://localhost:3000 to it.
+   */
+  async ensureDefault(issuer: string, { addIssuer = true }: { addIssuer?: boolean } = {}): Promise<Realm> {
     const parsed = parseIssuer(issuer);
     const existing = await realmsRepo.find(this.db, DEFAULT_REALM_ID);
     if (!existing) {
@@ -101,7 +109,7 @@ export class RealmService {
       }
     }
     const owner = await realmsRepo.findIssuerByHost(this.db, parsed.host);
-    if (!owner) {
+    if (!owner && addIssuer) {
       try {
         return await this.addIssuer(DEFAULT_REALM_ID, parsed.issuer);
       } catch (err) {

@@ -7,11 +7,12 @@ import { loadAuthorizationModule } from '../authz/load.js';
 import type { AuthorizationModule } from '../authz/module.js';
 import { ClientService, type ClientMetadataValidator } from '../clients/service.js';
 import type { LatchkeyConfig } from '../config/schema.js';
-import { deriveKey, SecretBox } from '../crypto/secret-box.js';
+import { deriveKey, SecretBox, SecretMismatchError } from '../crypto/secret-box.js';
 import { openDatabase, type Db } from '../db/knex.js';
 import { EventBus } from '../events/bus.js';
 import { KeyService } from '../keys/service.js';
-import { RealmService } from '../realms/service.js';
+import { DEFAULT_REALM_ID, RealmService } from '../realms/service.js';
+import { LatchkeyError } from '../errors.js';
 import { ProgressStore } from '../interactions/progress.js';
 import { PasskeyService } from '../passkeys/service.js';
 import { TotpService } from '../mfa/totp.js';
@@ -115,4 +116,23 @@ export async function createServices(config: LatchkeyConfig, options: { log?: Lo
     },
   };
   return services;
+}
+
+/**
+ * The signing keys of the default realm open with this LATCHKEY_SECRET. A server started (or a CLI
+ * command run) with another secret than the database was set up with would otherwise go on: the server
+ * to fail every request that needs a provider, a command to seal new keys or connection secrets with a
+ * secret the servers do not have. Both stop instead, saying why.
+ */
+export async function assertSecretOpensKeys(services: Services): Promise<void> {
+  try {
+    await services.keys.signingMaterial(DEFAULT_REALM_ID);
+  } catch (err) {
+    if (!(err instanceof SecretMismatchError)) throw err;
+    throw new LatchkeyError(
+      'secret_mismatch',
+      "LATCHKEY_SECRET is not the secret this database's signing keys were sealed with: start every instance (and run every latchkey command) with the secret the database was set up with (in development, the one under the data folder), or use a new DATABASE_URL",
+      500,
+    );
+  }
 }

@@ -1,9 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { LatchkeyConfig } from '../config/schema.js';
-import { SecretMismatchError } from '../crypto/secret-box.js';
 import { LatchkeyError } from '../errors.js';
-import { DEFAULT_REALM_ID } from '../realms/service.js';
 import { migrate } from '../db/knex.js';
 import { WalCheckpointer } from '../db/wal-checkpointer.js';
 import { DurableResponse } from '../db/write-batch.js';
@@ -12,7 +10,7 @@ import { RealmRegistry } from '../realms/registry.js';
 import { purgeExpired } from './purge.js';
 import { createApp } from './app.js';
 import { createFastPath } from './fast-path.js';
-import { createServices, type Services } from './services.js';
+import { assertSecretOpensKeys, createServices, type Services } from './services.js';
 
 export interface RunningServer {
   url: string;
@@ -20,25 +18,6 @@ export interface RunningServer {
   services: Services;
   server: Server;
   close(): Promise<void>;
-}
-
-/**
- * The signing keys of the default realm open with this LATCHKEY_SECRET. A server started with another
- * secret than the database was set up with would otherwise start, and then fail every request that
- * needs a provider: it stops here instead, saying why.
- */
-async function opensSealedKeys(services: Services): Promise<void> {
-  try {
-    await services.keys.signingMaterial(DEFAULT_REALM_ID);
-  } catch (err) {
-    if (!(err instanceof SecretMismatchError)) throw err;
-    await services.close();
-    throw new LatchkeyError(
-      'secret_mismatch',
-      "LATCHKEY_SECRET is not the secret this database's signing keys were sealed with: start every instance with the secret the database was set up with (in development, the one under the data folder), or use a new DATABASE_URL",
-      500,
-    );
-  }
 }
 
 /** Migrates, makes sure the default realm exists, and serves every realm until closed. */
@@ -53,7 +32,12 @@ export async function startServer(config: LatchkeyConfig, options: { services?: 
   }
   await migrate(services.db);
   await services.realms.ensureDefault(config.issuer);
-  await opensSealedKeys(services);
+  try {
+    await assertSecretOpensKeys(services);
+  } catch (err) {
+    if (err instanceof LatchkeyError && err.code === 'secret_mismatch') await services.close();
+    throw err;
+  }
   // SQLite: WAL checkpoints in a worker thread instead of inside some request's commit
   const checkpointer = await WalCheckpointer.start(services.db, { onError: (err) => log.warn({ err }, 'WAL checkpoint worker failed; SQLite checkpoints on the event loop instead') });
 

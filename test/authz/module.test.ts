@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRemoteJWKSet, customFetch, decodeProtectedHeader, jwtVerify } from 'jose';
@@ -8,7 +8,7 @@ import { loadAuthorizationModule } from '../../src/authz/load.js';
 import { staticRulesModule } from '../../src/authz/static-rules.js';
 import { discover, PASSWORD, signIn } from '../helpers/flows.js';
 import { Browser, testFetch } from '../helpers/http.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { runCli, startTestServer, type TestServer } from '../helpers/server.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'latchkey-authz-'));
 const modulePath = join(dir, 'module.mjs');
@@ -144,6 +144,19 @@ describe('built-in modules', () => {
     expect(await mod.check({ realmId: 'r', issuer: 'i', clientId: 'x', subject: 'user-2' }, 'https://api.test/docs/42', 'read')).toBe(false);
     expect(await mod.check({ realmId: 'r', issuer: 'i', clientId: 'svc' }, 'https://api.test/reports', 'read')).toBe(true);
     expect(await mod.check({ realmId: 'r', issuer: 'i', clientId: 'svc' }, 'https://api.test/reports', 'write')).toBe(false);
+  });
+
+  it('latchkey serve names a bad static-rules option in one line, not as a JSON dump', async () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'latchkey-authz-config-'));
+    mkdirSync(join(cwd, 'config'));
+    writeFileSync(join(cwd, 'config', 'latchkey.yaml'), 'authorization:\n  module: static-rules\n  options:\n    denyClient: [x]\n    grants:\n      - { resource: "https://api.acme.test/*", permissions: [] }\n');
+    const res = await runCli({ DATABASE_URL: `sqlite:${join(cwd, 'db.sqlite')}`, LATCHKEY_SECRET: 'x'.repeat(40), PORT: '0' }, ['serve'], undefined, cwd);
+    expect(res.code).toBe(1);
+    expect(res.stdout).toBe('');
+    const message = res.stderr.replace(/^oidc-provider WARNING: Unsupported runtime\..*\n/m, '').trim();
+    expect(message.split('\n')).toHaveLength(1);
+    expect(message).toContain('unknown configuration key "authorization.options.denyClient"');
+    expect(message).toContain('configuration key "authorization.options.grants.0.permissions"');
   });
 
   it('names the bad key when options or module paths are wrong', async () => {

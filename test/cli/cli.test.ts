@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,7 +8,7 @@ import { runCli, startTestServer, type TestServer } from '../helpers/server.js';
 
 const PASSWORD = 'plum-orbit-cactus-velvet-91';
 const REDIRECT = 'http://app.example.test/callback';
-const COMMANDS = ['serve', 'migrate', 'realm', 'client', 'user', 'keys', 'connection', 'trust'];
+const COMMANDS = ['serve', 'migrate', 'realm', 'client', 'user', 'tenant', 'keys', 'connection', 'trust'];
 
 type CliResult = Awaited<ReturnType<TestServer['cli']>>;
 
@@ -56,6 +57,8 @@ describe('latchkey CLI (SQLite)', () => {
       expect(stderrOf(res)).toBe('');
       expect(res.stdout).toContain('usage: latchkey <command>');
       for (const name of COMMANDS) expect(res.stdout).toMatch(new RegExp(`^\\s+${name}\\s+\\S`, 'm'));
+      // every environment variable the README's Configuration table lists
+      for (const variable of ['LATCHKEY_CONFIG', 'DATABASE_URL', 'LATCHKEY_SECRET', 'LATCHKEY_ISSUER', 'PORT', 'LATCHKEY_TRUST_PROXY', 'LOG_LEVEL']) expect(res.stdout).toContain(variable);
       const short = await server.cli(['-h']);
       expect(short.code).toBe(0);
       expect(short.stdout).toBe(res.stdout);
@@ -222,6 +225,19 @@ describe('latchkey CLI (SQLite)', () => {
       expect(def.issuers).toEqual([server.issuer]);
     });
 
+    it('realm create --settings names an unknown settings key with its path', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'latchkey-cli-settings-'));
+      try {
+        const file = join(dir, 'settings.json');
+        writeFileSync(file, JSON.stringify({ mfa: 'optional', sigingAlg: 'RS256', passkeys: { attestaton: 'none' } }));
+        const err = refused(await server.cli(['realm', 'create', '--id', 'typo', '--issuer', 'http://typo.localhost:9998', '--settings', file]), 'realm settings');
+        expect(err).toContain('unknown key "sigingAlg"');
+        expect(err).toContain('unknown key "passkeys.attestaton"');
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
     it('realm create with a bad id or an issuer with a path or query fails with a clear message', async () => {
       const before = await count('realms');
       refused(await server.cli(['realm', 'create', '--id', 'Bad_ID', '--issuer', 'http://bad.localhost']), 'realm id "Bad_ID"');
@@ -284,6 +300,32 @@ describe('latchkey CLI (SQLite)', () => {
     it('on the server database, migrate applies nothing and reports the default realm', async () => {
       const json = ok(await server.cli(['migrate']));
       expect(json).toEqual({ applied: [], default_realm: { id: 'default', issuers: [server.issuer] } });
+    });
+
+    it('a command run without the server\'s LATCHKEY_ISSUER or PORT leaves the default realm\'s issuers alone (only serve and migrate add one)', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'latchkey-cli-'));
+      try {
+        // the same database and secret, but a shell without the server's issuer: the configured issuer is http://localhost:3000
+        const env = { DATABASE_URL: server.env.DATABASE_URL, LATCHKEY_SECRET: server.env.LATCHKEY_SECRET, LATCHKEY_ISSUER: '', PORT: '' };
+        const listed = ok(await runCli(env, ['realm', 'list'], undefined, dir));
+        expect(listed.realms.find((r: { id: string }) => r.id === 'default').issuers).toEqual([server.issuer]);
+        ok(await runCli(env, ['client', 'list', '--realm', 'default'], undefined, dir));
+        await new Promise((r) => setTimeout(r, 1000)); // past the server's refresh interval
+        // the server does not start answering for a host nobody configured
+        // (node:http, since fetch does not let a request choose its Host header)
+        const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+          get({ host: '127.0.0.1', port: server.port, path: '/.well-known/openid-configuration', headers: { host: 'localhost:3000' } }, (r) => {
+            let body = '';
+            r.on('data', (d) => (body += d));
+            r.on('end', () => resolve({ status: r.statusCode ?? 0, body }));
+          }).on('error', reject);
+        });
+        expect(res.status, res.body).toBe(404);
+        expect(JSON.parse(res.body).error).toBe('unknown_host');
+        expect(ok(await server.cli(['realm', 'list'])).realms.find((r: { id: string }) => r.id === 'default').issuers).toEqual([server.issuer]);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
 
     it('an unreachable PostgreSQL is reported in one line, without the driver\'s stack trace', async () => {

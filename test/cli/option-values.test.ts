@@ -33,6 +33,28 @@ describe('latchkey CLI: numeric option values', () => {
     expect(Date.parse(ok.json.activate_at) - Date.now()).toBeGreaterThan(100_000);
   });
 
+  it('takes a value starting with a dash as the usage writes it (user list --sort -email), and still refuses a missing value', async () => {
+    for (const email of ['ann@numbers.test', 'zoe@numbers.test']) {
+      const created = await cli(['user', 'create', '--realm', 'default', '--email', email]);
+      expect(created.code, created.stderr).toBe(0);
+    }
+    const descending = await cli(['user', 'list', '--realm', 'default', '--sort', '-email']);
+    expect(descending.code, descending.stderr).toBe(0);
+    expect(descending.json.users.map((u: { email: string }) => u.email)).toEqual(['zoe@numbers.test', 'ann@numbers.test']);
+    const ascending = await cli(['user', 'list', '--realm', 'default', '--sort', 'email']);
+    expect(ascending.json.users.map((u: { email: string }) => u.email)).toEqual(['ann@numbers.test', 'zoe@numbers.test']);
+    // a negative number reaches the option's own check, which names it
+    const negative = await cli(['user', 'list', '--realm', 'default', '--limit', '-1']);
+    expect(negative.code).toBe(2);
+    expect(negative.stdout).toBe('');
+    expect(negative.stderr).toContain('--limit must be a whole number');
+    // a long option where the value should be is not taken as the value
+    const missing = await cli(['user', 'create', '--realm', 'default', '--email', '--name', 'Ann']);
+    expect(missing.code).toBe(2);
+    expect(missing.stdout).toBe('');
+    expect(missing.stderr).toContain('--email');
+  });
+
   it('serve refuses a bad --port as a usage error (exit 2)', async () => {
     for (const value of ['abc', '70000', '']) {
       const res = await cli(['serve', `--port=${value}`]);

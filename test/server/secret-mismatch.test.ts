@@ -28,6 +28,32 @@ describe('a server started with another LATCHKEY_SECRET than its database was se
     expect(result.stderr).toContain('latchkey serve: LATCHKEY_SECRET is not the secret');
   });
 
+  it('latchkey commands refuse that secret too, before sealing anything with it (keys rotate, connection create)', async () => {
+    const wrong = { DATABASE_URL: database.url, LATCHKEY_SECRET: randomBytes(32).toString('base64url') };
+    const rotated = await runCli(wrong, ['keys', 'rotate', '--realm', 'default', '--activate-after', '0']);
+    expect(rotated.code, rotated.stdout).toBe(1);
+    expect(rotated.stdout).toBe('');
+    expect(rotated.stderr).toContain('latchkey keys: LATCHKEY_SECRET is not the secret');
+    const connection = await runCli(wrong, ['connection', 'create', '--realm', 'default', '--id', 'google', '--client-id', 'c', '--client-secret-stdin', '--preset', 'google'], 'upstream-secret\n');
+    expect(connection.code, connection.stdout).toBe(1);
+    expect(connection.stderr).toContain('LATCHKEY_SECRET is not the secret');
+    const migrated = await runCli(wrong, ['migrate']);
+    expect(migrated.code, migrated.stdout).toBe(1);
+    expect(migrated.stderr).toContain('LATCHKEY_SECRET is not the secret');
+
+    // nothing was written: the server, with the right secret, signs with the keys it had and has no connection
+    const server = await startTestServer({ database, secret });
+    try {
+      const jwks = (await (await fetch(`${server.url}/jwks`)).json()) as { keys: unknown[] };
+      expect(jwks.keys).toHaveLength(3);
+      const list = await server.cli(['connection', 'list', '--realm', 'default']);
+      expect(list.code, list.stderr).toBe(0);
+      expect(list.json.connections).toEqual([]);
+    } finally {
+      await server.close();
+    }
+  });
+
   it('starts with the secret it was set up with', async () => {
     const server = await startTestServer({ database, secret });
     try {

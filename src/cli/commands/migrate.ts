@@ -1,6 +1,6 @@
 import { loadConfig } from '../../config/load.js';
 import { migrate } from '../../db/knex.js';
-import { createServices } from '../../server/services.js';
+import { assertSecretOpensKeys, createServices } from '../../server/services.js';
 import pino from 'pino';
 import { parse, type Command } from '../context.js';
 
@@ -17,6 +17,7 @@ export const migrateCommand: Command = {
     try {
       const applied = await migrate(services.db);
       const realm = await services.realms.ensureDefault(config.issuer);
+      await assertSecretOpensKeys(services);
       return { applied, default_realm: { id: realm.id, issuers: realm.issuers } };
     } finally {
       await services.close();
