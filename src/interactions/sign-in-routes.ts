@@ -441,13 +441,16 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     const verdict = await totp.verify(s.realm.id, user.id, form.code ?? '');
     if (!verdict.ok) {
       event(ctx, d, 'signin.failure', 'totp', { reason: `totp_${verdict.reason}` });
+      if (verdict.reason === 'rate_limited') {
+        // as at the set-up and at the password: how long to wait, in the page and in Retry-After
+        const seconds = Math.max(1, verdict.retryAfterSeconds ?? 60);
+        const minutes = Math.ceil(seconds / 60);
+        ctx.set('Retry-After', String(seconds));
+        return render(ctx, d, p, { error: `Too many wrong codes. Wait ${minutes} minute${minutes === 1 ? '' : 's'}, then enter the code your authenticator app shows.`, status: 429 });
+      }
       const message =
-        verdict.reason === 'reused'
-          ? 'That code was already used. Wait for the next code from your app.'
-          : verdict.reason === 'rate_limited'
-            ? 'Too many wrong codes. Wait a few minutes and try again.'
-            : 'That code is not right. Check the time on your device and try again.';
-      return render(ctx, d, p, { error: message, status: verdict.reason === 'rate_limited' ? 429 : 401 });
+        verdict.reason === 'reused' ? 'That code was already used. Wait for the next code from your app.' : 'That code is not right. Check the time on your device and try again.';
+      return render(ctx, d, p, { error: message, status: 401 });
     }
     event(ctx, d, 'signin.success', 'totp', { userId: user.id });
     return answerStep(ctx, d, user.id, 'redirect', () => steps.afterSecondFactor(ctx, d, user, { ...p, amr: [...p.amr, 'otp', 'mfa'] }));

@@ -58,4 +58,24 @@ describe('authenticator-app set-up at sign-in, locked after wrong codes', () => 
     const done = await readPage(await submit(browser, page, '/totp/enrol', { code: codeAt(secret!, Date.now() + 30_000) }, REDIRECT));
     expect(done.html).toContain('Save your recovery codes');
   });
+
+  it('at sign-in, "Verify it\'s you" after too many wrong codes also says how long to wait (429, Retry-After) and does not call the right code wrong', async () => {
+    const user = (await server.services.users.findByEmail('locked', 'slow@example.test'))!;
+    const row = await server.services.db('totp_factors').where({ realm_id: 'locked', user_id: user.id }).first();
+    expect(row, 'the app set up by the test before').toBeTruthy();
+    const browser = new Browser();
+    const auth = await authorizationRequest(await discover(issuer, clientId), REDIRECT);
+    const first = await readPage(await browser.follow(auth.url, {}, REDIRECT));
+    const pw = await readPage(await submit(browser, first, '/identify', { email: 'slow@example.test' }, REDIRECT));
+    let page = await readPage(await submit(browser, pw, '/login', { email: 'slow@example.test', password: PASSWORD }, REDIRECT));
+    for (let i = 0; i < 5; i++) {
+      page = await readPage(await submit(browser, page, '/totp"', { code: '000000' }, REDIRECT));
+      expect(page.status).toBe(401);
+    }
+    const locked = await submit(browser, page, '/totp"', { code: '111111' }, REDIRECT);
+    expect(locked.res.status).toBe(429);
+    expect(Number(locked.res.headers.get('retry-after'))).toBeGreaterThan(0);
+    page = await readPage(locked);
+    expect(page.html).toMatch(/Too many wrong codes\. Wait \d+ minutes?, then enter the code/);
+  });
 });
