@@ -8,7 +8,8 @@
 //   GET /auth -> login page -> POST /interaction/<uid>/identify (csrf, email) -> password page
 //   -> POST /interaction/<uid>/login (csrf, email, password) -> passkey offer page
 //   -> POST /interaction/<uid>/passkey/register/options (JSON, x-csrf-token) -> createCredential()
-//   -> POST /interaction/<uid>/passkey/register/verify {response} -> {redirect} -> ... -> code -> /token
+//   -> POST /interaction/<uid>/passkey/register/verify {response} -> {redirect} -> the recovery codes page
+//   -> POST /interaction/<uid>/continue ("I have saved my codes") -> code -> /token
 //
 // Each measured flow, as a new browser (own cookie jar), the "Sign in with a passkey" button:
 //   GET /auth (code + PKCE S256, as a browser navigation) -> the login page in that response (uid, csrf,
@@ -137,7 +138,15 @@ export async function enrolPasskey(target, authenticator, user) {
     throw new FlowError('authenticator.createCredential', err.message);
   }
   const answer = await postJson(target, jar, 'POST /interaction/<uid>/passkey/register/verify', `/interaction/${uid}/passkey/register/verify`, csrf, { response });
-  const tokens = await finish(target, jar, auth, answer, 'register/verify');
+  // a first second factor comes with recovery codes (shown once): "I have saved my codes" finishes the sign-in
+  if (typeof answer?.redirect !== 'string' || !answer.redirect) throw new FlowError('register/verify', `no redirect in ${JSON.stringify(answer).slice(0, 200)}`);
+  const next = resolveLocation(target, answer.redirect, 'register/verify');
+  let end = next.path === null ? { done: next.url } : await walk(target, jar, 'GET recovery codes', next.path);
+  if (!end.done && /\/continue"/.test(end.html)) {
+    end = await postForm(target, jar, 'POST /interaction/<uid>/continue', `/interaction/${uid}/continue`, { csrf: csrfOf(end.html, 'recovery codes page') });
+  }
+  if (!end.done) throw new FlowError(end.step, `expected the redirect to the client, got a page at ${end.url.pathname}`);
+  const tokens = await exchangeCode(target, auth, end.done, 'resume');
   return { credentialId: response.id, amr: idTokenClaims(tokens).amr ?? null };
 }
 

@@ -18,7 +18,7 @@ const MODES = new Set<Mode>(['conditional', 'button', 'identified', 'second-fact
 
 /** The JSON endpoints the sign-in pages' passkey script talks to. */
 export function passkeyRoutes(router: Router, services: Services, progress: ProgressStore, steps: SignInSteps): void {
-  const { passkeys, users, csrfKey, events } = services;
+  const { passkeys, users, csrfKey, events, recovery } = services;
   const bound = (d: Details) => passkeyBinding(d.uid);
 
   function json(ctx: Context, body: unknown): void {
@@ -158,6 +158,13 @@ export function passkeyRoutes(router: Router, services: Services, progress: Prog
     if (p.passwordlessSignup) {
       // the new account's only factor: its recovery codes are shown next, once
       await progress.put(s.realm.id, d, { ...p, passwordlessSignup: false, stage: 'recovery-codes', amr: [amrOf(credential), 'user', 'mfa'] });
+      return json(ctx, { redirect: `/interaction/${d.uid}` });
+    }
+    // the account now has a second factor, so its password alone no longer signs it in (the passkey is
+    // asked for after it: src/interactions/next-step.ts); without recovery codes, losing the device would
+    // lock it out, so they come next, shown once, as with any first second factor
+    if ((await recovery.remaining(s.realm.id, user.id)) === 0) {
+      await progress.put(s.realm.id, d, { ...p, stage: 'recovery-codes' });
       return json(ctx, { redirect: `/interaction/${d.uid}` });
     }
     // a passkey registered with user verification: the sign-in completes

@@ -339,6 +339,10 @@ describeWithBrowser('passkeys and second factors in Chromium', () => {
     await signInWithPassword(tab, email);
     await heading(tab.page, 'Create a passkey for faster sign-in');
     await tab.page.getByRole('button', { name: 'Create a passkey', exact: true }).click();
+    // the passkey is the account's first second factor: its recovery codes are shown once before the app
+    await heading(tab.page, 'Save your recovery codes');
+    expect(await tab.page.locator('ol.lk-codes code').count()).toBe(10);
+    await tab.page.getByRole('button', { name: 'I have saved my codes', exact: true }).click();
     const landed = await landAtApp(tab, flow, email);
     expect(landed.claims.amr).toEqual(['pwd']);
     expect(statusesOf(tab, '/passkey/register/verify')).toEqual([200]);

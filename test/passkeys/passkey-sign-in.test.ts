@@ -47,7 +47,16 @@ describe('passkey sign-in over HTTP with a software authenticator', () => {
     expect(offer.html).toContain('/offer/skip');
     const registered = await passkeyRegistration(browser, offer, authenticator, server.issuer, 'Work laptop');
     expect(registered.status, JSON.stringify(registered.body)).toBe(200);
-    const tokens = await complete(browser, auth, registered.body.redirect);
+    // the passkey is now asked for after the password: recovery codes come first, shown once, so that
+    // losing the device does not lock the account out
+    expect(registered.body.redirect).toBe(`/interaction/${offer.uid}`);
+    const codesPage = await readPage(await browser.follow(new URL(registered.body.redirect, server.issuer), {}, REDIRECT));
+    expect(codesPage.html).toContain('Save your recovery codes');
+    const user = (await server.services.users.findByEmail('default', email))!;
+    expect(await server.services.recovery.remaining('default', user.id)).toBe(10);
+    const done = await submit(browser, codesPage, '/continue', {}, REDIRECT);
+    expect(done.url.href.startsWith(REDIRECT), done.url.href).toBe(true);
+    const tokens = await exchangeCode(config, auth, done.url);
     const claims = decodeJwt(tokens.id_token!);
     expect(claims.amr).toEqual(['pwd']);
     const rows = await server.services.db('webauthn_credentials').where({ name: 'Work laptop' });
