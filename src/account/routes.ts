@@ -26,6 +26,8 @@ export const ACCOUNT_PATHS = {
   totpRemove: '/account/totp/remove',
   recoveryCodes: '/account/recovery-codes',
   recoveryCodesDone: '/account/recovery-codes/done',
+  /** Where adding a first second factor (a passkey) leads when the account has no recovery codes. */
+  firstRecoveryCodes: '/account/recovery-codes/first',
   password: '/account/password',
 } as const;
 
@@ -414,6 +416,9 @@ export function accountRoutes(services: Services): Router {
       name,
     });
     await securityEvent(s.realm.id, user.id, 'account.passkey_added', { credentialId: credential.id, rpId: credential.rpId, aaguid: credential.aaguid });
+    // a passkey is asked for after the password from now on: without recovery codes, losing the device
+    // would lock the account out, so they come next, shown once (as after the authenticator app)
+    if ((await recovery.remaining(s.realm.id, user.id)) === 0) return json(ctx, { redirect: ACCOUNT_PATHS.firstRecoveryCodes });
     json(ctx, { reload: true });
   });
 
@@ -499,6 +504,23 @@ export function accountRoutes(services: Services): Router {
     }
     if (await totp.remove(s.realm.id, g.signed.user.id)) await securityEvent(s.realm.id, g.signed.user.id, 'account.totp_removed');
     return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=totp-off`);
+  });
+
+  /**
+   * The recovery codes that follow a first passkey (see the passkey verify above): made and shown once,
+   * only while the account has a passkey and no codes; otherwise back to the account page, so a reload
+   * or a stray link neither shows nor replaces codes.
+   */
+  router.get(ACCOUNT_PATHS.firstRecoveryCodes, async (ctx) => {
+    const signed = await forPage(ctx, ACCOUNT_PATHS.page, false);
+    if (!signed) return;
+    const s = served(ctx);
+    const { user, session } = signed;
+    const hasPasskey = (await passkeys.credentials(s.realm.id, user.id)).length > 0;
+    if (!hasPasskey || (await recovery.remaining(s.realm.id, user.id)) > 0) return seeOther(ctx, ACCOUNT_PATHS.page);
+    const codes = await recovery.generate(s.realm.id, user.id);
+    await securityEvent(s.realm.id, user.id, 'account.recovery_codes_generated');
+    showRecoveryCodes(ctx, session, codes);
   });
 
   router.post(ACCOUNT_PATHS.recoveryCodes, async (ctx) => {

@@ -208,13 +208,26 @@ describeEachDatabase('the account page', (kind) => {
     const response = await aliceKey.createCredential(options.body, home);
     const verified = await postJson(alice, `${home}/account/passkeys/verify`, { response, name: 'Laptop' }, csrf);
     expect(verified.status, JSON.stringify(verified.body)).toBe(200);
-    expect(verified.body).toEqual({ reload: true });
+    // alice had no recovery codes: her first passkey (asked for after her password from now on) leads to
+    // them, shown once; the page does not show (or replace) them a second time
+    expect(verified.body).toEqual({ redirect: '/account/recovery-codes/first' });
+    const user = (await server.services.users.findByEmail('home', ALICE))!;
+    expect(await server.services.recovery.remaining('home', user.id)).toBe(0);
+    const codesPage = await walk(alice, `${home}/account/recovery-codes/first`);
+    expect(codesPage.html).toContain('Save your recovery codes');
+    expect(codesOf(codesPage.html)).toHaveLength(10);
+    expect(await server.services.recovery.remaining('home', user.id)).toBe(10);
+    const again = await alice.request(`${home}/account/recovery-codes/first`);
+    expect(again.status).toBe(303);
+    expect(again.headers.get('location')).toBe('/account');
+    expect(await server.services.recovery.remaining('home', user.id)).toBe(10);
 
     // a device-bound one, named by the server
     const options2 = await postJson(alice, `${home}/account/passkeys/options`, {}, csrf);
     expect(options2.body.excludeCredentials).toHaveLength(1);
     const verified2 = await postJson(alice, `${home}/account/passkeys/verify`, { response: await aliceDeviceKey.createCredential(options2.body, home) }, csrf);
     expect(verified2.status, JSON.stringify(verified2.body)).toBe(200);
+    expect(verified2.body).toEqual({ reload: true }); // she has her codes now
 
     page = await walk(alice, `${home}/account`);
     expect(page.html).toContain('Laptop');
@@ -349,6 +362,8 @@ describeEachDatabase('the account page', (kind) => {
   });
 
   it('enrols an authenticator app (QR, confirm with a TOTP code) and shows the first recovery codes once', async () => {
+    // the codes her first passkey brought (above) are dropped: here the app is the first factor to bring them
+    await server.services.recovery.removeAll('home', await userId('home', ALICE));
     const setup = await walk(alice, `${home}/account/totp`);
     expect(setup.res.status).toBe(200);
     expect(setup.html).toContain('<svg');
