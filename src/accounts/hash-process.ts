@@ -50,10 +50,19 @@ interface Pending {
 const CHRT = process.platform === 'linux' ? ['/usr/bin/chrt', '/bin/chrt'].find((p) => existsSync(p)) : undefined;
 
 /**
+ * `idle`: SCHED_IDLE (through chrt) and nice 19, as below. `normal`: the helper keeps our own priority; for
+ * a host whose cores other processes keep busy, where an idle-priority helper gets almost no CPU time
+ * (measured on a 2-core machine at load 10: a verification took 3-12 s at idle priority, 0.3-0.5 s at normal).
+ */
+export type HashPriority = 'idle' | 'normal';
+
+/**
  * Runs argon2 in a separate helper process at the lowest CPU priority (SCHED_IDLE where `chrt` is
  * available, and nice 19). A burst of sign-ins then cannot take the cores from the event loop, and from
  * the libuv threads signing tokens: the scheduler always prefers them to the hashing. The caller caps concurrency (PasswordHasher's semaphore); the
  * helper's thread pool is sized to that cap.
+ *
+ * With priority `normal` it runs at our own priority instead (HashPriority).
  *
  * The helper is started on first use and again after it dies; requests in flight when it dies fail
  * with `hasher_unavailable` (never as a wrong password). It does not keep the server alive: its handles
@@ -61,16 +70,19 @@ const CHRT = process.platform === 'linux' ? ['/usr/bin/chrt', '/bin/chrt'].find(
  */
 export class HashProcess {
   readonly #threads: number;
+  readonly #priority: HashPriority;
   #child: ChildProcess | undefined;
   #ready: Promise<ChildProcess> | undefined;
   readonly #pending = new Map<number, Pending>();
   #nextId = 1;
   #closed = false;
   /** Cleared when the helper could not be started through chrt (then it starts without it). */
-  #viaChrt = CHRT !== undefined;
+  #viaChrt: boolean;
 
-  constructor(threads: number) {
+  constructor(threads: number, priority: HashPriority = 'idle') {
     this.#threads = Math.max(1, threads);
+    this.#priority = priority;
+    this.#viaChrt = priority === 'idle' && CHRT !== undefined;
   }
 
   /** The helper's process id, while it runs. */
@@ -127,10 +139,12 @@ export class HashProcess {
       child.on('message', (m: { id?: number; ready?: boolean; value?: unknown; error?: string }) => {
         if (m.ready) {
           started = true;
-          try {
-            setPriority(child.pid!, 19);
-          } catch {
-            // not permitted on this system: hashing still works, at normal priority
+          if (this.#priority === 'idle') {
+            try {
+              setPriority(child.pid!, 19);
+            } catch {
+              // not permitted on this system: hashing still works, at normal priority
+            }
           }
           this.#unrefIfIdle(child);
           resolve(child);

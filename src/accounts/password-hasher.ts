@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { argon2id } from 'argon2';
-import { Argon2Error, HashProcess } from './hash-process.js';
+import { Argon2Error, HashProcess, type HashPriority } from './hash-process.js';
 import { normalizePassword } from './password-policy.js';
 import { Semaphore } from './semaphore.js';
 
@@ -14,6 +14,8 @@ export interface PasswordHasherOptions {
   parallelism: number;
   /** Hash/verify operations allowed at once (default: `os.availableParallelism()`). */
   maxConcurrent?: number;
+  /** CPU priority of the helper process (HashProcess; default `idle`). */
+  priority?: HashPriority;
 }
 
 const ARGON2_VERSION = 0x13;
@@ -59,7 +61,7 @@ export class PasswordHasher {
   constructor(opts: PasswordHasherOptions) {
     this.#params = { memoryCost: opts.memoryCost, timeCost: opts.timeCost, parallelism: opts.parallelism };
     this.#limit = new Semaphore(opts.maxConcurrent ?? availableParallelism());
-    this.#process = new HashProcess(this.#limit.max);
+    this.#process = new HashProcess(this.#limit.max, opts.priority);
     const { memoryCost: m, timeCost: t, parallelism: p } = this.#params;
     this.#dummyHash = `$argon2id$v=${ARGON2_VERSION}$m=${m},t=${t},p=${p}$${b64(randomBytes(16))}$${b64(randomBytes(32))}`;
   }
@@ -117,6 +119,11 @@ export class PasswordHasher {
   /** Stops the hashing process (after this, hashing fails with `hasher_unavailable`). */
   close(): Promise<void> {
     return this.#process.close();
+  }
+
+  /** The helper process's id while it runs (diagnostics, tests). */
+  get helperPid(): number | undefined {
+    return this.#process.pid;
   }
 
   /** Operations computing now, and operations waiting for a slot. */

@@ -55,9 +55,16 @@ export const configSchema = z
           .default({ memoryCost: 19456, timeCost: 2, parallelism: 1 }),
         /** Concurrent hash computations; defaults to the number of CPU cores. */
         maxConcurrentHashes: z.number().int().positive().optional(),
+        /**
+         * CPU priority of the argon2 helper process. `idle` (SCHED_IDLE and nice 19): hashing runs only on
+         * CPU time nothing else wants, so a burst of sign-ins never delays token requests, but on a host
+         * whose cores other processes keep busy a verification waits for seconds (a password sign-in then
+         * stalls). `normal`: the helper competes like any process, for hosts shared with CPU-bound work.
+         */
+        hashPriority: z.enum(['idle', 'normal']).default('idle'),
       })
       .strict()
-      .default({ minLength: 15, maxLength: 256, argon2: { memoryCost: 19456, timeCost: 2, parallelism: 1 } }),
+      .default({ minLength: 15, maxLength: 256, argon2: { memoryCost: 19456, timeCost: 2, parallelism: 1 }, hashPriority: 'idle' }),
     bruteForce: z
       .object({
         enabled: z.boolean().default(true),

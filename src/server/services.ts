@@ -74,6 +74,7 @@ export async function createServices(config: LatchkeyConfig, options: { log?: Lo
   const hasher = new PasswordHasher({
     ...config.passwords.argon2,
     maxConcurrent: config.passwords.maxConcurrentHashes ?? availableParallelism(),
+    priority: config.passwords.hashPriority,
   });
   const authz = await loadAuthorizationModule(config.authorization);
   const realms = new RealmService(db, keys);

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { Argon2Error, HashProcess } from '../../src/accounts/hash-process.js';
 import { PasswordHasher } from '../../src/accounts/password-hasher.js';
 import { LatchkeyError } from '../../src/errors.js';
+import { startTestServer, TEST_OVERRIDES } from '../helpers/server.js';
 
 const OPTIONS = { type: 2, memoryCost: 19456, timeCost: 2, parallelism: 1 };
 const OWASP = { memoryCost: 19456, timeCost: 2, parallelism: 1 };
@@ -37,6 +38,39 @@ describe('the argon2 helper process', () => {
       }
     } finally {
       await helper.close();
+    }
+  });
+
+  it('with priority "normal" the helper keeps our own priority: on a host whose cores other processes keep busy, hashing still gets its share', async () => {
+    const helper = new HashProcess(2, 'normal');
+    try {
+      const hash = (await helper.run({ op: 'hash', password: 'violet kettle harbour 42', options: OPTIONS })) as string;
+      expect(await helper.run({ op: 'verify', hash, password: 'violet kettle harbour 42' })).toBe(true);
+      const pid = helper.pid!;
+      expect(getPriority(pid)).toBe(getPriority());
+      // SCHED_OTHER (policy 0) for the helper and its threads, not SCHED_IDLE
+      if (process.platform === 'linux') for (const tid of readdirSync(`/proc/${pid}/task`)) expect(policyOf(`/proc/${pid}/task/${tid}/stat`)).toBe(0);
+    } finally {
+      await helper.close();
+    }
+  });
+
+  it('the server runs its helper at the priority passwords.hashPriority names (the test servers: normal; the default: idle)', async () => {
+    const cases = [
+      { overrides: {}, nice: getPriority(), policy: 0 },
+      { overrides: { passwords: { ...TEST_OVERRIDES.passwords, hashPriority: 'idle' } }, nice: 19, policy: existsSync('/usr/bin/chrt') || existsSync('/bin/chrt') ? 5 : 0 },
+    ];
+    for (const { overrides, nice, policy } of cases) {
+      const server = await startTestServer({ overrides });
+      try {
+        await server.services.hasher.hash('violet kettle harbour 42');
+        const pid = server.services.hasher.helperPid!;
+        expect(pid).toBeDefined();
+        expect(getPriority(pid)).toBe(nice);
+        if (process.platform === 'linux') expect(policyOf(`/proc/${pid}/stat`)).toBe(policy);
+      } finally {
+        await server.close();
+      }
     }
   });
 

@@ -40,6 +40,7 @@ describe('loadConfig', () => {
     expect(config.issuer).toBe('https://id.example.test');
     expect(config.passwords.minLength).toBe(16);
     expect(config.passwords.maxLength).toBe(256);
+    expect(config.passwords.hashPriority).toBe('idle');
     expect(config.bruteForce.maxFailuresPerAccount).toBe(30);
     expect(config.source.file).toBe(join(cwd, 'config', 'latchkey.yaml'));
     expect(config.dataDir).toBe(join(cwd, 'data'));
@@ -86,6 +87,13 @@ describe('loadConfig', () => {
 
     it('an unknown key deep down', () => {
       expect(failure('passwords:\n  argon2:\n    memory: 65536\n').message).toContain('"passwords.argon2.memory"');
+    });
+
+    it('a hash priority other than idle or normal', () => {
+      const err = failure('passwords:\n  hashPriority: low\n');
+      expect(err.message).toContain('"passwords.hashPriority"');
+      expect(err.message).toMatch(/idle.*normal/);
+      expect(load('passwords:\n  hashPriority: normal\n').config.passwords.hashPriority).toBe('normal');
     });
 
     it('a value of the wrong type', () => {

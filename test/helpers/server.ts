@@ -28,11 +28,16 @@ export interface TestServer extends RunningServer {
   cli(args: string[], stdin?: string): Promise<{ code: number; stdout: string; stderr: string; json: any }>;
 }
 
-/** Fast settings for tests: minimal OWASP argon2 cost, quick change propagation. */
+/**
+ * Fast settings for tests: minimal OWASP argon2 cost, quick change propagation, and the argon2 helper at
+ * normal CPU priority: the suites share a loaded machine (the whole suite runs on two cores), where an
+ * idle-priority helper took 3-12 s per verification and a password sign-in outlasted a browser step's
+ * timeout (test/browser/passkeys.test.ts). test/accounts/hash-process.test.ts covers the default (idle).
+ */
 export const TEST_OVERRIDES = {
   log: { level: (process.env.TEST_LOG_LEVEL as any) ?? 'silent' },
   refreshIntervalSeconds: 0.2,
-  passwords: { argon2: { memoryCost: 19456, timeCost: 2, parallelism: 1 } },
+  passwords: { argon2: { memoryCost: 19456, timeCost: 2, parallelism: 1 }, hashPriority: 'normal' as const },
 };
 
 export function runCli(env: Record<string, string>, args: string[], stdin?: string, cwd?: string): Promise<{ code: number; stdout: string; stderr: string; json: any }> {
