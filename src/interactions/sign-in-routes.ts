@@ -110,6 +110,17 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     return { stage: 'password', email, amr: [] };
   }
 
+  /** A locked check (password, authenticator code): sets Retry-After and says the wait in whole minutes. */
+  function lockedFor(ctx: Context, retryAfterSeconds: number): string {
+    ctx.set('Retry-After', String(retryAfterSeconds));
+    const minutes = Math.max(1, Math.ceil(retryAfterSeconds / 60));
+    return `${minutes} minute${minutes === 1 ? '' : 's'}`;
+  }
+
+  /** The message of a locked authenticator-code check, at sign-in and at the app's set-up alike. */
+  const tooManyCodes = (ctx: Context, retryAfterSeconds: number | undefined) =>
+    `Too many wrong codes. Wait ${lockedFor(ctx, Math.max(1, retryAfterSeconds ?? 60))}, then enter the code your authenticator app shows.`;
+
   const keyMark = (d: Details, userId: string, secret: string) => createHmac('sha256', csrfKey).update(`totp-enrolment:${d.uid}:${userId}:${secret}`).digest('base64url');
 
   /**
@@ -412,9 +423,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     const gate = await throttle.check(s.realm.id, keys);
     if (!gate.allowed) {
       event(ctx, d, 'signin.failure', 'password', { reason: 'throttled' });
-      const minutes = Math.max(1, Math.ceil(gate.retryAfterSeconds / 60));
-      ctx.set('Retry-After', String(gate.retryAfterSeconds));
-      return render(ctx, d, p, { error: `Too many failed attempts. Try again in ${minutes} minute${minutes === 1 ? '' : 's'}.`, status: 429 });
+      return render(ctx, d, p, { error: `Too many failed attempts. Try again in ${lockedFor(ctx, gate.retryAfterSeconds)}.`, status: 429 });
     }
     const result = await users.verifyPassword(s.realm.id, email, password);
     if (!result.ok) {
@@ -441,13 +450,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     const verdict = await totp.verify(s.realm.id, user.id, form.code ?? '');
     if (!verdict.ok) {
       event(ctx, d, 'signin.failure', 'totp', { reason: `totp_${verdict.reason}` });
-      if (verdict.reason === 'rate_limited') {
-        // as at the set-up and at the password: how long to wait, in the page and in Retry-After
-        const seconds = Math.max(1, verdict.retryAfterSeconds ?? 60);
-        const minutes = Math.ceil(seconds / 60);
-        ctx.set('Retry-After', String(seconds));
-        return render(ctx, d, p, { error: `Too many wrong codes. Wait ${minutes} minute${minutes === 1 ? '' : 's'}, then enter the code your authenticator app shows.`, status: 429 });
-      }
+      if (verdict.reason === 'rate_limited') return render(ctx, d, p, { error: tooManyCodes(ctx, verdict.retryAfterSeconds), status: 429 });
       const message =
         verdict.reason === 'reused' ? 'That code was already used. Wait for the next code from your app.' : 'That code is not right. Check the time on your device and try again.';
       return render(ctx, d, p, { error: message, status: 401 });
@@ -468,12 +471,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     if (!confirmed.ok) {
       // the whole set-up page again (the same key, the security key, Cancel), the code field marked; when
       // too many wrong codes have locked the check, a right code is not called wrong: the user waits
-      if (confirmed.reason === 'rate_limited') {
-        const seconds = Math.max(1, confirmed.retryAfterSeconds ?? 60);
-        const minutes = Math.ceil(seconds / 60);
-        ctx.set('Retry-After', String(seconds));
-        return render(ctx, d, p, { error: `Too many wrong codes. Wait ${minutes} minute${minutes === 1 ? '' : 's'}, then enter the code your authenticator app shows.`, status: 429 });
-      }
+      if (confirmed.reason === 'rate_limited') return render(ctx, d, p, { error: tooManyCodes(ctx, confirmed.retryAfterSeconds), status: 429 });
       return render(ctx, d, p, { error: 'That code is not right. Scan the QR code again or type the key, then enter the current code.', status: 400 });
     }
     await progress.put(s.realm.id, d, { ...p, stage: 'recovery-codes', amr: [...p.amr, 'otp', 'mfa'] });
