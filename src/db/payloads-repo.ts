@@ -27,6 +27,29 @@ const REVOKE_BY_GRANT = sql("delete from oidc_payloads where realm_id = ? and gr
 const str = (value: unknown): string | null => (typeof value === 'string' ? value : null);
 
 /** Storage of node-oidc-provider's models (sessions, codes, tokens, ...), always scoped to a realm. */
+/** What the scans below read of a stored Session or Grant. */
+interface ScannedPayload {
+  accountId?: unknown;
+  clientId?: unknown;
+  authorizations?: Record<string, { grantId?: unknown }>;
+}
+
+/**
+ * Every stored row of one model in a realm, its payload parsed (unreadable ones skipped): for the rare
+ * operator- or user-driven changes that look rows up by what is inside them.
+ */
+async function rowsOf(db: Db, realmId: string, model: 'Session' | 'Grant'): Promise<Array<{ id: string; uid: string | null; payload: ScannedPayload }>> {
+  const rows = (await db('oidc_payloads').select('id', 'uid', 'payload').where({ realm_id: realmId, model })) as Array<{ id: string; uid: string | null; payload: string }>;
+  return rows.flatMap((r) => {
+    try {
+      const payload: unknown = JSON.parse(r.payload);
+      return payload && typeof payload === 'object' ? [{ id: r.id, uid: r.uid, payload: payload as ScannedPayload }] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
 export const payloadsRepo = {
   async upsert(
     db: Db,
@@ -84,16 +107,7 @@ export const payloadsRepo = {
    * for the model) rather than an index kept up on every sign-in.
    */
   async signOutEverywhere(db: Db, realmId: string, accountId: string, keepUid?: string): Promise<{ sessions: number; grants: number }> {
-    const ofAccount = async (model: 'Session' | 'Grant') =>
-      ((await db('oidc_payloads').select('id', 'uid', 'payload').where({ realm_id: realmId, model })) as Array<{ id: string; uid: string | null; payload: string }>)
-        .map((r) => {
-          try {
-            return { id: r.id, uid: r.uid, payload: JSON.parse(r.payload) as { accountId?: unknown; authorizations?: Record<string, { grantId?: unknown }> } };
-          } catch {
-            return undefined;
-          }
-        })
-        .filter((r): r is NonNullable<typeof r> => Boolean(r && r.payload.accountId === accountId));
+    const ofAccount = async (model: 'Session' | 'Grant') => (await rowsOf(db, realmId, model)).filter((r) => r.payload.accountId === accountId);
     const sessions = await ofAccount('Session');
     const kept = keepUid === undefined ? undefined : sessions.find((r) => r.uid === keepUid);
     const keptGrants = new Set(Object.values(kept?.payload.authorizations ?? {}).map((a) => a?.grantId).filter((g): g is string => typeof g === 'string'));
@@ -110,18 +124,8 @@ export const payloadsRepo = {
    * many. A rare operator action, so a scan of the realm's grants, as {@link signOutEverywhere} does.
    */
   async revokeClientGrants(db: Db, realmId: string, clientId: string): Promise<number> {
-    const rows = (await db('oidc_payloads').select('id', 'payload').where({ realm_id: realmId, model: 'Grant' })) as Array<{ id: string; payload: string }>;
-    const grants = rows.filter((r) => {
-      try {
-        return (JSON.parse(r.payload) as { clientId?: unknown }).clientId === clientId;
-      } catch {
-        return false;
-      }
-    });
-    for (const g of grants) {
-      await runWrite(db, REVOKE_BY_GRANT, [realmId, g.id]);
-      await runWrite(db, DESTROY, [realmId, 'Grant', g.id]);
-    }
+    const grants = (await rowsOf(db, realmId, 'Grant')).filter((r) => r.payload.clientId === clientId);
+    for (const g of grants) await payloadsRepo.revokeGrant(db, realmId, g.id);
     return grants.length;
   },
   async purgeExpired(db: Db, now: number): Promise<number> {
