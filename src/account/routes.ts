@@ -248,7 +248,11 @@ export function accountRoutes(services: Services): Router {
     );
   }
 
-  function showRecoveryCodes(ctx: Context, session: AccountSession, codes: string[]): void {
+  /** New recovery codes for the signed-in user (the old ones stop working), recorded and shown once. */
+  async function showNewRecoveryCodes(ctx: Context, { user, session }: SignedIn): Promise<void> {
+    const realmId = served(ctx).realm.id;
+    const codes = await recovery.generate(realmId, user.id);
+    await securityEvent(realmId, user.id, 'account.recovery_codes_generated');
     page(ctx, 'recovery-codes', { layout: layoutFor(served(ctx), 'Save your recovery codes'), csrf: sessions.csrf(session), codes, action: ACCOUNT_PATHS.recoveryCodesDone });
   }
 
@@ -460,11 +464,7 @@ export function accountRoutes(services: Services): Router {
     if (result.ok) {
       await securityEvent(s.realm.id, user.id, 'account.totp_enrolled');
       // a first second factor comes with recovery codes, shown once, like enrolment during sign-in
-      if ((await recovery.remaining(s.realm.id, user.id)) === 0) {
-        const codes = await recovery.generate(s.realm.id, user.id);
-        await securityEvent(s.realm.id, user.id, 'account.recovery_codes_generated');
-        return showRecoveryCodes(ctx, session, codes);
-      }
+      if ((await recovery.remaining(s.realm.id, user.id)) === 0) return showNewRecoveryCodes(ctx, g.signed);
       return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=totp-on`);
     }
     if (await totp.isEnrolled(s.realm.id, user.id)) return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=totp-on-elsewhere`);
@@ -515,21 +515,16 @@ export function accountRoutes(services: Services): Router {
     const signed = await forPage(ctx, ACCOUNT_PATHS.page, false);
     if (!signed) return;
     const s = served(ctx);
-    const { user, session } = signed;
+    const { user } = signed;
     const hasPasskey = (await passkeys.credentials(s.realm.id, user.id)).length > 0;
     if (!hasPasskey || (await recovery.remaining(s.realm.id, user.id)) > 0) return seeOther(ctx, ACCOUNT_PATHS.page);
-    const codes = await recovery.generate(s.realm.id, user.id);
-    await securityEvent(s.realm.id, user.id, 'account.recovery_codes_generated');
-    showRecoveryCodes(ctx, session, codes);
+    await showNewRecoveryCodes(ctx, signed);
   });
 
   router.post(ACCOUNT_PATHS.recoveryCodes, async (ctx) => {
     const g = await forForm(ctx, { fresh: true });
     if (!g) return;
-    const s = served(ctx);
-    const codes = await recovery.generate(s.realm.id, g.signed.user.id);
-    await securityEvent(s.realm.id, g.signed.user.id, 'account.recovery_codes_generated');
-    showRecoveryCodes(ctx, g.signed.session, codes);
+    await showNewRecoveryCodes(ctx, g.signed);
   });
 
   /**
