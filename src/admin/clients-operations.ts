@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AUTH_METHODS, CLIENT_SCOPES, GRANT_TYPES } from '../clients/service.js';
+import { AUTH_METHODS, CLIENT_SCOPES, GRANT_TYPES, type UpdateClientInput } from '../clients/service.js';
 import { SIGNING_ALGS } from '../realms/settings.js';
 import { defineOperation } from './operation.js';
 
@@ -24,6 +24,36 @@ const uris = (what: string) => z.array(z.string().min(1).max(2000)).max(100).des
 const grants = z.array(z.enum(GRANT_TYPES)).min(1).max(GRANT_TYPES.length);
 const jwks = z.object({ keys: z.array(z.record(z.string(), z.unknown())).max(100) }).passthrough().describe("the client's public keys (private_key_jwt)");
 const scope = z.string().max(500).describe(`space-separated, of ${CLIENT_SCOPES.join(', ')}`);
+
+/** What a client is created with and can be changed by (a PATCH: every field optional). */
+const settingsSchema = z.object({
+  name: z.string().min(1).max(200).optional(),
+  redirect_uris: uris('where the authorization response may go').optional(),
+  post_logout_redirect_uris: uris('where RP-initiated logout may return').optional(),
+  grant_types: grants.optional().describe('on creation, default: authorization_code and refresh_token'),
+  first_party: z.boolean().optional(),
+  id_token_signed_response_alg: z.enum(SIGNING_ALGS).optional(),
+  jwks_uri: z.string().max(2000).optional(),
+  jwks: jwks.optional(),
+  scope: scope.optional(),
+  admin_api: z.boolean().optional().describe('may get client_credentials tokens for this admin API'),
+});
+
+/** Those settings from the API's names to ClientService's. */
+function settingsOf(body: z.infer<typeof settingsSchema>): UpdateClientInput {
+  return {
+    name: body.name,
+    redirectUris: body.redirect_uris,
+    postLogoutRedirectUris: body.post_logout_redirect_uris,
+    grants: body.grant_types,
+    firstParty: body.first_party,
+    idTokenAlg: body.id_token_signed_response_alg,
+    jwksUri: body.jwks_uri,
+    jwks: body.jwks,
+    scope: body.scope,
+    adminApi: body.admin_api,
+  };
+}
 
 export const listClients = defineOperation({
   id: 'listClients',
@@ -58,40 +88,23 @@ export const createClient = defineOperation({
   tag: 'clients',
   summary: 'Register an application; a confidential client gets its client_secret in this response only (it is stored hashed)',
   status: 201,
-  body: z
-    .object({
+  body: settingsSchema
+    .extend({
       name: z.string().min(1).max(200),
-      redirect_uris: uris('where the authorization response may go').optional(),
-      post_logout_redirect_uris: uris('where RP-initiated logout may return').optional(),
       public: z.boolean().optional().describe('a browser or mobile app without a secret (PKCE)'),
       native: z.boolean().optional().describe('a desktop or mobile app (RFC 8252): public; private-use schemes and loopback redirect URIs'),
-      grant_types: grants.optional().describe('default: authorization_code and refresh_token'),
-      first_party: z.boolean().optional(),
       token_endpoint_auth_method: z.enum(AUTH_METHODS.filter((m) => m !== 'none') as [string, ...string[]]).optional(),
-      id_token_signed_response_alg: z.enum(SIGNING_ALGS).optional(),
-      jwks_uri: z.string().max(2000).optional(),
-      jwks: jwks.optional(),
-      scope: scope.optional(),
-      admin_api: z.boolean().optional().describe('may get client_credentials tokens for this admin API'),
     })
     .strict(),
   response: clientSchema.extend({ client_secret: z.string().optional().describe('shown once') }),
   async handle({ body, realmId, services }) {
     return services.clients.create({
       realmId,
+      ...settingsOf(body),
       name: body.name,
-      redirectUris: body.redirect_uris,
-      postLogoutRedirectUris: body.post_logout_redirect_uris,
       public: body.public,
       native: body.native,
-      grants: body.grant_types,
-      firstParty: body.first_party,
       authMethod: body.token_endpoint_auth_method,
-      idTokenAlg: body.id_token_signed_response_alg,
-      jwksUri: body.jwks_uri,
-      jwks: body.jwks,
-      scope: body.scope,
-      adminApi: body.admin_api,
     });
   },
 });
@@ -103,34 +116,10 @@ export const updateClient = defineOperation({
   tag: 'clients',
   summary: "Change an application's name, redirect URIs, grants, first-party flag, ID token algorithm, keys or scope; a list given replaces the stored one (public, native and the auth method stay)",
   params: idParams,
-  body: z
-    .object({
-      name: z.string().min(1).max(200).optional(),
-      redirect_uris: uris('where the authorization response may go').optional(),
-      post_logout_redirect_uris: uris('where RP-initiated logout may return').optional(),
-      grant_types: grants.optional(),
-      first_party: z.boolean().optional(),
-      id_token_signed_response_alg: z.enum(SIGNING_ALGS).optional(),
-      jwks_uri: z.string().max(2000).optional(),
-      jwks: jwks.optional(),
-      scope: scope.optional(),
-      admin_api: z.boolean().optional(),
-    })
-    .strict(),
+  body: settingsSchema.strict(),
   response: clientSchema,
   async handle({ params, body, realmId, services }) {
-    return services.clients.update(realmId, params.clientId, {
-      name: body.name,
-      redirectUris: body.redirect_uris,
-      postLogoutRedirectUris: body.post_logout_redirect_uris,
-      grants: body.grant_types,
-      firstParty: body.first_party,
-      idTokenAlg: body.id_token_signed_response_alg,
-      jwksUri: body.jwks_uri,
-      jwks: body.jwks,
-      scope: body.scope,
-      adminApi: body.admin_api,
-    });
+    return services.clients.update(realmId, params.clientId, settingsOf(body));
   },
 });
 

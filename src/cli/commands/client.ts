@@ -21,6 +21,21 @@ const usage = `latchkey client create --realm R --name N [--redirect-uri URL ...
                                               (revokes its grants, refresh tokens and codes; JWT access tokens it
                                                holds stay valid until they expire)`;
 
+/** The options of what a client is created with and can be changed by (`create` and `update`). */
+const SETTING_OPTIONS = {
+  realm: { type: 'string' },
+  name: { type: 'string' },
+  'redirect-uri': { type: 'string', multiple: true },
+  'post-logout-redirect-uri': { type: 'string', multiple: true },
+  grant: { type: 'string', multiple: true },
+  'first-party': { type: 'boolean' },
+  'id-token-alg': { type: 'string' },
+  'jwks-uri': { type: 'string' },
+  jwks: { type: 'string' },
+  scope: { type: 'string' },
+  'admin-api': { type: 'boolean' },
+} as const;
+
 function parseJwks(text: string): unknown {
   try {
     return JSON.parse(text);
@@ -40,19 +55,9 @@ export const clientCommand: Command = {
         const o = parse(
           rest,
           {
-            realm: { type: 'string' },
-            name: { type: 'string' },
-            'redirect-uri': { type: 'string', multiple: true },
-            'post-logout-redirect-uri': { type: 'string', multiple: true },
+            ...SETTING_OPTIONS,
             public: { type: 'boolean' },
-            grant: { type: 'string', multiple: true },
-            'first-party': { type: 'boolean' },
             'auth-method': { type: 'string' },
-            'id-token-alg': { type: 'string' },
-            'jwks-uri': { type: 'string' },
-            jwks: { type: 'string' },
-            scope: { type: 'string' },
-            'admin-api': { type: 'boolean' },
             native: { type: 'boolean' },
           },
           usage,
@@ -91,19 +96,9 @@ export const clientCommand: Command = {
         const o = parse(
           rest,
           {
-            realm: { type: 'string' },
+            ...SETTING_OPTIONS,
             'client-id': { type: 'string' },
-            name: { type: 'string' },
-            'redirect-uri': { type: 'string', multiple: true },
-            'post-logout-redirect-uri': { type: 'string', multiple: true },
-            grant: { type: 'string', multiple: true },
-            'first-party': { type: 'boolean' },
             'third-party': { type: 'boolean' },
-            'id-token-alg': { type: 'string' },
-            'jwks-uri': { type: 'string' },
-            jwks: { type: 'string' },
-            scope: { type: 'string' },
-            'admin-api': { type: 'boolean' },
             'no-admin-api': { type: 'boolean' },
           },
           usage,
