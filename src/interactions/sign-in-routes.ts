@@ -169,7 +169,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
         );
       case 'password': {
         const f = user ? await steps.factors(ctx, user.id) : { passkeys: 0 };
-        return page(ctx, 'password', { ...common, layout: brand('Enter your password'), action: url(d, '/login'), email: p.email, passkey: f.passkeys ? passkeyUrls(d) : undefined, linking: p.linking?.name, connections: p.linking ? await connectionButtons(ctx, d, p) : undefined }, status);
+        return page(ctx, 'password', { ...common, layout: brand('Enter your password'), action: url(d, '/login'), email: p.email, forgotUrl: services.passwordResets.enabled ? url(d, '/forgot-password') : undefined, passkey: f.passkeys ? passkeyUrls(d) : undefined, linking: p.linking?.name, connections: p.linking ? await connectionButtons(ctx, d, p) : undefined }, status);
       }
       case 'passkey':
         return page(

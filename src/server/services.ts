@@ -2,6 +2,8 @@ import { availableParallelism } from 'node:os';
 import pino, { type Logger } from 'pino';
 import { PasswordHasher } from '../accounts/password-hasher.js';
 import { LoginThrottle } from '../accounts/login-throttle.js';
+import { PasswordResetService } from '../accounts/password-reset.js';
+import { createMailer, type Mailer } from '../email/mailer.js';
 import { UserService } from '../accounts/user-service.js';
 import { loadAuthorizationModule } from '../authz/load.js';
 import type { AuthorizationModule } from '../authz/module.js';
@@ -36,6 +38,10 @@ export interface Services {
   clients: ClientService;
   users: UserService;
   hasher: PasswordHasher;
+  /** Outgoing email (disabled without `email.smtpUrl`). */
+  mailer: Mailer;
+  /** "Forgot your password?" links by email. */
+  passwordResets: PasswordResetService;
   throttle: LoginThrottle;
   events: EventBus;
   authz: AuthorizationModule;
@@ -84,6 +90,8 @@ export async function createServices(config: LatchkeyConfig, options: { log?: Lo
     const { clients, users, tenants, trust, cookieKeys } = services;
     await validateClientMetadata({ db, config, clients, users, authz, tenants, cookieKeys, log, trust }, await realms.get(realmId), await keys.signingMaterial(realmId), metadata);
   };
+  const users = new UserService(db, hasher, config.passwords);
+  const mailer = createMailer({ smtpUrl: config.email.smtpUrl, from: config.email.from });
   const services: Services = {
     config,
     log,
@@ -92,8 +100,10 @@ export async function createServices(config: LatchkeyConfig, options: { log?: Lo
     keys,
     realms,
     clients: new ClientService(db, validateClient),
-    users: new UserService(db, hasher, config.passwords),
+    users,
     hasher,
+    mailer,
+    passwordResets: new PasswordResetService(db, users, mailer, log, config.email.passwordResetTtlSeconds),
     throttle: new LoginThrottle(db, config.bruteForce),
     events: new EventBus(),
     authz,
@@ -112,6 +122,7 @@ export async function createServices(config: LatchkeyConfig, options: { log?: Lo
     cookieKeys: [deriveKey(config.secret, 'cookies').toString('base64url')],
     csrfKey: deriveKey(config.secret, 'csrf'),
     close: async () => {
+      mailer.close();
       await hasher.close();
       await db.destroy();
     },

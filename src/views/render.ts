@@ -68,6 +68,9 @@ const PAGES = new Set([
   // Tenants: the organisation picker and the single sign-on page.
   'tenant-picker',
   'tenant-sso',
+  // "Forgot your password?": the request during a sign-in, and the page the emailed link opens.
+  'password-forgot',
+  'password-reset',
 ]);
 
 export function viewsDir(): string {
