@@ -29,6 +29,8 @@ export const ACCOUNT_PATHS = {
   /** Where adding a first second factor (a passkey) leads when the account has no recovery codes. */
   firstRecoveryCodes: '/account/recovery-codes/first',
   password: '/account/password',
+  /** Sends a new email address confirmation link (POST). */
+  verifyEmail: '/account/verify-email',
 } as const;
 
 /** Status messages after a change, by the fixed code in `?notice=` (never text from the URL). */
@@ -46,6 +48,7 @@ const NOTICES: Record<string, { flash?: string; error?: string }> = {
   'password-changed-signed-out': { flash: 'Password changed. You were signed out on your other devices.' },
   'password-added-signed-out': { flash: 'Password added. You were signed out on your other devices.' },
   reauthenticated: { flash: 'You signed in again. You can now make your change.' },
+  'verify-sent': { flash: 'We sent a confirmation link to your email address. It may take a few minutes to arrive.' },
 };
 
 const JSON_LIMIT = 32 * 1024;
@@ -227,6 +230,8 @@ export function accountRoutes(services: Services): Router {
         csrf: sessions.csrf(session),
         // an upstream picture is shown only while its host is on the allow-list (it may have changed since it was stored)
         user: { email: user.email, name: user.name ?? undefined, picture: safePicture(user.picture, services.config.federation.safeImageHosts) },
+        // an unconfirmed address, where the server can send email: a button sends a confirmation link
+        verifyEmailAction: !user.emailVerified && services.emailVerification.enabled ? ACCOUNT_PATHS.verifyEmail : undefined,
         flash: extra.flash,
         error: extra.error,
         credentials: credentialViews(credentials, { hasPassword: Boolean(user.passwordHash), recoveryCodes: remaining, federated: identities.length }).map((c) =>
@@ -551,6 +556,15 @@ export function accountRoutes(services: Services): Router {
     const signedOut = g.form.sign_out_others === 'yes' ? await users.signOutEverywhere(s.realm.id, user.id, g.signed.session.opSession) : undefined;
     await securityEvent(s.realm.id, user.id, `account.password_${change}`, signedOut ? { otherSessionsEnded: signedOut.sessions, grantsRevoked: signedOut.grants } : {});
     return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=password-${change}${g.form.sign_out_others === 'yes' ? '-signed-out' : ''}`);
+  });
+
+  /** "Send a confirmation link": to the account's address (at most one a minute; nothing once confirmed). */
+  router.post(ACCOUNT_PATHS.verifyEmail, async (ctx) => {
+    const g = await forForm(ctx, { fresh: false });
+    if (!g) return;
+    const s = served(ctx);
+    services.emailVerification.send({ realmId: s.realm.id, realmName: s.realm.displayName, issuer: s.issuer, user: g.signed.user });
+    return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=verify-sent`);
   });
 
   /** "I have saved my codes": back to the account page (no change, so no recent sign-in needed). */

@@ -154,9 +154,11 @@ export const configSchema = z
         from: z.string().min(3).max(320).default('Latchkey <no-reply@localhost>'),
         /** How long a password reset link works. */
         passwordResetTtlSeconds: z.number().int().min(60).max(86400).default(1800),
+        /** How long an email address confirmation link works. */
+        verifyEmailTtlSeconds: z.number().int().min(300).max(7 * 86400).default(86400),
       })
       .strict()
-      .default({ from: 'Latchkey <no-reply@localhost>', passwordResetTtlSeconds: 1800 }),
+      .default({ from: 'Latchkey <no-reply@localhost>', passwordResetTtlSeconds: 1800, verifyEmailTtlSeconds: 86400 }),
   })
   .strict();
 

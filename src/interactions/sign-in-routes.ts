@@ -377,6 +377,9 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     if (!user) throw new Error('the new account could not be read back');
     event(ctx, d, 'signin.success', password ? 'password' : 'passkey', { userId: user.id, reason: 'signup' });
     if (password) {
+      // a new account with a password: its address gets a confirmation link (a passwordless one gets it
+      // once its passkey is made, src/interactions/passkey-routes.ts)
+      services.emailVerification.send({ realmId: s.realm.id, realmName: s.realm.displayName, issuer: s.issuer, user });
       // a password is a first factor like any other: the realm's MFA policy (enrolment where it is
       // required), then the passkey offer
       const created = user;

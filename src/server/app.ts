@@ -1,7 +1,6 @@
 import Koa, { type Context, type Next } from 'koa';
 import { accountRoutes } from '../account/routes.js';
-import { passwordResetRoutes } from '../account/password-reset-routes.js';
-import { PASSWORD_RESET_PATH } from '../accounts/password-reset.js';
+import { EMAIL_LINK_PREFIXES, emailLinkRoutes } from '../account/email-link-routes.js';
 import { adminOperations } from '../admin/operations.js';
 import { adminApi } from '../admin/router.js';
 import { CALLBACK_PATH as CONNECTION_CALLBACK_PATH } from '../connections/service.js';
@@ -39,7 +38,7 @@ export function createApp({ services, registry, providers }: AppDeps): Koa {
   const assets = loadStaticAssets();
   const interactions = interactionRoutes(services);
   const account = accountRoutes(services);
-  const passwordReset = passwordResetRoutes(services);
+  const emailLinks = emailLinkRoutes(services);
 
   app.use(requestLog(services.log));
   app.use(errorMiddleware());
@@ -127,9 +126,9 @@ export function createApp({ services, registry, providers }: AppDeps): Koa {
   const interactionsMethods = interactions.allowedMethods();
   const accountMw = account.routes();
   app.use((ctx: Context, next: Next) => (ctx.path.startsWith('/interaction/') || ctx.path === CONNECTION_CALLBACK_PATH ? interactionsMw(ctx as any, async () => interactionsMethods(ctx as any, next)) : next()));
-  const passwordResetMw = passwordReset.routes();
+  const emailLinksMw = emailLinks.routes();
   app.use((ctx: Context, next: Next) => {
-    if (ctx.path.startsWith(`${PASSWORD_RESET_PATH}/`)) return passwordResetMw(ctx as any, next);
+    if (EMAIL_LINK_PREFIXES.some((prefix) => ctx.path.startsWith(prefix))) return emailLinksMw(ctx as any, next);
     return ctx.path === '/account' || ctx.path.startsWith('/account/') ? accountMw(ctx as any, next) : next();
   });
   app.use(adminApi(services, adminOperations));

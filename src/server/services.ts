@@ -2,7 +2,9 @@ import { availableParallelism } from 'node:os';
 import pino, { type Logger } from 'pino';
 import { PasswordHasher } from '../accounts/password-hasher.js';
 import { LoginThrottle } from '../accounts/login-throttle.js';
+import { EmailVerificationService } from '../accounts/email-verification.js';
 import { PasswordResetService } from '../accounts/password-reset.js';
+import { EmailLinks } from '../email/links.js';
 import { createMailer, type Mailer } from '../email/mailer.js';
 import { UserService } from '../accounts/user-service.js';
 import { loadAuthorizationModule } from '../authz/load.js';
@@ -42,6 +44,8 @@ export interface Services {
   mailer: Mailer;
   /** "Forgot your password?" links by email. */
   passwordResets: PasswordResetService;
+  /** Email address confirmation links. */
+  emailVerification: EmailVerificationService;
   throttle: LoginThrottle;
   events: EventBus;
   authz: AuthorizationModule;
@@ -92,6 +96,7 @@ export async function createServices(config: LatchkeyConfig, options: { log?: Lo
   };
   const users = new UserService(db, hasher, config.passwords);
   const mailer = createMailer({ smtpUrl: config.email.smtpUrl, from: config.email.from });
+  const emailLinks = new EmailLinks(db, users);
   const services: Services = {
     config,
     log,
@@ -103,7 +108,8 @@ export async function createServices(config: LatchkeyConfig, options: { log?: Lo
     users,
     hasher,
     mailer,
-    passwordResets: new PasswordResetService(db, users, mailer, log, config.email.passwordResetTtlSeconds),
+    passwordResets: new PasswordResetService(db, users, emailLinks, mailer, log, config.email.passwordResetTtlSeconds),
+    emailVerification: new EmailVerificationService(db, users, emailLinks, mailer, log, config.email.verifyEmailTtlSeconds),
     throttle: new LoginThrottle(db, config.bruteForce),
     events: new EventBus(),
     authz,

@@ -71,6 +71,8 @@ const PAGES = new Set([
   // "Forgot your password?": the request during a sign-in, and the page the emailed link opens.
   'password-forgot',
   'password-reset',
+  // The page an email address confirmation link opens.
+  'verify-email',
 ]);
 
 export function viewsDir(): string {

@@ -1,12 +1,12 @@
 import * as oidc from 'openid-client';
-import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { alertText, csrfOf, walk, type Step } from '../helpers/account-pages.js';
 import { describeEachDatabase } from '../helpers/databases.js';
 import { discover, PASSWORD, signIn as signInWithPassword, until } from '../helpers/flows.js';
 import { Browser, parseForm, testFetch } from '../helpers/http.js';
-import { freePort, startTestServer, type TestServer } from '../helpers/server.js';
+import { mailbox, type Mail, type Mailbox } from '../helpers/mailbox.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
 
 /*
  * "Forgot your password?": a single-use link by email (to a real SMTP server started here), the page
@@ -16,44 +16,11 @@ import { freePort, startTestServer, type TestServer } from '../helpers/server.js
 
 const NEW_PASSWORD = 'lantern-orchard-pebble-5521';
 
-interface Mail {
-  to: string;
-  subject: string;
-  text: string;
-}
-
-/** A real SMTP server on a free port that keeps every message it receives. */
-async function mailbox(): Promise<{ url: string; mails: Mail[]; close(): Promise<void> }> {
-  const mails: Mail[] = [];
-  const server = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ['STARTTLS'],
-    logger: false,
-    onData(stream, session, callback) {
-      let raw = '';
-      stream.setEncoding('utf8');
-      stream.on('data', (chunk: string) => (raw += chunk));
-      stream.on('end', () => {
-        const split = raw.indexOf('\r\n\r\n');
-        const headers = raw.slice(0, split).replace(/\r\n[ \t]+/g, ' ');
-        const body = raw.slice(split + 4);
-        const quoted = /content-transfer-encoding:\s*quoted-printable/i.test(headers);
-        const text = quoted ? body.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))) : body;
-        mails.push({ to: session.envelope.rcptTo.map((r) => r.address).join(','), subject: /^subject:\s*(.*)$/im.exec(headers)?.[1] ?? '', text: text.replace(/\r\n/g, '\n') });
-        callback();
-      });
-    },
-  });
-  const port = await freePort();
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-  return { url: `smtp://127.0.0.1:${port}`, mails, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
-}
-
 const linkIn = (mail: Mail) => /^(http:\/\/\S+\/account\/password-reset\/\S+)$/m.exec(mail.text)?.[1];
 
 describeEachDatabase('password reset by email', (kind) => {
   let server: TestServer;
-  let smtp: Awaited<ReturnType<typeof mailbox>>;
+  let smtp: Mailbox;
   let home: string;
   const IVY = 'ivy@home.test';
   const JUDE = 'jude@home.test';
@@ -119,6 +86,9 @@ describeEachDatabase('password reset by email', (kind) => {
     const phone = await signInWithPassword(new Browser(), appConfig, 'http://app.example.test/cb', IVY, { scope: 'openid offline_access' });
     expect(phone.refresh_token).toBeTruthy();
 
+    // (an address not confirmed yet, as after a self-service sign-up)
+    await server.services.db('users').where({ realm_id: 'home', email: IVY }).update({ email_verified: false });
+    expect((await server.services.users.findByEmail('home', IVY))!.emailVerified).toBe(false);
     const sent = await askForLink(IVY);
     expect(sent.res.status).toBe(200);
     expect(sent.html).toContain('<h1 class="lk-title">Check your email</h1>');
@@ -130,7 +100,7 @@ describeEachDatabase('password reset by email', (kind) => {
     expect(mail.text).toContain('The link works once, for 10 minutes.');
     // only a hash of the link's token is stored
     const token = link.split('/').pop()!;
-    const rows = await server.services.db('password_resets').select();
+    const rows = await server.services.db('email_links').select();
     expect(rows.length).toBe(1);
     expect(JSON.stringify(rows)).not.toContain(token);
 
@@ -157,6 +127,8 @@ describeEachDatabase('password reset by email', (kind) => {
     expect(done.html).toContain('<h1 class="lk-title">Your password has been changed</h1>');
     expect(await passwordWorks(IVY, PASSWORD)).toBe(false);
     expect(await passwordWorks(IVY, NEW_PASSWORD)).toBe(true);
+    // the link reached the mailbox: the address is confirmed too
+    expect((await server.services.users.findByEmail('home', IVY))!.emailVerified).toBe(true);
     await expect(oidc.refreshTokenGrant(appConfig, phone.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
     const ivy = (await server.services.users.findByEmail('home', IVY))!;
     const events = await server.services.db('security_events').where({ user_id: ivy.id }).orderBy('id');
@@ -213,16 +185,16 @@ describeEachDatabase('password reset by email', (kind) => {
     expect((await walk(new Browser(), stale)).res.status).toBe(400);
 
     // a minute later (the one-a-minute rule), a new link; then it expires
-    await server.services.db('password_resets').update({ created_at: Date.now() - 120_000 });
+    await server.services.db('email_links').update({ created_at: Date.now() - 120_000 });
     const expiring = await linkFor(NOOR);
     expect((await walk(new Browser(), expiring)).res.status).toBe(200);
-    await server.services.db('password_resets').update({ expires_at: Date.now() - 1 });
+    await server.services.db('email_links').update({ expires_at: Date.now() - 1 });
     const expired = await walk(new Browser(), expiring);
     expect(expired.res.status).toBe(400);
     expect(expired.html).toContain('This password reset link has expired or was already used.');
 
     // a link made for the home realm does not work at another realm's issuer
-    await server.services.db('password_resets').update({ created_at: Date.now() - 120_000, expires_at: Date.now() - 1 });
+    await server.services.db('email_links').update({ created_at: Date.now() - 120_000, expires_at: Date.now() - 1 });
     const fresh = await linkFor(NOOR);
     const elsewhere = fresh.replace(home, server.issuer);
     expect((await walk(new Browser(), elsewhere)).res.status).toBe(400);
@@ -230,7 +202,7 @@ describeEachDatabase('password reset by email', (kind) => {
   });
 
   it('uses a link once when two posts race, and refuses a post without the form token', async () => {
-    await server.services.db('password_resets').update({ created_at: Date.now() - 120_000 });
+    await server.services.db('email_links').update({ created_at: Date.now() - 120_000 });
     const link = await linkFor(OTTO);
     const browser = new Browser();
     const open = await walk(browser, link);
