@@ -5,6 +5,9 @@ import { csrfToken } from './csrf.js';
 import { checkedForm, errorPage, interactionOf, page, served } from './kit.js';
 import { layoutFor } from './layout.js';
 
+/** The throttle counter of password reset requests (per client address, apart from sign-in failures). */
+export const PASSWORD_RESET_PURPOSE = 'password-reset';
+
 const EMAIL = /^[^\s@\p{Cc}]+@[^\s@\p{Cc}]+\.[^\s@\p{Cc}]+$/u;
 const MAX_EMAIL = 320;
 
@@ -14,7 +17,7 @@ const MAX_EMAIL = 320;
  * Offered only when outgoing email is configured.
  */
 export function passwordForgotRoutes(router: Router, services: Services): void {
-  const { csrfKey, passwordResets, progress } = services;
+  const { csrfKey, passwordResets, progress, throttle } = services;
   const path = (uid: string) => `/interaction/${uid}/forgot-password`;
   const minutes = Math.round(services.config.email.passwordResetTtlSeconds / 60);
 
@@ -38,6 +41,15 @@ export function passwordForgotRoutes(router: Router, services: Services): void {
     if (!email || email.length > MAX_EMAIL || !EMAIL.test(email)) {
       return page(ctx, 'password-forgot', { ...data, email: email.slice(0, MAX_EMAIL), error: 'Enter a valid email address, like name@example.com.' }, 400);
     }
+    // every request counts against the client address (not the account: that would tell which exist),
+    // so one address cannot mail a long list of people; past the realm's limit for addresses it waits
+    const gate = await throttle.checkAddress(s.realm.id, PASSWORD_RESET_PURPOSE, ctx.ip);
+    if (!gate.allowed) {
+      ctx.set('Retry-After', String(gate.retryAfterSeconds));
+      const minutes = Math.max(1, Math.ceil(gate.retryAfterSeconds / 60));
+      return page(ctx, 'password-forgot', { ...data, email, error: `Too many requests from your network. Try again in ${minutes} minute${minutes === 1 ? '' : 's'}.` }, 429);
+    }
+    await throttle.recordAddressFailure(s.realm.id, PASSWORD_RESET_PURPOSE, ctx.ip);
     passwordResets.request({ realmId: s.realm.id, realmName: s.realm.displayName, issuer: s.issuer, email, address: ctx.ip });
     page(ctx, 'password-forgot', { ...data, layout: layoutFor(s, 'Check your email'), email, sent: true });
   });

@@ -222,6 +222,38 @@ describeEachDatabase('password reset by email', (kind) => {
   });
 });
 
+describe('password reset requests from one address', () => {
+  let server: TestServer;
+  let smtp: Mailbox;
+  beforeAll(async () => {
+    smtp = await mailbox();
+    server = await startTestServer({ overrides: { email: { smtpUrl: smtp.url }, bruteForce: { maxFailuresPerAddress: 3, waitIncrementSeconds: 120 } } });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await smtp?.close();
+  });
+
+  it('are limited by the realm\'s limit for addresses, whatever the emails, with Retry-After', async () => {
+    const browser = new Browser();
+    const start = await walk(browser, `${server.issuer}/account`);
+    const forgotUrl = new URL(`${start.url.pathname}/forgot-password`, start.url);
+    const ask = async (email: string) => {
+      const page = await walk(browser, forgotUrl);
+      const form = parseForm(page.html, '/forgot-password');
+      return walk(browser, new URL(form.action, forgotUrl), { form: { ...form.fields, email } });
+    };
+    for (const n of [1, 2, 3]) expect((await ask(`someone${n}@example.test`)).res.status).toBe(200);
+    const refused = await ask('someone4@example.test');
+    expect(refused.res.status).toBe(429);
+    expect(Number(refused.res.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(alertText(refused.html)).toBe('Too many requests from your network. Try again in 2 minutes.');
+    // sign-in failures are counted apart: the password step still answers as usual
+    expect((await server.services.throttle.checkAddress('default', 'password-reset', '127.0.0.1')).allowed).toBe(false);
+    expect((await server.services.throttle.check('default', { email: 'someone@example.test', ip: '127.0.0.1' })).allowed).toBe(true);
+  });
+});
+
 describe('password reset without an SMTP server', () => {
   let server: TestServer;
   beforeAll(async () => {
