@@ -333,6 +333,23 @@ describe('realmCss', () => {
     expect(realmPalette('#ffeb3b').primaryText).not.toBe('#ffeb3b');
   });
 
+  it('keeps link text at 4.5:1 on the card and on its muted panels ("Not you?" sits on one), light and dark', () => {
+    const channel = (hex: string, i: number) => {
+      const c = parseInt(hex.slice(1 + 2 * i, 3 + 2 * i), 16) / 255;
+      return c <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+    };
+    const lum = (hex: string) => 0.2126 * channel(hex, 0) + 0.7152 * channel(hex, 1) + 0.0722 * channel(hex, 2);
+    const ratio = (a: string, b: string) => {
+      const [hi, lo] = [lum(a), lum(b)].sort((x, y) => y - x) as [number, number];
+      return (hi + 0.05) / (lo + 0.05);
+    };
+    for (const colour of [undefined, '#2f5bea', '#0b7a5a', '#7a7a7a', '#ffcc00', '#e5484d', '#123456']) {
+      const p = realmPalette(colour);
+      for (const surface of ['#ffffff', '#f6f7f9']) expect(ratio(p.primaryText, surface), `${colour} light on ${surface}`).toBeGreaterThanOrEqual(4.5);
+      for (const surface of ['#1b1f27', '#232833']) expect(ratio(p.primaryTextDark, surface), `${colour} dark on ${surface}`).toBeGreaterThanOrEqual(4.5);
+    }
+  });
+
   it('matches the defaults written into latchkey.css', () => {
     const css = readFileSync(join(assetsDir(), 'latchkey.css'), 'utf8');
     const p = realmPalette();
