@@ -296,11 +296,16 @@ export function realmPalette(primaryColor?: string): {
   const onWhite = contrast(rgb, white);
   const onInk = contrast(rgb, ink);
   const lightText = onWhite >= onInk;
+  const label = lightText ? '#ffffff' : toHex(ink);
+  // The button: the realm's colour, unless its label (white or ink, whichever is better) stays under
+  // 4.5:1 on it, as on mid tones like #7a7a7a (WCAG 1.4.3); then it is moved away from the label
+  // (darker under white, lighter under ink) just until the label reaches 4.5:1.
+  const button = ensureContrast(rgb, [label], lightText ? [0, 0, 0] : white, 4.5);
   // A dark button label gets a lighter hover, a white label a darker one: contrast only improves.
-  const hover = mix(rgb, lightText ? [0, 0, 0] : white, 0.14);
+  const hover = mix(button, lightText ? [0, 0, 0] : white, 0.14);
   return {
-    primary,
-    onPrimary: lightText ? '#ffffff' : toHex(ink),
+    primary: toHex(button),
+    onPrimary: label,
     primaryHover: toHex(hover),
     // Links and focus rings: at least 4.5:1 against the card and its muted panels in each colour scheme.
     primaryText: toHex(ensureContrast(rgb, LIGHT_SURFACES, [0, 0, 0], 4.5)),

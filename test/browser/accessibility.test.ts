@@ -31,6 +31,9 @@ describeWithBrowser('accessibility of the pages in Chromium (axe-core WCAG 2.1 A
   let partner: oidc.Configuration;
   let strictWeb: oidc.Configuration;
   let tvClientId: string;
+  /** Realms with their own primary colour: a mid grey (neither white nor black text reaches 4.5:1 on it). */
+  const COLOURED = [{ id: 'grey', colour: '#7a7a7a' }];
+  const coloured = new Map<string, oidc.Configuration>();
   /** The authenticator-app secret of mfa@ (it also has a security key). */
   let mfaSecret: string;
   const contexts: BrowserContext[] = [];
@@ -64,8 +67,21 @@ describeWithBrowser('accessibility of the pages in Chromium (axe-core WCAG 2.1 A
     await ok(['realm', 'create', '--id', 'strict', '--name', 'Strict', '--issuer', strictIssuer, '--settings', join(dir, 'strict.json')]);
     await ok(['realm', 'create', '--id', 'upstream', '--name', 'Upstream Corp', '--issuer', up]);
 
-    const upstreamClient = await ok(['client', 'create', '--realm', 'upstream', '--name', 'Pages', '--redirect-uri', `${issuer}/connections/callback`, '--first-party']);
-    await ok(['connection', 'create', '--realm', 'pages', '--id', 'upcorp', '--type', 'oidc', '--issuer', up, '--name', 'Upstream Corp', '--client-id', upstreamClient.client_id, '--client-secret-stdin'], upstreamClient.client_secret);
+    const colouredIssuer = (id: string) => `http://${id}.localhost:${server.port}`;
+    for (const { id, colour } of COLOURED) {
+      writeFileSync(join(dir, `${id}.json`), JSON.stringify({ branding: { primaryColor: colour } }));
+      await ok(['realm', 'create', '--id', id, '--name', `Realm ${id}`, '--issuer', colouredIssuer(id), '--settings', join(dir, `${id}.json`)]);
+    }
+    const callbacks = [issuer, ...COLOURED.map(({ id }) => colouredIssuer(id))].flatMap((i) => ['--redirect-uri', `${i}/connections/callback`]);
+    const upstreamClient = await ok(['client', 'create', '--realm', 'upstream', '--name', 'Pages', ...callbacks, '--first-party']);
+    for (const realm of ['pages', ...COLOURED.map(({ id }) => id)]) {
+      await ok(['connection', 'create', '--realm', realm, '--id', 'upcorp', '--type', 'oidc', '--issuer', up, '--name', 'Upstream Corp', '--client-id', upstreamClient.client_id, '--client-secret-stdin'], upstreamClient.client_secret);
+    }
+    for (const { id } of COLOURED) {
+      const client = await ok(['client', 'create', '--realm', id, '--name', 'Demo App', '--redirect-uri', app.redirectUri, '--first-party']);
+      coloured.set(id, await discover(colouredIssuer(id), client.client_id, { client_secret: client.client_secret }));
+      await ok(['user', 'create', '--realm', id, '--email', 'ada@example.test', '--password-stdin'], PASSWORD);
+    }
 
     const webClient = await ok(['client', 'create', '--realm', 'pages', '--name', 'Demo App', '--redirect-uri', app.redirectUri, '--first-party']);
     const partnerClient = await ok(['client', 'create', '--realm', 'pages', '--name', 'Partner App', '--redirect-uri', app.redirectUri]);
@@ -338,6 +354,29 @@ describeWithBrowser('accessibility of the pages in Chromium (axe-core WCAG 2.1 A
     expect(problems).toEqual([]);
     expect(noConsoleTrouble(seen)).toEqual([]);
   });
+
+  for (const { id, colour } of COLOURED) {
+    it(`a realm's own colour (${colour}): email step, wrong password and passkey offer stay readable and show their focus`, async () => {
+      const { page, seen } = await freshPage();
+      const problems: string[] = [];
+      await authorize(page, coloured.get(id)!);
+      await heading(page, /Sign in/);
+      await page.getByRole('link', { name: 'Continue with Upstream Corp' }).waitFor();
+      problems.push(...(await pageProblems(page, `${colour}: email step`, 'Continue')));
+      await typeEmail(page, 'ada@example.test');
+      await heading(page, /Enter your password/);
+      await typePassword(page, 'definitely-not-the-password-42');
+      await page.getByRole('alert').filter({ hasText: /Incorrect email or password/ }).waitFor();
+      problems.push(...(await pageProblems(page, `${colour}: wrong password`, 'Sign in')));
+      await typePassword(page);
+      await heading(page, 'Create a passkey for faster sign-in');
+      await page.waitForLoadState('load');
+      await button(page, 'Create a passkey').waitFor();
+      problems.push(...(await pageProblems(page, `${colour}: passkey offer`, 'Create a passkey')));
+      expect(problems).toEqual([]);
+      expect(noConsoleTrouble(seen)).toEqual([]);
+    });
+  }
 
   it('the checks can fail: an unlabelled field, a button without a focus ring and an unreachable action are reported (canary)', async () => {
     const { page } = await freshPage();
