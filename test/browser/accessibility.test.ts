@@ -31,8 +31,11 @@ describeWithBrowser('accessibility of the pages in Chromium (axe-core WCAG 2.1 A
   let partner: oidc.Configuration;
   let strictWeb: oidc.Configuration;
   let tvClientId: string;
-  /** Realms with their own primary colour: a mid grey (neither white nor black text reaches 4.5:1 on it). */
-  const COLOURED = [{ id: 'grey', colour: '#7a7a7a' }];
+  /** Realms with their own primary colour: a mid grey (neither white nor black text reaches 4.5:1 on it) and a pale yellow. */
+  const COLOURED = [
+    { id: 'grey', colour: '#7a7a7a' },
+    { id: 'sunny', colour: '#ffcc00' },
+  ];
   const coloured = new Map<string, oidc.Configuration>();
   /** The authenticator-app secret of mfa@ (it also has a security key). */
   let mfaSecret: string;
