@@ -334,6 +334,38 @@ describeWithBrowser('accessibility of the pages in Chromium (axe-core WCAG 2.1 A
     expect(noConsoleTrouble(seen)).toEqual([]);
   });
 
+  it('account page: a refused password change is announced, and marks, describes and focuses the field it is about', async () => {
+    const { page, seen } = await freshPage();
+    const problems: string[] = [];
+    await page.goto(`${issuer}/account`);
+    await heading(page, /Sign in/);
+    await signInWithPassword(page, 'ada@example.test', 'Your account');
+
+    /** The focused element: its id, aria-invalid and the text of what describes it. */
+    const focused = () =>
+      page.evaluate(() => {
+        const el = document.activeElement as HTMLElement | null;
+        const ids = (el?.getAttribute('aria-describedby') ?? '').split(/\s+/).filter(Boolean);
+        return { id: el?.id ?? '', invalid: el?.getAttribute('aria-invalid') ?? null, description: ids.map((id) => document.getElementById(id)?.textContent?.trim() ?? '').join(' ') };
+      });
+    const cases = [
+      { label: 'too short', password: 'short', again: 'short', field: 'lk-new-password', message: /at least/ },
+      { label: 'not the same twice', password: PASSWORD + '-new', again: PASSWORD + '-typo', field: 'lk-new-password', message: /do not match/ },
+    ];
+    for (const c of cases) {
+      await page.getByLabel('New password', { exact: true }).fill(c.password);
+      await page.getByLabel('Confirm new password').fill(c.again);
+      await button(page, 'Change password').click();
+      await page.getByRole('alert').filter({ hasText: c.message }).waitFor();
+      const now = await focused();
+      expect(now, c.label).toMatchObject({ id: c.field, invalid: 'true' });
+      expect(now.description, c.label).toMatch(c.message);
+      problems.push(...(await pageProblems(page, `account page, password ${c.label}`, 'Change password')));
+    }
+    expect(problems).toEqual([]);
+    expect(noConsoleTrouble(seen)).toEqual([]);
+  });
+
   it('account page of someone with a security key, an authenticator app and recovery codes', async () => {
     const { page, seen } = await freshPage();
     const problems: string[] = [];
