@@ -212,8 +212,8 @@ export function accountRoutes(services: Services): Router {
   async function renderAccount(
     ctx: Context,
     { session, user }: SignedIn,
-    extra: { flash?: string; error?: string; status?: number; invalid?: { id: string; field: 'name' | 'confirm'; value?: string } } = {},
-    // (invalid.id "totp": the authenticator app's confirmation box)
+    extra: { flash?: string; error?: string; status?: number; invalid?: { id: string; field: 'name' | 'confirm' | 'new_password'; value?: string } } = {},
+    // (invalid.id "totp": the authenticator app's confirmation box; "password": the new password)
   ): Promise<void> {
     const s = served(ctx);
     const [credentials, totpOn, remaining, identities] = await Promise.all([
@@ -246,7 +246,7 @@ export function accountRoutes(services: Services): Router {
           invalid: extra.invalid?.id === 'totp',
         },
         recovery: { remaining, regenerateAction: ACCOUNT_PATHS.recoveryCodes },
-        password: { set: Boolean(user.passwordHash), action: ACCOUNT_PATHS.password, minLength: services.config.passwords.minLength },
+        password: { set: Boolean(user.passwordHash), action: ACCOUNT_PATHS.password, minLength: services.config.passwords.minLength, invalid: extra.invalid?.id === 'password' },
         signOutUrl: ACCOUNT_PATHS.signOut,
       },
       extra.status ?? 200,
@@ -542,12 +542,14 @@ export function accountRoutes(services: Services): Router {
     const s = served(ctx);
     const { user } = g.signed;
     const password = g.form.new_password ?? '';
-    if (!password) return renderAccount(ctx, g.signed, { error: 'Enter the new password.', status: 400 });
-    if (password !== (g.form.new_password_again ?? '')) return renderAccount(ctx, g.signed, { error: 'The two passwords do not match. Type the same new password in both fields.', status: 400 });
+    // a refusal marks the new password (both fields come back empty, so typing starts there again)
+    const invalid = { id: 'password', field: 'new_password' } as const;
+    if (!password) return renderAccount(ctx, g.signed, { error: 'Enter the new password.', status: 400, invalid });
+    if (password !== (g.form.new_password_again ?? '')) return renderAccount(ctx, g.signed, { error: 'The two passwords do not match. Type the same new password in both fields.', status: 400, invalid });
     try {
       await users.update(s.realm.id, user.id, { password });
     } catch (err) {
-      if (err instanceof LatchkeyError && err.status < 500) return renderAccount(ctx, g.signed, { error: err.message, status: err.status });
+      if (err instanceof LatchkeyError && err.status < 500) return renderAccount(ctx, g.signed, { error: err.message, status: err.status, invalid });
       throw err;
     }
     const change = user.passwordHash ? 'changed' : 'added';
