@@ -331,18 +331,56 @@ export function accountRoutes(services: Services): Router {
     return seeOther(ctx, flow.returnTo);
   });
 
-  /** Ends the account session here and the realm's session through RP-initiated logout. */
-  router.get(ACCOUNT_PATHS.signOut, async (ctx) => {
+  /** Where signing out goes on: the realm's session ends through RP-initiated logout (which asks to confirm). */
+  function endRealmSession(ctx: Context): void {
     const s = served(ctx);
-    sessions.clear(ctx, s.issuer);
     const params = new URLSearchParams({ client_id: ACCOUNT_CLIENT_ID, post_logout_redirect_uri: `${s.issuer}${ACCOUNT_PATHS.signedOut}` });
-    return seeOther(ctx, `/session/end?${params.toString()}`);
+    seeOther(ctx, `/session/end?${params.toString()}`);
+  }
+
+  /**
+   * Signing out is a POST with the page's CSRF token: a GET (a link from an old page, or an <img> on any
+   * other site) changes nothing and shows a "Sign out" button instead.
+   */
+  router.get(ACCOUNT_PATHS.signOut, async (ctx) => {
+    const signed = await signedIn(ctx);
+    if (!signed) return seeOther(ctx, ACCOUNT_PATHS.signedOut);
+    page(ctx, 'account-sign-out', { layout: layoutFor(served(ctx), 'Sign out'), csrf: sessions.csrf(signed.session), action: ACCOUNT_PATHS.signOut, backUrl: ACCOUNT_PATHS.page });
   });
 
-  router.get(ACCOUNT_PATHS.signedOut, async (ctx) => {
+  /** Ends the account session here and the realm's session through RP-initiated logout. */
+  router.post(ACCOUNT_PATHS.signOut, async (ctx) => {
     const s = served(ctx);
+    const signed = await signedIn(ctx);
+    // no account session here (it ended, or never was): the realm's sign-out page asks for itself
+    if (!signed) return endRealmSession(ctx);
+    const form = await readForm(ctx);
+    if (!sessions.csrfValid(signed.session, form.csrf)) {
+      return page(
+        ctx,
+        'error',
+        {
+          layout: layoutFor(s, 'Sign-out not verified'),
+          title: 'Sign-out not verified',
+          message: 'The sign-out request did not come from your account page (its security token is missing or has expired), so you are still signed in. Go back to your account page and use its Sign out button.',
+          code: 'csrf_failed',
+          backUrl: ACCOUNT_PATHS.page,
+          backLabel: 'Back to your account',
+        },
+        403,
+      );
+    }
     sessions.clear(ctx, s.issuer);
-    page(ctx, 'logged-out', { layout: layoutFor(s, 'Signed out') });
+    return endRealmSession(ctx);
+  });
+
+  /**
+   * Where the realm's sign-out comes back to. The account session was ended by the POST above; this GET
+   * ends none (it is as easy to embed as the old GET sign-out was): a live one goes back to the account page.
+   */
+  router.get(ACCOUNT_PATHS.signedOut, async (ctx) => {
+    if (await signedIn(ctx)) return seeOther(ctx, ACCOUNT_PATHS.page);
+    page(ctx, 'logged-out', { layout: layoutFor(served(ctx), 'Signed out') });
   });
 
   router.post('/account/passkeys/:id/rename', async (ctx) => {

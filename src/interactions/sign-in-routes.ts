@@ -494,9 +494,10 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     // as the first factor, only for an account without a password: otherwise the code is its second factor
     if (!secondFactor && user.passwordHash) return render(ctx, d, p, { error: 'Sign in with your passkey or your password first. A recovery code is the second step after your password.', status: 400 });
     const keys = { email: `recovery:${user.id}`, ip: ctx.ip };
-    const gate = await throttle.check(s.realm.id, keys);
+    // counted before the code is tried (in one step with the lock check): a burst of guesses in parallel
+    // cannot all pass a check none of them has counted yet
+    const gate = await throttle.admit(s.realm.id, keys);
     if (!gate.allowed || !(await recovery.consume(s.realm.id, user.id, form.code ?? ''))) {
-      if (gate.allowed) await throttle.recordFailure(s.realm.id, keys);
       event(ctx, d, 'signin.failure', 'recovery-code', { reason: gate.allowed ? 'invalid_recovery_code' : 'throttled' });
       const error = gate.allowed ? 'That recovery code is not valid or was already used.' : 'Too many attempts. Try again later.';
       const status = gate.allowed ? 401 : 429;
@@ -512,7 +513,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
         abortAction: url(d, '/abort'),
       }, status);
     }
-    await throttle.recordSuccess(s.realm.id, keys);
+    await throttle.recordAdmittedSuccess(s.realm.id, keys);
     event(ctx, d, 'signin.success', 'recovery-code', { userId: user.id });
     if (secondFactor) return answerStep(ctx, d, user.id, 'redirect', () => steps.afterSecondFactor(ctx, d, user, { ...p, amr: [...p.amr, 'otp', 'mfa'] }));
     // a passkey-only user who lost their devices: signed in by the code, then led to a new passkey

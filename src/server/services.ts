@@ -113,10 +113,14 @@ export async function createServices(config: LatchkeyConfig, options: { log?: Lo
     throttle: new LoginThrottle(db, config.bruteForce),
     events: new EventBus(),
     authz,
-    passkeys: new PasskeyService(db, async (e) => {
-      await recordSecurityEvent(db, e);
-      log.warn({ realm: e.realmId, user: e.userId, type: e.type }, 'security event');
-    }),
+    passkeys: new PasskeyService(
+      db,
+      async (e) => {
+        await recordSecurityEvent(db, e);
+        log.warn({ realm: e.realmId, user: e.userId, type: e.type }, 'security event');
+      },
+      log.child({ component: 'passkeys' }),
+    ),
     totp: new TotpService(db, box, {}),
     recovery: new RecoveryCodeService(db, deriveKey(config.secret, 'recovery-codes')),
     progress: new ProgressStore(db),

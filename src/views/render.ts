@@ -69,6 +69,7 @@ const PAGES = new Set([
   'passkey-offer',
   'account',
   'account-totp',
+  'account-sign-out',
   // Tenants: the organisation picker and the single sign-on page.
   'tenant-picker',
   'tenant-sso',
