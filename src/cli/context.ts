@@ -1,5 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { loadConfig } from '../config/load.js';
+import type { LatchkeyConfig } from '../config/schema.js';
 import { migrate } from '../db/knex.js';
 import { LatchkeyError } from '../errors.js';
 import { assertSecretOpensKeys, createServices, type Services } from '../server/services.js';
@@ -49,13 +50,21 @@ export function required(value: string | undefined, flag: string, usage: string)
 }
 
 /**
+ * The services for a command that is not `serve`. Its argon2 helper runs at normal priority whatever
+ * `passwords.hashPriority` says: that setting is for the server (ServicesOptions.hashPriority).
+ */
+export function commandServices(config: LatchkeyConfig): Promise<Services> {
+  return createServices(config, { log: pino({ level: 'silent' }), hashPriority: 'normal' });
+}
+
+/**
  * Opens the configured database (migrating it first, and creating the default realm on a new database)
  * for commands that change or read it. The issuers of an existing default realm are left alone: that is
  * for `serve` and `migrate`.
  */
 export async function withServices<T>(fn: (s: Services) => Promise<T>): Promise<T> {
   const config = loadConfig();
-  const services = await createServices(config, { log: pino({ level: 'silent' }) });
+  const services = await commandServices(config);
   try {
     await migrate(services.db);
     await services.realms.ensureDefault(config.issuer, { addIssuer: false });

@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import pino, { type Logger } from 'pino';
+import type { HashPriority } from '../accounts/hash-process.js';
 import { PasswordHasher } from '../accounts/password-hasher.js';
 import { LoginThrottle } from '../accounts/login-throttle.js';
 import { UserService } from '../accounts/user-service.js';
@@ -55,7 +56,17 @@ export interface Services {
   close(): Promise<void>;
 }
 
-export async function createServices(config: LatchkeyConfig, options: { log?: Logger } = {}): Promise<Services> {
+export interface ServicesOptions {
+  log?: Logger;
+  /**
+   * CPU priority of the argon2 helper, instead of `passwords.hashPriority`. The CLI passes `normal`: the
+   * setting protects a server's token requests from bursts of sign-ins, whereas a one-shot command that
+   * hashes one password at idle priority only waits (seconds on a busy host) and protects nothing.
+   */
+  hashPriority?: HashPriority;
+}
+
+export async function createServices(config: LatchkeyConfig, options: ServicesOptions = {}): Promise<Services> {
   const log =
     options.log ??
     pino({
@@ -74,7 +85,7 @@ export async function createServices(config: LatchkeyConfig, options: { log?: Lo
   const hasher = new PasswordHasher({
     ...config.passwords.argon2,
     maxConcurrent: config.passwords.maxConcurrentHashes ?? availableParallelism(),
-    priority: config.passwords.hashPriority,
+    priority: options.hashPriority ?? config.passwords.hashPriority,
   });
   const authz = await loadAuthorizationModule(config.authorization);
   const realms = new RealmService(db, keys);
