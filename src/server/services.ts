@@ -3,6 +3,7 @@ import pino, { type Logger } from 'pino';
 import { PasswordHasher } from '../accounts/password-hasher.js';
 import { LoginThrottle } from '../accounts/login-throttle.js';
 import { UserService } from '../accounts/user-service.js';
+import { guardAuthorizationModule } from '../authz/guard.js';
 import { loadAuthorizationModule } from '../authz/load.js';
 import type { AuthorizationModule } from '../authz/module.js';
 import { ClientService, type ClientMetadataValidator } from '../clients/service.js';
@@ -76,7 +77,8 @@ export async function createServices(config: LatchkeyConfig, options: { log?: Lo
     maxConcurrent: config.passwords.maxConcurrentHashes ?? availableParallelism(),
     priority: config.passwords.hashPriority,
   });
-  const authz = await loadAuthorizationModule(config.authorization);
+  // an operator's module that throws or answers garbage denies, never a 500 or a token (src/authz/guard.ts)
+  const authz = guardAuthorizationModule(await loadAuthorizationModule(config.authorization), log);
   const realms = new RealmService(db, keys);
   // node-oidc-provider's rules for client metadata, loaded only when a client is created
   const validateClient: ClientMetadataValidator = async (realmId, metadata) => {
