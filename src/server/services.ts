@@ -97,7 +97,8 @@ export async function createServices(config: LatchkeyConfig, options: { log?: Lo
     users: new UserService(db, hasher, config.passwords),
     hasher,
     throttle: new LoginThrottle(db, config.bruteForce),
-    events: new EventBus(),
+    // a failing listener is logged; the sign-in that emitted goes on (src/events/bus.ts)
+    events: new EventBus((err, event) => log.error({ err, event: event.type, realm: event.realm, method: event.method }, 'a sign-in event listener failed')),
     authz,
     passkeys: new PasskeyService(db, async (e) => {
       await recordSecurityEvent(db, e);
