@@ -6,7 +6,8 @@ import { ADMIN_API_AUDIENCE, ADMIN_PREFIX } from './audience.js';
 import { authenticateAdmin } from './auth.js';
 import { openApiDocument } from './openapi.js';
 import type { Operation } from './operation.js';
-import { invalidFields, ProblemError, sendProblem } from './problem.js';
+import { nulFields } from './nul-characters.js';
+import { invalidFields, ProblemError, sendProblem, type FieldError } from './problem.js';
 
 const BODY_LIMIT = 64 * 1024;
 
@@ -37,6 +38,12 @@ function decodePathParam(name: string, raw: string): string {
     const message = 'is not valid percent-encoding';
     throw new ProblemError('invalid_input', `invalid request path: path.${name}: ${message}`, 400, [{ field: `path.${name}`, message }]);
   }
+}
+
+/** A 400 naming every field of this request part that holds a NUL character. */
+function refuseNul(where: 'path' | 'query' | 'body', value: unknown): void {
+  const fields: FieldError[] = nulFields(where, value);
+  if (fields.length) throw new ProblemError('invalid_input', `invalid request ${where}: ${fields.map((f) => `${f.field}: ${f.message}`).join('; ')}`, 400, fields);
 }
 
 /** The admin API below /api/v1: OpenAPI document, authentication, authorization, validation, problem+json. */
@@ -75,6 +82,8 @@ export function adminApi(services: Services, operations: Operation[]) {
       if (!allowed) throw new ProblemError('forbidden', `the authorization module does not allow "${permission}" on ${resourceUri} for ${principal.subject}`, 403);
 
       const rawParams = Object.fromEntries(hit.r.names.map((n, i) => [n, decodePathParam(n, hit.m![i + 1]!)]));
+      refuseNul('path', rawParams);
+      refuseNul('query', queryObject(ctx));
       const params = op.params ? op.params.safeParse(rawParams) : { success: true as const, data: rawParams };
       if (!params.success) throw invalidFields('path', params.error);
       const query = op.query ? op.query.safeParse(queryObject(ctx)) : { success: true as const, data: {} };
@@ -82,6 +91,7 @@ export function adminApi(services: Services, operations: Operation[]) {
       let body: unknown;
       if (op.body) {
         const raw = await readJsonObject(ctx, BODY_LIMIT);
+        refuseNul('body', raw);
         const parsed = op.body.safeParse(raw);
         if (!parsed.success) throw invalidFields('body', parsed.error);
         body = parsed.data;
