@@ -156,7 +156,9 @@ export function passkeyRoutes(router: Router, services: Services, progress: Prog
       return json(ctx, { redirect: `/interaction/${d.uid}` });
     }
     if (p.passwordlessSignup) {
-      // the new account's only factor: its recovery codes are shown next, once
+      // the passwordless sign-up's sign-in: its passkey is made. Then the new account's only factor's
+      // recovery codes are shown next, once
+      emit(ctx, d, 'signin.success', 'passkey', { userId: user.id, reason: 'signup' });
       await progress.put(s.realm.id, d, { ...p, passwordlessSignup: false, stage: 'recovery-codes', amr: [amrOf(credential), 'user', 'mfa'] });
       return json(ctx, { redirect: `/interaction/${d.uid}` });
     }
