@@ -40,6 +40,15 @@ function decodePathParam(name: string, raw: string): string {
   }
 }
 
+/**
+ * The operation's path with the decoded parameters, each encoded one way (encodeURIComponent): the
+ * resource the authorization module is asked about. The request's own spelling would let
+ * `/users/%61da` reach user "ada" while the module is asked about another resource than `/users/ada`.
+ */
+function canonicalPath(op: Operation, params: Record<string, string>): string {
+  return op.path.replace(/\{(\w+)\}/g, (_m, name: string) => encodeURIComponent(params[name] ?? ''));
+}
+
 /** A 400 naming every field of this request part that holds a NUL character. */
 function refuseNul(where: 'path' | 'query' | 'body', value: unknown): void {
   const fields: FieldError[] = nulFields(where, value);
@@ -76,13 +85,14 @@ export function adminApi(services: Services, operations: Operation[]) {
       const principal = await authenticateAdmin(ctx, services, served);
       const writes = op.method !== 'get';
       if (writes && principal.access !== 'write') throw new ProblemError('insufficient_scope', `${op.id} changes data: it needs the "admin" scope, the token has only "admin:read"`, 403);
-      const resourceUri = `${ADMIN_API_AUDIENCE}${path}`;
+      const rawParams = Object.fromEntries(hit.r.names.map((n, i) => [n, decodePathParam(n, hit.m![i + 1]!)]));
+      refuseNul('path', rawParams);
+
+      const resourceUri = `${ADMIN_API_AUDIENCE}${canonicalPath(op, rawParams)}`;
       const permission = writes ? 'write' : 'read';
       const allowed = await services.authz.check({ realmId: served.realm.id, issuer: served.issuer, clientId: principal.clientId ?? `trusted:${principal.trustedIssuerId}`, subject: principal.subject }, resourceUri, permission);
       if (!allowed) throw new ProblemError('forbidden', `the authorization module does not allow "${permission}" on ${resourceUri} for ${principal.subject}`, 403);
 
-      const rawParams = Object.fromEntries(hit.r.names.map((n, i) => [n, decodePathParam(n, hit.m![i + 1]!)]));
-      refuseNul('path', rawParams);
       refuseNul('query', queryObject(ctx));
       const params = op.params ? op.params.safeParse(rawParams) : { success: true as const, data: rawParams };
       if (!params.success) throw invalidFields('path', params.error);
