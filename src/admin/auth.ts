@@ -40,8 +40,12 @@ function bearerToken(ctx: Context): string {
   return match[1]!;
 }
 
-/** A client_credentials JWT minted by this realm for the admin API. */
-async function realmPrincipal(served: ServedIssuer, token: string): Promise<AdminPrincipal> {
+/**
+ * A client_credentials JWT minted by this realm for the admin API, whose client still exists and is
+ * still registered with --admin-api: the token outlives neither (it is a JWT that would otherwise stay
+ * good for the whole client_credentials TTL after the client was deleted or demoted).
+ */
+async function realmPrincipal(services: Services, served: ServedIssuer, token: string): Promise<AdminPrincipal> {
   let payload;
   try {
     ({ payload } = await jwtVerify(token, realmKeys(served), {
@@ -59,6 +63,9 @@ async function realmPrincipal(served: ServedIssuer, token: string): Promise<Admi
   const scopes = typeof payload.scope === 'string' ? payload.scope.split(' ') : [];
   const clientId = typeof payload.client_id === 'string' ? payload.client_id : undefined;
   if (!clientId) throw unauthorized('the access token names no client');
+  const client = await services.clients.providerMetadata(served.realm.id, clientId);
+  if (!client) throw unauthorized(`the access token's client "${clientId}" no longer exists`);
+  if (!client.admin_api) throw forbidden(`the access token's client "${clientId}" is no longer registered for the admin API (--admin-api)`);
   const access = scopes.includes('admin') ? 'write' : scopes.includes('admin:read') ? 'read' : undefined;
   if (!access) throw forbidden('the access token has neither the "admin" nor the "admin:read" scope');
   return { kind: 'client', subject: typeof payload.sub === 'string' ? payload.sub : clientId, clientId, access };
@@ -76,7 +83,7 @@ export async function authenticateAdmin(ctx: Context, services: Services, served
   } catch {
     throw unauthorized('the access token is not a JWT (the admin API takes JWT access tokens)');
   }
-  if (typeof iss === 'string' && served.realm.issuers.includes(iss)) return realmPrincipal(served, token);
+  if (typeof iss === 'string' && served.realm.issuers.includes(iss)) return realmPrincipal(services, served, token);
   return trustedPrincipal(services, served, token);
 }
 

@@ -6,7 +6,8 @@ import { ADMIN_API_AUDIENCE, ADMIN_PREFIX } from './audience.js';
 import { authenticateAdmin } from './auth.js';
 import { openApiDocument } from './openapi.js';
 import type { Operation } from './operation.js';
-import { invalidFields, ProblemError, sendProblem } from './problem.js';
+import { nulFields } from './nul-characters.js';
+import { invalidFields, ProblemError, sendProblem, type FieldError } from './problem.js';
 
 const BODY_LIMIT = 64 * 1024;
 
@@ -39,6 +40,21 @@ function decodePathParam(name: string, raw: string): string {
   }
 }
 
+/**
+ * The operation's path with the decoded parameters, each encoded one way (encodeURIComponent): the
+ * resource the authorization module is asked about. The request's own spelling would let
+ * `/users/%61da` reach user "ada" while the module is asked about another resource than `/users/ada`.
+ */
+function canonicalPath(op: Operation, params: Record<string, string>): string {
+  return op.path.replace(/\{(\w+)\}/g, (_m, name: string) => encodeURIComponent(params[name] ?? ''));
+}
+
+/** A 400 naming every field of this request part that holds a NUL character. */
+function refuseNul(where: 'path' | 'query' | 'body', value: unknown): void {
+  const fields: FieldError[] = nulFields(where, value);
+  if (fields.length) throw new ProblemError('invalid_input', `invalid request ${where}: ${fields.map((f) => `${f.field}: ${f.message}`).join('; ')}`, 400, fields);
+}
+
 /** The admin API below /api/v1: OpenAPI document, authentication, authorization, validation, problem+json. */
 export function adminApi(services: Services, operations: Operation[]) {
   const routes = operations.map(compile);
@@ -69,12 +85,15 @@ export function adminApi(services: Services, operations: Operation[]) {
       const principal = await authenticateAdmin(ctx, services, served);
       const writes = op.method !== 'get';
       if (writes && principal.access !== 'write') throw new ProblemError('insufficient_scope', `${op.id} changes data: it needs the "admin" scope, the token has only "admin:read"`, 403);
-      const resourceUri = `${ADMIN_API_AUDIENCE}${path}`;
+      const rawParams = Object.fromEntries(hit.r.names.map((n, i) => [n, decodePathParam(n, hit.m![i + 1]!)]));
+      refuseNul('path', rawParams);
+
+      const resourceUri = `${ADMIN_API_AUDIENCE}${canonicalPath(op, rawParams)}`;
       const permission = writes ? 'write' : 'read';
       const allowed = await services.authz.check({ realmId: served.realm.id, issuer: served.issuer, clientId: principal.clientId ?? `trusted:${principal.trustedIssuerId}`, subject: principal.subject }, resourceUri, permission);
       if (!allowed) throw new ProblemError('forbidden', `the authorization module does not allow "${permission}" on ${resourceUri} for ${principal.subject}`, 403);
 
-      const rawParams = Object.fromEntries(hit.r.names.map((n, i) => [n, decodePathParam(n, hit.m![i + 1]!)]));
+      refuseNul('query', queryObject(ctx));
       const params = op.params ? op.params.safeParse(rawParams) : { success: true as const, data: rawParams };
       if (!params.success) throw invalidFields('path', params.error);
       const query = op.query ? op.query.safeParse(queryObject(ctx)) : { success: true as const, data: {} };
@@ -82,6 +101,7 @@ export function adminApi(services: Services, operations: Operation[]) {
       let body: unknown;
       if (op.body) {
         const raw = await readJsonObject(ctx, BODY_LIMIT);
+        refuseNul('body', raw);
         const parsed = op.body.safeParse(raw);
         if (!parsed.success) throw invalidFields('body', parsed.error);
         body = parsed.data;

@@ -114,7 +114,7 @@ export const deleteTenant = defineOperation({
   method: 'delete',
   path: '/tenants/{tenantId}',
   tag: 'tenants',
-  summary: 'Delete a tenant (its members stay users of the realm)',
+  summary: 'Delete a tenant: its members stay users of the realm; the sign-ins made for it end (their refresh tokens and codes are revoked)',
   params: tenantParams,
   status: 204,
   async handle({ params, realmId, services }) {

@@ -117,6 +117,10 @@ export const tenantsRepo = {
     return Number((row as any)?.n ?? 0);
   },
 
+  /** The grants (sign-ins) made for a tenant. */
+  async grantIdsOf(db: Db, realmId: string, tenantId: string): Promise<string[]> {
+    return (await db('grant_tenants').where({ realm_id: realmId, tenant_id: tenantId }).select('grant_id')).map((r: any) => r.grant_id);
+  },
   async grantTenant(db: Db, realmId: string, grantId: string): Promise<string | undefined> {
     const row = await queryFirst(db, GRANT_TENANT, [realmId, grantId]);
     return row?.tenant_id;

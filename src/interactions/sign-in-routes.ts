@@ -375,8 +375,10 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
       user = await users.findByEmail(s.realm.id, email);
     }
     if (!user) throw new Error('the new account could not be read back');
-    event(ctx, d, 'signin.success', password ? 'password' : 'passkey', { userId: user.id, reason: 'signup' });
     if (password) {
+      // the password just set is the proof; a passwordless sign-up succeeds when its passkey is made
+      // (src/interactions/passkey-routes.ts): typing an email proves nothing
+      event(ctx, d, 'signin.success', 'password', { userId: user.id, reason: 'signup' });
       // a new account with a password: its address gets a confirmation link (a passwordless one gets it
       // once its passkey is made, src/interactions/passkey-routes.ts)
       services.emailVerification.send({ realmId: s.realm.id, realmName: s.realm.displayName, issuer: s.issuer, user });

@@ -2,6 +2,10 @@ import { errors, type FindAccount } from 'oidc-provider';
 import type { UserService } from '../accounts/user-service.js';
 import type { AuthorizationModule } from '../authz/module.js';
 import { RESERVED_CLAIMS } from '../authz/module.js';
+import { MODULE_ID_TOKEN_CLAIMS } from './id-token-module-claims.js';
+
+/** The user's claims as Latchkey states them (whether or not a scope asks for them): never the module's to set. */
+const USER_CLAIMS = new Set(['sub', 'email', 'email_verified', 'name', 'picture', 'updated_at', 'tenant_id']);
 
 /** node-oidc-provider's account lookup: realm users, disabled ones refused, claims by scope. */
 /**
@@ -53,8 +57,10 @@ export function createFindAccount(
           });
           // a denied ID token is not issued: the token request fails as for a denied access token
           if (!decision.allow) throw new errors.AccessDenied(decision.reason ?? 'the authorization module denied this token');
-          // tenant_id is the server's to say: the module sees it but cannot set it
-          for (const [k, v] of Object.entries(decision.claims ?? {})) if (!RESERVED_CLAIMS.has(k) && k !== 'tenant_id' && !(k in claims)) claims[k] = v;
+          // the module's own claims go past the scope mask (src/oidc/id-token-module-claims.ts); the user's
+          // claims and tenant_id are the server's to say: the module sees them but cannot set or fill them
+          const extra = Object.fromEntries(Object.entries(decision.claims ?? {}).filter(([k]) => !RESERVED_CLAIMS.has(k) && !USER_CLAIMS.has(k)));
+          if (Object.keys(extra).length) (claims as Record<PropertyKey, unknown>)[MODULE_ID_TOKEN_CLAIMS] = extra;
         }
         return claims as { sub: string };
       },

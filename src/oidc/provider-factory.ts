@@ -20,6 +20,7 @@ import type { TrustService } from '../trust/service.js';
 import { enableTokenExchange } from './token-exchange.js';
 import { holdFirstPageRedirect } from './first-page.js';
 import { holdResumeRedirect } from './resume-in-process.js';
+import { addModuleClaimsToIdTokens } from './id-token-module-claims.js';
 import { keepRefreshTokenOnFailedRefresh } from './refresh-rotation.js';
 import { grantTypeOf, refreshTokenTtl, withoutProviderAsyncContext } from './request-context.js';
 import type { TenantService } from '../tenants/service.js';
@@ -318,6 +319,7 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
   provider.proxy = config.server.trustProxy;
   if (deps.throttle) refuseLockedUserCodeGuesses(provider, deps.throttle, realm.id);
   holdFirstPageRedirect(provider);
+  addModuleClaimsToIdTokens(provider);
   holdResumeRedirect(provider);
   enableTokenExchange(provider, { realmId: realm.id, trust: deps.trust, defaultAudience: settings.defaultAudience, resourceServerInfo });
   const log = deps.log.child({ realm: realm.id, issuer });

@@ -8,6 +8,7 @@ import { PasswordResetService } from '../accounts/password-reset.js';
 import { EmailLinks } from '../email/links.js';
 import { createMailer, type Mailer } from '../email/mailer.js';
 import { UserService } from '../accounts/user-service.js';
+import { guardAuthorizationModule } from '../authz/guard.js';
 import { loadAuthorizationModule } from '../authz/load.js';
 import type { AuthorizationModule } from '../authz/module.js';
 import { ClientService, type ClientMetadataValidator } from '../clients/service.js';
@@ -97,7 +98,8 @@ export async function createServices(config: LatchkeyConfig, options: ServicesOp
     maxConcurrent: config.passwords.maxConcurrentHashes ?? availableParallelism(),
     priority: options.hashPriority ?? config.passwords.hashPriority,
   });
-  const authz = await loadAuthorizationModule(config.authorization);
+  // an operator's module that throws or answers garbage denies, never a 500 or a token (src/authz/guard.ts)
+  const authz = guardAuthorizationModule(await loadAuthorizationModule(config.authorization), log);
   const realms = new RealmService(db, keys);
   // node-oidc-provider's rules for client metadata, loaded only when a client is created
   const validateClient: ClientMetadataValidator = async (realmId, metadata) => {
@@ -122,7 +124,8 @@ export async function createServices(config: LatchkeyConfig, options: ServicesOp
     passwordResets: new PasswordResetService(db, users, emailLinks, mailer, log, config.email.passwordResetTtlSeconds),
     emailVerification: new EmailVerificationService(db, users, emailLinks, mailer, log, config.email.verifyEmailTtlSeconds),
     throttle: new LoginThrottle(db, config.bruteForce),
-    events: new EventBus(),
+    // a failing listener is logged; the sign-in that emitted goes on (src/events/bus.ts)
+    events: new EventBus((err, event) => log.error({ err, event: event.type, realm: event.realm, method: event.method }, 'a sign-in event listener failed')),
     authz,
     passkeys: new PasskeyService(
       db,

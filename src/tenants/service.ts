@@ -1,4 +1,5 @@
 import type { Db } from '../db/knex.js';
+import { payloadsRepo } from '../db/payloads-repo.js';
 import { realmsRepo } from '../db/realms-repo.js';
 import { tenantsRepo, type TenantBranding, type TenantRow } from '../db/tenants-repo.js';
 import { usersRepo, type UserRow } from '../db/users-repo.js';
@@ -113,7 +114,12 @@ export class TenantService {
   }
 
   async delete(realmId: string, id: string): Promise<{ deleted: string }> {
-    const removed = await this.db.transaction((trx) => tenantsRepo.remove(trx, realmId, id));
+    const removed = await this.db.transaction(async (trx) => {
+      // the sign-ins made for the tenant end with it, as a removed member's do: without their tenant
+      // (its grant_tenants rows go with it) their refresh tokens would go on as realm-wide sign-ins
+      for (const grantId of await tenantsRepo.grantIdsOf(trx, realmId, id)) await payloadsRepo.revokeGrant(trx, realmId, grantId);
+      return tenantsRepo.remove(trx, realmId, id);
+    });
     if (!removed) throw notFound(`tenant "${id}" in realm "${realmId}"`);
     return { deleted: id };
   }

@@ -1,0 +1,65 @@
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describeEachDatabase } from '../helpers/databases.js';
+import { PASSWORD, postForm } from '../helpers/flows.js';
+import { testFetch } from '../helpers/http.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+
+const ADMIN = 'urn:latchkey:admin-api';
+
+describeEachDatabase('admin API: input the storage cannot hold is a 400 naming the field', (kind) => {
+  let server: TestServer;
+  let token: string;
+  let userId: string;
+
+  const api = async (path: string, init: { method?: string; body?: unknown } = {}) => {
+    const headers: Record<string, string> = { authorization: `Bearer ${token}` };
+    if (init.body !== undefined) headers['content-type'] = 'application/json';
+    const res = await testFetch(`${server.issuer}/api/v1${path}`, { method: init.method ?? 'GET', headers, body: init.body === undefined ? undefined : JSON.stringify(init.body) });
+    const text = await res.text();
+    return { status: res.status, type: res.headers.get('content-type') ?? '', body: text ? JSON.parse(text) : undefined };
+  };
+
+  beforeAll(async () => {
+    server = await startTestServer({ db: kind });
+    const c = await server.services.clients.create({ realmId: 'default', name: 'ops', grants: ['client_credentials'], adminApi: true });
+    const r = await postForm(`${server.issuer}/token`, { grant_type: 'client_credentials', resource: ADMIN, scope: 'admin' }, { id: c.client_id, secret: c.client_secret! });
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    token = r.body.access_token;
+    const u = await server.cli(['user', 'create', '--realm', 'default', '--email', 'ada@example.test', '--password-stdin'], `${PASSWORD}\n`);
+    expect(u.code, u.stderr).toBe(0);
+    userId = u.json.id;
+  });
+  afterAll(async () => server?.close());
+
+  // PostgreSQL's text cannot hold U+0000: each of these was a 500 there (and some were stored on SQLite)
+  it('a NUL character in a path id, a query value or a body string', async () => {
+    const cases: Array<[string, string, unknown, string]> = [
+      ['GET', '/users/a%00b', undefined, 'path.userId'],
+      ['GET', '/tenants/%00', undefined, 'path.tenantId'],
+      ['GET', '/clients/%00', undefined, 'path.clientId'],
+      ['GET', '/connections/%00', undefined, 'path.connectionId'],
+      ['GET', '/trusted-identities/%00', undefined, 'path.trustedIdentityId'],
+      ['GET', '/users?email=a%00@example.test', undefined, 'query.email'],
+      ['GET', '/users?tenantId=%00', undefined, 'query.tenantId'],
+      ['POST', '/clients', { name: 'Billing\u0000', grant_types: ['client_credentials'] }, 'body.name'],
+      ['POST', '/clients', { name: 'Web', redirect_uris: ['https://app.test/cb\u0000'] }, 'body.redirect_uris[0]'],
+      ['POST', '/tenants', { id: 'globex', display_name: 'Globex\u0000' }, 'body.display_name'],
+      ['POST', '/connections', { id: 'gh', preset: 'github', client_id: 'gh\u0000client' }, 'body.client_id'],
+      ['POST', '/connections', { id: 'gh2', preset: 'github', client_id: 'x', name: 'GitHub\u0000' }, 'body.name'],
+      ['PATCH', `/users/${userId}`, { name: 'Ada\u0000' }, 'body.name'],
+    ];
+    for (const [method, path, body, field] of cases) {
+      const res = await api(path, { method, body });
+      expect(res.status, `${method} ${path} ${JSON.stringify(body)}: ${JSON.stringify(res.body)}`).toBe(400);
+      expect(res.type).toContain('application/problem+json');
+      expect(res.body.code).toBe('invalid_input');
+      expect(res.body.errors.map((e: { field: string }) => e.field)).toContain(field);
+      expect(res.body.detail).toContain('NUL');
+    }
+    // nothing was written
+    expect((await api('/clients')).body.items.map((c: { name: string }) => c.name)).toEqual(['ops']);
+    expect((await api('/tenants')).body.items).toEqual([]);
+    expect((await api('/connections')).body.items).toEqual([]);
+    expect((await api(`/users/${userId}`)).body.name).toBeNull();
+  });
+});
