@@ -17,6 +17,11 @@ export interface ThrottleVerdict {
   retryAfterSeconds: number;
 }
 
+/** The verdict of `admit`, and what it counted (for taking the attempt back if it turns out right). */
+export interface Admission extends ThrottleVerdict {
+  counted: Array<{ key: string; lockedUntil: number; previousLockedUntil: number }>;
+}
+
 const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
 
 /** Throttling key of an account, whether or not it exists, so responses never reveal existence. */
@@ -64,27 +69,54 @@ export class LoginThrottle {
    * the account or the address is locked the attempt is refused and not counted; otherwise it is counted
    * as a failure against both before it is tried, under the lock of their rows, so parallel attempts
    * cannot all pass a check that none of them has counted yet (as `check` then `recordFailure` can). A
-   * right attempt then calls `recordAdmittedSuccess`.
+   * right attempt then calls `recordAdmittedSuccess` with the admission.
    */
-  async admit(realmId: string, keys: ThrottleKeys, now: number = Date.now()): Promise<ThrottleVerdict> {
-    if (!this.#cfg.enabled) return { allowed: true, retryAfterSeconds: 0 };
-    let verdict: ThrottleVerdict = { allowed: true, retryAfterSeconds: 0 };
-    await throttleRepo.updateTogether(this.#db, realmId, this.#keys(keys), (rows) => {
-      const lockedUntil = Math.max(0, ...rows.map((r) => r.lockedUntil));
-      if (lockedUntil > now) {
-        verdict = { allowed: false, retryAfterSeconds: Math.ceil((lockedUntil - now) / 1000) };
-        return undefined;
-      }
-      return rows.map((r) => this.#afterFailure(r, now));
-    });
-    return verdict;
+  async admit(realmId: string, keys: ThrottleKeys, now: number = Date.now()): Promise<Admission> {
+    return this.#admit(realmId, this.#keys(keys), now);
   }
 
-  /** After a right attempt that `admit` counted: the account's failures are forgotten, the address's count is taken back. */
-  async recordAdmittedSuccess(realmId: string, keys: ThrottleKeys): Promise<void> {
+  /** After a right attempt that `admit` counted: the account's failures are forgotten, the address's attempt is taken back. */
+  async recordAdmittedSuccess(realmId: string, keys: ThrottleKeys, admission: Admission): Promise<void> {
     if (!this.#cfg.enabled) return;
-    await throttleRepo.remove(this.#db, realmId, accountKey(keys.email));
-    if (keys.ip) await throttleRepo.takeBack(this.#db, realmId, addressKey(keys.ip));
+    const account = accountKey(keys.email);
+    await throttleRepo.remove(this.#db, realmId, account);
+    await this.#takeBack(realmId, admission.counted.filter((c) => c.key !== account));
+  }
+
+  /** `admit` for a client address alone, under its own `purpose` (see `checkAddress`). */
+  async admitAddress(realmId: string, purpose: string, ip: string, now: number = Date.now()): Promise<Admission> {
+    if (!ip) return { allowed: true, retryAfterSeconds: 0, counted: [] };
+    return this.#admit(realmId, [`${purpose}:${addressKey(ip)}`], now);
+  }
+
+  /** Takes back an attempt `admitAddress` counted that turned out not to be a wrong guess. */
+  async takeBackAddress(realmId: string, admission: Admission): Promise<void> {
+    if (!this.#cfg.enabled) return;
+    await this.#takeBack(realmId, admission.counted);
+  }
+
+  async #admit(realmId: string, keys: string[], now: number): Promise<Admission> {
+    if (!this.#cfg.enabled) return { allowed: true, retryAfterSeconds: 0, counted: [] };
+    let admission: Admission = { allowed: true, retryAfterSeconds: 0, counted: [] };
+    await throttleRepo.updateTogether(this.#db, realmId, keys, (rows) => {
+      const lockedUntil = Math.max(0, ...rows.map((r) => r.lockedUntil));
+      if (lockedUntil > now) {
+        admission = { allowed: false, retryAfterSeconds: Math.ceil((lockedUntil - now) / 1000), counted: [] };
+        return undefined;
+      }
+      const states = rows.map((r) => this.#afterFailure(r, now));
+      admission = { allowed: true, retryAfterSeconds: 0, counted: rows.map((r, i) => ({ key: r.key, lockedUntil: states[i]!.lockedUntil, previousLockedUntil: r.lockedUntil })) };
+      return states;
+    });
+    return admission;
+  }
+
+  /**
+   * Undoes the counting of an admitted attempt: one failure off, and a lock that attempt set lifted
+   * (unless a later failure has changed it), so a right answer at the limit does not lock its sender out.
+   */
+  async #takeBack(realmId: string, counted: Admission['counted']): Promise<void> {
+    for (const c of counted) await throttleRepo.takeBack(this.#db, realmId, c.key, c.lockedUntil, c.previousLockedUntil);
   }
 
   /** Forgets the account's failures after a successful sign-in; the address keeps its count. */

@@ -3,7 +3,10 @@ import { queryAll, runWrite, sql } from './statements.js';
 
 const FIND_ONE = sql('select * from login_throttle where realm_id = ? and key = ?');
 const FIND_TWO = sql('select * from login_throttle where realm_id = ? and key in (?, ?)');
-const TAKE_BACK = sql('update login_throttle set failures = failures - 1 where realm_id = ? and key = ? and failures > 0');
+// one failure off the count; the lock goes back to what it was unless something has changed it since
+const TAKE_BACK = sql(
+  'update login_throttle set failures = failures - 1, locked_until = case when locked_until = ? then ? else locked_until end where realm_id = ? and key = ? and failures > 0',
+);
 const REMOVE = sql('delete from login_throttle where realm_id = ? and key = ?');
 
 /** Failure bookkeeping for one throttling key ("account:<sha256>" or "ip:<address>") of a realm. */
@@ -77,9 +80,12 @@ export const throttleRepo = {
     });
   },
 
-  /** Takes one failure off a key's count (not below zero); its lock, if any, stays. */
-  async takeBack(db: Db, realmId: string, key: string): Promise<void> {
-    await runWrite(db, TAKE_BACK, [realmId, key]);
+  /**
+   * Takes one failure off a key's count (not below zero). A lock still at `lockedUntil` (the one the
+   * counted attempt left) goes back to `previousLockedUntil`; a lock changed since stays.
+   */
+  async takeBack(db: Db, realmId: string, key: string, lockedUntil: number, previousLockedUntil: number): Promise<void> {
+    await runWrite(db, TAKE_BACK, [lockedUntil, previousLockedUntil, realmId, key]);
   },
 
   async remove(db: Db, realmId: string, key: string): Promise<void> {

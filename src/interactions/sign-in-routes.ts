@@ -515,7 +515,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
         abortAction: url(d, '/abort'),
       }, status);
     }
-    await throttle.recordAdmittedSuccess(s.realm.id, keys);
+    await throttle.recordAdmittedSuccess(s.realm.id, keys, gate);
     event(ctx, d, 'signin.success', 'recovery-code', { userId: user.id });
     if (secondFactor) return answerStep(ctx, d, user.id, 'redirect', () => steps.afterSecondFactor(ctx, d, user, { ...p, amr: [...p.amr, 'otp', 'mfa'] }));
     // a passkey-only user who lost their devices: signed in by the code, then led to a new passkey

@@ -179,16 +179,43 @@ describeEachDatabase('LoginThrottle', (kind) => {
   it('admit: a locked address refuses, without counting, an account it has not locked', async () => {
     const throttle = new LoginThrottle(db, base);
     await Promise.all(Array.from({ length: base.maxFailuresPerAddress }, (_, i) => throttle.admit(REALM, { email: `u${i}@example.org`, ip: alice.ip }, T0)));
-    expect(await throttle.admit(REALM, alice, T0 + 1000)).toEqual({ allowed: false, retryAfterSeconds: 59 });
+    expect(await throttle.admit(REALM, alice, T0 + 1000)).toEqual({ allowed: false, retryAfterSeconds: 59, counted: [] });
     expect(Number((await db('login_throttle').where({ key: accountKey(alice.email) }).first())?.failures ?? 0)).toBe(0);
   });
 
   it('recordAdmittedSuccess: the account starts afresh and the address count is taken back', async () => {
     const throttle = new LoginThrottle(db, base);
     await throttle.admit(REALM, alice, T0);
-    await throttle.admit(REALM, alice, T0 + 1000);
-    await throttle.recordAdmittedSuccess(REALM, alice);
+    const right = await throttle.admit(REALM, alice, T0 + 1000);
+    await throttle.recordAdmittedSuccess(REALM, alice, right);
     const rows = await db('login_throttle').select('key', 'failures');
     expect(rows.map((r) => [r.key, Number(r.failures)])).toEqual([[addressKey(alice.ip), 1]]);
+  });
+
+  it('recordAdmittedSuccess: a right attempt that reached the address limit does not leave the address locked', async () => {
+    const throttle = new LoginThrottle(db, base);
+    for (let i = 0; i < base.maxFailuresPerAddress - 1; i++) await throttle.admit(REALM, { email: `u${i}@example.org`, ip: alice.ip }, T0 + i * 1000);
+    const right = await throttle.admit(REALM, alice, T0 + 10_000);
+    expect(right.allowed).toBe(true);
+    // counting it locked the address...
+    expect((await throttle.check(REALM, { email: 'other@example.org', ip: alice.ip }, T0 + 10_001)).allowed).toBe(false);
+    await throttle.recordAdmittedSuccess(REALM, alice, right);
+    // ...and taking it back lifts that lock, leaving the address its wrong attempts
+    expect(await throttle.check(REALM, { email: 'other@example.org', ip: alice.ip }, T0 + 10_001)).toEqual({ allowed: true, retryAfterSeconds: 0 });
+    const address = await db('login_throttle').where({ key: addressKey(alice.ip) }).first();
+    expect(Number(address.failures)).toBe(base.maxFailuresPerAddress - 1);
+  });
+
+  it('takeBackAddress: lifts only the lock its own attempt set, not one a later failure has set', async () => {
+    const throttle = new LoginThrottle(db, base);
+    for (let i = 0; i < base.maxFailuresPerAddress - 1; i++) await throttle.admitAddress(REALM, 'user-code', alice.ip, T0 + i * 1000);
+    const right = await throttle.admitAddress(REALM, 'user-code', alice.ip, T0 + 10_000);
+    expect(right.allowed).toBe(true);
+    // a wrong guess recorded in between (another instance) moves the lock on
+    await throttle.recordAddressFailure(REALM, 'user-code', alice.ip, T0 + 11_000);
+    await throttle.takeBackAddress(REALM, right);
+    const verdict = await throttle.checkAddress(REALM, 'user-code', alice.ip, T0 + 11_001);
+    expect(verdict.allowed).toBe(false);
+    expect(Number((await db('login_throttle').where({ key: `user-code:${addressKey(alice.ip)}` }).first()).failures)).toBe(base.maxFailuresPerAddress);
   });
 });
