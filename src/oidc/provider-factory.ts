@@ -25,7 +25,7 @@ import { keepRefreshTokenOnFailedRefresh } from './refresh-rotation.js';
 import { grantTypeOf, refreshTokenTtl, withoutProviderAsyncContext } from './request-context.js';
 import type { TenantService } from '../tenants/service.js';
 import type { LoginThrottle } from '../accounts/login-throttle.js';
-import { countWrongUserCodes, refuseLockedUserCodeGuesses } from './user-code-throttle.js';
+import { markWrongUserCodes, throttleUserCodeGuesses } from './user-code-throttle.js';
 import { recordGrantTenant, resultTenant, tenantOfGrant } from '../tenants/grant-tenant.js';
 
 export interface ProviderDeps {
@@ -221,7 +221,7 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
       userinfo: { enabled: true },
       deviceFlow: {
         enabled: true,
-        userCodeInputSource: deps.throttle ? countWrongUserCodes(deps.throttle, realm.id, providerPages.deviceInput) : providerPages.deviceInput,
+        userCodeInputSource: deps.throttle ? markWrongUserCodes(providerPages.deviceInput) : providerPages.deviceInput,
         userCodeConfirmSource: providerPages.deviceConfirm,
         successSource: providerPages.deviceSuccess,
       },
@@ -317,7 +317,7 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
   withoutProviderAsyncContext();
   const provider = new Provider(issuer, configuration);
   provider.proxy = config.server.trustProxy;
-  if (deps.throttle) refuseLockedUserCodeGuesses(provider, deps.throttle, realm.id);
+  if (deps.throttle) throttleUserCodeGuesses(provider, deps.throttle, realm.id);
   holdFirstPageRedirect(provider);
   addModuleClaimsToIdTokens(provider);
   holdResumeRedirect(provider);
