@@ -48,6 +48,11 @@ describe('an authorization module that denies an ID token stops the token respon
   });
 
   const token = (form: Record<string, string>) => postForm(`${server.issuer}/token`, form, client);
+  /** The realm's stored access and refresh tokens: a refused token request leaves none behind (nobody received them). */
+  const stored = async () =>
+    ((await server.services.db('oidc_payloads').where({ realm_id: 'default' }).whereIn('model', ['RefreshToken', 'AccessToken']).select('model', 'id')) as Array<{ model: string; id: string }>)
+      .map((r) => `${r.model}:${r.id}`)
+      .sort();
 
   it('authorization_code: access_denied with the module\'s reason, and no tokens', async () => {
     const browser = new Browser();
@@ -55,6 +60,7 @@ describe('an authorization module that denies an ID token stops the token respon
     const login = await browser.follow(auth.url, {}, REDIRECT);
     const done = await submitLogin(browser, login, 'ada@example.test', PASSWORD, REDIRECT);
     writeFileSync(denyFile, '');
+    const before = await stored();
     try {
       const res = await token({ grant_type: 'authorization_code', code: done.url.searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: auth.verifier });
       expect(res.status, JSON.stringify(res.body)).toBe(400);
@@ -62,6 +68,8 @@ describe('an authorization module that denies an ID token stops the token respon
       expect(res.body.error_description).toContain('no ID tokens');
       expect(res.body.id_token).toBeUndefined();
       expect(res.body.access_token).toBeUndefined();
+      // the access and refresh tokens minted before the ID token was refused are not left stored
+      expect(await stored()).toEqual(before);
     } finally {
       rmSync(denyFile, { force: true });
     }
