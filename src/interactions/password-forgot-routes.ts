@@ -42,14 +42,14 @@ export function passwordForgotRoutes(router: Router, services: Services): void {
       return page(ctx, 'password-forgot', { ...data, email: email.slice(0, MAX_EMAIL), error: 'Enter a valid email address, like name@example.com.' }, 400);
     }
     // every request counts against the client address (not the account: that would tell which exist),
-    // so one address cannot mail a long list of people; past the realm's limit for addresses it waits
-    const gate = await throttle.checkAddress(s.realm.id, PASSWORD_RESET_PURPOSE, ctx.ip);
+    // so one address cannot mail a long list of people; past the realm's limit for addresses it waits.
+    // Counted in one step with the lock check, so requests sent at once cannot all pass it.
+    const gate = await throttle.admitAddress(s.realm.id, PASSWORD_RESET_PURPOSE, ctx.ip);
     if (!gate.allowed) {
       ctx.set('Retry-After', String(gate.retryAfterSeconds));
       const minutes = Math.max(1, Math.ceil(gate.retryAfterSeconds / 60));
       return page(ctx, 'password-forgot', { ...data, email, error: `Too many requests from your network. Try again in ${minutes} minute${minutes === 1 ? '' : 's'}.` }, 429);
     }
-    await throttle.recordAddressFailure(s.realm.id, PASSWORD_RESET_PURPOSE, ctx.ip);
     passwordResets.request({ realmId: s.realm.id, realmName: s.realm.displayName, issuer: s.issuer, email, address: ctx.ip });
     page(ctx, 'password-forgot', { ...data, layout: layoutFor(s, 'Check your email'), email, sent: true });
   });
