@@ -3,6 +3,7 @@ import type { Db } from '../db/knex.js';
 import type { EmailLink, EmailLinks } from '../email/links.js';
 import type { Mailer } from '../email/mailer.js';
 import { recordSecurityEvent } from '../mfa/security-events.js';
+import { LatchkeyError, notFound } from '../errors.js';
 import type { UserService } from './user-service.js';
 
 /** Where a reset link leads, on the issuer the request came to. */
@@ -68,6 +69,21 @@ export class PasswordResetService {
       ].join('\n'),
     });
     this.log.info({ realm: input.realmId, user: user.id }, 'password reset email sent');
+  }
+
+  /**
+   * A reset link made for an operator to hand over (as Auth0's password change tickets), without email:
+   * for an enabled user, at `issuer` (one of the realm's). It ends the user's oldest pending link when
+   * three are pending, and is recorded as a security event; the link itself is only returned.
+   */
+  async createLink(realmId: string, userId: string, issuer: string, by: string): Promise<{ url: string; expiresAt: number }> {
+    const user = await this.users.findById(realmId, userId);
+    if (!user) throw notFound(`user "${userId}" in realm "${realmId}"`);
+    if (user.disabled) throw new LatchkeyError('user_disabled', `user ${user.email} is disabled: enable it first`, 409);
+    const expiresAt = Date.now() + this.ttlSeconds * 1000;
+    const token = (await this.links.issue('password_reset', realmId, user.id, this.ttlSeconds, { always: true }))!;
+    await recordSecurityEvent(this.db, { realmId, userId: user.id, type: 'password_reset_link_created', detail: { by } });
+    return { url: `${issuer}${PASSWORD_RESET_PATH}/${token}`, expiresAt };
   }
 
   /** The account a reset link is for, while the link is unused and unexpired. */

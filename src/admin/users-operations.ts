@@ -120,4 +120,20 @@ export const signOutUser = defineOperation({
   },
 });
 
-export const userOperations = [listUsers, getUser, createUser, updateUser, signOutUser];
+export const createPasswordResetLink = defineOperation({
+  id: 'createPasswordResetLink',
+  method: 'post',
+  path: '/users/{userId}/password-reset-link',
+  status: 201,
+  tag: 'users',
+  summary:
+    'Make a single-use password reset link for the user, on the issuer this request came to, to hand over yourself (no email is sent; as Auth0\'s password change tickets). It works for email.passwordResetTtlSeconds; using it ends every session of the user',
+  params: userIdParams,
+  response: z.object({ user_id: z.string(), url: z.string(), expires_at: z.string().describe('ISO 8601') }),
+  async handle({ params, realmId, served, services }) {
+    const link = await services.passwordResets.createLink(realmId, params.userId, served.issuer, 'admin-api');
+    return { user_id: params.userId, url: link.url, expires_at: new Date(link.expiresAt).toISOString() };
+  },
+});
+
+export const userOperations = [listUsers, getUser, createUser, updateUser, signOutUser, createPasswordResetLink];

@@ -33,11 +33,14 @@ export class EmailLinks {
     private readonly users: UserService,
   ) {}
 
-  /** A new link's token for the user, or undefined when one was sent less than a minute ago. */
-  async issue(purpose: EmailLinkPurpose, realmId: string, userId: string, ttlSeconds: number): Promise<string | undefined> {
+  /**
+   * A new link's token for the user, or undefined when one was sent less than a minute ago (unless
+   * `always`: an operator asked for the link).
+   */
+  async issue(purpose: EmailLinkPurpose, realmId: string, userId: string, ttlSeconds: number, options: { always?: boolean } = {}): Promise<string | undefined> {
     const now = Date.now();
     const live = await emailLinksRepo.listLiveForUser(this.db, purpose, realmId, userId, now);
-    if (live[0] && now - live[0].createdAt < RESEND_AFTER_MS) return undefined;
+    if (!options.always && live[0] && now - live[0].createdAt < RESEND_AFTER_MS) return undefined;
     for (const old of live.slice(MAX_LIVE - 1)) await emailLinksRepo.removeOne(this.db, old.tokenHash);
     const token = randomToken(32);
     await emailLinksRepo.insert(this.db, { tokenHash: hashOf(token), purpose, realmId, userId, createdAt: now, expiresAt: now + ttlSeconds * 1000 });

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { alertText, csrfOf, walk, type Step } from '../helpers/account-pages.js';
 import { describeEachDatabase } from '../helpers/databases.js';
-import { discover, PASSWORD, signIn as signInWithPassword, until } from '../helpers/flows.js';
+import { discover, PASSWORD, postForm, signIn as signInWithPassword, until } from '../helpers/flows.js';
 import { Browser, parseForm, testFetch } from '../helpers/http.js';
 import { mailbox, type Mail, type Mailbox } from '../helpers/mailbox.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
@@ -199,6 +199,52 @@ describeEachDatabase('password reset by email', (kind) => {
     const elsewhere = fresh.replace(home, server.issuer);
     expect((await walk(new Browser(), elsewhere)).res.status).toBe(400);
     expect((await walk(new Browser(), fresh)).res.status).toBe(200);
+  });
+
+  it('an operator makes a link to hand over: CLI (JSON) and admin API, on the realm\'s issuer, no email sent', async () => {
+    const PIA = 'pia@home.test';
+    expect((await cli(['user', 'create', '--realm', 'home', '--email', PIA, '--password-stdin'], `${PASSWORD}\n`)).code).toBe(0);
+    const mailsBefore = smtp.mails.length;
+    const made = await cli(['user', 'reset-link', '--realm', 'home', '--email', PIA]);
+    expect(made.code, made.stderr).toBe(0);
+    expect(made.json).toMatchObject({ realm: 'home', email: PIA });
+    expect(made.json.url).toMatch(new RegExp(`^${home}/account/password-reset/[A-Za-z0-9_-]{43}$`));
+    expect(Date.parse(made.json.expires_at) - Date.now()).toBeGreaterThan(590_000);
+    // a second one at once is not held back by the one-a-minute rule for emails
+    const second = await cli(['user', 'reset-link', '--realm', 'home', '--email', PIA]);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.json.url).not.toBe(made.json.url);
+    const browser = new Browser();
+    const open = await walk(browser, made.json.url);
+    expect(open.res.status).toBe(200);
+    const form = parseForm(open.html, '/account/password-reset/');
+    const done = await walk(browser, new URL(form.action, made.json.url), { form: { ...form.fields, new_password: NEW_PASSWORD, new_password_again: NEW_PASSWORD } });
+    expect(done.res.status).toBe(200);
+    expect(await passwordWorks(PIA, NEW_PASSWORD)).toBe(true);
+    // the other pending link ended with the reset
+    expect((await walk(new Browser(), second.json.url)).res.status).toBe(400);
+
+    const wrongIssuer = await cli(['user', 'reset-link', '--realm', 'home', '--email', PIA, '--issuer', 'http://elsewhere.test']);
+    expect(wrongIssuer.code).not.toBe(0);
+    expect(wrongIssuer.stderr).toContain('--issuer http://elsewhere.test is not an issuer of realm "home"');
+    const unknown = await cli(['user', 'reset-link', '--realm', 'home', '--email', 'nobody@home.test']);
+    expect(unknown.code).not.toBe(0);
+    expect(unknown.stderr).toContain('nobody@home.test');
+
+    const admin = await cli(['client', 'create', '--realm', 'home', '--name', 'Helpdesk', '--grant', 'client_credentials', '--admin-api']);
+    const token = await postForm(`${home}/token`, { grant_type: 'client_credentials', resource: 'urn:latchkey:admin-api', scope: 'admin' }, { id: admin.json.client_id, secret: admin.json.client_secret });
+    const pia = (await server.services.users.findByEmail('home', PIA))!;
+    const res = await testFetch(`${home}/api/v1/users/${pia.id}/password-reset-link`, { method: 'POST', headers: { authorization: `Bearer ${token.body.access_token}` } });
+    expect(res.status).toBe(201);
+    const body = await res.json();
+    expect(body.user_id).toBe(pia.id);
+    expect(body.url).toMatch(new RegExp(`^${home}/account/password-reset/[A-Za-z0-9_-]{43}$`));
+    expect((await walk(new Browser(), body.url)).res.status).toBe(200);
+    const missing = await testFetch(`${home}/api/v1/users/no-such-user/password-reset-link`, { method: 'POST', headers: { authorization: `Bearer ${token.body.access_token}` } });
+    expect(missing.status).toBe(404);
+    const events = await server.services.db('security_events').where({ user_id: pia.id, type: 'password_reset_link_created' });
+    expect(events.map((e: { detail: string }) => JSON.parse(e.detail).by).sort()).toEqual(['admin-api', 'cli', 'cli']);
+    expect(smtp.mails.length).toBe(mailsBefore);
   });
 
   it('uses a link once when two posts race, and refuses a post without the form token', async () => {

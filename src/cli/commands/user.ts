@@ -5,6 +5,7 @@ import { parse, required, UsageError, withServices, type Command, type CommandIo
 const usage = `latchkey user create --realm R --email E [--name N] [--password-stdin]
        latchkey user set-password --realm R --email E --password-stdin
        latchkey user sign-out --realm R --email E     (ends every session, revokes every grant and its tokens)
+       latchkey user reset-link --realm R --email E [--issuer URL]   (a single-use password reset link to hand over)
        latchkey user disable --realm R --email E
        latchkey user enable --realm R --email E
        latchkey user list --realm R [--tenant-id T] [--email E] [--limit N] [--cursor C] [--sort created_at|-created_at|email|-email]`;
@@ -18,7 +19,7 @@ async function passwordFromStdin(io: CommandIo): Promise<string> {
 
 export const userCommand: Command = {
   name: 'user',
-  summary: 'create, list, disable and enable users; set a password; sign a user out everywhere',
+  summary: 'create, list, disable and enable users; set a password or make a reset link; sign a user out everywhere',
   usage,
   async run(args, io) {
     const [sub, ...rest] = args;
@@ -48,6 +49,25 @@ export const userCommand: Command = {
           if (!user) throw notFound(`user ${email} in realm "${realmId}"`);
           const ended = await s.users.signOutEverywhere(realmId, user.id);
           return { realm: realmId, email: user.email, user_id: user.id, sessions_ended: ended.sessions, grants_revoked: ended.grants };
+        });
+      }
+      case 'reset-link': {
+        const o = parse(rest, { realm: { type: 'string' }, email: { type: 'string' }, issuer: { type: 'string' } }, usage);
+        const realmId = required(o.realm, 'realm', usage);
+        const email = required(o.email, 'email', usage);
+        return withServices(async (s) => {
+          const realm = await s.realms.get(realmId);
+          if (!realm) throw notFound(`realm "${realmId}"`);
+          const issuer = o.issuer === undefined ? realm.issuers[0] : realm.issuers.find((i) => i === o.issuer?.replace(/\/+$/, ''));
+          if (!issuer) {
+            throw new UsageError(
+              o.issuer === undefined ? `realm "${realmId}" has no issuer: add one with latchkey realm update` : `--issuer ${o.issuer} is not an issuer of realm "${realmId}" (its issuers: ${realm.issuers.join(', ') || 'none'})`,
+            );
+          }
+          const user = await s.users.findByEmail(realmId, email);
+          if (!user) throw notFound(`user ${email} in realm "${realmId}"`);
+          const link = await s.passwordResets.createLink(realmId, user.id, issuer, 'cli');
+          return { realm: realmId, email: user.email, user_id: user.id, url: link.url, expires_at: new Date(link.expiresAt).toISOString() };
         });
       }
       case 'disable':
