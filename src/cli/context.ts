@@ -2,7 +2,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { loadConfig } from '../config/load.js';
 import type { LatchkeyConfig } from '../config/schema.js';
 import { migrate } from '../db/knex.js';
-import { LatchkeyError } from '../errors.js';
+import { InvalidFieldsError, LatchkeyError } from '../errors.js';
 import { assertSecretOpensKeys, createServices, type Services } from '../server/services.js';
 import pino from 'pino';
 
@@ -47,6 +47,20 @@ export function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: s
 export function required(value: string | undefined, flag: string, usage: string): string {
   if (value === undefined || value === '') throw new UsageError(`missing required option --${flag}\n\nusage: ${usage}`);
   return value;
+}
+
+/**
+ * Runs `fn`; a service's complaint about fields of its input (InvalidFieldsError) comes out naming the
+ * flags the operator typed (`flagOf`, from the service's field name, e.g. `tokenEndpoint` to
+ * `--token-endpoint`) instead of the service's names.
+ */
+export async function namingFlags<T>(flagOf: (field: string) => string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof InvalidFieldsError) throw new LatchkeyError(err.code, err.describe(flagOf), err.status);
+    throw err;
+  }
 }
 
 /**
