@@ -74,15 +74,17 @@ export function commandServices(config: LatchkeyConfig): Promise<Services> {
 /**
  * Opens the configured database (migrating it first, and creating the default realm on a new database)
  * for commands that change or read it. The issuers of an existing default realm are left alone: that is
- * for `serve` and `migrate`.
+ * for `serve` and `migrate`. A secret that does not open the default realm's keys is refused, and so are
+ * unreadable keys among them unless `allowUnreadableKeys`.
  */
-export async function withServices<T>(fn: (s: Services) => Promise<T>): Promise<T> {
+export async function withServices<T>(fn: (s: Services) => Promise<T>, options: { allowUnreadableKeys?: boolean } = {}): Promise<T> {
   const config = loadConfig();
   const services = await commandServices(config);
   try {
     await migrate(services.db);
     await services.realms.ensureDefault(config.issuer, { addIssuer: false });
-    await assertSecretOpensKeys(services);
+    // the keys commands show and repair keys sealed with another secret (assertSecretOpensKeys)
+    await assertSecretOpensKeys(services, { allowUnreadable: options.allowUnreadableKeys });
     return await fn(services);
   } finally {
     await services.close();

@@ -8,7 +8,7 @@ import { loadAuthorizationModule } from '../authz/load.js';
 import type { AuthorizationModule } from '../authz/module.js';
 import { ClientService, type ClientMetadataValidator } from '../clients/service.js';
 import type { LatchkeyConfig } from '../config/schema.js';
-import { deriveKey, SecretBox, SecretMismatchError } from '../crypto/secret-box.js';
+import { deriveKey, SecretBox } from '../crypto/secret-box.js';
 import { openDatabase, type Db } from '../db/knex.js';
 import { EventBus } from '../events/bus.js';
 import { KeyService } from '../keys/service.js';
@@ -135,16 +135,27 @@ export async function createServices(config: LatchkeyConfig, options: ServicesOp
  * command run) with another secret than the database was set up with would otherwise go on: the server
  * to fail every request that needs a provider, a command to seal new keys or connection secrets with a
  * secret the servers do not have. Both stop instead, saying why.
+ *
+ * When some of its keys open and others do not, the secret is right and those others were sealed with
+ * another one (a command run with the wrong secret before commands checked it): that is refused too,
+ * naming the keys and the repair (`latchkey keys repair`), unless `allowUnreadable` (the keys commands,
+ * which show and repair them).
  */
-export async function assertSecretOpensKeys(services: Services): Promise<void> {
-  try {
-    await services.keys.signingMaterial(DEFAULT_REALM_ID);
-  } catch (err) {
-    if (!(err instanceof SecretMismatchError)) throw err;
+export async function assertSecretOpensKeys(services: Services, options: { allowUnreadable?: boolean } = {}): Promise<void> {
+  const keys = await services.keys.inspect(DEFAULT_REALM_ID);
+  const blocking = keys.filter((k) => !k.readable && k.state !== 'expired');
+  if (!blocking.length) return;
+  if (!keys.some((k) => k.readable)) {
     throw new LatchkeyError(
       'secret_mismatch',
       "LATCHKEY_SECRET is not the secret this database's signing keys were sealed with: start every instance (and run every latchkey command) with the secret the database was set up with (in development, the one under the data folder), or use a new DATABASE_URL",
       500,
     );
   }
+  if (options.allowUnreadable) return;
+  throw new LatchkeyError(
+    'unreadable_keys',
+    `the default realm's signing key${blocking.length > 1 ? 's' : ''} ${blocking.map((k) => k.key.kid).join(', ')} cannot be opened with LATCHKEY_SECRET, while its other keys can: they were sealed with another secret. Discard them with \`latchkey keys repair --realm ${DEFAULT_REALM_ID} --yes\` (tokens they signed stop verifying; \`latchkey keys list --realm ${DEFAULT_REALM_ID}\` shows them)`,
+    500,
+  );
 }
