@@ -37,11 +37,22 @@ export function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: s
       joined.push(args[i]);
     }
   }
+  let parsed;
   try {
-    return parseArgs({ args: joined, options, allowPositionals: false, strict: true }).values;
+    parsed = parseArgs({ args: joined, options, allowPositionals: false, strict: true, tokens: true });
   } catch (err) {
     throw new UsageError(`${(err as Error).message.replace(/\. To specify.*$/s, '')}\n\nusage: ${usage}`);
   }
+  // parseArgs keeps the last of an option given twice: `--realm a ... --realm b` would act on b unasked
+  const given = new Map<string, string[]>();
+  for (const token of parsed.tokens) {
+    if (token.kind !== 'option' || options[token.name]?.type !== 'string' || options[token.name]?.multiple) continue;
+    given.set(token.name, [...(given.get(token.name) ?? []), token.value ?? '']);
+  }
+  for (const [name, values] of given) {
+    if (values.length > 1) throw new UsageError(`--${name} is given ${values.length === 2 ? 'twice' : `${values.length} times`} (${values.map((v) => JSON.stringify(v)).join(', ')}): give it once\n\nusage: ${usage}`);
+  }
+  return parsed.values;
 }
 
 export function required(value: string | undefined, flag: string, usage: string): string {
