@@ -9,7 +9,7 @@ import { serveCommand } from './commands/serve.js';
 import { tenantCommand } from './commands/tenant.js';
 import { trustCommand } from './commands/trust.js';
 import { userCommand } from './commands/user.js';
-import { UsageError, type Command, type CommandIo } from './context.js';
+import { notifyTo, UsageError, type Command, type CommandIo } from './context.js';
 
 const COMMANDS: Command[] = [serveCommand, migrateCommand, realmCommand, clientCommand, userCommand, tenantCommand, keysCommand, connectionCommand, trustCommand];
 
@@ -45,6 +45,7 @@ const defaultIo: CommandIo = {
 /** Runs the CLI; returns the exit code. */
 export async function main(argv: string[], io: CommandIo = defaultIo): Promise<number> {
   const [name, ...args] = argv;
+  notifyTo(io.stderr);
   if (name === '--help' || name === '-h' || name === 'help') {
     io.stdout(`${help()}\n`);
     return 0;
