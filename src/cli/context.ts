@@ -12,6 +12,20 @@ export interface CommandIo {
   stdout: (text: string) => void;
   stderr: (text: string) => void;
   stdin: () => Promise<string>;
+  /** True when standard input is a terminal rather than a pipe or a file. */
+  stdinIsTerminal?: () => boolean;
+}
+
+/**
+ * What was piped to a `--...-stdin` option (`what` it is, for the message). Standard input that is a
+ * terminal is refused, saying how to pipe the value in: nothing was piped, and the value must not be
+ * typed where it shows on screen or in the shell's history.
+ */
+export async function readPiped(io: CommandIo, flag: string, what: string): Promise<string> {
+  if (io.stdinIsTerminal?.()) {
+    throw new UsageError(`${flag} reads ${what} from standard input, which is a terminal here: pipe it in, e.g. printf '%s\n' "$VALUE" | latchkey ... ${flag}, or redirect a file: latchkey ... ${flag} < FILE`);
+  }
+  return io.stdin();
 }
 
 export interface Command {

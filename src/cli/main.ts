@@ -40,6 +40,7 @@ const defaultIo: CommandIo = {
   stdout: (t) => process.stdout.write(t),
   stderr: (t) => process.stderr.write(t),
   stdin: readStdin,
+  stdinIsTerminal: () => Boolean(process.stdin.isTTY),
 };
 
 /** Runs the CLI; returns the exit code. */

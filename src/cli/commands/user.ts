@@ -1,6 +1,6 @@
 import type { UserSort } from '../../accounts/user-service.js';
 import { notFound } from '../../errors.js';
-import { namingFlags, parse, required, UsageError, withServices, type Command, type CommandIo } from '../context.js';
+import { namingFlags, parse, readPiped, required, UsageError, withServices, type Command, type CommandIo } from '../context.js';
 
 const usage = `latchkey user create --realm R --email E [--name N] [--password-stdin]
        latchkey user set-password --realm R --email E --password-stdin
@@ -11,7 +11,7 @@ const usage = `latchkey user create --realm R --email E [--name N] [--password-s
 
 /** The password piped to --password-stdin, without one trailing newline. */
 async function passwordFromStdin(io: CommandIo): Promise<string> {
-  const password = (await io.stdin()).replace(/\r?\n$/, '');
+  const password = (await readPiped(io, '--password-stdin', 'the password')).replace(/\r?\n$/, '');
   if (!password) throw new UsageError('--password-stdin was given but standard input was empty');
   return password;
 }
