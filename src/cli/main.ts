@@ -23,11 +23,13 @@ function help(): string {
     'commands:',
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
-    'Run `latchkey <command> --help` for a command\'s options.',
+    'Run `latchkey <command> --help` (or `latchkey help <command>`) for a command\'s options.',
     'Configuration: config/latchkey.yaml (or LATCHKEY_CONFIG), DATABASE_URL, LATCHKEY_SECRET, LATCHKEY_ISSUER, PORT,',
     'LATCHKEY_TRUST_PROXY, LOG_LEVEL.',
   ].join('\n');
 }
+
+const commandHelp = (command: Command) => `${command.summary}\n\nusage: ${command.usage}\n`;
 
 async function readStdin(): Promise<string> {
   if (process.stdin.isTTY) return '';
@@ -48,7 +50,13 @@ export async function main(argv: string[], io: CommandIo = defaultIo): Promise<n
   const [name, ...args] = argv;
   notifyTo(io.stderr);
   if (name === '--help' || name === '-h' || name === 'help') {
-    io.stdout(`${help()}\n`);
+    // `latchkey help user` is `latchkey user --help`
+    const about = name === 'help' && args[0] !== undefined ? COMMANDS.find((c) => c.name === args[0]) : undefined;
+    if (name === 'help' && args[0] !== undefined && !about) {
+      io.stderr(`latchkey: unknown command "${args[0]}"\n\n${help()}\n`);
+      return 2;
+    }
+    io.stdout(about ? commandHelp(about) : `${help()}\n`);
     return 0;
   }
   if (!name) {
@@ -62,7 +70,7 @@ export async function main(argv: string[], io: CommandIo = defaultIo): Promise<n
     return 2;
   }
   if (args.includes('--help') || args.includes('-h')) {
-    io.stdout(`${command.summary}\n\nusage: ${command.usage}\n`);
+    io.stdout(commandHelp(command));
     return 0;
   }
   try {
