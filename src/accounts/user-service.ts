@@ -6,7 +6,7 @@ import { payloadsRepo } from '../db/payloads-repo.js';
 import { realmsRepo } from '../db/realms-repo.js';
 import { tenantsRepo } from '../db/tenants-repo.js';
 import { listUsers, normalizeEmail, usersRepo, type UserRow, type UserSortKey } from '../db/users-repo.js';
-import { conflict, invalid, LatchkeyError, notFound } from '../errors.js';
+import { conflict, invalid, invalidField, LatchkeyError, notFound } from '../errors.js';
 import type { PasswordHasher } from './password-hasher.js';
 import { checkPassword, normalizePassword } from './password-policy.js';
 import { perRequestMemo } from '../server/per-request.js';
@@ -184,10 +184,10 @@ export class UserService {
     options: { tenantId?: string; email?: string; limit?: number; cursor?: string; sort?: UserSort } = {},
   ): Promise<{ users: PublicUser[]; next_cursor: string | null }> {
     const limit = options.limit ?? 50;
-    if (!Number.isInteger(limit) || limit < 1 || limit > 200) throw invalid(`limit must be a whole number from 1 to 200 (got ${options.limit})`);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 200) throw invalidField('limit', `must be a whole number from 1 to 200 (got ${options.limit})`);
     const sort = options.sort ?? 'created_at';
     const key = USER_SORTS[sort];
-    if (!key) throw invalid(`sort must be one of ${Object.keys(USER_SORTS).join(', ')} (got "${sort}")`);
+    if (!key) throw invalidField('sort', `must be one of ${Object.keys(USER_SORTS).join(', ')} (got "${sort}")`);
     const after = options.cursor === undefined ? undefined : decodeUserCursor(options.cursor, sort);
     if (!(await realmsRepo.find(this.db, realmId))) throw notFound(`realm "${realmId}"`);
     if (options.tenantId && !(await tenantsRepo.find(this.db, realmId, options.tenantId))) throw notFound(`tenant "${options.tenantId}" in realm "${realmId}"`);

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { TenantBranding } from '../db/tenants-repo.js';
 import type { TenantChanges } from '../tenants/service.js';
 import { defineOperation } from './operation.js';
+import { namingBodyFields } from './problem.js';
 
 const brandingSchema = z
   .object({
@@ -34,6 +35,9 @@ const writable = {
 };
 
 /** The API's snake_case fields in TenantService's terms (absent fields stay absent: unchanged on update). */
+/** The body field that gave each field of TenantService's input (branding's fields keep their names). */
+const bodyPath = (field: string): string => ({ displayName: 'display_name', ssoEnforced: 'sso_enforced' })[field] ?? field;
+
 function tenantChanges(body: { display_name?: string; domains?: string[]; connections?: string[]; sso_enforced?: boolean; branding?: TenantBranding }): TenantChanges {
   return { displayName: body.display_name, domains: body.domains, connections: body.connections, ssoEnforced: body.sso_enforced, branding: body.branding };
 }
@@ -83,7 +87,7 @@ export const createTenant = defineOperation({
     .strict(),
   response: tenantSchema,
   async handle({ body, realmId, services }) {
-    return services.tenants.create(realmId, { id: body.id, ...tenantChanges(body), displayName: body.display_name });
+    return namingBodyFields(bodyPath, () => services.tenants.create(realmId, { id: body.id, ...tenantChanges(body), displayName: body.display_name }));
   },
 });
 
@@ -105,7 +109,7 @@ export const updateTenant = defineOperation({
     .strict(),
   response: tenantSchema,
   async handle({ params, body, realmId, services }) {
-    return services.tenants.update(realmId, params.tenantId, tenantChanges(body));
+    return namingBodyFields(bodyPath, () => services.tenants.update(realmId, params.tenantId, tenantChanges(body)));
   },
 });
 

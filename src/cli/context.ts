@@ -1,7 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { loadConfig } from '../config/load.js';
 import type { LatchkeyConfig } from '../config/schema.js';
-import { migrate } from '../db/knex.js';
+import { migrate, migrationStatus } from '../db/knex.js';
 import { InvalidFieldsError, LatchkeyError } from '../errors.js';
 import { assertSecretOpensKeys, createServices, type Services } from '../server/services.js';
 import pino from 'pino';
@@ -12,6 +12,20 @@ export interface CommandIo {
   stdout: (text: string) => void;
   stderr: (text: string) => void;
   stdin: () => Promise<string>;
+  /** True when standard input is a terminal rather than a pipe or a file. */
+  stdinIsTerminal?: () => boolean;
+}
+
+/**
+ * What was piped to a `--...-stdin` option (`what` it is, for the message). Standard input that is a
+ * terminal is refused, saying how to pipe the value in: nothing was piped, and the value must not be
+ * typed where it shows on screen or in the shell's history.
+ */
+export async function readPiped(io: CommandIo, flag: string, what: string): Promise<string> {
+  if (io.stdinIsTerminal?.()) {
+    throw new UsageError(`${flag} reads ${what} from standard input, which is a terminal here: pipe it in, e.g. printf '%s\n' "$VALUE" | latchkey ... ${flag}, or redirect a file: latchkey ... ${flag} < FILE`);
+  }
+  return io.stdin();
 }
 
 export interface Command {
@@ -60,6 +74,27 @@ export function required(value: string | undefined, flag: string, usage: string)
   return value;
 }
 
+/** Where progress and warnings go: stderr, so that stdout holds only the command's JSON (main sets it). */
+let notify: (text: string) => void = (text) => process.stderr.write(text);
+
+export function notifyTo(write: (text: string) => void): void {
+  notify = write;
+}
+
+/**
+ * Runs `fn`; a service's complaint about fields of its input (InvalidFieldsError) comes out naming the
+ * flags the operator typed (`flagOf`, from the service's field name, e.g. `tokenEndpoint` to
+ * `--token-endpoint`) instead of the service's names.
+ */
+export async function namingFlags<T>(flagOf: (field: string) => string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof InvalidFieldsError) throw new LatchkeyError(err.code, err.describe(flagOf), err.status);
+    throw err;
+  }
+}
+
 /**
  * Runs `fn`; a service's complaint about fields of its input (InvalidFieldsError) comes out naming the
  * flags the operator typed (`flagOf`, from the service's field name, e.g. `tokenEndpoint` to
@@ -92,7 +127,13 @@ export async function withServices<T>(fn: (s: Services) => Promise<T>, options: 
   const config = loadConfig();
   const services = await commandServices(config);
   try {
+    // A command upgrades the schema of an existing database as migrate would: say so, and what, before
+    // it runs (it may take a while on a large database, and the servers' version must match the schema).
+    const { applied, pending } = await migrationStatus(services.db);
+    const upgrade = applied.length > 0 && pending.length > 0;
+    if (upgrade) notify(`latchkey: upgrading the database schema first: applying ${pending.length} migration${pending.length > 1 ? 's' : ''} (${pending.join(', ')})...\n`);
     await migrate(services.db);
+    if (upgrade) notify('latchkey: database schema upgraded\n');
     await services.realms.ensureDefault(config.issuer, { addIssuer: false });
     // the keys commands show and repair keys sealed with another secret (assertSecretOpensKeys)
     await assertSecretOpensKeys(services, { allowUnreadable: options.allowUnreadableKeys });

@@ -9,7 +9,7 @@ import { serveCommand } from './commands/serve.js';
 import { tenantCommand } from './commands/tenant.js';
 import { trustCommand } from './commands/trust.js';
 import { userCommand } from './commands/user.js';
-import { UsageError, type Command, type CommandIo } from './context.js';
+import { notifyTo, UsageError, type Command, type CommandIo } from './context.js';
 
 const COMMANDS: Command[] = [serveCommand, migrateCommand, realmCommand, clientCommand, userCommand, tenantCommand, keysCommand, connectionCommand, trustCommand];
 
@@ -23,11 +23,13 @@ function help(): string {
     'commands:',
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
-    'Run `latchkey <command> --help` for a command\'s options.',
+    'Run `latchkey <command> --help` (or `latchkey help <command>`) for a command\'s options.',
     'Configuration: config/latchkey.yaml (or LATCHKEY_CONFIG), DATABASE_URL, LATCHKEY_SECRET, LATCHKEY_ISSUER, PORT,',
     'LATCHKEY_TRUST_PROXY, LOG_LEVEL, LATCHKEY_SMTP_URL, LATCHKEY_EMAIL_FROM.',
   ].join('\n');
 }
+
+const commandHelp = (command: Command) => `${command.summary}\n\nusage: ${command.usage}\n`;
 
 async function readStdin(): Promise<string> {
   if (process.stdin.isTTY) return '';
@@ -40,13 +42,21 @@ const defaultIo: CommandIo = {
   stdout: (t) => process.stdout.write(t),
   stderr: (t) => process.stderr.write(t),
   stdin: readStdin,
+  stdinIsTerminal: () => Boolean(process.stdin.isTTY),
 };
 
 /** Runs the CLI; returns the exit code. */
 export async function main(argv: string[], io: CommandIo = defaultIo): Promise<number> {
   const [name, ...args] = argv;
+  notifyTo(io.stderr);
   if (name === '--help' || name === '-h' || name === 'help') {
-    io.stdout(`${help()}\n`);
+    // `latchkey help user` is `latchkey user --help`
+    const about = name === 'help' && args[0] !== undefined ? COMMANDS.find((c) => c.name === args[0]) : undefined;
+    if (name === 'help' && args[0] !== undefined && !about) {
+      io.stderr(`latchkey: unknown command "${args[0]}"\n\n${help()}\n`);
+      return 2;
+    }
+    io.stdout(about ? commandHelp(about) : `${help()}\n`);
     return 0;
   }
   if (!name) {
@@ -60,7 +70,7 @@ export async function main(argv: string[], io: CommandIo = defaultIo): Promise<n
     return 2;
   }
   if (args.includes('--help') || args.includes('-h')) {
-    io.stdout(`${command.summary}\n\nusage: ${command.usage}\n`);
+    io.stdout(commandHelp(command));
     return 0;
   }
   try {

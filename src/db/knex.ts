@@ -110,6 +110,15 @@ export function migrationConfig(): Knex.MigratorConfig {
   };
 }
 
+/** The migrations the database has and the ones it still needs, by file name. */
+export async function migrationStatus(db: Db): Promise<{ applied: string[]; pending: string[] }> {
+  const [completed, pending] = (await db.migrate.list(migrationConfig())) as [Array<{ name: string } | string>, Array<{ file: string } | string>];
+  return {
+    applied: completed.map((m) => (typeof m === 'string' ? m : m.name)),
+    pending: pending.map((m) => (typeof m === 'string' ? m : m.file)),
+  };
+}
+
 /** Applies every pending migration; safe to call from several instances at once. */
 export async function migrate(db: Db): Promise<string[]> {
   const [, applied] = (await db.migrate.latest(migrationConfig())) as [number, string[]];

@@ -3,7 +3,7 @@ import { payloadsRepo } from '../db/payloads-repo.js';
 import { realmsRepo } from '../db/realms-repo.js';
 import { tenantsRepo, type TenantBranding, type TenantRow } from '../db/tenants-repo.js';
 import { usersRepo, type UserRow } from '../db/users-repo.js';
-import { conflict, invalid, notFound } from '../errors.js';
+import { conflict, invalid, invalidField, notFound } from '../errors.js';
 import { logoUrlProblem, realmSettingsSchema } from '../realms/settings.js';
 
 const TENANT_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -40,7 +40,7 @@ export function normalizeDomain(value: string): string {
   const domain = String(value ?? '').trim().toLowerCase().replace(/^@/, '');
   const labels = domain.split('.');
   if (domain.length > 253 || labels.length < 2 || !labels.every((l) => LABEL.test(l)) || /^[0-9]+$/.test(labels.at(-1)!)) {
-    throw invalid(`"${value}" is not a valid email domain (expected a hostname such as example.com)`);
+    throw invalidField('domains', `"${value}" is not a valid email domain (expected a hostname such as example.com)`);
   }
   return domain;
 }
@@ -49,10 +49,10 @@ function parseBranding(raw: unknown): TenantBranding {
   const parsed = brandingSchema.safeParse(raw ?? {});
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    throw invalid(`branding.${issue.path.join('.') || '?'}: ${issue.message}`);
+    throw invalidField(`branding${issue.path.map((p) => `.${String(p)}`).join('')}`, issue.message);
   }
   const logo = logoUrlProblem(parsed.data.logoUrl);
-  if (logo) throw invalid(`branding.logoUrl: ${logo}`);
+  if (logo) throw invalidField('branding.logoUrl', logo);
   return parsed.data;
 }
 
@@ -65,7 +65,7 @@ export class TenantService {
 
   async create(realmId: string, input: TenantInput): Promise<Tenant> {
     const id = String(input.id ?? '').trim();
-    if (!TENANT_ID.test(id)) throw invalid(`tenant id "${input.id ?? ''}" must be a lower-case slug (a-z, 0-9 and "-", at most 63 characters)`);
+    if (!TENANT_ID.test(id)) throw invalidField('id', `tenant id "${input.id ?? ''}" must be a lower-case slug (a-z, 0-9 and "-", at most 63 characters)`);
     const displayName = this.#name(input.displayName);
     const domains = [...new Set((input.domains ?? []).map(normalizeDomain))];
     const connections = [...new Set((input.connections ?? []).map((c) => String(c).trim()))];
@@ -193,7 +193,7 @@ export class TenantService {
 
   #name(value: unknown): string {
     const name = String(value ?? '').trim();
-    if (!name || name.length > MAX_NAME) throw invalid(`tenant display name must be 1 to ${MAX_NAME} characters`);
+    if (!name || name.length > MAX_NAME) throw invalidField('displayName', `tenant display name must be 1 to ${MAX_NAME} characters`);
     return name;
   }
 

@@ -240,6 +240,12 @@ describeEachDatabase('admin API: authentication, users, pagination, problem+json
     const bad = await api('/tenants', { method: 'POST', token: writeToken, body: { id: 'globex', display_name: 'Globex', domains: ['not a domain'] } });
     expect(bad.status).toBe(400);
     expect(bad.body.detail).toMatch(/not a domain/);
+    expect(bad.body.errors).toEqual([{ field: 'body.domains', message: expect.stringContaining('"not a domain" is not a valid email domain') }]);
+    const badColour = await api('/tenants', { method: 'POST', token: writeToken, body: { id: 'globex', display_name: 'Globex', branding: { primaryColor: 'red' } } });
+    expect(badColour.body.errors).toEqual([{ field: 'body.branding.primaryColor', message: expect.stringContaining('colour') }]);
+    const blankName = await api('/tenants', { method: 'POST', token: writeToken, body: { id: 'globex', display_name: ' ' } });
+    expect(blankName.body.detail).toContain('body.display_name: tenant display name must be');
+    expect(blankName.body.detail).not.toContain('displayName');
     expect((await api('/tenants/globex', { token: readToken })).status).toBe(404);
 
     const missingName = await api('/tenants', { method: 'POST', token: writeToken, body: { id: 'globex' } });

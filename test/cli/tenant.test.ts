@@ -50,9 +50,21 @@ describe('latchkey tenant and user list (SQLite)', () => {
   it('refuses bad input with a message naming it, writing nothing', async () => {
     const before = await count('tenants');
     refused(await server.cli(['tenant', 'create', '--realm', 'default', '--id', 'initech', '--name', 'Initech', '--domain', 'initech.test', '--connection', 'ghost']), 1, 'connection "ghost" in realm "default" does not exist');
-    refused(await server.cli(['tenant', 'create', '--realm', 'default', '--id', 'Bad Id', '--name', 'X']), 1, 'tenant id "Bad Id" must be a lower-case slug');
-    refused(await server.cli(['tenant', 'create', '--realm', 'default', '--id', 'x', '--name', 'X', '--domain', 'no_domain']), 1, '"no_domain" is not a valid email domain');
-    refused(await server.cli(['tenant', 'create', '--realm', 'default', '--id', 'x', '--name', 'X', '--primary-color', 'blue']), 1, 'branding.primaryColor');
+    refused(await server.cli(['tenant', 'create', '--realm', 'default', '--id', 'Bad Id', '--name', 'X']), 1, '--id: tenant id "Bad Id" must be a lower-case slug');
+    refused(await server.cli(['tenant', 'create', '--realm', 'default', '--id', 'x', '--name', 'X', '--domain', 'no_domain']), 1, '--domain: "no_domain" is not a valid email domain');
+    refused(await server.cli(['tenant', 'create', '--realm', 'default', '--id', 'x', '--name', ' ']), 1, '--name: tenant display name must be');
+    // the flags the operator typed, not the service's field names (branding.primaryColor, branding.logoUrl)
+    for (const [args, message] of [
+      [['--primary-color', 'blue'], '--primary-color: must be a colour like #2f5bea'],
+      [['--logo-url', 'ftp://acme.test/logo.png'], '--logo-url: '],
+    ] as const) {
+      const res = await server.cli(['tenant', 'create', '--realm', 'default', '--id', 'x', '--name', 'X', ...args]);
+      refused(res, 1, message);
+      expect(res.stderr).not.toContain('branding.');
+      const update = await server.cli(['tenant', 'update', '--realm', 'default', '--id', 'acme', ...args]);
+      refused(update, 1, message);
+      expect(update.stderr).not.toContain('branding.');
+    }
     refused(await server.cli(['tenant', 'create', '--realm', 'default', '--name', 'X']), 2, 'missing required option --id');
     refused(await server.cli(['tenant', 'list', '--realm', 'nope']), 1, 'realm "nope" does not exist');
     refused(await server.cli(['tenant', 'frobnicate']), 2, 'unknown tenant command "frobnicate"');
@@ -89,7 +101,8 @@ describe('latchkey tenant and user list (SQLite)', () => {
     expect(ok(await server.cli(['user', 'list', '--realm', 'default', '--tenant-id', 'acme', '--email', 'user4@acme.test'])).users).toEqual([]);
     refused(await server.cli(['user', 'list', '--realm', 'default', '--tenant-id', 'nope']), 1, 'tenant "nope" in realm "default" does not exist');
     refused(await server.cli(['user', 'list', '--realm', 'default', '--cursor', 'not a cursor']), 1, 'cursor is not a next_cursor value');
-    refused(await server.cli(['user', 'list', '--realm', 'default', '--limit', '0']), 1, 'limit must be a whole number from 1 to 200');
+    refused(await server.cli(['user', 'list', '--realm', 'default', '--limit', '0']), 1, '--limit: must be a whole number from 1 to 200');
+    refused(await server.cli(['user', 'list', '--realm', 'default', '--sort', 'name']), 1, '--sort: must be one of created_at, -created_at, email, -email');
     refused(await server.cli(['user', 'list', '--realm', 'default', '--limit', 'ten']), 2, '--limit must be a whole number');
 
     expect(ok(await server.cli(['tenant', 'remove-member', '--realm', 'default', '--tenant', 'acme', '--email', 'user3@acme.test']))).toMatchObject({ tenant: 'acme', removed: true });

@@ -1,5 +1,5 @@
 import { CONNECTION_TYPES, PRESETS } from '../../connections/settings.js';
-import { namingFlags, parse, required, UsageError, withServices, type Command } from '../context.js';
+import { namingFlags, parse, readPiped, required, UsageError, withServices, type Command } from '../context.js';
 
 const usage = `latchkey connection create --realm R --id ID --client-id ID [--client-secret-stdin] [--name "Display name"]
                              (--preset ${PRESETS.join('|')} [--base-url URL] [--entra-tenant GUID] [--api-base-url URL]
@@ -95,7 +95,7 @@ export const connectionCommand: Command = {
         if (!o.preset && !o.type) throw new UsageError(`give --preset (${PRESETS.join(', ')}) or --type (${CONNECTION_TYPES.join(', ')})\n\nusage: ${usage}`);
         let clientSecret: string | undefined;
         if (o['client-secret-stdin']) {
-          clientSecret = (await io.stdin()).replace(/\r?\n$/, '');
+          clientSecret = (await readPiped(io, '--client-secret-stdin', 'the client secret')).replace(/\r?\n$/, '');
           if (!clientSecret) throw new UsageError('--client-secret-stdin was given but standard input was empty');
         }
         const scopes = o.scope?.flatMap((s) => s.split(' ')).filter(Boolean);

@@ -1,4 +1,4 @@
-import { parse, required, UsageError, withServices, type Command } from '../context.js';
+import { namingFlags, parse, required, UsageError, withServices, type Command } from '../context.js';
 
 const usage = `latchkey tenant create --realm R --id ID --name N [--domain D ...] [--connection C ...] [--sso-enforced] [--logo-url URL] [--primary-color #hex]
        latchkey tenant update --realm R --id ID [--name N] [--domain D ...] [--connection C ...] [--sso-enforced | --no-sso-enforced] [--logo-url URL] [--primary-color #hex]
@@ -20,6 +20,17 @@ const shape = {
   'primary-color': { type: 'string' },
 } as const;
 
+/** The flag that gave each field of TenantService's input. */
+const FLAGS: Record<string, string> = {
+  id: '--id',
+  displayName: '--name',
+  domains: '--domain',
+  connections: '--connection',
+  'branding.logoUrl': '--logo-url',
+  'branding.primaryColor': '--primary-color',
+};
+const flagOf = (field: string): string => FLAGS[field] ?? field;
+
 export const tenantCommand: Command = {
   name: 'tenant',
   summary: 'create, update, list and delete tenants; add and remove members',
@@ -33,24 +44,28 @@ export const tenantCommand: Command = {
         const id = required(o.id, 'id', usage);
         const name = required(o.name, 'name', usage);
         const branding = { ...(o['logo-url'] ? { logoUrl: o['logo-url'] } : {}), ...(o['primary-color'] ? { primaryColor: o['primary-color'] } : {}) };
-        return withServices((s) => s.tenants.create(realm, { id, displayName: name, domains: o.domain, connections: o.connection, ssoEnforced: Boolean(o['sso-enforced']), branding }));
+        return namingFlags(flagOf, () =>
+          withServices((s) => s.tenants.create(realm, { id, displayName: name, domains: o.domain, connections: o.connection, ssoEnforced: Boolean(o['sso-enforced']), branding })),
+        );
       }
       case 'update': {
         const o = parse(rest, shape, usage);
         const realm = required(o.realm, 'realm', usage);
         const id = required(o.id, 'id', usage);
         if (o['sso-enforced'] && o['no-sso-enforced']) throw new UsageError('--sso-enforced and --no-sso-enforced cannot both be given');
-        return withServices(async (s) => {
-          const current = await s.tenants.get(realm, id);
-          const branding = o['logo-url'] || o['primary-color'] ? { ...current.branding, ...(o['logo-url'] ? { logoUrl: o['logo-url'] } : {}), ...(o['primary-color'] ? { primaryColor: o['primary-color'] } : {}) } : undefined;
-          return s.tenants.update(realm, id, {
-            displayName: o.name,
-            domains: o.domain,
-            connections: o.connection,
-            ssoEnforced: o['sso-enforced'] ? true : o['no-sso-enforced'] ? false : undefined,
-            branding,
-          });
-        });
+        return namingFlags(flagOf, () =>
+          withServices(async (s) => {
+            const current = await s.tenants.get(realm, id);
+            const branding = o['logo-url'] || o['primary-color'] ? { ...current.branding, ...(o['logo-url'] ? { logoUrl: o['logo-url'] } : {}), ...(o['primary-color'] ? { primaryColor: o['primary-color'] } : {}) } : undefined;
+            return s.tenants.update(realm, id, {
+              displayName: o.name,
+              domains: o.domain,
+              connections: o.connection,
+              ssoEnforced: o['sso-enforced'] ? true : o['no-sso-enforced'] ? false : undefined,
+              branding,
+            });
+          }),
+        );
       }
       case 'show':
       case 'delete': {

@@ -1,4 +1,4 @@
-import { parse, required, UsageError, withServices, type Command } from '../context.js';
+import { parse, readPiped, required, UsageError, withServices, type Command } from '../context.js';
 
 const usage = `latchkey trust add --realm R (--sample-token-stdin | --issuer URL --audience AUD)
                           [--user-id-expression EXPR] [--prefix P] [--admin USER_ID ...] [--id ID]
@@ -37,7 +37,7 @@ export const trustCommand: Command = {
         const realmId = required(o.realm, 'realm', usage);
         let sampleToken: string | undefined;
         if (o['sample-token-stdin']) {
-          sampleToken = (await io.stdin()).trim();
+          sampleToken = (await readPiped(io, '--sample-token-stdin', 'a sample token')).trim();
           if (!sampleToken) throw new UsageError('--sample-token-stdin: no token on stdin');
         } else if (!o.issuer || !o.audience) {
           throw new UsageError(`give a sample token (--sample-token-stdin) or both --issuer and --audience\n\nusage: ${usage}`);

@@ -1,6 +1,6 @@
 import type { UserSort } from '../../accounts/user-service.js';
 import { notFound } from '../../errors.js';
-import { parse, required, UsageError, withServices, type Command, type CommandIo } from '../context.js';
+import { namingFlags, parse, readPiped, required, UsageError, withServices, type Command, type CommandIo } from '../context.js';
 
 const usage = `latchkey user create --realm R --email E [--name N] [--password-stdin]
        latchkey user set-password --realm R --email E --password-stdin
@@ -12,7 +12,7 @@ const usage = `latchkey user create --realm R --email E [--name N] [--password-s
 
 /** The password piped to --password-stdin, without one trailing newline. */
 async function passwordFromStdin(io: CommandIo): Promise<string> {
-  const password = (await io.stdin()).replace(/\r?\n$/, '');
+  const password = (await readPiped(io, '--password-stdin', 'the password')).replace(/\r?\n$/, '');
   if (!password) throw new UsageError('--password-stdin was given but standard input was empty');
   return password;
 }
@@ -82,7 +82,10 @@ export const userCommand: Command = {
         const realmId = required(o.realm, 'realm', usage);
         const limit = o.limit === undefined ? undefined : /^[0-9]+$/.test(o.limit) ? Number(o.limit) : NaN;
         if (Number.isNaN(limit)) throw new UsageError(`--limit must be a whole number (got "${o.limit}")`);
-        return withServices((s) => s.users.list(realmId, { tenantId: o['tenant-id'], email: o.email, limit, cursor: o.cursor, sort: o.sort as UserSort | undefined }));
+        return namingFlags(
+          (field) => `--${field}`, // limit, sort
+          () => withServices((s) => s.users.list(realmId, { tenantId: o['tenant-id'], email: o.email, limit, cursor: o.cursor, sort: o.sort as UserSort | undefined })),
+        );
       }
       default:
         throw new UsageError(`${sub ? `unknown user command "${sub}"` : 'user needs a command'}\n\nusage: ${usage}`);
