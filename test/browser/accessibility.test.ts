@@ -31,6 +31,9 @@ describeWithBrowser('accessibility of the pages in Chromium (axe-core WCAG 2.1 A
   let partner: oidc.Configuration;
   let strictWeb: oidc.Configuration;
   let tvClientId: string;
+  /** A realm with organisations (tenants). */
+  let corpIssuer: string;
+  let corpWeb: oidc.Configuration;
   /** Realms with their own primary colour: a mid grey (neither white nor black text reaches 4.5:1 on it) and a pale yellow. */
   const COLOURED = [
     { id: 'grey', colour: '#7a7a7a' },
@@ -75,11 +78,25 @@ describeWithBrowser('accessibility of the pages in Chromium (axe-core WCAG 2.1 A
       writeFileSync(join(dir, `${id}.json`), JSON.stringify({ branding: { primaryColor: colour } }));
       await ok(['realm', 'create', '--id', id, '--name', `Realm ${id}`, '--issuer', colouredIssuer(id), '--settings', join(dir, `${id}.json`)]);
     }
-    const callbacks = [issuer, ...COLOURED.map(({ id }) => colouredIssuer(id))].flatMap((i) => ['--redirect-uri', `${i}/connections/callback`]);
+    corpIssuer = `http://corp.localhost:${server.port}`;
+    await ok(['realm', 'create', '--id', 'corp', '--name', 'Corp', '--issuer', corpIssuer]);
+    const callbacks = [issuer, corpIssuer, ...COLOURED.map(({ id }) => colouredIssuer(id))].flatMap((i) => ['--redirect-uri', `${i}/connections/callback`]);
     const upstreamClient = await ok(['client', 'create', '--realm', 'upstream', '--name', 'Pages', ...callbacks, '--first-party']);
     for (const realm of ['pages', ...COLOURED.map(({ id }) => id)]) {
       await ok(['connection', 'create', '--realm', realm, '--id', 'upcorp', '--type', 'oidc', '--issuer', up, '--name', 'Upstream Corp', '--client-id', upstreamClient.client_id, '--client-secret-stdin'], upstreamClient.client_secret);
     }
+    // organisations (tenants): multi@ belongs to two (the picker); hooli.test signs in only through its two connections
+    for (const [id, name] of [['upcorp', 'Upstream Corp'], ['upcorp2', 'Upstream Backup']]) {
+      await ok(['connection', 'create', '--realm', 'corp', '--id', id!, '--type', 'oidc', '--issuer', up, '--name', name!, '--client-id', upstreamClient.client_id, '--client-secret-stdin'], upstreamClient.client_secret);
+    }
+    const corpClient = await ok(['client', 'create', '--realm', 'corp', '--name', 'Corp App', '--redirect-uri', app.redirectUri, '--first-party']);
+    corpWeb = await discover(corpIssuer, corpClient.client_id, { client_secret: corpClient.client_secret });
+    await ok(['user', 'create', '--realm', 'corp', '--email', 'multi@example.test', '--password-stdin'], PASSWORD);
+    await ok(['tenant', 'create', '--realm', 'corp', '--id', 'acme', '--name', 'Acme Corp']);
+    await ok(['tenant', 'create', '--realm', 'corp', '--id', 'globex', '--name', 'Globex']);
+    await ok(['tenant', 'create', '--realm', 'corp', '--id', 'hooli', '--name', 'Hooli', '--domain', 'hooli.test', '--connection', 'upcorp', '--connection', 'upcorp2', '--sso-enforced']);
+    for (const tenant of ['acme', 'globex']) await ok(['tenant', 'add-member', '--realm', 'corp', '--tenant', tenant, '--email', 'multi@example.test']);
+
     for (const { id } of COLOURED) {
       const client = await ok(['client', 'create', '--realm', id, '--name', 'Demo App', '--redirect-uri', app.redirectUri, '--first-party']);
       coloured.set(id, await discover(colouredIssuer(id), client.client_id, { client_secret: client.client_secret }));
@@ -388,6 +405,24 @@ describeWithBrowser('accessibility of the pages in Chromium (axe-core WCAG 2.1 A
 
     expect(problems).toEqual([]);
     expect(noConsoleTrouble(seen)).toEqual([]);
+  });
+
+  it('organisations: the picker for someone in two, and the single sign-on page of one with two connections', async () => {
+    const { page, seen } = await freshPage();
+    const problems: string[] = [];
+
+    await authorize(page, corpWeb);
+    await signInWithPassword(page, 'multi@example.test', 'Choose an organisation');
+    problems.push(...(await pageProblems(page, 'organisation picker', 'Continue')));
+
+    const other = await freshPage();
+    await authorize(other.page, corpWeb);
+    await typeEmail(other.page, 'erlich@hooli.test');
+    await heading(other.page, 'Sign in to Hooli');
+    problems.push(...(await pageProblems(other.page, 'single sign-on', 'Continue with Upstream Corp')));
+
+    expect(problems).toEqual([]);
+    expect([...noConsoleTrouble(seen), ...noConsoleTrouble(other.seen)]).toEqual([]);
   });
 
   for (const { id, colour } of COLOURED) {
