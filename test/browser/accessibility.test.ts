@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import * as oidc from 'openid-client';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { accessibilityProblems, keyboardProblems, pageProblems } from '../helpers/accessibility.js';
+import { accessibilityProblems, keyboardProblems, pageProblems, reflowProblems } from '../helpers/accessibility.js';
 import { SoftAuthenticator } from '../helpers/authenticator.js';
 import { describeWithBrowser, launchChromium, startTestApp, watchConsole } from '../helpers/browser.js';
 import { discover, PASSWORD, postForm } from '../helpers/flows.js';
@@ -448,7 +448,7 @@ describeWithBrowser('accessibility of the pages in Chromium (axe-core WCAG 2.1 A
     });
   }
 
-  it('the checks can fail: an unlabelled field, a button without a focus ring and an unreachable action are reported (canary)', async () => {
+  it('the checks can fail: an unlabelled field, a button without a focus ring, an unreachable action and a page wider than 320px are reported (canary)', async () => {
     const { page } = await freshPage();
     await authorize(page, web);
     await heading(page, /Sign in/);
@@ -457,10 +457,12 @@ describeWithBrowser('accessibility of the pages in Chromium (axe-core WCAG 2.1 A
       // CSSOM, which the pages' CSP allows (it forbids style attributes in the markup, not this)
       const continueButton = Array.from(document.querySelectorAll('button')).find((b) => b.textContent?.trim() === 'Continue')!;
       continueButton.style.outline = 'none';
+      (document.querySelector('h1') as HTMLElement).style.minWidth = '40rem';
     });
     expect((await accessibilityProblems(page, 'canary')).join('\n')).toMatch(/canary \(light\): label \[critical\] .*#lk-email/);
     const keyboard = (await keyboardProblems(page, 'canary', 'No such button')).join('\n');
     expect(keyboard).toMatch(/Tab stop button\.lk-button.* "Continue" has no visible focus indicator/);
     expect(keyboard).toMatch(/the main action "No such button" is not reached with Tab/);
+    expect((await reflowProblems(page, 'canary')).join('\n')).toMatch(/canary \(320px wide\): the page is \d+px wide in a 320px window: .*h1\.lk-title/);
   });
 });

@@ -123,7 +123,33 @@ export async function keyboardProblems(page: Page, label: string, mainAction: st
   return problems;
 }
 
-/** Both checks of one page. */
+/**
+ * Reflow (WCAG 1.4.10): at 320 CSS pixels wide, what 1280 pixels at 400% zoom give, the page must
+ * not scroll sideways. Names the elements that stick out on the right.
+ */
+export async function reflowProblems(page: Page, label: string): Promise<string[]> {
+  const before = page.viewportSize();
+  await page.setViewportSize({ width: 320, height: 640 });
+  try {
+    const wide = await page.evaluate(() => {
+      const width = document.documentElement.clientWidth;
+      if (document.documentElement.scrollWidth <= width) return [];
+      const out: string[] = [];
+      for (const el of Array.from(document.body.querySelectorAll('*'))) {
+        const r = el.getBoundingClientRect();
+        if (r.width > 0 && r.right > width + 0.5 && !(el.parentElement && el.parentElement.getBoundingClientRect().right > width + 0.5)) {
+          out.push(`${el.tagName.toLowerCase()}${el.className && typeof el.className === 'string' ? `.${el.className.trim().split(/\s+/).join('.')}` : ''} (right edge at ${Math.round(r.right)}px)`);
+        }
+      }
+      return [`the page is ${document.documentElement.scrollWidth}px wide in a ${width}px window: ${out.join(', ')}`];
+    });
+    return wide.map((w) => `${label} (320px wide): ${w}`);
+  } finally {
+    if (before) await page.setViewportSize(before);
+  }
+}
+
+/** All the checks of one page: axe in both colour schemes, the keyboard walk and reflow at 320px. */
 export async function pageProblems(page: Page, label: string, mainAction: string | RegExp): Promise<string[]> {
-  return [...(await accessibilityProblems(page, label)), ...(await keyboardProblems(page, label, mainAction))];
+  return [...(await accessibilityProblems(page, label)), ...(await keyboardProblems(page, label, mainAction)), ...(await reflowProblems(page, label))];
 }
