@@ -42,6 +42,8 @@ describeWithBrowser('accessibility of the pages in Chromium (axe-core WCAG 2.1 A
   const coloured = new Map<string, oidc.Configuration>();
   /** The authenticator-app secret of mfa@ (it also has a security key). */
   let mfaSecret: string;
+  /** solo@'s recovery codes (it has a passkey and no password; a code is the way in without the passkey). */
+  let soloRecoveryCodes: string[];
   const contexts: BrowserContext[] = [];
 
   const ok = async (args: string[], stdin?: string) => {
@@ -111,21 +113,34 @@ describeWithBrowser('accessibility of the pages in Chromium (axe-core WCAG 2.1 A
     partner = await discover(issuer, partnerClient.client_id, { client_secret: partnerClient.client_secret });
     strictWeb = await discover(strictIssuer, strictClient.client_id, { client_secret: strictClient.client_secret });
 
-    for (const email of ['ada@example.test', 'mfa@example.test', 'pk@example.test', 'tv@example.test', 'acct@example.test']) {
-      await ok(['user', 'create', '--realm', 'pages', '--email', email, '--name', 'Ada Lovelace', '--password-stdin'], PASSWORD);
+    // the people (independent CLI runs, two at a time: each is a process of its own)
+    const people: Array<[string, string, boolean]> = [
+      ...['ada', 'mfa', 'pk', 'tv', 'acct'].map((name): [string, string, boolean] => ['pages', `${name}@example.test`, true]),
+      ['pages', 'solo@example.test', false],
+      ['strict', 'enrol@example.test', true],
+    ];
+    for (let i = 0; i < people.length; i += 2) {
+      await Promise.all(
+        people.slice(i, i + 2).map(([realm, email, withPassword]) =>
+          withPassword ? ok(['user', 'create', '--realm', realm, '--email', email, '--name', 'Ada Lovelace', '--password-stdin'], PASSWORD) : ok(['user', 'create', '--realm', realm, '--email', email]),
+        ),
+      );
     }
-    await ok(['user', 'create', '--realm', 'strict', '--email', 'enrol@example.test', '--password-stdin'], PASSWORD);
 
     // mfa@: an authenticator app and a security key; pk@: a passkey (its sign-in asks for it first)
     const mfa = (await server.services.users.findByEmail('pages', 'mfa@example.test'))!;
     const enrolment = await server.services.totp.startEnrolment('pages', mfa.id, mfa.email, 'Pages');
     expect(await server.services.totp.confirmEnrolment('pages', mfa.id, codeAt(enrolment.secret, Date.now()))).toBe(true);
     mfaSecret = enrolment.secret;
+    // solo@: a passkey and recovery codes, no password
+    await registerCredential('pages', issuer, 'solo@example.test', 'passkey');
+    soloRecoveryCodes = await server.services.recovery.generate('pages', (await server.services.users.findByEmail('pages', 'solo@example.test'))!.id);
     await registerCredential('pages', issuer, 'mfa@example.test', 'security-key');
     await registerCredential('pages', issuer, 'pk@example.test', 'passkey');
 
     browser = await launchChromium();
-  });
+    // some forty CLI runs (a process each) on a shared two-core machine
+  }, 300_000);
   afterEach(async () => {
     while (contexts.length) await contexts.pop()!.close();
   });
@@ -276,7 +291,7 @@ describeWithBrowser('accessibility of the pages in Chromium (axe-core WCAG 2.1 A
     expect(noConsoleTrouble(seen)).toEqual([]);
   });
 
-  it('passkey step (an account with a passkey) and second-factor set-up with its QR code (a realm that requires it)', async () => {
+  it('passkey step, a recovery code instead of the passkey and the passkey offer after it, second-factor set-up with its QR code (a realm that requires it)', async () => {
     const { page, seen } = await freshPage();
     const problems: string[] = [];
 
@@ -286,6 +301,21 @@ describeWithBrowser('accessibility of the pages in Chromium (axe-core WCAG 2.1 A
     await page.waitForLoadState('load');
     await button(page, 'Sign in with your passkey').waitFor();
     problems.push(...(await pageProblems(page, 'passkey step', 'Sign in with your passkey')));
+
+    // without the passkey and without a password: a recovery code, then the passkey offer says so first
+    await authorize(page, web);
+    await typeEmail(page, 'solo@example.test');
+    await heading(page, /Sign in with your passkey/);
+    await page.getByRole('link', { name: 'Use a recovery code' }).click();
+    await page.getByLabel('Recovery code').waitFor();
+    problems.push(...(await pageProblems(page, 'recovery code instead of a passkey', 'Use recovery code')));
+    await page.getByLabel('Recovery code').fill(soloRecoveryCodes[0]!);
+    await button(page, 'Use recovery code').click();
+    await heading(page, 'Create a passkey for faster sign-in');
+    await page.getByText('You signed in with a recovery code').waitFor();
+    await page.waitForLoadState('load');
+    await button(page, 'Create a passkey').waitFor();
+    problems.push(...(await pageProblems(page, 'passkey offer after a recovery code', 'Create a passkey')));
 
     await authorize(page, strictWeb);
     await typeEmail(page, 'enrol@example.test');
@@ -379,6 +409,12 @@ describeWithBrowser('accessibility of the pages in Chromium (axe-core WCAG 2.1 A
       expect(now.description, c.label).toMatch(c.message);
       problems.push(...(await pageProblems(page, `account page, password ${c.label}`, 'Change password')));
     }
+    // accepted: the page comes back with its status message
+    await page.getByLabel('New password', { exact: true }).fill(PASSWORD + '-new');
+    await page.getByLabel('Confirm new password').fill(PASSWORD + '-new');
+    await button(page, 'Change password').click();
+    await page.getByRole('status').filter({ hasText: /password/i }).waitFor();
+    problems.push(...(await pageProblems(page, 'account page, password changed', 'Change password')));
     expect(problems).toEqual([]);
     expect(noConsoleTrouble(seen)).toEqual([]);
   });
