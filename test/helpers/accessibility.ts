@@ -149,7 +149,13 @@ export async function reflowProblems(page: Page, label: string): Promise<string[
   }
 }
 
-/** All the checks of one page: axe in both colour schemes, the keyboard walk and reflow at 320px. */
+/** All the checks of one page: axe and the keyboard walk in both colour schemes, and reflow at 320px. */
 export async function pageProblems(page: Page, label: string, mainAction: string | RegExp): Promise<string[]> {
-  return [...(await accessibilityProblems(page, label)), ...(await keyboardProblems(page, label, mainAction)), ...(await reflowProblems(page, label))];
+  const problems = await accessibilityProblems(page, label);
+  for (const colorScheme of ['light', 'dark'] as const) {
+    await page.emulateMedia({ colorScheme });
+    problems.push(...(await keyboardProblems(page, `${label} (${colorScheme})`, mainAction)));
+  }
+  await page.emulateMedia({ colorScheme: 'light' });
+  return [...problems, ...(await reflowProblems(page, label))];
 }
