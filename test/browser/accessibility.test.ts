@@ -462,7 +462,7 @@ describeWithBrowser('accessibility of the pages in Chromium (axe-core WCAG 2.1 A
   });
 
   for (const { id, colour } of COLOURED) {
-    it(`a realm's own colour (${colour}): email step, wrong password and passkey offer stay readable and show their focus`, async () => {
+    it(`a realm's own colour (${colour}): email step, wrong password, passkey offer and account page stay readable and show their focus`, async () => {
       const { page, seen } = await freshPage();
       const problems: string[] = [];
       await authorize(page, coloured.get(id)!);
@@ -479,6 +479,12 @@ describeWithBrowser('accessibility of the pages in Chromium (axe-core WCAG 2.1 A
       await page.waitForLoadState('load');
       await button(page, 'Create a passkey').waitFor();
       problems.push(...(await pageProblems(page, `${colour}: passkey offer`, 'Create a passkey')));
+      await button(page, 'Not now').click();
+      await page.waitForURL((u) => u.href.startsWith(app.redirectUri));
+      // the account page: its checkbox ("Sign out of all other devices") in the realm's colours
+      await page.goto(`http://${id}.localhost:${server.port}/account`);
+      await heading(page, 'Your account');
+      problems.push(...(await pageProblems(page, `${colour}: account page`, 'Change password')));
       expect(problems).toEqual([]);
       expect(noConsoleTrouble(seen)).toEqual([]);
     });
