@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import * as oidc from 'openid-client';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { accessibilityProblems, keyboardProblems, pageProblems } from '../helpers/accessibility.js';
+import { accessibilityProblems, keyboardProblems, pageProblems, reflowProblems } from '../helpers/accessibility.js';
 import { SoftAuthenticator } from '../helpers/authenticator.js';
 import { describeWithBrowser, launchChromium, startTestApp, watchConsole } from '../helpers/browser.js';
 import { discover, PASSWORD, postForm } from '../helpers/flows.js';
@@ -31,6 +31,9 @@ describeWithBrowser('accessibility of the pages in Chromium (axe-core WCAG 2.1 A
   let partner: oidc.Configuration;
   let strictWeb: oidc.Configuration;
   let tvClientId: string;
+  /** A realm with organisations (tenants). */
+  let corpIssuer: string;
+  let corpWeb: oidc.Configuration;
   /** Realms with their own primary colour: a mid grey (neither white nor black text reaches 4.5:1 on it) and a pale yellow. */
   const COLOURED = [
     { id: 'grey', colour: '#7a7a7a' },
@@ -39,6 +42,8 @@ describeWithBrowser('accessibility of the pages in Chromium (axe-core WCAG 2.1 A
   const coloured = new Map<string, oidc.Configuration>();
   /** The authenticator-app secret of mfa@ (it also has a security key). */
   let mfaSecret: string;
+  /** solo@'s recovery codes (it has a passkey and no password; a code is the way in without the passkey). */
+  let soloRecoveryCodes: string[];
   const contexts: BrowserContext[] = [];
 
   const ok = async (args: string[], stdin?: string) => {
@@ -75,11 +80,25 @@ describeWithBrowser('accessibility of the pages in Chromium (axe-core WCAG 2.1 A
       writeFileSync(join(dir, `${id}.json`), JSON.stringify({ branding: { primaryColor: colour } }));
       await ok(['realm', 'create', '--id', id, '--name', `Realm ${id}`, '--issuer', colouredIssuer(id), '--settings', join(dir, `${id}.json`)]);
     }
-    const callbacks = [issuer, ...COLOURED.map(({ id }) => colouredIssuer(id))].flatMap((i) => ['--redirect-uri', `${i}/connections/callback`]);
+    corpIssuer = `http://corp.localhost:${server.port}`;
+    await ok(['realm', 'create', '--id', 'corp', '--name', 'Corp', '--issuer', corpIssuer]);
+    const callbacks = [issuer, corpIssuer, ...COLOURED.map(({ id }) => colouredIssuer(id))].flatMap((i) => ['--redirect-uri', `${i}/connections/callback`]);
     const upstreamClient = await ok(['client', 'create', '--realm', 'upstream', '--name', 'Pages', ...callbacks, '--first-party']);
     for (const realm of ['pages', ...COLOURED.map(({ id }) => id)]) {
       await ok(['connection', 'create', '--realm', realm, '--id', 'upcorp', '--type', 'oidc', '--issuer', up, '--name', 'Upstream Corp', '--client-id', upstreamClient.client_id, '--client-secret-stdin'], upstreamClient.client_secret);
     }
+    // organisations (tenants): multi@ belongs to two (the picker); hooli.test signs in only through its two connections
+    for (const [id, name] of [['upcorp', 'Upstream Corp'], ['upcorp2', 'Upstream Backup']]) {
+      await ok(['connection', 'create', '--realm', 'corp', '--id', id!, '--type', 'oidc', '--issuer', up, '--name', name!, '--client-id', upstreamClient.client_id, '--client-secret-stdin'], upstreamClient.client_secret);
+    }
+    const corpClient = await ok(['client', 'create', '--realm', 'corp', '--name', 'Corp App', '--redirect-uri', app.redirectUri, '--first-party']);
+    corpWeb = await discover(corpIssuer, corpClient.client_id, { client_secret: corpClient.client_secret });
+    await ok(['user', 'create', '--realm', 'corp', '--email', 'multi@example.test', '--password-stdin'], PASSWORD);
+    await ok(['tenant', 'create', '--realm', 'corp', '--id', 'acme', '--name', 'Acme Corp']);
+    await ok(['tenant', 'create', '--realm', 'corp', '--id', 'globex', '--name', 'Globex']);
+    await ok(['tenant', 'create', '--realm', 'corp', '--id', 'hooli', '--name', 'Hooli', '--domain', 'hooli.test', '--connection', 'upcorp', '--connection', 'upcorp2', '--sso-enforced']);
+    for (const tenant of ['acme', 'globex']) await ok(['tenant', 'add-member', '--realm', 'corp', '--tenant', tenant, '--email', 'multi@example.test']);
+
     for (const { id } of COLOURED) {
       const client = await ok(['client', 'create', '--realm', id, '--name', 'Demo App', '--redirect-uri', app.redirectUri, '--first-party']);
       coloured.set(id, await discover(colouredIssuer(id), client.client_id, { client_secret: client.client_secret }));
@@ -94,21 +113,34 @@ describeWithBrowser('accessibility of the pages in Chromium (axe-core WCAG 2.1 A
     partner = await discover(issuer, partnerClient.client_id, { client_secret: partnerClient.client_secret });
     strictWeb = await discover(strictIssuer, strictClient.client_id, { client_secret: strictClient.client_secret });
 
-    for (const email of ['ada@example.test', 'mfa@example.test', 'pk@example.test', 'tv@example.test', 'acct@example.test']) {
-      await ok(['user', 'create', '--realm', 'pages', '--email', email, '--name', 'Ada Lovelace', '--password-stdin'], PASSWORD);
+    // the people (independent CLI runs, two at a time: each is a process of its own)
+    const people: Array<[string, string, boolean]> = [
+      ...['ada', 'mfa', 'pk', 'tv', 'acct'].map((name): [string, string, boolean] => ['pages', `${name}@example.test`, true]),
+      ['pages', 'solo@example.test', false],
+      ['strict', 'enrol@example.test', true],
+    ];
+    for (let i = 0; i < people.length; i += 2) {
+      await Promise.all(
+        people.slice(i, i + 2).map(([realm, email, withPassword]) =>
+          withPassword ? ok(['user', 'create', '--realm', realm, '--email', email, '--name', 'Ada Lovelace', '--password-stdin'], PASSWORD) : ok(['user', 'create', '--realm', realm, '--email', email]),
+        ),
+      );
     }
-    await ok(['user', 'create', '--realm', 'strict', '--email', 'enrol@example.test', '--password-stdin'], PASSWORD);
 
     // mfa@: an authenticator app and a security key; pk@: a passkey (its sign-in asks for it first)
     const mfa = (await server.services.users.findByEmail('pages', 'mfa@example.test'))!;
     const enrolment = await server.services.totp.startEnrolment('pages', mfa.id, mfa.email, 'Pages');
     expect(await server.services.totp.confirmEnrolment('pages', mfa.id, codeAt(enrolment.secret, Date.now()))).toBe(true);
     mfaSecret = enrolment.secret;
+    // solo@: a passkey and recovery codes, no password
+    await registerCredential('pages', issuer, 'solo@example.test', 'passkey');
+    soloRecoveryCodes = await server.services.recovery.generate('pages', (await server.services.users.findByEmail('pages', 'solo@example.test'))!.id);
     await registerCredential('pages', issuer, 'mfa@example.test', 'security-key');
     await registerCredential('pages', issuer, 'pk@example.test', 'passkey');
 
     browser = await launchChromium();
-  });
+    // some forty CLI runs (a process each) on a shared two-core machine
+  }, 300_000);
   afterEach(async () => {
     while (contexts.length) await contexts.pop()!.close();
   });
@@ -259,7 +291,7 @@ describeWithBrowser('accessibility of the pages in Chromium (axe-core WCAG 2.1 A
     expect(noConsoleTrouble(seen)).toEqual([]);
   });
 
-  it('passkey step (an account with a passkey) and second-factor set-up with its QR code (a realm that requires it)', async () => {
+  it('passkey step, a recovery code instead of the passkey and the passkey offer after it, second-factor set-up with its QR code (a realm that requires it)', async () => {
     const { page, seen } = await freshPage();
     const problems: string[] = [];
 
@@ -269,6 +301,21 @@ describeWithBrowser('accessibility of the pages in Chromium (axe-core WCAG 2.1 A
     await page.waitForLoadState('load');
     await button(page, 'Sign in with your passkey').waitFor();
     problems.push(...(await pageProblems(page, 'passkey step', 'Sign in with your passkey')));
+
+    // without the passkey and without a password: a recovery code, then the passkey offer says so first
+    await authorize(page, web);
+    await typeEmail(page, 'solo@example.test');
+    await heading(page, /Sign in with your passkey/);
+    await page.getByRole('link', { name: 'Use a recovery code' }).click();
+    await page.getByLabel('Recovery code').waitFor();
+    problems.push(...(await pageProblems(page, 'recovery code instead of a passkey', 'Use recovery code')));
+    await page.getByLabel('Recovery code').fill(soloRecoveryCodes[0]!);
+    await button(page, 'Use recovery code').click();
+    await heading(page, 'Create a passkey for faster sign-in');
+    await page.getByText('You signed in with a recovery code').waitFor();
+    await page.waitForLoadState('load');
+    await button(page, 'Create a passkey').waitFor();
+    problems.push(...(await pageProblems(page, 'passkey offer after a recovery code', 'Create a passkey')));
 
     await authorize(page, strictWeb);
     await typeEmail(page, 'enrol@example.test');
@@ -362,6 +409,12 @@ describeWithBrowser('accessibility of the pages in Chromium (axe-core WCAG 2.1 A
       expect(now.description, c.label).toMatch(c.message);
       problems.push(...(await pageProblems(page, `account page, password ${c.label}`, 'Change password')));
     }
+    // accepted: the page comes back with its status message
+    await page.getByLabel('New password', { exact: true }).fill(PASSWORD + '-new');
+    await page.getByLabel('Confirm new password').fill(PASSWORD + '-new');
+    await button(page, 'Change password').click();
+    await page.getByRole('status').filter({ hasText: /password/i }).waitFor();
+    problems.push(...(await pageProblems(page, 'account page, password changed', 'Change password')));
     expect(problems).toEqual([]);
     expect(noConsoleTrouble(seen)).toEqual([]);
   });
@@ -390,8 +443,26 @@ describeWithBrowser('accessibility of the pages in Chromium (axe-core WCAG 2.1 A
     expect(noConsoleTrouble(seen)).toEqual([]);
   });
 
+  it('organisations: the picker for someone in two, and the single sign-on page of one with two connections', async () => {
+    const { page, seen } = await freshPage();
+    const problems: string[] = [];
+
+    await authorize(page, corpWeb);
+    await signInWithPassword(page, 'multi@example.test', 'Choose an organisation');
+    problems.push(...(await pageProblems(page, 'organisation picker', 'Continue')));
+
+    const other = await freshPage();
+    await authorize(other.page, corpWeb);
+    await typeEmail(other.page, 'erlich@hooli.test');
+    await heading(other.page, 'Sign in to Hooli');
+    problems.push(...(await pageProblems(other.page, 'single sign-on', 'Continue with Upstream Corp')));
+
+    expect(problems).toEqual([]);
+    expect([...noConsoleTrouble(seen), ...noConsoleTrouble(other.seen)]).toEqual([]);
+  });
+
   for (const { id, colour } of COLOURED) {
-    it(`a realm's own colour (${colour}): email step, wrong password and passkey offer stay readable and show their focus`, async () => {
+    it(`a realm's own colour (${colour}): email step, wrong password, passkey offer and account page stay readable and show their focus`, async () => {
       const { page, seen } = await freshPage();
       const problems: string[] = [];
       await authorize(page, coloured.get(id)!);
@@ -408,12 +479,18 @@ describeWithBrowser('accessibility of the pages in Chromium (axe-core WCAG 2.1 A
       await page.waitForLoadState('load');
       await button(page, 'Create a passkey').waitFor();
       problems.push(...(await pageProblems(page, `${colour}: passkey offer`, 'Create a passkey')));
+      await button(page, 'Not now').click();
+      await page.waitForURL((u) => u.href.startsWith(app.redirectUri));
+      // the account page: its checkbox ("Sign out of all other devices") in the realm's colours
+      await page.goto(`http://${id}.localhost:${server.port}/account`);
+      await heading(page, 'Your account');
+      problems.push(...(await pageProblems(page, `${colour}: account page`, 'Change password')));
       expect(problems).toEqual([]);
       expect(noConsoleTrouble(seen)).toEqual([]);
     });
   }
 
-  it('the checks can fail: an unlabelled field, a button without a focus ring and an unreachable action are reported (canary)', async () => {
+  it('the checks can fail: an unlabelled field, a button without a focus ring, an unreachable action and a page wider than 320px are reported (canary)', async () => {
     const { page } = await freshPage();
     await authorize(page, web);
     await heading(page, /Sign in/);
@@ -422,10 +499,12 @@ describeWithBrowser('accessibility of the pages in Chromium (axe-core WCAG 2.1 A
       // CSSOM, which the pages' CSP allows (it forbids style attributes in the markup, not this)
       const continueButton = Array.from(document.querySelectorAll('button')).find((b) => b.textContent?.trim() === 'Continue')!;
       continueButton.style.outline = 'none';
+      (document.querySelector('h1') as HTMLElement).style.minWidth = '40rem';
     });
     expect((await accessibilityProblems(page, 'canary')).join('\n')).toMatch(/canary \(light\): label \[critical\] .*#lk-email/);
     const keyboard = (await keyboardProblems(page, 'canary', 'No such button')).join('\n');
     expect(keyboard).toMatch(/Tab stop button\.lk-button.* "Continue" has no visible focus indicator/);
     expect(keyboard).toMatch(/the main action "No such button" is not reached with Tab/);
+    expect((await reflowProblems(page, 'canary')).join('\n')).toMatch(/canary \(320px wide\): the page is \d+px wide in a 320px window: .*h1\.lk-title/);
   });
 });

@@ -123,7 +123,70 @@ export async function keyboardProblems(page: Page, label: string, mainAction: st
   return problems;
 }
 
-/** Both checks of one page. */
+/**
+ * Reflow (WCAG 1.4.10): at 320 CSS pixels wide, what 1280 pixels at 400% zoom give, the page must
+ * not scroll sideways. Names the elements that stick out on the right.
+ */
+export async function reflowProblems(page: Page, label: string): Promise<string[]> {
+  const before = page.viewportSize();
+  await page.setViewportSize({ width: 320, height: 640 });
+  try {
+    const wide = await page.evaluate(() => {
+      const width = document.documentElement.clientWidth;
+      if (document.documentElement.scrollWidth <= width) return [];
+      const out: string[] = [];
+      for (const el of Array.from(document.body.querySelectorAll('*'))) {
+        const r = el.getBoundingClientRect();
+        if (r.width > 0 && r.right > width + 0.5 && !(el.parentElement && el.parentElement.getBoundingClientRect().right > width + 0.5)) {
+          out.push(`${el.tagName.toLowerCase()}${el.className && typeof el.className === 'string' ? `.${el.className.trim().split(/\s+/).join('.')}` : ''} (right edge at ${Math.round(r.right)}px)`);
+        }
+      }
+      return [`the page is ${document.documentElement.scrollWidth}px wide in a ${width}px window: ${out.join(', ')}`];
+    });
+    return wide.map((w) => `${label} (320px wide): ${w}`);
+  } finally {
+    if (before) await page.setViewportSize(before);
+  }
+}
+
+/**
+ * Checkboxes and radio buttons drawn in an accent colour: when ticked, that colour is what shows their
+ * state, so it needs 3:1 against the background behind them (WCAG 1.4.11). Names those that lack it.
+ */
+export async function controlColourProblems(page: Page, label: string): Promise<string[]> {
+  const weak = await page.evaluate(() => {
+    const rgb = (c: string) => (/rgba?\(([^)]+)\)/.exec(c)?.[1] ?? '').split(/[\s,/]+/).filter(Boolean).map(Number);
+    const lum = ([r, g, b]: number[]) =>
+      [r!, g!, b!].map((v) => (v / 255 <= 0.04045 ? v / 255 / 12.92 : ((v / 255 + 0.055) / 1.055) ** 2.4)).reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i]!, 0);
+    const out: string[] = [];
+    for (const el of Array.from(document.querySelectorAll<HTMLInputElement>('input[type="checkbox"], input[type="radio"]'))) {
+      const accent = rgb(getComputedStyle(el).accentColor);
+      if (accent.length < 3 || !el.getClientRects().length) continue; // "auto": the browser's own colour
+      let bg = [255, 255, 255];
+      for (let n: Element | null = el.parentElement; n; n = n.parentElement) {
+        const c = rgb(getComputedStyle(n).backgroundColor);
+        if (c.length === 3 || (c.length === 4 && c[3]! > 0)) {
+          bg = c;
+          break;
+        }
+      }
+      const [hi, lo] = [lum(accent), lum(bg)].sort((a, b) => b - a) as [number, number];
+      const ratio = Math.round(((hi + 0.05) / (lo + 0.05)) * 100) / 100;
+      if (ratio < 3) out.push(`input#${el.id} (${el.type}) accent-color ${getComputedStyle(el).accentColor} on ${`rgb(${bg.slice(0, 3).join(', ')})`}: ${ratio}:1 < 3:1`);
+    }
+    return out;
+  });
+  return weak.map((w) => `${label}: ${w}`);
+}
+
+/** All the checks of one page: axe, the keyboard walk and the controls' accent colour in both colour schemes, and reflow at 320px. */
 export async function pageProblems(page: Page, label: string, mainAction: string | RegExp): Promise<string[]> {
-  return [...(await accessibilityProblems(page, label)), ...(await keyboardProblems(page, label, mainAction))];
+  const problems = await accessibilityProblems(page, label);
+  for (const colorScheme of ['light', 'dark'] as const) {
+    await page.emulateMedia({ colorScheme });
+    problems.push(...(await keyboardProblems(page, `${label} (${colorScheme})`, mainAction)));
+    problems.push(...(await controlColourProblems(page, `${label} (${colorScheme})`)));
+  }
+  await page.emulateMedia({ colorScheme: 'light' });
+  return [...problems, ...(await reflowProblems(page, label))];
 }
