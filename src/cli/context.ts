@@ -96,20 +96,6 @@ export async function namingFlags<T>(flagOf: (field: string) => string, fn: () =
 }
 
 /**
- * Runs `fn`; a service's complaint about fields of its input (InvalidFieldsError) comes out naming the
- * flags the operator typed (`flagOf`, from the service's field name, e.g. `tokenEndpoint` to
- * `--token-endpoint`) instead of the service's names.
- */
-export async function namingFlags<T>(flagOf: (field: string) => string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof InvalidFieldsError) throw new LatchkeyError(err.code, err.describe(flagOf), err.status);
-    throw err;
-  }
-}
-
-/**
  * The services for a command that is not `serve`. Its argon2 helper runs at normal priority whatever
  * `passwords.hashPriority` says: that setting is for the server (ServicesOptions.hashPriority).
  */
