@@ -21,6 +21,7 @@ import { enableTokenExchange } from './token-exchange.js';
 import { holdFirstPageRedirect } from './first-page.js';
 import { holdResumeRedirect } from './resume-in-process.js';
 import { addModuleClaimsToIdTokens } from './id-token-module-claims.js';
+import { keepRefreshTokenOnDenial } from './refresh-on-denial.js';
 import { grantTypeOf, refreshTokenTtl, withoutProviderAsyncContext } from './request-context.js';
 import type { TenantService } from '../tenants/service.js';
 import type { LoginThrottle } from '../accounts/login-throttle.js';
@@ -319,6 +320,7 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
   if (deps.throttle) refuseLockedUserCodeGuesses(provider, deps.throttle, realm.id);
   holdFirstPageRedirect(provider);
   addModuleClaimsToIdTokens(provider);
+  keepRefreshTokenOnDenial(provider);
   holdResumeRedirect(provider);
   enableTokenExchange(provider, { realmId: realm.id, trust: deps.trust, defaultAudience: settings.defaultAudience, resourceServerInfo });
   const log = deps.log.child({ realm: realm.id, issuer });
