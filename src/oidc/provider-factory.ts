@@ -21,6 +21,8 @@ import { enableTokenExchange } from './token-exchange.js';
 import { holdFirstPageRedirect } from './first-page.js';
 import { holdResumeRedirect } from './resume-in-process.js';
 import { addModuleClaimsToIdTokens } from './id-token-module-claims.js';
+import type { EventBus } from '../events/bus.js';
+import { deviceSignInEvents } from './device-events.js';
 import { keepRefreshTokenOnDenial } from './refresh-on-denial.js';
 import { grantTypeOf, refreshTokenTtl, withoutProviderAsyncContext } from './request-context.js';
 import type { TenantService } from '../tenants/service.js';
@@ -40,6 +42,8 @@ export interface ProviderDeps {
   trust: TrustService;
   /** Rate-limits device-flow user code guesses; absent on the throwaway provider that validates client metadata. */
   throttle?: LoginThrottle;
+  /** Where the device flow's outcomes go (src/oidc/device-events.ts); absent on that throwaway provider too. */
+  events?: EventBus;
 }
 
 const SCOPE_CLAIMS = {
@@ -102,6 +106,8 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
   const t = config.tokens;
   const settings = realm.settings;
   const resources = new Map(settings.resources.map((r) => [r.uri, r]));
+  const deviceEvents = deps.events ? deviceSignInEvents(deps.events, realm.id, issuer) : undefined;
+  const userCodeInput = deps.throttle ? countWrongUserCodes(deps.throttle, realm.id, providerPages.deviceInput) : providerPages.deviceInput;
   const resourceServerInfo = (resourceIndicator: string) => {
     const resource = resources.get(resourceIndicator);
     if (!resource) throw new errors.InvalidTarget(`resource ${resourceIndicator} is not an API of this realm`);
@@ -221,9 +227,9 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
       userinfo: { enabled: true },
       deviceFlow: {
         enabled: true,
-        userCodeInputSource: deps.throttle ? countWrongUserCodes(deps.throttle, realm.id, providerPages.deviceInput) : providerPages.deviceInput,
+        userCodeInputSource: deviceEvents ? deviceEvents.inputSource(userCodeInput) : userCodeInput,
         userCodeConfirmSource: providerPages.deviceConfirm,
-        successSource: providerPages.deviceSuccess,
+        successSource: deviceEvents ? deviceEvents.successSource(providerPages.deviceSuccess) : providerPages.deviceSuccess,
       },
       rpInitiatedLogout: {
         enabled: true,
@@ -317,7 +323,7 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
   withoutProviderAsyncContext();
   const provider = new Provider(issuer, configuration);
   provider.proxy = config.server.trustProxy;
-  if (deps.throttle) refuseLockedUserCodeGuesses(provider, deps.throttle, realm.id);
+  if (deps.throttle) refuseLockedUserCodeGuesses(provider, deps.throttle, realm.id, deviceEvents?.throttled);
   holdFirstPageRedirect(provider);
   addModuleClaimsToIdTokens(provider);
   keepRefreshTokenOnDenial(provider);

@@ -24,11 +24,12 @@ export function countWrongUserCodes(throttle: LoginThrottle, realmId: string, so
 }
 
 /** Refuses user-code submissions (POST /device) from an address locked by wrong codes. */
-export function refuseLockedUserCodeGuesses(provider: Provider, throttle: LoginThrottle, realmId: string): void {
+export function refuseLockedUserCodeGuesses(provider: Provider, throttle: LoginThrottle, realmId: string, onRefused?: (ctx: KoaContextWithOIDC) => void): void {
   provider.use(async (ctx, next) => {
     if (ctx.method === 'POST' && ctx.path === '/device') {
       const verdict = await throttle.checkAddress(realmId, USER_CODE_PURPOSE, ctx.ip);
       if (!verdict.allowed) {
+        onRefused?.(ctx as unknown as KoaContextWithOIDC);
         ctx.status = 429;
         ctx.set('Retry-After', String(verdict.retryAfterSeconds));
         ctx.type = 'html';
