@@ -1,5 +1,6 @@
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { EventBus, SignInEvent } from '../events/bus.js';
+import { providerSignInEvent } from './sign-in-event.js';
 
 type Source = (ctx: KoaContextWithOIDC, ...rest: any[]) => Promise<void>;
 
@@ -19,19 +20,8 @@ const REASONS: Record<string, string> = {
  * from an address locked by wrong codes) and the device signed in. Never the user code itself.
  */
 export function deviceSignInEvents(events: EventBus, realmId: string, issuer: string) {
-  const emit = (ctx: KoaContextWithOIDC, type: SignInEvent['type'], extra: Partial<SignInEvent>) =>
-    events.emit({
-      type,
-      at: new Date().toISOString(),
-      realm: realmId,
-      issuer,
-      method: 'device-code',
-      // ctx.oidc is not set yet where the locked address is refused (before the provider's routes)
-      clientId: ctx.oidc?.client?.clientId,
-      address: ctx.ip,
-      userAgent: ctx.get('user-agent') || undefined,
-      ...extra,
-    });
+  const signInEvent = providerSignInEvent(events, realmId, issuer);
+  const emit = (ctx: KoaContextWithOIDC, type: SignInEvent['type'], extra: Partial<SignInEvent>) => signInEvent(ctx, type, 'device-code', extra);
   return {
     /** Wraps `userCodeInputSource`: called with the error of a refused code (and without one for the first page). */
     inputSource<S extends Source>(source: S): S {

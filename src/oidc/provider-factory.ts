@@ -24,6 +24,7 @@ import { addModuleClaimsToIdTokens } from './id-token-module-claims.js';
 import type { EventBus } from '../events/bus.js';
 import { deviceSignInEvents } from './device-events.js';
 import { keepRefreshTokenOnDenial } from './refresh-on-denial.js';
+import { emitSessionSignIns } from './session-events.js';
 import { grantTypeOf, refreshTokenTtl, withoutProviderAsyncContext } from './request-context.js';
 import type { TenantService } from '../tenants/service.js';
 import type { LoginThrottle } from '../accounts/login-throttle.js';
@@ -327,6 +328,7 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
   holdFirstPageRedirect(provider);
   addModuleClaimsToIdTokens(provider);
   keepRefreshTokenOnDenial(provider);
+  if (deps.events) emitSessionSignIns(provider, deps.events, realm.id, issuer);
   holdResumeRedirect(provider);
   enableTokenExchange(provider, { realmId: realm.id, trust: deps.trust, defaultAudience: settings.defaultAudience, resourceServerInfo });
   const log = deps.log.child({ realm: realm.id, issuer });
