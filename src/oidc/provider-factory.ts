@@ -23,7 +23,6 @@ import { holdResumeRedirect } from './resume-in-process.js';
 import { addModuleClaimsToIdTokens } from './id-token-module-claims.js';
 import type { EventBus } from '../events/bus.js';
 import { deviceSignInEvents } from './device-events.js';
-import { keepRefreshTokenOnDenial } from './refresh-on-denial.js';
 import { emitSessionSignIns } from './session-events.js';
 import { grantTypeOf, refreshTokenTtl, withoutProviderAsyncContext } from './request-context.js';
 import type { TenantService } from '../tenants/service.js';
@@ -327,7 +326,6 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
   if (deps.throttle) refuseLockedUserCodeGuesses(provider, deps.throttle, realm.id, deviceEvents?.throttled);
   holdFirstPageRedirect(provider);
   addModuleClaimsToIdTokens(provider);
-  keepRefreshTokenOnDenial(provider);
   if (deps.events) emitSessionSignIns(provider, deps.events, realm.id, issuer);
   holdResumeRedirect(provider);
   enableTokenExchange(provider, { realmId: realm.id, trust: deps.trust, defaultAudience: settings.defaultAudience, resourceServerInfo });
