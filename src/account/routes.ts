@@ -29,6 +29,8 @@ export const ACCOUNT_PATHS = {
   /** Where adding a first second factor (a passkey) leads when the account has no recovery codes. */
   firstRecoveryCodes: '/account/recovery-codes/first',
   password: '/account/password',
+  /** Sends a new email address confirmation link (POST). */
+  verifyEmail: '/account/verify-email',
 } as const;
 
 /** Status messages after a change, by the fixed code in `?notice=` (never text from the URL). */
@@ -46,6 +48,7 @@ const NOTICES: Record<string, { flash?: string; error?: string }> = {
   'password-changed-signed-out': { flash: 'Password changed. You were signed out on your other devices.' },
   'password-added-signed-out': { flash: 'Password added. You were signed out on your other devices.' },
   reauthenticated: { flash: 'You signed in again. You can now make your change.' },
+  'verify-sent': { flash: 'We sent a confirmation link to your email address. It may take a few minutes to arrive.' },
 };
 
 const JSON_LIMIT = 32 * 1024;
@@ -209,8 +212,8 @@ export function accountRoutes(services: Services): Router {
   async function renderAccount(
     ctx: Context,
     { session, user }: SignedIn,
-    extra: { flash?: string; error?: string; status?: number; invalid?: { id: string; field: 'name' | 'confirm'; value?: string } } = {},
-    // (invalid.id "totp": the authenticator app's confirmation box)
+    extra: { flash?: string; error?: string; status?: number; invalid?: { id: string; field: 'name' | 'confirm' | 'new_password'; value?: string } } = {},
+    // (invalid.id "totp": the authenticator app's confirmation box; "password": the new password)
   ): Promise<void> {
     const s = served(ctx);
     const [credentials, totpOn, remaining, identities] = await Promise.all([
@@ -227,6 +230,8 @@ export function accountRoutes(services: Services): Router {
         csrf: sessions.csrf(session),
         // an upstream picture is shown only while its host is on the allow-list (it may have changed since it was stored)
         user: { email: user.email, name: user.name ?? undefined, picture: safePicture(user.picture, services.config.federation.safeImageHosts) },
+        // an unconfirmed address, where the server can send email: a button sends a confirmation link
+        verifyEmailAction: !user.emailVerified && services.emailVerification.enabled ? ACCOUNT_PATHS.verifyEmail : undefined,
         flash: extra.flash,
         error: extra.error,
         credentials: credentialViews(credentials, { hasPassword: Boolean(user.passwordHash), recoveryCodes: remaining, federated: identities.length }).map((c) =>
@@ -241,7 +246,7 @@ export function accountRoutes(services: Services): Router {
           invalid: extra.invalid?.id === 'totp',
         },
         recovery: { remaining, regenerateAction: ACCOUNT_PATHS.recoveryCodes },
-        password: { set: Boolean(user.passwordHash), action: ACCOUNT_PATHS.password, minLength: services.config.passwords.minLength },
+        password: { set: Boolean(user.passwordHash), action: ACCOUNT_PATHS.password, minLength: services.config.passwords.minLength, invalid: extra.invalid?.id === 'password' },
         signOutUrl: ACCOUNT_PATHS.signOut,
       },
       extra.status ?? 200,
@@ -326,18 +331,56 @@ export function accountRoutes(services: Services): Router {
     return seeOther(ctx, flow.returnTo);
   });
 
-  /** Ends the account session here and the realm's session through RP-initiated logout. */
-  router.get(ACCOUNT_PATHS.signOut, async (ctx) => {
+  /** Where signing out goes on: the realm's session ends through RP-initiated logout (which asks to confirm). */
+  function endRealmSession(ctx: Context): void {
     const s = served(ctx);
-    sessions.clear(ctx, s.issuer);
     const params = new URLSearchParams({ client_id: ACCOUNT_CLIENT_ID, post_logout_redirect_uri: `${s.issuer}${ACCOUNT_PATHS.signedOut}` });
-    return seeOther(ctx, `/session/end?${params.toString()}`);
+    seeOther(ctx, `/session/end?${params.toString()}`);
+  }
+
+  /**
+   * Signing out is a POST with the page's CSRF token: a GET (a link from an old page, or an <img> on any
+   * other site) changes nothing and shows a "Sign out" button instead.
+   */
+  router.get(ACCOUNT_PATHS.signOut, async (ctx) => {
+    const signed = await signedIn(ctx);
+    if (!signed) return seeOther(ctx, ACCOUNT_PATHS.signedOut);
+    page(ctx, 'account-sign-out', { layout: layoutFor(served(ctx), 'Sign out'), csrf: sessions.csrf(signed.session), action: ACCOUNT_PATHS.signOut, backUrl: ACCOUNT_PATHS.page });
   });
 
-  router.get(ACCOUNT_PATHS.signedOut, async (ctx) => {
+  /** Ends the account session here and the realm's session through RP-initiated logout. */
+  router.post(ACCOUNT_PATHS.signOut, async (ctx) => {
     const s = served(ctx);
+    const signed = await signedIn(ctx);
+    // no account session here (it ended, or never was): the realm's sign-out page asks for itself
+    if (!signed) return endRealmSession(ctx);
+    const form = await readForm(ctx);
+    if (!sessions.csrfValid(signed.session, form.csrf)) {
+      return page(
+        ctx,
+        'error',
+        {
+          layout: layoutFor(s, 'Sign-out not verified'),
+          title: 'Sign-out not verified',
+          message: 'The sign-out request did not come from your account page (its security token is missing or has expired), so you are still signed in. Go back to your account page and use its Sign out button.',
+          code: 'csrf_failed',
+          backUrl: ACCOUNT_PATHS.page,
+          backLabel: 'Back to your account',
+        },
+        403,
+      );
+    }
     sessions.clear(ctx, s.issuer);
-    page(ctx, 'logged-out', { layout: layoutFor(s, 'Signed out') });
+    return endRealmSession(ctx);
+  });
+
+  /**
+   * Where the realm's sign-out comes back to. The account session was ended by the POST above; this GET
+   * ends none (it is as easy to embed as the old GET sign-out was): a live one goes back to the account page.
+   */
+  router.get(ACCOUNT_PATHS.signedOut, async (ctx) => {
+    if (await signedIn(ctx)) return seeOther(ctx, ACCOUNT_PATHS.page);
+    page(ctx, 'logged-out', { layout: layoutFor(served(ctx), 'Signed out') });
   });
 
   router.post('/account/passkeys/:id/rename', async (ctx) => {
@@ -537,12 +580,14 @@ export function accountRoutes(services: Services): Router {
     const s = served(ctx);
     const { user } = g.signed;
     const password = g.form.new_password ?? '';
-    if (!password) return renderAccount(ctx, g.signed, { error: 'Enter the new password.', status: 400 });
-    if (password !== (g.form.new_password_again ?? '')) return renderAccount(ctx, g.signed, { error: 'The two passwords do not match. Type the same new password in both fields.', status: 400 });
+    // a refusal marks the new password (both fields come back empty, so typing starts there again)
+    const invalid = { id: 'password', field: 'new_password' } as const;
+    if (!password) return renderAccount(ctx, g.signed, { error: 'Enter the new password.', status: 400, invalid });
+    if (password !== (g.form.new_password_again ?? '')) return renderAccount(ctx, g.signed, { error: 'The two passwords do not match. Type the same new password in both fields.', status: 400, invalid });
     try {
       await users.update(s.realm.id, user.id, { password });
     } catch (err) {
-      if (err instanceof LatchkeyError && err.status < 500) return renderAccount(ctx, g.signed, { error: err.message, status: err.status });
+      if (err instanceof LatchkeyError && err.status < 500) return renderAccount(ctx, g.signed, { error: err.message, status: err.status, invalid });
       throw err;
     }
     const change = user.passwordHash ? 'changed' : 'added';
@@ -551,6 +596,15 @@ export function accountRoutes(services: Services): Router {
     const signedOut = g.form.sign_out_others === 'yes' ? await users.signOutEverywhere(s.realm.id, user.id, g.signed.session.opSession) : undefined;
     await securityEvent(s.realm.id, user.id, `account.password_${change}`, signedOut ? { otherSessionsEnded: signedOut.sessions, grantsRevoked: signedOut.grants } : {});
     return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=password-${change}${g.form.sign_out_others === 'yes' ? '-signed-out' : ''}`);
+  });
+
+  /** "Send a confirmation link": to the account's address (at most one a minute; nothing once confirmed). */
+  router.post(ACCOUNT_PATHS.verifyEmail, async (ctx) => {
+    const g = await forForm(ctx, { fresh: false });
+    if (!g) return;
+    const s = served(ctx);
+    services.emailVerification.send({ realmId: s.realm.id, realmName: s.realm.displayName, issuer: s.issuer, user: g.signed.user });
+    return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=verify-sent`);
   });
 
   /** "I have saved my codes": back to the account page (no change, so no recent sign-in needed). */

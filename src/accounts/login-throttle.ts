@@ -59,6 +59,34 @@ export class LoginThrottle {
     await throttleRepo.update(this.#db, realmId, this.#keys(keys), (current) => this.#afterFailure(current, now));
   }
 
+  /**
+   * Check and count in one step, for attempts cheap enough to be tried in bursts (recovery codes): while
+   * the account or the address is locked the attempt is refused and not counted; otherwise it is counted
+   * as a failure against both before it is tried, under the lock of their rows, so parallel attempts
+   * cannot all pass a check that none of them has counted yet (as `check` then `recordFailure` can). A
+   * right attempt then calls `recordAdmittedSuccess`.
+   */
+  async admit(realmId: string, keys: ThrottleKeys, now: number = Date.now()): Promise<ThrottleVerdict> {
+    if (!this.#cfg.enabled) return { allowed: true, retryAfterSeconds: 0 };
+    let verdict: ThrottleVerdict = { allowed: true, retryAfterSeconds: 0 };
+    await throttleRepo.updateTogether(this.#db, realmId, this.#keys(keys), (rows) => {
+      const lockedUntil = Math.max(0, ...rows.map((r) => r.lockedUntil));
+      if (lockedUntil > now) {
+        verdict = { allowed: false, retryAfterSeconds: Math.ceil((lockedUntil - now) / 1000) };
+        return undefined;
+      }
+      return rows.map((r) => this.#afterFailure(r, now));
+    });
+    return verdict;
+  }
+
+  /** After a right attempt that `admit` counted: the account's failures are forgotten, the address's count is taken back. */
+  async recordAdmittedSuccess(realmId: string, keys: ThrottleKeys): Promise<void> {
+    if (!this.#cfg.enabled) return;
+    await throttleRepo.remove(this.#db, realmId, accountKey(keys.email));
+    if (keys.ip) await throttleRepo.takeBack(this.#db, realmId, addressKey(keys.ip));
+  }
+
   /** Forgets the account's failures after a successful sign-in; the address keeps its count. */
   async recordSuccess(realmId: string, keys: ThrottleKeys): Promise<void> {
     if (!this.#cfg.enabled) return;

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { LatchkeyConfig } from '../config/schema.js';
 import type { Db } from '../db/knex.js';
+import { emailLinksRepo } from '../db/email-links-repo.js';
 import { payloadsRepo } from '../db/payloads-repo.js';
 import { realmsRepo } from '../db/realms-repo.js';
 import { tenantsRepo } from '../db/tenants-repo.js';
@@ -119,7 +120,32 @@ export class UserService {
     if (changes.password !== undefined) row.passwordHash = await this.#hashNew(changes.password, user.email);
     const now = Date.now();
     await usersRepo.update(this.db, realmId, id, row, now);
+    // a reset link sent before the change must not undo it
+    if (row.passwordHash !== undefined) await emailLinksRepo.removeForUser(this.db, 'password_reset', realmId, id);
     return toPublicUser({ ...user, ...row, updatedAt: now });
+  }
+
+  /**
+   * Sets a new password from a reset link: the password is checked against the policy and hashed first,
+   * then `claim` uses the link (single use), and only if it did is the password written (and the email
+   * address marked confirmed); every other pending reset link of the user ends with it. A password the policy refuses throws and leaves the link
+   * usable; false when the link was used meanwhile.
+   */
+  async resetPassword(realmId: string, id: string, password: string, claim: () => Promise<boolean>): Promise<boolean> {
+    const user = await usersRepo.findById(this.db, realmId, id);
+    if (!user) return false;
+    const passwordHash = await this.#hashNew(password, user.email);
+    if (!(await claim())) return false;
+    // the link came by email: the address is confirmed as well
+    await usersRepo.update(this.db, realmId, id, { passwordHash, emailVerified: true }, Date.now());
+    await emailLinksRepo.removeForUser(this.db, 'password_reset', realmId, id);
+    return true;
+  }
+
+  /** Marks the user's email address as confirmed (a link sent to it was used); false when the user is gone. */
+  async confirmEmail(realmId: string, id: string, claim: () => Promise<boolean>): Promise<boolean> {
+    if (!(await claim())) return false;
+    return (await usersRepo.update(this.db, realmId, id, { emailVerified: true }, Date.now())) === 1;
   }
 
   /** Sets (or replaces) the password of the user with this email. */

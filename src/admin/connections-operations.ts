@@ -1,6 +1,23 @@
 import { z } from 'zod';
 import { CONNECTION_TYPES, PRESETS } from '../connections/settings.js';
 import { defineOperation } from './operation.js';
+import { namingBodyFields } from './problem.js';
+
+/** The body field that gave each field of ConnectionService.create's input (`claims.sub` stays, `scopes.1` is `scopes[1]`). */
+const BODY_FIELDS: Record<string, string> = {
+  clientId: 'client_id',
+  clientSecret: 'client_secret',
+  authorizationEndpoint: 'authorization_endpoint',
+  tokenEndpoint: 'token_endpoint',
+  userinfoEndpoint: 'userinfo_endpoint',
+  tenantIds: 'tenants',
+  baseUrl: 'base_url',
+  entraTenant: 'entra_tenant',
+};
+const bodyPath = (field: string): string => {
+  const [head, ...rest] = field.split('.');
+  return rest.reduce((path, part) => (/^\d+$/.test(part) ? `${path}[${part}]` : `${path}.${part}`), BODY_FIELDS[head] ?? head);
+};
 
 const connectionSchema = z.object({
   id: z.string(),
@@ -79,24 +96,26 @@ export const createConnection = defineOperation({
     .strict(),
   response: connectionSchema,
   async handle({ body, realmId, services }) {
-    return services.connections.create({
-      realmId,
-      id: body.id,
-      preset: body.preset,
-      type: body.type,
-      name: body.name,
-      clientId: body.client_id,
-      clientSecret: body.client_secret,
-      issuer: body.issuer,
-      authorizationEndpoint: body.authorization_endpoint,
-      tokenEndpoint: body.token_endpoint,
-      userinfoEndpoint: body.userinfo_endpoint,
-      claims: body.claims,
-      scopes: body.scopes,
-      tenantIds: body.tenants,
-      entraTenant: body.entra_tenant,
-      baseUrl: body.base_url,
-    });
+    return namingBodyFields(bodyPath, () =>
+      services.connections.create({
+        realmId,
+        id: body.id,
+        preset: body.preset,
+        type: body.type,
+        name: body.name,
+        clientId: body.client_id,
+        clientSecret: body.client_secret,
+        issuer: body.issuer,
+        authorizationEndpoint: body.authorization_endpoint,
+        tokenEndpoint: body.token_endpoint,
+        userinfoEndpoint: body.userinfo_endpoint,
+        claims: body.claims,
+        scopes: body.scopes,
+        tenantIds: body.tenants,
+        entraTenant: body.entra_tenant,
+        baseUrl: body.base_url,
+      }),
+    );
   },
 });
 

@@ -1,6 +1,6 @@
 import type { Context } from 'koa';
 import type { z } from 'zod';
-import { LatchkeyError } from '../errors.js';
+import { InvalidFieldsError, LatchkeyError } from '../errors.js';
 import { statusOf } from '../server/http-errors.js';
 
 /** One invalid field of a request, by its JSON path (`body.domains[1]`, `query.limit`). */
@@ -29,6 +29,21 @@ export function invalidFields(where: 'body' | 'query' | 'path', error: z.ZodErro
   });
   const summary = fields.map((f) => `${f.field}: ${f.message}`).join('; ');
   return new ProblemError('invalid_input', `invalid request ${where}: ${summary}`, 400, fields);
+}
+
+/**
+ * Runs `fn`; a service's complaint about fields of its input (InvalidFieldsError) becomes a 400 naming the
+ * request's body fields (`bodyPath`, from the service's field name, e.g. `tokenEndpoint` to
+ * `token_endpoint`), in the message and in `errors`, as a schema refusal does.
+ */
+export async function namingBodyFields<T>(bodyPath: (field: string) => string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (!(err instanceof InvalidFieldsError)) throw err;
+    const name = (field: string) => `body.${bodyPath(field)}`;
+    throw new ProblemError(err.code, err.describe(name), err.status, err.fields.map((f) => ({ field: name(f.field), message: f.problem })));
+  }
 }
 
 const TITLES: Record<number, string> = {

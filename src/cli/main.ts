@@ -25,7 +25,7 @@ function help(): string {
     '',
     'Run `latchkey <command> --help` for a command\'s options.',
     'Configuration: config/latchkey.yaml (or LATCHKEY_CONFIG), DATABASE_URL, LATCHKEY_SECRET, LATCHKEY_ISSUER, PORT,',
-    'LATCHKEY_TRUST_PROXY, LOG_LEVEL.',
+    'LATCHKEY_TRUST_PROXY, LOG_LEVEL, LATCHKEY_SMTP_URL, LATCHKEY_EMAIL_FROM.',
   ].join('\n');
 }
 

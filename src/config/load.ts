@@ -19,7 +19,7 @@ export interface LoadOptions {
 }
 
 /** Keys the environment can set, so that an error about one names the variable rather than the file. */
-const ENV_KEYS: Record<string, string> = { 'server.port': 'PORT', 'server.trustProxy': 'LATCHKEY_TRUST_PROXY', 'database.url': 'DATABASE_URL', issuer: 'LATCHKEY_ISSUER', secret: 'LATCHKEY_SECRET', 'log.level': 'LOG_LEVEL' };
+const ENV_KEYS: Record<string, string> = { 'server.port': 'PORT', 'server.trustProxy': 'LATCHKEY_TRUST_PROXY', 'database.url': 'DATABASE_URL', issuer: 'LATCHKEY_ISSUER', secret: 'LATCHKEY_SECRET', 'log.level': 'LOG_LEVEL', 'email.smtpUrl': 'LATCHKEY_SMTP_URL', 'email.from': 'LATCHKEY_EMAIL_FROM' };
 
 function describeIssues(error: z.ZodError, file: string | null, env: NodeJS.ProcessEnv = {}): string {
   const where = file ? ` in ${file}` : '';
@@ -51,7 +51,8 @@ function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>)
 
 /**
  * Loads config/latchkey.yaml (or LATCHKEY_CONFIG), applies environment overrides
- * (PORT, DATABASE_URL, LATCHKEY_SECRET, LATCHKEY_ISSUER, LATCHKEY_TRUST_PROXY, LOG_LEVEL)
+ * (PORT, DATABASE_URL, LATCHKEY_SECRET, LATCHKEY_ISSUER, LATCHKEY_TRUST_PROXY, LOG_LEVEL, LATCHKEY_SMTP_URL,
+ * LATCHKEY_EMAIL_FROM)
  * and validates the result. This is the only module that reads the environment.
  */
 export function loadConfig(options: LoadOptions = {}): LatchkeyConfig {
@@ -98,6 +99,9 @@ export function loadConfig(options: LoadOptions = {}): LatchkeyConfig {
   if (env.LATCHKEY_ISSUER) fromEnv.issuer = env.LATCHKEY_ISSUER;
   if (env.LATCHKEY_SECRET) fromEnv.secret = env.LATCHKEY_SECRET;
   if (env.LOG_LEVEL) fromEnv.log = { level: env.LOG_LEVEL };
+  if (env.LATCHKEY_SMTP_URL || env.LATCHKEY_EMAIL_FROM) {
+    fromEnv.email = { ...(env.LATCHKEY_SMTP_URL ? { smtpUrl: env.LATCHKEY_SMTP_URL } : {}), ...(env.LATCHKEY_EMAIL_FROM ? { from: env.LATCHKEY_EMAIL_FROM } : {}) };
+  }
 
   const merged = deepMerge(deepMerge(raw, fromEnv), options.overrides ?? {});
   // Unless an issuer is set, the default realm's issuer follows the port: `PORT=8080 npm start` serves

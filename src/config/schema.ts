@@ -140,6 +140,25 @@ export const configSchema = z
       })
       .strict()
       .default({ safeImageHosts: [...DEFAULT_SAFE_IMAGE_HOSTS] }),
+    email: z
+      .object({
+        /**
+         * Outgoing mail server: `smtp://user:password@host:587` (STARTTLS when offered) or `smtps://...:465`.
+         * Without it, nothing that needs email is offered (no "Forgot your password?" link).
+         */
+        smtpUrl: z
+          .string()
+          .regex(/^smtps?:\/\/[^\s/]+(:\d+)?\/?(\?.*)?$/, 'must be an smtp:// or smtps:// URL such as smtp://user:password@mail.example.com:587')
+          .optional(),
+        /** Sender of every email, e.g. `"Example sign-in" <no-reply@example.com>`. */
+        from: z.string().min(3).max(320).default('Latchkey <no-reply@localhost>'),
+        /** How long a password reset link works. */
+        passwordResetTtlSeconds: z.number().int().min(60).max(86400).default(1800),
+        /** How long an email address confirmation link works. */
+        verifyEmailTtlSeconds: z.number().int().min(300).max(7 * 86400).default(86400),
+      })
+      .strict()
+      .default({ from: 'Latchkey <no-reply@localhost>', passwordResetTtlSeconds: 1800, verifyEmailTtlSeconds: 86400 }),
   })
   .strict();
 

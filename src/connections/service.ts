@@ -1,7 +1,7 @@
 import type { SecretBox } from '../crypto/secret-box.js';
 import { connectionsRepo, type ConnectionRow } from '../db/connections-repo.js';
 import type { Db } from '../db/knex.js';
-import { conflict, invalid, notFound } from '../errors.js';
+import { conflict, invalidField, notFound } from '../errors.js';
 import type { RealmService } from '../realms/service.js';
 import { resolveUpstreamConfig, type ConnectionInput, type UpstreamConfig } from './settings.js';
 
@@ -71,11 +71,11 @@ export class ConnectionService {
   ) {}
 
   async create(input: ConnectionInput): Promise<PublicConnection> {
-    if (!CONNECTION_ID.test(input.id ?? '')) throw invalid(`connection id "${input.id ?? ''}" must be 1-63 lower-case letters, digits, "-" or "_", starting with a letter or digit`);
+    if (!CONNECTION_ID.test(input.id ?? '')) throw invalidField('id', `connection id "${input.id ?? ''}" must be 1-63 lower-case letters, digits, "-" or "_", starting with a letter or digit`);
     const realm = await this.realms.get(input.realmId);
     const resolved = resolveUpstreamConfig(input);
     if (input.clientSecret !== undefined && (input.clientSecret.length === 0 || input.clientSecret.length > MAX_SECRET)) {
-      throw invalid(`the client secret must be 1-${MAX_SECRET} characters`);
+      throw invalidField('clientSecret', `the client secret must be 1-${MAX_SECRET} characters`);
     }
     const tenantIds = [...new Set(input.tenantIds ?? [])];
     const now = Date.now();
@@ -95,7 +95,7 @@ export class ConnectionService {
     await this.db.transaction(async (trx) => {
       if (await connectionsRepo.find(trx, realm.id, input.id)) throw conflict(`connection "${input.id}" already exists in realm "${realm.id}"`);
       const missing = await connectionsRepo.missingTenants(trx, realm.id, tenantIds);
-      if (missing.length) throw invalid(`realm "${realm.id}" has no tenant ${missing.map((t) => `"${t}"`).join(', ')}: create the tenant first, or leave out --tenant`);
+      if (missing.length) throw invalidField('tenantIds', `realm "${realm.id}" has no tenant ${missing.map((t) => `"${t}"`).join(', ')}: create the tenant first, or leave it out`);
       try {
         await connectionsRepo.insert(trx, row);
         await connectionsRepo.addTenants(trx, realm.id, input.id, tenantIds);

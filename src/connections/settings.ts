@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { invalid } from '../errors.js';
+import { invalidField, InvalidFieldsError, type FieldProblem } from '../errors.js';
 
 export const PRESETS = ['google', 'github', 'entra', 'gitlab'] as const;
 export type Preset = (typeof PRESETS)[number];
@@ -96,26 +96,45 @@ const ENTRA_TENANT = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 
 const trimSlash = (url: string) => url.replace(/\/+$/, '');
 
-function problem(err: z.ZodError): string {
-  return err.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
+/**
+ * The schema's issues as problems of the input's fields. A preset's issuer and endpoints are built from
+ * its base URL (and GitHub's API base URL): a problem with them is a problem of what was given.
+ */
+function problems(err: z.ZodError, input: ConnectionInput): FieldProblem[] {
+  const fromBase = (key: string): string => {
+    if (input.preset === undefined) return key;
+    if ((key === 'userinfoEndpoint' || key === 'emailsEndpoint') && input.apiBaseUrl !== undefined) return 'apiBaseUrl';
+    return ['issuer', 'authorizationEndpoint', 'tokenEndpoint', 'userinfoEndpoint', 'emailsEndpoint'].includes(key) ? 'baseUrl' : key;
+  };
+  return err.issues.flatMap((i) => {
+    const [head, ...rest] = i.path.map(String);
+    const field = [fromBase(head ?? ''), ...rest].filter(Boolean).join('.');
+    // zod names neither what is missing nor the key it does not know; a field of its own says both
+    if (i.code === 'unrecognized_keys') return i.keys.map((k) => ({ field: [field, k].filter(Boolean).join('.'), problem: 'is not a setting of this connection type' }));
+    if (i.code === 'invalid_type' && i.input === undefined) return [{ field, problem: `is required for ${input.type === undefined ? 'this preset' : `an ${input.type} connection`}` }];
+    return [{ field, problem: i.message }];
+  });
 }
 
 /** Validates the input and fills in a preset: the type, display name and config to store. */
 export function resolveUpstreamConfig(input: ConnectionInput): { type: ConnectionType; preset: Preset | null; displayName: string; config: UpstreamConfig } {
   const preset = input.preset;
-  if (preset !== undefined && !(PRESETS as readonly string[]).includes(preset)) throw invalid(`unknown preset "${preset}": use one of ${PRESETS.join(', ')}`);
-  if (preset !== undefined && input.type !== undefined) throw invalid('give either a preset or a type, not both');
-  if (preset === undefined && input.type === undefined) throw invalid(`a connection needs a preset (${PRESETS.join(', ')}) or a type (oidc, oauth2)`);
-  if (input.type !== undefined && !(CONNECTION_TYPES as readonly string[]).includes(input.type)) throw invalid(`unknown connection type "${input.type}": use oidc or oauth2`);
-  if (preset !== 'entra' && input.entraTenant !== undefined) throw invalid('the Entra tenant applies to the entra preset only');
-  if (preset !== 'github' && input.apiBaseUrl !== undefined) throw invalid('the API base URL applies to the github preset only');
-  if (preset === undefined && input.baseUrl !== undefined) throw invalid('a base URL applies to presets only; give the issuer or the endpoints instead');
-  if (preset !== undefined && (input.issuer || input.authorizationEndpoint || input.tokenEndpoint || input.userinfoEndpoint || input.claims)) {
-    throw invalid(`the ${preset} preset sets the issuer, endpoints and claims itself; to change where it points, give a base URL`);
+  const subject = `connection "${input.id}": `;
+  const wrong = (field: string, problem: string) => invalidField(field, problem, subject);
+  if (preset !== undefined && !(PRESETS as readonly string[]).includes(preset)) throw wrong('preset', `unknown preset "${preset}": use one of ${PRESETS.join(', ')}`);
+  if (preset !== undefined && input.type !== undefined) throw wrong('type', 'give either a preset or a type, not both');
+  if (preset === undefined && input.type === undefined) throw wrong('preset', `a connection needs a preset (${PRESETS.join(', ')}) or a type (oidc, oauth2)`);
+  if (input.type !== undefined && !(CONNECTION_TYPES as readonly string[]).includes(input.type)) throw wrong('type', `unknown connection type "${input.type}": use oidc or oauth2`);
+  if (preset !== 'entra' && input.entraTenant !== undefined) throw wrong('entraTenant', 'the Entra tenant applies to the entra preset only');
+  if (preset !== 'github' && input.apiBaseUrl !== undefined) throw wrong('apiBaseUrl', 'the API base URL applies to the github preset only');
+  if (preset === undefined && input.baseUrl !== undefined) throw wrong('baseUrl', 'a base URL applies to presets only; give the issuer or the endpoints instead');
+  const upstreamFields = (['issuer', 'authorizationEndpoint', 'tokenEndpoint', 'userinfoEndpoint', 'claims'] as const).filter((k) => input[k]);
+  if (preset !== undefined && upstreamFields.length) {
+    throw wrong(upstreamFields[0], `the ${preset} preset sets the issuer, endpoints and claims itself; to change where it points, give a base URL`);
   }
   const base = input.baseUrl === undefined ? undefined : trimSlash(input.baseUrl);
   const displayName = (input.name ?? '').trim() || (preset ? PRESET_NAMES[preset as Preset] : input.id);
-  if (displayName.length > 200) throw invalid('the display name is longer than 200 characters');
+  if (displayName.length > 200) throw wrong('name', 'the display name is longer than 200 characters');
 
   let raw: Record<string, unknown>;
   let type: ConnectionType;
@@ -131,7 +150,7 @@ export function resolveUpstreamConfig(input: ConnectionInput): { type: Connectio
     case 'entra':
       type = 'oidc';
       if (!input.entraTenant || !ENTRA_TENANT.test(input.entraTenant)) {
-        throw invalid('the entra preset needs the directory (tenant) id, a GUID like 72f988bf-86f1-41af-91ab-2d7cd011db47 (multi-tenant "common" is not supported: its tokens name each tenant as issuer)');
+        throw wrong('entraTenant', 'the entra preset needs the directory (tenant) id, a GUID like 72f988bf-86f1-41af-91ab-2d7cd011db47 (multi-tenant "common" is not supported: its tokens name each tenant as issuer)');
       }
       raw = { issuer: `${base ?? 'https://login.microsoftonline.com'}/${input.entraTenant.toLowerCase()}/v2.0`, scopes: input.scopes ?? ['openid', 'email', 'profile'] };
       break;
@@ -161,14 +180,14 @@ export function resolveUpstreamConfig(input: ConnectionInput): { type: Connectio
               scopes: input.scopes ?? [],
               claims: input.claims ?? {},
             };
-      if (type === 'oidc' && (input.authorizationEndpoint || input.tokenEndpoint || input.userinfoEndpoint || input.claims)) {
-        throw invalid('an oidc connection finds its endpoints and claims by discovery: give only the issuer');
+      if (type === 'oidc' && upstreamFields.some((k) => k !== 'issuer')) {
+        throw wrong(upstreamFields.find((k) => k !== 'issuer')!, 'an oidc connection finds its endpoints and claims by discovery: give only the issuer');
       }
-      if (type === 'oauth2' && input.issuer) throw invalid('an oauth2 connection has no issuer: give the authorization, token and userinfo endpoints and a claim mapping');
+      if (type === 'oauth2' && input.issuer) throw wrong('issuer', 'an oauth2 connection has no issuer: give the authorization, token and userinfo endpoints and a claim mapping');
   }
   if (type === 'oidc' && !(raw.scopes as string[]).includes('openid')) raw.scopes = ['openid', ...(raw.scopes as string[])];
   const schema = type === 'oidc' ? oidcConfigSchema : oauth2ConfigSchema;
   const parsed = schema.safeParse({ clientId: input.clientId, ...raw });
-  if (!parsed.success) throw invalid(`connection "${input.id}": ${problem(parsed.error)}`);
+  if (!parsed.success) throw new InvalidFieldsError(problems(parsed.error, input), subject);
   return { type, preset: (preset as Preset | undefined) ?? null, displayName, config: { type, ...parsed.data } as UpstreamConfig };
 }

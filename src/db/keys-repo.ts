@@ -26,6 +26,10 @@ export const keysRepo = {
   async list(db: Db, realmId: string): Promise<KeyRow[]> {
     return (await db('signing_keys').where({ realm_id: realmId }).orderBy('activate_at')).map(toKey);
   },
+  /** Every realm's keys (a handful per realm). */
+  async listAll(db: Db): Promise<KeyRow[]> {
+    return (await db('signing_keys').orderBy(['realm_id', 'activate_at'])).map(toKey);
+  },
   async insert(db: Db, key: KeyRow): Promise<void> {
     await db('signing_keys').insert({
       kid: key.kid,

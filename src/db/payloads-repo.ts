@@ -20,6 +20,8 @@ const FIND_BY = {
 } as const;
 // conditional: of two requests presenting the same code or refresh token, only one marks it
 const CONSUME = sql('update oidc_payloads set consumed_at = ? where realm_id = ? and model = ? and id = ? and consumed_at is null');
+// undoes this request's own mark: a row another request found consumed has been revoked (deleted) since
+const UNCONSUME = sql('update oidc_payloads set consumed_at = null where realm_id = ? and model = ? and id = ? and consumed_at is not null');
 const GRANT_OF = sql('select grant_id from oidc_payloads where realm_id = ? and model = ? and id = ? limit 1');
 const DESTROY = sql('delete from oidc_payloads where realm_id = ? and model = ? and id = ?');
 const REVOKE_BY_GRANT = sql("delete from oidc_payloads where realm_id = ? and grant_id = ? and model <> 'Interaction'");
@@ -79,6 +81,13 @@ export const payloadsRepo = {
    */
   async consume(db: Db, realmId: string, model: string, id: string, at: number): Promise<boolean> {
     return (await runWrite(db, CONSUME, [at, realmId, model, id])) === 1;
+  },
+  /**
+   * Takes back the mark `consume` set, for a request that failed after consuming (it handed out nothing
+   * in exchange). Returns whether a row was unmarked (false when the row is gone, e.g. its grant revoked).
+   */
+  async unconsume(db: Db, realmId: string, model: string, id: string): Promise<boolean> {
+    return (await runWrite(db, UNCONSUME, [realmId, model, id])) === 1;
   },
   async grantIdOf(db: Db, realmId: string, model: string, id: string): Promise<string | undefined> {
     const row = await queryFirst(db, GRANT_OF, [realmId, model, id]);

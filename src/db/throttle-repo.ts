@@ -3,6 +3,7 @@ import { queryAll, runWrite, sql } from './statements.js';
 
 const FIND_ONE = sql('select * from login_throttle where realm_id = ? and key = ?');
 const FIND_TWO = sql('select * from login_throttle where realm_id = ? and key in (?, ?)');
+const TAKE_BACK = sql('update login_throttle set failures = failures - 1 where realm_id = ? and key = ? and failures > 0');
 const REMOVE = sql('delete from login_throttle where realm_id = ? and key = ?');
 
 /** Failure bookkeeping for one throttling key ("account:<sha256>" or "ip:<address>") of a realm. */
@@ -40,10 +41,19 @@ export const throttleRepo = {
    * A key without a row is presented as `{ failures: 0, lastFailureAt: 0, lockedUntil: 0 }`.
    */
   async update(db: Db, realmId: string, keys: string[], next: (current: ThrottleRow) => ThrottleState): Promise<ThrottleRow[]> {
+    return (await throttleRepo.updateTogether(db, realmId, keys, (rows) => rows.map(next))) ?? [];
+  },
+
+  /**
+   * `update` for a decision over all the keys at once: every row is locked and read before `next` sees
+   * them (in key order), and `next` returns their new states in that order, or undefined to leave them
+   * as they are (then undefined is returned).
+   */
+  async updateTogether(db: Db, realmId: string, keys: string[], next: (current: ThrottleRow[]) => ThrottleState[] | undefined): Promise<ThrottleRow[] | undefined> {
     // A fixed lock order keeps two transactions touching the same pair of keys from deadlocking.
     const ordered = [...new Set(keys)].sort();
     return db.transaction(async (trx) => {
-      const written: ThrottleRow[] = [];
+      const current: ThrottleRow[] = [];
       for (const key of ordered) {
         // Writing first takes the row lock (PostgreSQL) or the write lock (SQLite) before the read,
         // and creates the row if it is missing; the no-op merge leaves an existing row unchanged.
@@ -51,15 +61,25 @@ export const throttleRepo = {
           .insert({ realm_id: realmId, key, failures: 0, last_failure_at: 0, locked_until: 0 })
           .onConflict(['realm_id', 'key'])
           .merge({ failures: trx.raw('??', ['login_throttle.failures']) });
-        const current = toRow(await trx('login_throttle').where({ realm_id: realmId, key }).first());
-        const state = next(current);
+        current.push(toRow(await trx('login_throttle').where({ realm_id: realmId, key }).first()));
+      }
+      const states = next(current);
+      if (!states) return undefined;
+      const written: ThrottleRow[] = [];
+      for (const [i, row] of current.entries()) {
+        const state = states[i]!;
         await trx('login_throttle')
-          .where({ realm_id: realmId, key })
+          .where({ realm_id: realmId, key: row.key })
           .update({ failures: state.failures, last_failure_at: state.lastFailureAt, locked_until: state.lockedUntil });
-        written.push({ key, ...state });
+        written.push({ key: row.key, ...state });
       }
       return written;
     });
+  },
+
+  /** Takes one failure off a key's count (not below zero); its lock, if any, stays. */
+  async takeBack(db: Db, realmId: string, key: string): Promise<void> {
+    await runWrite(db, TAKE_BACK, [realmId, key]);
   },
 
   async remove(db: Db, realmId: string, key: string): Promise<void> {

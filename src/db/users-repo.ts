@@ -59,12 +59,13 @@ export const usersRepo = {
       updated_at: u.updatedAt,
     });
   },
-  async update(db: Db, realmId: string, id: string, changes: Partial<Pick<UserRow, 'disabled' | 'passwordHash' | 'name' | 'passkeyOfferSnoozedUntil'>>, at: number): Promise<number> {
+  async update(db: Db, realmId: string, id: string, changes: Partial<Pick<UserRow, 'disabled' | 'passwordHash' | 'name' | 'passkeyOfferSnoozedUntil' | 'emailVerified'>>, at: number): Promise<number> {
     const row: Record<string, unknown> = { updated_at: at };
     if (changes.passkeyOfferSnoozedUntil !== undefined) row.passkey_offer_snoozed_until = changes.passkeyOfferSnoozedUntil;
     if (changes.disabled !== undefined) row.disabled = changes.disabled;
     if (changes.passwordHash !== undefined) row.password_hash = changes.passwordHash;
     if (changes.name !== undefined) row.name = changes.name;
+    if (changes.emailVerified !== undefined) row.email_verified = changes.emailVerified;
     return db('users').where({ realm_id: realmId, id }).update(row);
   },
 };

@@ -4,6 +4,7 @@ import { connectionRoutes } from '../connections/routes.js';
 import { consentRoutes } from './consent-routes.js';
 import { SignInSteps } from './next-step.js';
 import { passkeyRoutes } from './passkey-routes.js';
+import { passwordForgotRoutes } from './password-forgot-routes.js';
 import { signInRoutes } from './sign-in-routes.js';
 import { TenantResolver } from './tenant-resolution.js';
 import { tenantRoutes } from './tenant-routes.js';
@@ -18,6 +19,7 @@ export function interactionRoutes(services: Services): Router {
   // login steps next: their GET hands over to the consent page when the prompt is not `login`
   signInRoutes(router, services, services.progress, steps, tenants);
   passkeyRoutes(router, services, services.progress, steps);
+  passwordForgotRoutes(router, services);
   connectionRoutes(router, services, steps);
   consentRoutes(router, services);
   return router;

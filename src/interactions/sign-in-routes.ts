@@ -169,7 +169,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
         );
       case 'password': {
         const f = user ? await steps.factors(ctx, user.id) : { passkeys: 0 };
-        return page(ctx, 'password', { ...common, layout: brand('Enter your password'), action: url(d, '/login'), email: p.email, passkey: f.passkeys ? passkeyUrls(d) : undefined, linking: p.linking?.name, connections: p.linking ? await connectionButtons(ctx, d, p) : undefined }, status);
+        return page(ctx, 'password', { ...common, layout: brand('Enter your password'), action: url(d, '/login'), email: p.email, forgotUrl: services.passwordResets.enabled ? url(d, '/forgot-password') : undefined, passkey: f.passkeys ? passkeyUrls(d) : undefined, linking: p.linking?.name, connections: p.linking ? await connectionButtons(ctx, d, p) : undefined }, status);
       }
       case 'passkey':
         return page(
@@ -379,6 +379,9 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
       // the password just set is the proof; a passwordless sign-up succeeds when its passkey is made
       // (src/interactions/passkey-routes.ts): typing an email proves nothing
       event(ctx, d, 'signin.success', 'password', { userId: user.id, reason: 'signup' });
+      // a new account with a password: its address gets a confirmation link (a passwordless one gets it
+      // once its passkey is made, src/interactions/passkey-routes.ts)
+      services.emailVerification.send({ realmId: s.realm.id, realmName: s.realm.displayName, issuer: s.issuer, user });
       // a password is a first factor like any other: the realm's MFA policy (enrolment where it is
       // required), then the passkey offer
       const created = user;
@@ -500,9 +503,10 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     // as the first factor, only for an account without a password: otherwise the code is its second factor
     if (!secondFactor && user.passwordHash) return render(ctx, d, p, { error: 'Sign in with your passkey or your password first. A recovery code is the second step after your password.', status: 400 });
     const keys = { email: `recovery:${user.id}`, ip: ctx.ip };
-    const gate = await throttle.check(s.realm.id, keys);
+    // counted before the code is tried (in one step with the lock check): a burst of guesses in parallel
+    // cannot all pass a check none of them has counted yet
+    const gate = await throttle.admit(s.realm.id, keys);
     if (!gate.allowed || !(await recovery.consume(s.realm.id, user.id, form.code ?? ''))) {
-      if (gate.allowed) await throttle.recordFailure(s.realm.id, keys);
       event(ctx, d, 'signin.failure', 'recovery-code', { reason: gate.allowed ? 'invalid_recovery_code' : 'throttled' });
       const error = gate.allowed ? 'That recovery code is not valid or was already used.' : 'Too many attempts. Try again later.';
       const status = gate.allowed ? 401 : 429;
@@ -518,7 +522,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
         abortAction: url(d, '/abort'),
       }, status);
     }
-    await throttle.recordSuccess(s.realm.id, keys);
+    await throttle.recordAdmittedSuccess(s.realm.id, keys);
     event(ctx, d, 'signin.success', 'recovery-code', { userId: user.id });
     if (secondFactor) return answerStep(ctx, d, user.id, 'redirect', () => steps.afterSecondFactor(ctx, d, user, { ...p, amr: [...p.amr, 'otp', 'mfa'] }));
     // a passkey-only user who lost their devices: signed in by the code, then led to a new passkey

@@ -24,6 +24,7 @@ import { addModuleClaimsToIdTokens } from './id-token-module-claims.js';
 import type { EventBus } from '../events/bus.js';
 import { deviceSignInEvents } from './device-events.js';
 import { emitSessionSignIns } from './session-events.js';
+import { keepRefreshTokenOnFailedRefresh } from './refresh-rotation.js';
 import { grantTypeOf, refreshTokenTtl, withoutProviderAsyncContext } from './request-context.js';
 import type { TenantService } from '../tenants/service.js';
 import type { LoginThrottle } from '../accounts/login-throttle.js';
@@ -330,6 +331,7 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
   holdResumeRedirect(provider);
   enableTokenExchange(provider, { realmId: realm.id, trust: deps.trust, defaultAudience: settings.defaultAudience, resourceServerInfo });
   const log = deps.log.child({ realm: realm.id, issuer });
+  keepRefreshTokenOnFailedRefresh(provider, deps.db, realm.id, log);
   provider.on('server_error', (_ctx: unknown, err: Error) => log.error({ err }, 'provider error'));
   // A request that arrived without a session (the device code form posted once the browser's session was
   // ended, expired or its cookie blocked) fails its form check; the error page then writes a fresh form

@@ -16,6 +16,7 @@ import { authenticatorName } from './aaguids.js';
 import { AssertionError, verifyAssertion } from './assertion.js';
 import { chainLeadsToTrustedRoot } from './attestation-trust.js';
 import type { RelyingParty } from './relying-party.js';
+import { registrationError, registrationFailureOf } from './registration-errors.js';
 import { randomToken } from '../crypto/random.js';
 
 /** A passkey signs in on its own (discoverable, user verification); a security key is a second factor. */
@@ -76,6 +77,11 @@ function challengeOf(response: { response?: { clientDataJSON?: unknown } }): str
   }
 }
 
+/** Where the library's own text about a refused registration goes (pino's debug, or nothing). */
+export interface DebugLog {
+  debug(obj: Record<string, unknown>, msg: string): void;
+}
+
 export interface SecurityEventSink {
   (event: { realmId: string; userId?: string; type: string; detail: Record<string, unknown> }): Promise<void>;
 }
@@ -88,6 +94,7 @@ export class PasskeyService {
   constructor(
     private readonly db: Db,
     private readonly securityEvent: SecurityEventSink,
+    private readonly log?: DebugLog,
   ) {}
 
   credentials(realmId: string, userId: string, rpId?: string): Promise<CredentialRow[]> {
@@ -146,9 +153,7 @@ export class PasskeyService {
     transportsOf(input.response);
     const challenge = await webauthnRepo.consumeChallenge(this.db, input.realmId, challengeOf(input.response), 'registration', input.boundTo, Date.now());
     const rp = challenge && pickRp(input.rp, challenge.rpId);
-    if (!challenge || !rp || challenge.userId !== input.user.id) {
-      throw fail('challenge_invalid', 'This passkey request has expired or was already used. Start again.');
-    }
+    if (!challenge || !rp || challenge.userId !== input.user.id) throw registrationError('challenge_invalid');
     let verification;
     try {
       verification = await verifyRegistrationResponse({
@@ -160,9 +165,13 @@ export class PasskeyService {
         supportedAlgorithmIDs: SUPPORTED_ALGORITHMS,
       });
     } catch (err) {
-      throw fail('registration_failed', `The passkey could not be registered: ${(err as Error).message}`);
+      // the library's text quotes the response and what was expected: for the debug log, not for the user
+      const reason = registrationFailureOf(err, input.response);
+      this.log?.debug({ realm: input.realmId, reason, library: (err as Error)?.message }, 'passkey registration refused');
+      throw registrationError(reason);
     }
-    if (!verification.verified) throw fail('registration_failed', 'The passkey could not be verified.');
+    // (the attestation statement's signature or certificate chain did not check out)
+    if (!verification.verified) throw registrationError('attestation_invalid');
     const info = verification.registrationInfo;
     const aaguid = info.aaguid && info.aaguid !== NO_AAGUID ? info.aaguid : null;
     const policy = input.settings.passkeys;

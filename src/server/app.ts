@@ -1,5 +1,6 @@
 import Koa, { type Context, type Next } from 'koa';
 import { accountRoutes } from '../account/routes.js';
+import { EMAIL_LINK_PREFIXES, emailLinkRoutes } from '../account/email-link-routes.js';
 import { ADMIN_PREFIX } from '../admin/audience.js';
 import { adminOperations } from '../admin/operations.js';
 import { sendProblem } from '../admin/problem.js';
@@ -39,6 +40,7 @@ export function createApp({ services, registry, providers }: AppDeps): Koa {
   const assets = loadStaticAssets();
   const interactions = interactionRoutes(services);
   const account = accountRoutes(services);
+  const emailLinks = emailLinkRoutes(services);
 
   app.use(requestLog(services.log));
   app.use(errorMiddleware());
@@ -131,7 +133,11 @@ export function createApp({ services, registry, providers }: AppDeps): Koa {
   const interactionsMethods = interactions.allowedMethods();
   const accountMw = account.routes();
   app.use((ctx: Context, next: Next) => (ctx.path.startsWith('/interaction/') || ctx.path === CONNECTION_CALLBACK_PATH ? interactionsMw(ctx as any, async () => interactionsMethods(ctx as any, next)) : next()));
-  app.use((ctx: Context, next: Next) => (ctx.path === '/account' || ctx.path.startsWith('/account/') ? accountMw(ctx as any, next) : next()));
+  const emailLinksMw = emailLinks.routes();
+  app.use((ctx: Context, next: Next) => {
+    if (EMAIL_LINK_PREFIXES.some((prefix) => ctx.path.startsWith(prefix))) return emailLinksMw(ctx as any, next);
+    return ctx.path === '/account' || ctx.path.startsWith('/account/') ? accountMw(ctx as any, next) : next();
+  });
   app.use(adminApi(services, adminOperations));
   app.use(firstPartyOfflineAccess(services.clients));
 

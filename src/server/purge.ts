@@ -1,3 +1,4 @@
+import { emailLinksRepo } from '../db/email-links-repo.js';
 import { payloadsRepo } from '../db/payloads-repo.js';
 import { progressRepo } from '../db/progress-repo.js';
 import { realmsRepo } from '../db/realms-repo.js';
@@ -10,13 +11,14 @@ export interface PurgeResult {
   signInProgress: number;
   webauthnChallenges: number;
   grantTenants: number;
+  emailLinks: number;
   keys: number;
 }
 
 /**
  * Removes what can no longer be used: expired provider artefacts, sign-in progress and pending
  * upstream flows, used or expired WebAuthn challenges (an hour after they expire), the tenant of
- * grants that are gone (after an hour's grace, so a grant being saved keeps its row), retired keys.
+ * grants that are gone (after an hour's grace, so a grant being saved keeps its row), retired keys, expired links sent by email.
  */
 export async function purgeExpired(services: Pick<Services, 'db' | 'keys'>, now = Date.now()): Promise<PurgeResult> {
   const { db } = services;
@@ -25,6 +27,7 @@ export async function purgeExpired(services: Pick<Services, 'db' | 'keys'>, now 
     signInProgress: await progressRepo.purge(db, now),
     webauthnChallenges: await webauthnRepo.purgeChallenges(db, now),
     grantTenants: await tenantsRepo.purgeOrphanGrantTenants(db, now - 3600_000),
+    emailLinks: await emailLinksRepo.purge(db, now),
     keys: 0,
   };
   for (const realm of await realmsRepo.list(db)) result.keys += await services.keys.purgeExpired(realm.id);

@@ -1,14 +1,19 @@
 import { availableParallelism } from 'node:os';
 import pino, { type Logger } from 'pino';
+import type { HashPriority } from '../accounts/hash-process.js';
 import { PasswordHasher } from '../accounts/password-hasher.js';
 import { LoginThrottle } from '../accounts/login-throttle.js';
+import { EmailVerificationService } from '../accounts/email-verification.js';
+import { PasswordResetService } from '../accounts/password-reset.js';
+import { EmailLinks } from '../email/links.js';
+import { createMailer, type Mailer } from '../email/mailer.js';
 import { UserService } from '../accounts/user-service.js';
 import { guardAuthorizationModule } from '../authz/guard.js';
 import { loadAuthorizationModule } from '../authz/load.js';
 import type { AuthorizationModule } from '../authz/module.js';
 import { ClientService, type ClientMetadataValidator } from '../clients/service.js';
 import type { LatchkeyConfig } from '../config/schema.js';
-import { deriveKey, SecretBox, SecretMismatchError } from '../crypto/secret-box.js';
+import { deriveKey, SecretBox } from '../crypto/secret-box.js';
 import { openDatabase, type Db } from '../db/knex.js';
 import { EventBus } from '../events/bus.js';
 import { KeyService } from '../keys/service.js';
@@ -37,6 +42,12 @@ export interface Services {
   clients: ClientService;
   users: UserService;
   hasher: PasswordHasher;
+  /** Outgoing email (disabled without `email.smtpUrl`). */
+  mailer: Mailer;
+  /** "Forgot your password?" links by email. */
+  passwordResets: PasswordResetService;
+  /** Email address confirmation links. */
+  emailVerification: EmailVerificationService;
   throttle: LoginThrottle;
   events: EventBus;
   authz: AuthorizationModule;
@@ -56,7 +67,17 @@ export interface Services {
   close(): Promise<void>;
 }
 
-export async function createServices(config: LatchkeyConfig, options: { log?: Logger } = {}): Promise<Services> {
+export interface ServicesOptions {
+  log?: Logger;
+  /**
+   * CPU priority of the argon2 helper, instead of `passwords.hashPriority`. The CLI passes `normal`: the
+   * setting protects a server's token requests from bursts of sign-ins, whereas a one-shot command that
+   * hashes one password at idle priority only waits (seconds on a busy host) and protects nothing.
+   */
+  hashPriority?: HashPriority;
+}
+
+export async function createServices(config: LatchkeyConfig, options: ServicesOptions = {}): Promise<Services> {
   const log =
     options.log ??
     pino({
@@ -75,7 +96,7 @@ export async function createServices(config: LatchkeyConfig, options: { log?: Lo
   const hasher = new PasswordHasher({
     ...config.passwords.argon2,
     maxConcurrent: config.passwords.maxConcurrentHashes ?? availableParallelism(),
-    priority: config.passwords.hashPriority,
+    priority: options.hashPriority ?? config.passwords.hashPriority,
   });
   // an operator's module that throws or answers garbage denies, never a 500 or a token (src/authz/guard.ts)
   const authz = guardAuthorizationModule(await loadAuthorizationModule(config.authorization), log);
@@ -86,6 +107,9 @@ export async function createServices(config: LatchkeyConfig, options: { log?: Lo
     const { clients, users, tenants, trust, cookieKeys } = services;
     await validateClientMetadata({ db, config, clients, users, authz, tenants, cookieKeys, log, trust }, await realms.get(realmId), await keys.signingMaterial(realmId), metadata);
   };
+  const users = new UserService(db, hasher, config.passwords);
+  const mailer = createMailer({ smtpUrl: config.email.smtpUrl, from: config.email.from });
+  const emailLinks = new EmailLinks(db, users);
   const services: Services = {
     config,
     log,
@@ -94,16 +118,23 @@ export async function createServices(config: LatchkeyConfig, options: { log?: Lo
     keys,
     realms,
     clients: new ClientService(db, validateClient),
-    users: new UserService(db, hasher, config.passwords),
+    users,
     hasher,
+    mailer,
+    passwordResets: new PasswordResetService(db, users, emailLinks, mailer, log, config.email.passwordResetTtlSeconds),
+    emailVerification: new EmailVerificationService(db, users, emailLinks, mailer, log, config.email.verifyEmailTtlSeconds),
     throttle: new LoginThrottle(db, config.bruteForce),
     // a failing listener is logged; the sign-in that emitted goes on (src/events/bus.ts)
     events: new EventBus((err, event) => log.error({ err, event: event.type, realm: event.realm, method: event.method }, 'a sign-in event listener failed')),
     authz,
-    passkeys: new PasskeyService(db, async (e) => {
-      await recordSecurityEvent(db, e);
-      log.warn({ realm: e.realmId, user: e.userId, type: e.type }, 'security event');
-    }),
+    passkeys: new PasskeyService(
+      db,
+      async (e) => {
+        await recordSecurityEvent(db, e);
+        log.warn({ realm: e.realmId, user: e.userId, type: e.type }, 'security event');
+      },
+      log.child({ component: 'passkeys' }),
+    ),
     totp: new TotpService(db, box, {}),
     recovery: new RecoveryCodeService(db, deriveKey(config.secret, 'recovery-codes')),
     progress: new ProgressStore(db),
@@ -115,6 +146,7 @@ export async function createServices(config: LatchkeyConfig, options: { log?: Lo
     cookieKeys: [deriveKey(config.secret, 'cookies').toString('base64url')],
     csrfKey: deriveKey(config.secret, 'csrf'),
     close: async () => {
+      mailer.close();
       await hasher.close();
       await db.destroy();
     },
@@ -127,16 +159,27 @@ export async function createServices(config: LatchkeyConfig, options: { log?: Lo
  * command run) with another secret than the database was set up with would otherwise go on: the server
  * to fail every request that needs a provider, a command to seal new keys or connection secrets with a
  * secret the servers do not have. Both stop instead, saying why.
+ *
+ * When some of its keys open and others do not, the secret is right and those others were sealed with
+ * another one (a command run with the wrong secret before commands checked it): that is refused too,
+ * naming the keys and the repair (`latchkey keys repair`), unless `allowUnreadable` (the keys commands,
+ * which show and repair them).
  */
-export async function assertSecretOpensKeys(services: Services): Promise<void> {
-  try {
-    await services.keys.signingMaterial(DEFAULT_REALM_ID);
-  } catch (err) {
-    if (!(err instanceof SecretMismatchError)) throw err;
+export async function assertSecretOpensKeys(services: Services, options: { allowUnreadable?: boolean } = {}): Promise<void> {
+  const keys = await services.keys.inspect(DEFAULT_REALM_ID);
+  const blocking = keys.filter((k) => !k.readable && k.state !== 'expired');
+  if (!blocking.length) return;
+  if (!keys.some((k) => k.readable)) {
     throw new LatchkeyError(
       'secret_mismatch',
       "LATCHKEY_SECRET is not the secret this database's signing keys were sealed with: start every instance (and run every latchkey command) with the secret the database was set up with (in development, the one under the data folder), or use a new DATABASE_URL",
       500,
     );
   }
+  if (options.allowUnreadable) return;
+  throw new LatchkeyError(
+    'unreadable_keys',
+    `the default realm's signing key${blocking.length > 1 ? 's' : ''} ${blocking.map((k) => k.key.kid).join(', ')} cannot be opened with LATCHKEY_SECRET, while its other keys can: they were sealed with another secret. Discard them with \`latchkey keys repair --realm ${DEFAULT_REALM_ID} --yes\` (tokens they signed stop verifying; \`latchkey keys list --realm ${DEFAULT_REALM_ID}\` shows them)`,
+    500,
+  );
 }

@@ -35,7 +35,7 @@ export async function startServer(config: LatchkeyConfig, options: { services?: 
   try {
     await assertSecretOpensKeys(services);
   } catch (err) {
-    if (err instanceof LatchkeyError && err.code === 'secret_mismatch') await services.close();
+    if (err instanceof LatchkeyError && (err.code === 'secret_mismatch' || err.code === 'unreadable_keys')) await services.close();
     throw err;
   }
   // SQLite: WAL checkpoints in a worker thread instead of inside some request's commit

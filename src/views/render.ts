@@ -41,9 +41,13 @@ export const DEFAULT_PRIMARY_COLOR = '#2f5bea';
 export const DEFAULT_REALM_NAME = 'Latchkey';
 export const ASSETS_URL_PREFIX = '/assets';
 
-/** Background colours of the card in latchkey.css (light and dark); keep in sync with the CSS. */
-const LIGHT_SURFACE = '#ffffff';
-const DARK_SURFACE = '#1b1f27';
+/**
+ * The backgrounds the primary colour's text (links, link-styled buttons, focus rings) sits on in
+ * latchkey.css, light and dark: the card and the muted panels on it (e.g. the chosen email with its
+ * "Not you?" button). Keep in sync with --lk-surface and --lk-surface-muted in the CSS.
+ */
+const LIGHT_SURFACES = ['#ffffff', '#f6f7f9'];
+const DARK_SURFACES = ['#1b1f27', '#232833'];
 
 /** Page templates that may be rendered (anything else, e.g. partials, is refused). */
 const PAGES = new Set([
@@ -65,9 +69,15 @@ const PAGES = new Set([
   'passkey-offer',
   'account',
   'account-totp',
+  'account-sign-out',
   // Tenants: the organisation picker and the single sign-on page.
   'tenant-picker',
   'tenant-sso',
+  // "Forgot your password?": the request during a sign-in, and the page the emailed link opens.
+  'password-forgot',
+  'password-reset',
+  // The page an email address confirmation link opens.
+  'verify-email',
 ]);
 
 export function viewsDir(): string {
@@ -268,11 +278,11 @@ function mix(a: Rgb, b: Rgb, t: number): Rgb {
   return [0, 1, 2].map((i) => a[i]! + (b[i]! - a[i]!) * t) as Rgb;
 }
 
-/** Move `color` towards `toward` until it reaches `ratio` contrast against `surface`. */
-function ensureContrast(color: Rgb, surface: Rgb, toward: Rgb, ratio: number): Rgb {
+/** Move `color` towards `toward` until it reaches `ratio` contrast against every one of `surfaces`. */
+function ensureContrast(color: Rgb, surfaces: readonly string[], toward: Rgb, ratio: number): Rgb {
   for (let t = 0; t <= 1.0001; t += 0.02) {
     const candidate = mix(color, toward, t).map(Math.round) as Rgb;
-    if (contrast(candidate, surface) >= ratio) return candidate;
+    if (surfaces.every((surface) => contrast(candidate, toRgb(surface)) >= ratio)) return candidate;
   }
   return toward;
 }
@@ -292,15 +302,20 @@ export function realmPalette(primaryColor?: string): {
   const onWhite = contrast(rgb, white);
   const onInk = contrast(rgb, ink);
   const lightText = onWhite >= onInk;
+  const label = lightText ? '#ffffff' : toHex(ink);
+  // The button: the realm's colour, unless its label (white or ink, whichever is better) stays under
+  // 4.5:1 on it, as on mid tones like #7a7a7a (WCAG 1.4.3); then it is moved away from the label
+  // (darker under white, lighter under ink) just until the label reaches 4.5:1.
+  const button = ensureContrast(rgb, [label], lightText ? [0, 0, 0] : white, 4.5);
   // A dark button label gets a lighter hover, a white label a darker one: contrast only improves.
-  const hover = mix(rgb, lightText ? [0, 0, 0] : white, 0.14);
+  const hover = mix(button, lightText ? [0, 0, 0] : white, 0.14);
   return {
-    primary,
-    onPrimary: lightText ? '#ffffff' : toHex(ink),
+    primary: toHex(button),
+    onPrimary: label,
     primaryHover: toHex(hover),
-    // Links and focus rings: at least 4.5:1 against the card in each colour scheme.
-    primaryText: toHex(ensureContrast(rgb, toRgb(LIGHT_SURFACE), [0, 0, 0], 4.5)),
-    primaryTextDark: toHex(ensureContrast(rgb, toRgb(DARK_SURFACE), white, 4.5)),
+    // Links and focus rings: at least 4.5:1 against the card and its muted panels in each colour scheme.
+    primaryText: toHex(ensureContrast(rgb, LIGHT_SURFACES, [0, 0, 0], 4.5)),
+    primaryTextDark: toHex(ensureContrast(rgb, DARK_SURFACES, white, 4.5)),
   };
 }
 

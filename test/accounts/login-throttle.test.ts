@@ -166,4 +166,29 @@ describeEachDatabase('LoginThrottle', (kind) => {
     expect(byKey[accountKey('u0@example.org')]).toBe(n / 2);
     expect(byKey[accountKey('u1@example.org')]).toBe(n / 2);
   });
+
+  it('admit: of many parallel attempts on one account, exactly the limit is let through; the refused are not counted', async () => {
+    const throttle = new LoginThrottle(db, base);
+    const verdicts = await Promise.all(Array.from({ length: 20 }, () => throttle.admit(REALM, alice, T0)));
+    expect(verdicts.filter((v) => v.allowed)).toHaveLength(base.maxFailuresPerAccount);
+    for (const v of verdicts.filter((v) => !v.allowed)) expect(v.retryAfterSeconds).toBe(60);
+    const byKey = Object.fromEntries((await db('login_throttle').select('key', 'failures')).map((r) => [r.key, Number(r.failures)]));
+    expect(byKey).toEqual({ [accountKey(alice.email)]: base.maxFailuresPerAccount, [addressKey(alice.ip)]: base.maxFailuresPerAccount });
+  });
+
+  it('admit: a locked address refuses, without counting, an account it has not locked', async () => {
+    const throttle = new LoginThrottle(db, base);
+    await Promise.all(Array.from({ length: base.maxFailuresPerAddress }, (_, i) => throttle.admit(REALM, { email: `u${i}@example.org`, ip: alice.ip }, T0)));
+    expect(await throttle.admit(REALM, alice, T0 + 1000)).toEqual({ allowed: false, retryAfterSeconds: 59 });
+    expect(Number((await db('login_throttle').where({ key: accountKey(alice.email) }).first())?.failures ?? 0)).toBe(0);
+  });
+
+  it('recordAdmittedSuccess: the account starts afresh and the address count is taken back', async () => {
+    const throttle = new LoginThrottle(db, base);
+    await throttle.admit(REALM, alice, T0);
+    await throttle.admit(REALM, alice, T0 + 1000);
+    await throttle.recordAdmittedSuccess(REALM, alice);
+    const rows = await db('login_throttle').select('key', 'failures');
+    expect(rows.map((r) => [r.key, Number(r.failures)])).toEqual([[addressKey(alice.ip), 1]]);
+  });
 });

@@ -208,6 +208,16 @@ describeEachDatabase('admin API: authentication, users, pagination, problem+json
     const incomplete = await api('/connections', { method: 'POST', token: writeToken, body: { id: 'plain', type: 'oauth2', client_id: 'x' } });
     expect(incomplete.status).toBe(400);
     expect(incomplete.body.detail).toMatch(/endpoint/i);
+    // the service's complaints name the API's fields, as the schema's do; the CLI names its flags instead
+    expect(incomplete.body.detail).toContain('body.token_endpoint: is required for an oauth2 connection');
+    expect(incomplete.body.detail).not.toMatch(/tokenEndpoint|--token-endpoint/);
+    expect(incomplete.body.errors.map((e: any) => e.field)).toEqual(['body.authorization_endpoint', 'body.token_endpoint', 'body.userinfo_endpoint', 'body.claims.sub']);
+    const badScope = await api('/connections', { method: 'POST', token: writeToken, body: { id: 'plain', type: 'oidc', issuer: 'https://idp.example.com', client_id: 'x', scopes: ['openid', 'a b'], tenants: ['nowhere'] } });
+    expect(badScope.status).toBe(400);
+    expect(badScope.body.errors).toEqual([{ field: 'body.scopes[1]', message: expect.stringContaining('printable ASCII') }]);
+    const noTenant = await api('/connections', { method: 'POST', token: writeToken, body: { id: 'plain', preset: 'google', client_id: 'x', tenants: ['nowhere'] } });
+    expect(noTenant.body.errors).toEqual([{ field: 'body.tenants', message: expect.stringContaining('no tenant "nowhere"') }]);
+    expect(noTenant.body.detail).not.toContain('--tenant');
     const badBody = await api('/connections', { method: 'POST', token: writeToken, body: { id: 'x', preset: 'myspace', client_id: 'x' } });
     expect(badBody.status).toBe(400);
     expect(badBody.body.errors.map((e: any) => e.field)).toContain('body.preset');

@@ -58,7 +58,7 @@ describe('latchkey CLI (SQLite)', () => {
       expect(res.stdout).toContain('usage: latchkey <command>');
       for (const name of COMMANDS) expect(res.stdout).toMatch(new RegExp(`^\\s+${name}\\s+\\S`, 'm'));
       // every environment variable the README's Configuration table lists
-      for (const variable of ['LATCHKEY_CONFIG', 'DATABASE_URL', 'LATCHKEY_SECRET', 'LATCHKEY_ISSUER', 'PORT', 'LATCHKEY_TRUST_PROXY', 'LOG_LEVEL']) expect(res.stdout).toContain(variable);
+      for (const variable of ['LATCHKEY_CONFIG', 'DATABASE_URL', 'LATCHKEY_SECRET', 'LATCHKEY_ISSUER', 'PORT', 'LATCHKEY_TRUST_PROXY', 'LOG_LEVEL', 'LATCHKEY_SMTP_URL', 'LATCHKEY_EMAIL_FROM']) expect(res.stdout).toContain(variable);
       const short = await server.cli(['-h']);
       expect(short.code).toBe(0);
       expect(short.stdout).toBe(res.stdout);

@@ -111,13 +111,49 @@ describe('latchkey connection', () => {
     refused(await server.cli(['connection', 'create', '--realm', 'default', '--id', 'x', '--type', 'oauth2', '--client-id', 'c', '--claim', 'sub']), 2, '--claim "sub"');
     refused(await server.cli(['connection', 'create', '--realm', 'default', '--id', 'x', '--preset', 'myspace', '--client-id', 'c']), 1, 'unknown preset "myspace"');
     refused(await server.cli(['connection', 'create', '--realm', 'default', '--id', 'x', '--type', 'oidc', '--issuer', 'http://idp.example.com', '--client-id', 'c']), 1, 'issuer must be an absolute https URL');
-    refused(await server.cli(['connection', 'create', '--realm', 'default', '--id', 'x', '--type', 'oauth2', '--client-id', 'c', '--authorization-endpoint', 'https://p.test/a']), 1, 'tokenEndpoint');
+    refused(await server.cli(['connection', 'create', '--realm', 'default', '--id', 'x', '--type', 'oauth2', '--client-id', 'c', '--authorization-endpoint', 'https://p.test/a']), 1, '--token-endpoint');
     refused(await server.cli(['connection', 'create', '--realm', 'default', '--id', 'Bad ID', '--preset', 'google', '--client-id', 'c']), 1, 'connection id "Bad ID"');
     refused(await server.cli(['connection', 'create', '--realm', 'nowhere', '--id', 'x', '--preset', 'google', '--client-id', 'c']), 1, 'realm "nowhere" does not exist');
     refused(await server.cli(['connection', 'create', '--realm', 'default', '--id', 'google', '--preset', 'google', '--client-id', 'c']), 1, 'connection "google" already exists');
     refused(await server.cli(['connection', 'create', '--realm', 'default', '--id', 'x', '--preset', 'gitlab', '--client-id', 'c', '--tenant', 'acme', '--tenant', 'globex']), 1, 'no tenant "globex"');
     expect(await count('connections')).toBe(before);
     expect(await count('tenant_connections')).toBe(1);
+  });
+
+  it("names the flags the operator typed, never the service's field names", async () => {
+    const before = await count('connections');
+    const create = (...args: string[]) => server.cli(['connection', 'create', '--realm', 'default', '--client-id', 'c', ...args]);
+    const cases: Array<{ args: string[]; flags: string[]; not: string[] }> = [
+      {
+        args: ['--id', 'x', '--type', 'oauth2', '--authorization-endpoint', 'https://p.test/a'],
+        flags: ['--token-endpoint: is required for an oauth2 connection', '--userinfo-endpoint: is required', '--claim sub=PATH: is required'],
+        not: ['tokenEndpoint', 'userinfoEndpoint', 'claims.sub', 'expected string'],
+      },
+      {
+        args: ['--id', 'x', '--type', 'oauth2', '--authorization-endpoint', 'ftp://p.test/a', '--token-endpoint', 'https://p.test/t', '--userinfo-endpoint', 'https://p.test/me', '--claim', 'sub=a..b', '--scope', 'read "all"'],
+        flags: ['--authorization-endpoint: the authorization endpoint must be an absolute https URL', '--claim sub=PATH: a claim path', '--scope: a scope is printable ASCII'],
+        not: ['authorizationEndpoint', 'claims.sub', 'scopes.'],
+      },
+      { args: ['--id', 'x', '--type', 'oidc', '--issuer', 'http://idp.example.com'], flags: ['--issuer: the issuer must be an absolute https URL'], not: [] },
+      { args: ['--id', 'x', '--type', 'oidc', '--issuer', 'https://idp.example.com', '--token-endpoint', 'https://idp.example.com/t'], flags: ['--token-endpoint: an oidc connection finds its endpoints'], not: ['tokenEndpoint'] },
+      { args: ['--id', 'x', '--preset', 'google', '--issuer', 'https://idp.example.com'], flags: ['--issuer: the google preset sets the issuer'], not: [] },
+      // a preset's issuer is built from --base-url: that is what the operator typed
+      { args: ['--id', 'x', '--preset', 'gitlab', '--base-url', 'ftp://git.example.com'], flags: ['--base-url: the issuer must be an absolute https URL'], not: ['issuer:'] },
+      { args: ['--id', 'x', '--preset', 'github', '--api-base-url', 'ftp://api.example.com'], flags: ['--api-base-url: the userinfo endpoint must be'], not: ['userinfoEndpoint', 'emailsEndpoint'] },
+      { args: ['--id', 'x', '--preset', 'google', '--entra-tenant', '72f988bf-86f1-41af-91ab-2d7cd011db47'], flags: ['--entra-tenant: the Entra tenant applies to the entra preset only'], not: ['entraTenant'] },
+      { args: ['--id', 'x', '--preset', 'entra'], flags: ['--entra-tenant: the entra preset needs the directory (tenant) id'], not: [] },
+      { args: ['--id', 'x', '--type', 'oidc', '--issuer', 'https://idp.example.com', '--base-url', 'https://y.example'], flags: ['--base-url: a base URL applies to presets only'], not: ['baseUrl'] },
+      { args: ['--id', 'x', '--preset', 'google', '--type', 'oidc'], flags: ['--type: give either a preset or a type'], not: [] },
+      { args: ['--id', 'x', '--preset', 'google', '--name', 'n'.repeat(201)], flags: ['--name: the display name is longer than 200 characters'], not: [] },
+      { args: ['--id', 'Bad ID', '--preset', 'google'], flags: ['--id: connection id "Bad ID"'], not: [] },
+      { args: ['--id', 'x', '--preset', 'google', '--tenant', 'globex'], flags: ['--tenant: realm "default" has no tenant "globex"'], not: ['tenantIds'] },
+    ];
+    for (const { args, flags, not } of cases) {
+      const res = await create(...args);
+      refused(res, 1, ...flags);
+      for (const name of not) expect(res.stderr, args.join(' ')).not.toContain(name);
+    }
+    expect(await count('connections')).toBe(before);
   });
 
   it('removes a connection (and its tenant rows); removing it again names what is missing', async () => {

@@ -55,6 +55,27 @@ describe('latchkey CLI: numeric option values', () => {
     expect(missing.stderr).toContain('--email');
   });
 
+  it('refuses an option given twice that takes one value, naming it, instead of quietly using the last one', async () => {
+    const before = (await cli(['user', 'list', '--realm', 'default'])).json.users.length;
+    const cases: Array<[string[], string]> = [
+      [['user', 'create', '--realm', 'default', '--email', 'one@numbers.test', '--email', 'two@numbers.test'], '--email is given twice ("one@numbers.test", "two@numbers.test")'],
+      [['user', 'create', '--realm', 'default', '--realm=other', '--email', 'one@numbers.test'], '--realm is given twice ("default", "other")'],
+      [['keys', 'rotate', '--realm', 'default', '--activate-after', '0', '--activate-after', '3600'], '--activate-after is given twice'],
+      [['user', 'list', '--realm', 'default', '--limit', '5', '--limit', '6'], '--limit is given twice'],
+    ];
+    for (const [args, message] of cases) {
+      const res = await cli(args);
+      expect(res.code, args.join(' ')).toBe(2);
+      expect(res.stdout).toBe('');
+      expect(res.stderr).toContain(message);
+    }
+    expect((await cli(['user', 'list', '--realm', 'default'])).json.users.length).toBe(before);
+    // options that take several values still do
+    const scopes = await cli(['client', 'create', '--realm', 'default', '--name', 'Twice', '--grant', 'client_credentials', '--grant', 'urn:ietf:params:oauth:grant-type:token-exchange']);
+    expect(scopes.code, scopes.stderr).toBe(0);
+    expect(scopes.json.grant_types).toEqual(['client_credentials', 'urn:ietf:params:oauth:grant-type:token-exchange']);
+  });
+
   it('serve refuses a bad --port as a usage error (exit 2)', async () => {
     for (const value of ['abc', '70000', '']) {
       const res = await cli(['serve', `--port=${value}`]);

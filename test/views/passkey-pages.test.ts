@@ -119,7 +119,13 @@ const samples: Record<string, Record<string, unknown>> = {
     totp: { enrolled: true, removeAction: '/account/totp/remove', enrolUrl: '/account/totp' },
     recovery: { remaining: 7, regenerateAction: '/account/recovery/regenerate' },
     password: { set: true, action: '/account/password', minLength: 15 },
-    signOutUrl: '/session/end',
+    signOutUrl: '/account/sign-out',
+  },
+  'account-sign-out': {
+    layout: layout({ title: 'Sign out' }),
+    csrf: 'tok-123',
+    action: '/account/sign-out',
+    backUrl: '/account',
   },
   'account-totp': {
     layout: layout({ title: 'Authenticator app' }),
@@ -436,7 +442,16 @@ describe('passkey, second-factor and account pages', () => {
     expect(form(html, '/account/totp/remove')).toContain('>Turn off</button>');
     expect(html).toContain('7 recovery codes left.');
     expect(form(html, '/account/recovery/regenerate')).toContain('>Create new recovery codes</button>');
-    expect(html).toContain('<a href="/session/end">Sign out</a>');
+    // signing out is a form button posting the CSRF token (a GET changes nothing)
+    expect(form(html, '/account/sign-out')).toMatch(/<form class="lk-center" method="post" action="\/account\/sign-out">\s*<input type="hidden" name="csrf" value="tok-123">\s*<button class="lk-button lk-button--link" type="submit">Sign out<\/button>/);
+    expect(html).not.toContain('href="/account/sign-out"');
+  });
+
+  it('account-sign-out: a Sign out button posting the CSRF token, and the way back', () => {
+    const html = renderPage('account-sign-out', samples['account-sign-out']!);
+    expect(form(html, '/account/sign-out')).toMatch(/method="post"[\s\S]*<input type="hidden" name="csrf" value="tok-123">[\s\S]*<button class="lk-button lk-button--primary lk-button--block" type="submit" autofocus>Sign out<\/button>/);
+    expect(html).toContain('of Acme on this device.');
+    expect(html).toContain('<a href="/account">Back to your account</a>');
   });
 
   it('account: a rename error marks its field; the last way to sign in is a warning without a checkbox', () => {

@@ -302,6 +302,17 @@ describe('renderPage', () => {
   });
 });
 
+/** WCAG contrast ratio of two #rrggbb colours, computed here independently of render.ts. */
+function ratio(a: string, b: string): number {
+  const channel = (hex: string, i: number) => {
+    const c = parseInt(hex.slice(1 + 2 * i, 3 + 2 * i), 16) / 255;
+    return c <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+  };
+  const lum = (hex: string) => 0.2126 * channel(hex, 0) + 0.7152 * channel(hex, 1) + 0.0722 * channel(hex, 2);
+  const [hi, lo] = [lum(a), lum(b)].sort((x, y) => y - x) as [number, number];
+  return (hi + 0.05) / (lo + 0.05);
+}
+
 describe('realmCss', () => {
   it('sets --lk-primary from a valid colour', () => {
     expect(realmCss('#123456')).toContain('--lk-primary: #123456;');
@@ -331,6 +342,29 @@ describe('realmCss', () => {
     expect(realmPalette('#1a237e').onPrimary).toBe('#ffffff');
     // A pale colour is darkened for links on the white card.
     expect(realmPalette('#ffeb3b').primaryText).not.toBe('#ffeb3b');
+  });
+
+  it('keeps link text at 4.5:1 on the card and on its muted panels ("Not you?" sits on one), light and dark', () => {
+    for (const colour of [undefined, '#2f5bea', '#0b7a5a', '#7a7a7a', '#ffcc00', '#e5484d', '#123456']) {
+      const p = realmPalette(colour);
+      for (const surface of ['#ffffff', '#f6f7f9']) expect(ratio(p.primaryText, surface), `${colour} light on ${surface}`).toBeGreaterThanOrEqual(4.5);
+      for (const surface of ['#1b1f27', '#232833']) expect(ratio(p.primaryTextDark, surface), `${colour} dark on ${surface}`).toBeGreaterThanOrEqual(4.5);
+    }
+  });
+
+  it('keeps the button label at 4.5:1 on the button for any realm colour, mid tones too (#7a7a7a: 4.3:1 with either label)', () => {
+    const hex = (n: number) => n.toString(16).padStart(2, '0');
+    const colours = ['#7a7a7a', '#e5484d', '#ff5722', '#2196f3', '#4caf50', '#9c27b0'];
+    for (let v = 0; v <= 255; v += 5) colours.push(`#${hex(v)}${hex(v)}${hex(v)}`);
+    for (const colour of colours) {
+      const p = realmPalette(colour);
+      expect(ratio(p.onPrimary, p.primary), `${colour}: ${p.onPrimary} on ${p.primary}`).toBeGreaterThanOrEqual(4.5);
+      expect(ratio(p.onPrimary, p.primaryHover), `${colour}: ${p.onPrimary} on hover ${p.primaryHover}`).toBeGreaterThanOrEqual(4.5);
+    }
+    // colours that already work are kept as they are
+    expect(realmPalette('#123456').primary).toBe('#123456');
+    expect(realmPalette('#ffeb3b').primary).toBe('#ffeb3b');
+    expect(realmPalette('#7a7a7a').primary).not.toBe('#7a7a7a');
   });
 
   it('matches the defaults written into latchkey.css', () => {

@@ -1,5 +1,5 @@
 import { CONNECTION_TYPES, PRESETS } from '../../connections/settings.js';
-import { parse, required, UsageError, withServices, type Command } from '../context.js';
+import { namingFlags, parse, required, UsageError, withServices, type Command } from '../context.js';
 
 const usage = `latchkey connection create --realm R --id ID --client-id ID [--client-secret-stdin] [--name "Display name"]
                              (--preset ${PRESETS.join('|')} [--base-url URL] [--entra-tenant GUID] [--api-base-url URL]
@@ -15,6 +15,32 @@ const usage = `latchkey connection create --realm R --id ID --client-id ID [--cl
   no output shows it. Register the printed redirect_uris at the upstream provider.
   --base-url points a preset elsewhere (GitLab self-managed, GitHub Enterprise, a test stub).
   --tenant limits the connection to those tenants (repeat for several); without it every sign-in of the realm may use it.`;
+
+/** The flag that gave each field of ConnectionService.create's input. */
+const FLAGS: Record<string, string> = {
+  id: '--id',
+  name: '--name',
+  preset: '--preset',
+  type: '--type',
+  clientId: '--client-id',
+  clientSecret: '--client-secret-stdin',
+  issuer: '--issuer',
+  authorizationEndpoint: '--authorization-endpoint',
+  tokenEndpoint: '--token-endpoint',
+  userinfoEndpoint: '--userinfo-endpoint',
+  scopes: '--scope',
+  tenantIds: '--tenant',
+  baseUrl: '--base-url',
+  entraTenant: '--entra-tenant',
+  apiBaseUrl: '--api-base-url',
+};
+
+/** `claims.sub` is `--claim sub=PATH`, `scopes.1` is `--scope`. */
+function flagOf(field: string): string {
+  const [head, key] = field.split('.');
+  if (head === 'claims') return key ? `--claim ${key}=PATH` : '--claim';
+  return FLAGS[head] ?? field;
+}
 
 const CLAIMS = new Set(['sub', 'email', 'email_verified', 'name', 'picture']);
 
@@ -73,26 +99,28 @@ export const connectionCommand: Command = {
           if (!clientSecret) throw new UsageError('--client-secret-stdin was given but standard input was empty');
         }
         const scopes = o.scope?.flatMap((s) => s.split(' ')).filter(Boolean);
-        return withServices((s) =>
-          s.connections.create({
-            realmId,
-            id,
-            name: o.name,
-            preset: o.preset,
-            type: o.type,
-            clientId,
-            clientSecret,
-            issuer: o.issuer,
-            authorizationEndpoint: o['authorization-endpoint'],
-            tokenEndpoint: o['token-endpoint'],
-            userinfoEndpoint: o['userinfo-endpoint'],
-            claims: claimMapping(o.claim),
-            scopes: scopes?.length ? scopes : undefined,
-            tenantIds: o.tenant,
-            baseUrl: o['base-url'],
-            entraTenant: o['entra-tenant'],
-            apiBaseUrl: o['api-base-url'],
-          }),
+        return namingFlags(flagOf, () =>
+          withServices((s) =>
+            s.connections.create({
+              realmId,
+              id,
+              name: o.name,
+              preset: o.preset,
+              type: o.type,
+              clientId,
+              clientSecret,
+              issuer: o.issuer,
+              authorizationEndpoint: o['authorization-endpoint'],
+              tokenEndpoint: o['token-endpoint'],
+              userinfoEndpoint: o['userinfo-endpoint'],
+              claims: claimMapping(o.claim),
+              scopes: scopes?.length ? scopes : undefined,
+              tenantIds: o.tenant,
+              baseUrl: o['base-url'],
+              entraTenant: o['entra-tenant'],
+              apiBaseUrl: o['api-base-url'],
+            }),
+          ),
         );
       }
       case 'list': {

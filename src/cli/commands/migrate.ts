@@ -1,8 +1,7 @@
 import { loadConfig } from '../../config/load.js';
 import { migrate } from '../../db/knex.js';
-import { assertSecretOpensKeys, createServices } from '../../server/services.js';
-import pino from 'pino';
-import { parse, type Command } from '../context.js';
+import { assertSecretOpensKeys } from '../../server/services.js';
+import { commandServices, parse, type Command } from '../context.js';
 
 const usage = 'latchkey migrate';
 
@@ -13,7 +12,7 @@ export const migrateCommand: Command = {
   async run(args) {
     parse(args, {}, usage);
     const config = loadConfig();
-    const services = await createServices(config, { log: pino({ level: 'silent' }) });
+    const services = await commandServices(config);
     try {
       const applied = await migrate(services.db);
       const realm = await services.realms.ensureDefault(config.issuer);

@@ -1,0 +1,91 @@
+import type { Logger } from 'pino';
+import type { Db } from '../db/knex.js';
+import type { EmailLink, EmailLinks } from '../email/links.js';
+import type { Mailer } from '../email/mailer.js';
+import { recordSecurityEvent } from '../mfa/security-events.js';
+import type { UserService } from './user-service.js';
+
+/** Where a reset link leads, on the issuer the request came to. */
+export const PASSWORD_RESET_PATH = '/account/password-reset';
+
+export interface ResetRequest {
+  realmId: string;
+  realmName: string;
+  issuer: string;
+  email: string;
+  address: string;
+}
+
+/**
+ * "Forgot your password?": a single-use link by email that lets the account's owner choose a new
+ * password. Only accounts that have a password can reset it (a passkey-only account never gets one by
+ * email: that would weaken it). The answer to a request never says whether the email has an account,
+ * nor does the time it takes.
+ */
+export class PasswordResetService {
+  constructor(
+    private readonly db: Db,
+    private readonly users: UserService,
+    private readonly links: EmailLinks,
+    private readonly mailer: Mailer,
+    private readonly log: Logger,
+    private readonly ttlSeconds: number,
+  ) {}
+
+  get enabled(): boolean {
+    return this.mailer.enabled;
+  }
+
+  /**
+   * Sends a reset link to `email` if it is an account of the realm with a password. Returns before
+   * looking: the look-up, the link and the SMTP round trip happen after the answer, so neither the
+   * answer nor its timing says whether the email has an account.
+   */
+  request(input: ResetRequest): void {
+    if (!this.enabled) return;
+    setImmediate(() => {
+      this.#send(input).catch((err: Error) => this.log.error({ realm: input.realmId, error: err.message }, 'password reset email could not be sent'));
+    });
+  }
+
+  async #send(input: ResetRequest): Promise<void> {
+    const user = await this.users.findByEmail(input.realmId, input.email);
+    if (!user || user.disabled || !user.passwordHash) return;
+    const token = await this.links.issue('password_reset', input.realmId, user.id, this.ttlSeconds);
+    if (!token) return;
+    await recordSecurityEvent(this.db, { realmId: input.realmId, userId: user.id, type: 'password_reset_requested', detail: { address: input.address } });
+    await this.mailer.send({
+      to: user.email,
+      subject: `Reset your ${input.realmName} password`,
+      text: [
+        `Someone asked to reset the password of your ${input.realmName} account (${user.email}).`,
+        '',
+        'To choose a new password, open this link:',
+        `${input.issuer}${PASSWORD_RESET_PATH}/${token}`,
+        '',
+        `The link works once, for ${Math.round(this.ttlSeconds / 60)} minutes.`,
+        'If you did not ask for this, ignore this email: your password has not changed.',
+      ].join('\n'),
+    });
+    this.log.info({ realm: input.realmId, user: user.id }, 'password reset email sent');
+  }
+
+  /** The account a reset link is for, while the link is unused and unexpired. */
+  find(realmId: string, token: string): Promise<EmailLink | undefined> {
+    return this.links.find('password_reset', realmId, token);
+  }
+
+  /**
+   * Sets the new password through the link: refused by the policy (throws, the link still works), or
+   * done once (true), or the link was used or expired meanwhile (false). Success signs the account out
+   * everywhere (whoever may have known the old password loses their sessions and refresh tokens), and
+   * confirms the email address: the link reached its mailbox.
+   */
+  async complete(link: EmailLink, password: string, address: string): Promise<boolean> {
+    const done = await this.users.resetPassword(link.realmId, link.user.id, password, () => this.links.consume(link));
+    if (!done) return false;
+    const signedOut = await this.users.signOutEverywhere(link.realmId, link.user.id);
+    await recordSecurityEvent(this.db, { realmId: link.realmId, userId: link.user.id, type: 'password_reset', detail: { address, sessionsEnded: signedOut.sessions, grantsRevoked: signedOut.grants } });
+    return true;
+  }
+}

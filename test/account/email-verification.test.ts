@@ -1,0 +1,145 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { decodeJwt, jwtVerify } from 'jose';
+import type * as oidc from 'openid-client';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { flashText, signInToAccount, walk } from '../helpers/account-pages.js';
+import { SoftAuthenticator } from '../helpers/authenticator.js';
+import { describeEachDatabase } from '../helpers/databases.js';
+import { authorizationRequest, discover, exchangeCode, PASSWORD, remoteJwks, skipPasskeyOffer, until } from '../helpers/flows.js';
+import { Browser, parseForm, testFetch } from '../helpers/http.js';
+import { mailbox, type Mail, type Mailbox } from '../helpers/mailbox.js';
+import { passkeyRegistration, readPage, submit } from '../helpers/passkey-flows.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+
+/*
+ * Confirming an email address: a link sent after a self-service sign-up (with a password at once, a
+ * passwordless one once its passkey is made) and from the account page; `email_verified` in the ID
+ * token follows. Opening the link changes nothing (mail scanners open links); its button confirms once.
+ */
+
+const REDIRECT = 'http://app.example.test/cb';
+const linkIn = (mail: Mail) => /^(http:\/\/\S+\/account\/verify-email\/[A-Za-z0-9_-]{43})$/m.exec(mail.text)?.[1];
+
+describeEachDatabase('email address confirmation', (kind) => {
+  let server: TestServer;
+  let smtp: Mailbox;
+  let issuer: string;
+  let config: oidc.Configuration;
+  const mailsTo = (email: string) => smtp.mails.filter((m) => m.to === email);
+  const verified = async (email: string) => (await server.services.users.findByEmail('open', email))!.emailVerified;
+
+  beforeAll(async () => {
+    smtp = await mailbox();
+    server = await startTestServer({ db: kind, overrides: { email: { smtpUrl: smtp.url } } });
+    const dir = mkdtempSync(join(tmpdir(), 'latchkey-verify-'));
+    writeFileSync(join(dir, 's.json'), JSON.stringify({ signup: true }));
+    issuer = `http://open.localhost:${server.port}`;
+    expect((await server.cli(['realm', 'create', '--id', 'open', '--name', 'Open', '--issuer', issuer, '--settings', join(dir, 's.json')])).code).toBe(0);
+    const client = await server.cli(['client', 'create', '--realm', 'open', '--name', 'App', '--redirect-uri', REDIRECT, '--first-party']);
+    expect(client.code, client.stderr).toBe(0);
+    await until(async () => ((await testFetch(`${issuer}/.well-known/openid-configuration`)).status === 200 ? true : undefined), 'the new realm');
+    config = await discover(issuer, client.json.client_id, { client_secret: client.json.client_secret });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await smtp?.close();
+  });
+
+  async function signUp(browser: Browser, fields: Record<string, string>) {
+    const auth = await authorizationRequest(config, REDIRECT, { scope: 'openid email' });
+    const login = await readPage(await browser.follow(auth.url, {}, REDIRECT));
+    const form = await readPage(await browser.follow(new URL(`/interaction/${login.uid}/signup`, issuer), {}, REDIRECT));
+    return { auth, next: await submit(browser, form, '/signup', fields, REDIRECT) };
+  }
+
+  it('after a sign-up with a password: the link confirms the address once, and the next ID token says so', async () => {
+    const browser = new Browser();
+    const { auth, next } = await signUp(browser, { email: 'quinn@open.test', password: PASSWORD });
+    const done = await skipPasskeyOffer(browser, next, REDIRECT);
+    expect(decodeJwt((await exchangeCode(config, auth, done.url)).id_token!).email_verified).toBe(false);
+
+    const mail = await until(async () => mailsTo('quinn@open.test')[0], 'the confirmation email');
+    expect(mail.subject).toBe('Confirm your email address for Open');
+    expect(mail.text).toContain('The link works once, for 24 hours.');
+    const link = linkIn(mail)!;
+    expect(link.startsWith(`${issuer}/account/verify-email/`)).toBe(true);
+
+    // opening the link (as a mail scanner would) changes nothing
+    const opened = await walk(new Browser(), link);
+    expect(opened.res.status).toBe(200);
+    expect(opened.html).toContain('<h1 class="lk-title">Confirm your email address</h1>');
+    expect(await verified('quinn@open.test')).toBe(false);
+    // a post without the page's form token is refused
+    const forged = await walk(new Browser(), link, { method: 'POST', form: {} });
+    expect(forged.res.status).toBe(403);
+    expect(await verified('quinn@open.test')).toBe(false);
+
+    const form = parseForm(opened.html, '/account/verify-email/');
+    const confirmed = await walk(new Browser(), new URL(form.action, link), { form: form.fields });
+    expect(confirmed.res.status).toBe(200);
+    expect(confirmed.html).toContain('<h1 class="lk-title">Email address confirmed</h1>');
+    expect(await verified('quinn@open.test')).toBe(true);
+    const user = (await server.services.users.findByEmail('open', 'quinn@open.test'))!;
+    expect((await server.services.db('security_events').where({ user_id: user.id, type: 'email_verified' })).length).toBe(1);
+    // used once
+    expect((await walk(new Browser(), link)).res.status).toBe(400);
+    expect((await walk(new Browser(), new URL(form.action, link), { form: form.fields })).res.status).toBe(400);
+
+    // the next sign-in's ID token, verified against the JWKS, says the address is confirmed
+    const again = new Browser();
+    const auth2 = await authorizationRequest(config, REDIRECT, { scope: 'openid email' });
+    const login = await readPage(await again.follow(auth2.url, {}, REDIRECT));
+    const pw = await readPage(await submit(again, login, '/identify', { email: 'quinn@open.test' }, REDIRECT));
+    const after = await submit(again, pw, '/login', { email: 'quinn@open.test', password: PASSWORD }, REDIRECT);
+    const end = await skipPasskeyOffer(again, after, REDIRECT);
+    const tokens = await exchangeCode(config, auth2, end.url);
+    const { payload } = await jwtVerify(tokens.id_token!, remoteJwks(issuer), { issuer });
+    expect(payload.email_verified).toBe(true);
+  });
+
+  it('a passwordless sign-up gets its link once the passkey is made, not before', async () => {
+    const browser = new Browser();
+    const { next } = await signUp(browser, { email: 'rosa@open.test' });
+    const offer = await readPage(next);
+    expect(offer.html).toContain('lk-passkey-create');
+    // a sign-up without a passkey yet can be resumed, so its address must not be confirmable meanwhile;
+    // a later sign-up's email proves the earlier one was not held back by the mailer
+    const other = new Browser();
+    const { next: otherNext } = await signUp(other, { email: 'sam@open.test', password: PASSWORD });
+    await skipPasskeyOffer(other, otherNext, REDIRECT);
+    await until(async () => mailsTo('sam@open.test')[0], 'the confirmation email to sam');
+    expect(mailsTo('rosa@open.test')).toEqual([]);
+
+    const registered = await passkeyRegistration(browser, offer, new SoftAuthenticator(), issuer);
+    expect(registered.status, JSON.stringify(registered.body)).toBe(200);
+    const mail = await until(async () => mailsTo('rosa@open.test')[0], 'the confirmation email to rosa');
+    expect(linkIn(mail)).toBeTruthy();
+  });
+
+  it('the account page offers a new link while the address is unconfirmed, and not after', async () => {
+    const s = server.services;
+    await s.users.create({ realmId: 'open', email: 'tess@open.test', password: PASSWORD, emailVerified: false });
+    const browser = new Browser();
+    const page = await signInToAccount(browser, issuer, { email: 'tess@open.test', password: PASSWORD });
+    expect(page.html).toContain('Your email address is not confirmed yet.');
+    const form = parseForm(page.html, '/account/verify-email');
+    const sent = await walk(browser, new URL(form.action, page.url), { form: form.fields });
+    expect(sent.url.pathname).toBe('/account');
+    expect(flashText(sent.html)).toBe('We sent a confirmation link to your email address. It may take a few minutes to arrive.');
+    const mail = await until(async () => mailsTo('tess@open.test')[0], 'the confirmation email to tess');
+    const link = linkIn(mail)!;
+    // a live confirmation token is no password reset token
+    const crossed = await walk(new Browser(), link.replace('/verify-email/', '/password-reset/'));
+    expect(crossed.res.status).toBe(400);
+    expect(crossed.html).toContain('This password reset link has expired or was already used.');
+    const opened = await walk(new Browser(), link);
+    const confirm = parseForm(opened.html, '/account/verify-email/');
+    expect((await walk(new Browser(), new URL(confirm.action, link), { form: confirm.fields })).res.status).toBe(200);
+    const reloaded = await walk(browser, `${issuer}/account`);
+    expect(reloaded.res.status).toBe(200);
+    expect(reloaded.html).not.toContain('Your email address is not confirmed yet.');
+    expect(reloaded.html).not.toContain('/account/verify-email');
+  });
+});

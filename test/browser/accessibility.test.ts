@@ -1,0 +1,431 @@
+/**
+ * Every server-rendered page a person meets, checked in headless Chromium for screen-reader and keyboard
+ * users: axe-core's WCAG 2.1 A/AA rules in the light and the dark colour scheme (no rule switched off),
+ * and a keyboard walk from the top of the page that must reach the page's main action with Tab, every
+ * stop showing a focus indicator. A failure lists the page, the rule or stop, and the elements.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as oidc from 'openid-client';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { accessibilityProblems, keyboardProblems, pageProblems } from '../helpers/accessibility.js';
+import { SoftAuthenticator } from '../helpers/authenticator.js';
+import { describeWithBrowser, launchChromium, startTestApp, watchConsole } from '../helpers/browser.js';
+import { discover, PASSWORD, postForm } from '../helpers/flows.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+import { codeAt } from '../helpers/totp.js';
+
+const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+
+describeWithBrowser('accessibility of the pages in Chromium (axe-core WCAG 2.1 A/AA, keyboard focus)', () => {
+  let server: TestServer;
+  let app: Awaited<ReturnType<typeof startTestApp>>;
+  let browser: Browser;
+  /** The realm most pages are seen on: default colour, sign-up open, a connection, second factors optional. */
+  let issuer: string;
+  /** A realm that requires a second factor (the set-up page with its QR code). */
+  let strictIssuer: string;
+  let web: oidc.Configuration;
+  let partner: oidc.Configuration;
+  let strictWeb: oidc.Configuration;
+  let tvClientId: string;
+  /** Realms with their own primary colour: a mid grey (neither white nor black text reaches 4.5:1 on it) and a pale yellow. */
+  const COLOURED = [
+    { id: 'grey', colour: '#7a7a7a' },
+    { id: 'sunny', colour: '#ffcc00' },
+  ];
+  const coloured = new Map<string, oidc.Configuration>();
+  /** The authenticator-app secret of mfa@ (it also has a security key). */
+  let mfaSecret: string;
+  const contexts: BrowserContext[] = [];
+
+  const ok = async (args: string[], stdin?: string) => {
+    const r = await server.cli(args, stdin);
+    expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
+    return r.json;
+  };
+
+  async function registerCredential(realmId: string, realmIssuer: string, email: string, kind: 'passkey' | 'security-key') {
+    const user = (await server.services.users.findByEmail(realmId, email))!;
+    const realm = (await server.services.realms.get(realmId))!;
+    const rp = { rpId: new URL(realmIssuer).hostname, origins: [realmIssuer], name: realmId };
+    const who = { id: user.id, email: user.email, name: null };
+    const options = await server.services.passkeys.registrationOptions({ realmId, settings: realm.settings, rp, user: who, boundTo: 'setup', kind });
+    const response = await new SoftAuthenticator({ backupEligible: kind === 'passkey' }).createCredential(options, realmIssuer);
+    await server.services.passkeys.verifyRegistration({ realmId, settings: realm.settings, rp, user: who, boundTo: 'setup', kind, response });
+  }
+
+  beforeAll(async () => {
+    app = await startTestApp();
+    server = await startTestServer();
+    const dir = mkdtempSync(join(tmpdir(), 'latchkey-a11y-'));
+    issuer = `http://pages.localhost:${server.port}`;
+    strictIssuer = `http://strict.localhost:${server.port}`;
+    const up = `http://up.localhost:${server.port}`;
+    writeFileSync(join(dir, 'pages.json'), JSON.stringify({ signup: true, mfa: 'optional' }));
+    writeFileSync(join(dir, 'strict.json'), JSON.stringify({ mfa: 'required' }));
+    await ok(['realm', 'create', '--id', 'pages', '--name', 'Pages', '--issuer', issuer, '--settings', join(dir, 'pages.json')]);
+    await ok(['realm', 'create', '--id', 'strict', '--name', 'Strict', '--issuer', strictIssuer, '--settings', join(dir, 'strict.json')]);
+    await ok(['realm', 'create', '--id', 'upstream', '--name', 'Upstream Corp', '--issuer', up]);
+
+    const colouredIssuer = (id: string) => `http://${id}.localhost:${server.port}`;
+    for (const { id, colour } of COLOURED) {
+      writeFileSync(join(dir, `${id}.json`), JSON.stringify({ branding: { primaryColor: colour } }));
+      await ok(['realm', 'create', '--id', id, '--name', `Realm ${id}`, '--issuer', colouredIssuer(id), '--settings', join(dir, `${id}.json`)]);
+    }
+    const callbacks = [issuer, ...COLOURED.map(({ id }) => colouredIssuer(id))].flatMap((i) => ['--redirect-uri', `${i}/connections/callback`]);
+    const upstreamClient = await ok(['client', 'create', '--realm', 'upstream', '--name', 'Pages', ...callbacks, '--first-party']);
+    for (const realm of ['pages', ...COLOURED.map(({ id }) => id)]) {
+      await ok(['connection', 'create', '--realm', realm, '--id', 'upcorp', '--type', 'oidc', '--issuer', up, '--name', 'Upstream Corp', '--client-id', upstreamClient.client_id, '--client-secret-stdin'], upstreamClient.client_secret);
+    }
+    for (const { id } of COLOURED) {
+      const client = await ok(['client', 'create', '--realm', id, '--name', 'Demo App', '--redirect-uri', app.redirectUri, '--first-party']);
+      coloured.set(id, await discover(colouredIssuer(id), client.client_id, { client_secret: client.client_secret }));
+      await ok(['user', 'create', '--realm', id, '--email', 'ada@example.test', '--password-stdin'], PASSWORD);
+    }
+
+    const webClient = await ok(['client', 'create', '--realm', 'pages', '--name', 'Demo App', '--redirect-uri', app.redirectUri, '--first-party']);
+    const partnerClient = await ok(['client', 'create', '--realm', 'pages', '--name', 'Partner App', '--redirect-uri', app.redirectUri]);
+    const strictClient = await ok(['client', 'create', '--realm', 'strict', '--name', 'Strict App', '--redirect-uri', app.redirectUri, '--first-party']);
+    tvClientId = (await ok(['client', 'create', '--realm', 'pages', '--name', 'Living Room TV', '--public', '--first-party', '--grant', DEVICE_GRANT])).client_id;
+    web = await discover(issuer, webClient.client_id, { client_secret: webClient.client_secret });
+    partner = await discover(issuer, partnerClient.client_id, { client_secret: partnerClient.client_secret });
+    strictWeb = await discover(strictIssuer, strictClient.client_id, { client_secret: strictClient.client_secret });
+
+    for (const email of ['ada@example.test', 'mfa@example.test', 'pk@example.test', 'tv@example.test', 'acct@example.test']) {
+      await ok(['user', 'create', '--realm', 'pages', '--email', email, '--name', 'Ada Lovelace', '--password-stdin'], PASSWORD);
+    }
+    await ok(['user', 'create', '--realm', 'strict', '--email', 'enrol@example.test', '--password-stdin'], PASSWORD);
+
+    // mfa@: an authenticator app and a security key; pk@: a passkey (its sign-in asks for it first)
+    const mfa = (await server.services.users.findByEmail('pages', 'mfa@example.test'))!;
+    const enrolment = await server.services.totp.startEnrolment('pages', mfa.id, mfa.email, 'Pages');
+    expect(await server.services.totp.confirmEnrolment('pages', mfa.id, codeAt(enrolment.secret, Date.now()))).toBe(true);
+    mfaSecret = enrolment.secret;
+    await registerCredential('pages', issuer, 'mfa@example.test', 'security-key');
+    await registerCredential('pages', issuer, 'pk@example.test', 'passkey');
+
+    browser = await launchChromium();
+  });
+  afterEach(async () => {
+    while (contexts.length) await contexts.pop()!.close();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+    await app?.close();
+  });
+
+  /** A fresh browser profile; no animations (colours are read when the page is still). */
+  async function freshPage(): Promise<{ page: Page; seen: ReturnType<typeof watchConsole> }> {
+    const context = await browser.newContext({ viewport: { width: 1000, height: 900 }, locale: 'en-US', colorScheme: 'light', reducedMotion: 'reduce' });
+    contexts.push(context);
+    const page = await context.newPage();
+    page.setDefaultTimeout(15_000);
+    return { page, seen: watchConsole(page) };
+  }
+
+  async function authorize(page: Page, config: oidc.Configuration, params: Record<string, string> = {}) {
+    const url = oidc.buildAuthorizationUrl(config, {
+      redirect_uri: app.redirectUri,
+      scope: 'openid email profile',
+      code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()),
+      code_challenge_method: 'S256',
+      state: oidc.randomState(),
+      ...params,
+    });
+    const res = await page.goto(url.href);
+    expect(res?.status()).toBe(200);
+  }
+
+  const heading = (page: Page, name: string | RegExp) => page.getByRole('heading', { level: 1, name }).waitFor();
+  const button = (page: Page, name: string) => page.getByRole('button', { name, exact: true });
+
+  async function typeEmail(page: Page, email: string) {
+    await page.getByLabel('Email').fill(email);
+    await button(page, 'Continue').click();
+  }
+
+  async function typePassword(page: Page, password = PASSWORD) {
+    await page.getByLabel('Password').fill(password);
+    await button(page, 'Sign in').click();
+  }
+
+  /** A password sign-in through the pages; "Not now" on the passkey offer when it comes. */
+  async function signInWithPassword(page: Page, email: string, until: string | RegExp) {
+    await typeEmail(page, email);
+    await heading(page, /Enter your password/);
+    await typePassword(page);
+    const offer = button(page, 'Not now');
+    const next = page.getByRole('heading', { level: 1, name: until });
+    await offer.or(next).first().waitFor();
+    if (await offer.isVisible()) await offer.click();
+    await next.waitFor();
+  }
+
+  const noConsoleTrouble = (seen: ReturnType<typeof watchConsole>) => [...seen.cspViolations, ...seen.errors];
+
+  it('sign-in: email step (with sign-up link and a connection), password step, wrong password, passkey offer, consent, sign-out', async () => {
+    const { page, seen } = await freshPage();
+    const problems: string[] = [];
+
+    await authorize(page, web);
+    await heading(page, /Sign in/);
+    await page.getByRole('link', { name: 'Continue with Upstream Corp' }).waitFor();
+    problems.push(...(await pageProblems(page, 'email step', 'Continue')));
+
+    await typeEmail(page, 'ada@example.test');
+    await heading(page, /Enter your password/);
+    problems.push(...(await pageProblems(page, 'password step', 'Sign in')));
+
+    await typePassword(page, 'definitely-not-the-password-42');
+    await page.getByRole('alert').filter({ hasText: /Incorrect email or password/ }).waitFor();
+    problems.push(...(await pageProblems(page, 'wrong password', 'Sign in')));
+
+    await typePassword(page);
+    await heading(page, 'Create a passkey for faster sign-in');
+    await page.waitForLoadState('load');
+    await button(page, 'Create a passkey').waitFor();
+    problems.push(...(await pageProblems(page, 'passkey offer', 'Create a passkey')));
+    await button(page, 'Not now').click();
+    await page.waitForURL((u) => u.href.startsWith(app.redirectUri));
+
+    // a third-party application: the consent page (the session from above signs in)
+    await authorize(page, partner);
+    await heading(page, /wants to access your account/);
+    problems.push(...(await pageProblems(page, 'consent', 'Allow')));
+    await button(page, 'Allow').click();
+    await page.waitForURL((u) => u.href.startsWith(app.redirectUri));
+
+    // sign-out: the confirmation, then the page after it
+    await page.goto(`${issuer}/session/end`);
+    await heading(page, /Sign out of/);
+    problems.push(...(await pageProblems(page, 'sign-out confirmation', 'Yes, sign me out')));
+    await button(page, 'Yes, sign me out').click();
+    await heading(page, /You have signed out/);
+    problems.push(...(await accessibilityProblems(page, 'signed out')));
+
+    expect(problems).toEqual([]);
+    expect(noConsoleTrouble(seen)).toEqual([]);
+  });
+
+  it('error page (an unknown application) and sign-up (empty, and after a refused password)', async () => {
+    const { page, seen } = await freshPage();
+    const problems: string[] = [];
+
+    await page.goto(`${issuer}/auth?client_id=no-such-app&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(app.redirectUri)}`);
+    await page.getByRole('heading', { level: 1 }).waitFor();
+    problems.push(...(await accessibilityProblems(page, 'error page')));
+
+    await authorize(page, web);
+    await page.getByRole('link', { name: 'Create an account' }).click();
+    await heading(page, 'Create your account');
+    problems.push(...(await pageProblems(page, 'sign-up', 'Create account')));
+    await page.getByLabel('Email').fill('new@example.test');
+    await page.getByLabel(/^Password/).fill('short');
+    await button(page, 'Create account').click();
+    await page.getByRole('alert').locator('p').waitFor();
+    problems.push(...(await pageProblems(page, 'sign-up refused', 'Create account')));
+
+    expect(problems).toEqual([]);
+    expect(noConsoleTrouble(seen)).toEqual([]);
+  });
+
+  it('second factor at sign-in: authenticator code, security key and recovery code; a wrong code', async () => {
+    const { page, seen } = await freshPage();
+    const problems: string[] = [];
+
+    await authorize(page, web);
+    await typeEmail(page, 'mfa@example.test');
+    await heading(page, /Enter your password/);
+    await typePassword(page);
+    await heading(page, /Verify it/);
+    await page.waitForLoadState('load');
+    await button(page, 'Use your security key or passkey').waitFor();
+    problems.push(...(await pageProblems(page, 'second factor', 'Verify')));
+
+    await page.getByText('Use a recovery code').click();
+    await page.getByLabel('Recovery code').waitFor();
+    problems.push(...(await pageProblems(page, 'second factor, recovery code open', 'Use recovery code')));
+
+    await page.getByLabel('Authentication code').fill('000000');
+    await page.getByLabel('Authentication code').press('Enter');
+    await page.getByRole('alert').filter({ hasText: /not right/ }).waitFor();
+    problems.push(...(await pageProblems(page, 'second factor, wrong code', 'Verify')));
+
+    expect(problems).toEqual([]);
+    expect(noConsoleTrouble(seen)).toEqual([]);
+  });
+
+  it('passkey step (an account with a passkey) and second-factor set-up with its QR code (a realm that requires it)', async () => {
+    const { page, seen } = await freshPage();
+    const problems: string[] = [];
+
+    await authorize(page, web);
+    await typeEmail(page, 'pk@example.test');
+    await heading(page, /Sign in with your passkey/);
+    await page.waitForLoadState('load');
+    await button(page, 'Sign in with your passkey').waitFor();
+    problems.push(...(await pageProblems(page, 'passkey step', 'Sign in with your passkey')));
+
+    await authorize(page, strictWeb);
+    await typeEmail(page, 'enrol@example.test');
+    await heading(page, /Enter your password/);
+    await typePassword(page);
+    await heading(page, /second step/);
+    await page.locator('figure.lk-qr svg').waitFor();
+    problems.push(...(await pageProblems(page, 'second-factor set-up', 'Verify and turn on')));
+
+    expect(problems).toEqual([]);
+    expect(noConsoleTrouble(seen)).toEqual([]);
+  });
+
+  it('device flow: code entry, a wrong code, confirmation, done', async () => {
+    const { page, seen } = await freshPage();
+    const problems: string[] = [];
+    const started = await postForm(`${issuer}/device/auth`, { client_id: tvClientId, scope: 'openid email' });
+    expect(started.status, JSON.stringify(started.body)).toBe(200);
+
+    await page.goto(`${issuer}/device`);
+    await heading(page, 'Connect a device');
+    problems.push(...(await pageProblems(page, 'device code', 'Continue')));
+
+    await page.getByLabel('Code').fill('BCDF-GHJK');
+    await button(page, 'Continue').click();
+    await page.getByRole('alert').locator('p').waitFor();
+    problems.push(...(await pageProblems(page, 'device code, wrong code', 'Continue')));
+
+    await page.getByLabel('Code').fill(started.body.user_code);
+    await button(page, 'Continue').click();
+    await heading(page, /is asking to sign in on a device/);
+    problems.push(...(await pageProblems(page, 'device confirmation', 'Continue')));
+    await button(page, 'Continue').click();
+    await heading(page, /Sign in/);
+    await signInWithPassword(page, 'tv@example.test', /Your device is signed in/);
+    problems.push(...(await accessibilityProblems(page, 'device done')));
+
+    expect(problems).toEqual([]);
+    expect(noConsoleTrouble(seen)).toEqual([]);
+  });
+
+  it('account page: its sections, authenticator-app set-up with its QR code, new recovery codes shown once', async () => {
+    const { page, seen } = await freshPage();
+    const problems: string[] = [];
+
+    await page.goto(`${issuer}/account`);
+    await heading(page, /Sign in/);
+    await signInWithPassword(page, 'acct@example.test', 'Your account');
+    await page.waitForLoadState('load');
+    problems.push(...(await pageProblems(page, 'account page', 'Change password')));
+
+    await page.getByRole('link', { name: 'Set up an authenticator app' }).click();
+    await heading(page, 'Set up an authenticator app');
+    problems.push(...(await pageProblems(page, 'account: authenticator-app set-up', 'Verify and turn on')));
+    await page.getByRole('link', { name: 'Back to your account' }).click();
+
+    await heading(page, 'Your account');
+    await button(page, 'Create recovery codes').click();
+    await heading(page, 'Save your recovery codes');
+    problems.push(...(await pageProblems(page, 'recovery codes', 'I have saved my codes')));
+
+    expect(problems).toEqual([]);
+    expect(noConsoleTrouble(seen)).toEqual([]);
+  });
+
+  it('account page: a refused password change is announced, and marks, describes and focuses the field it is about', async () => {
+    const { page, seen } = await freshPage();
+    const problems: string[] = [];
+    await page.goto(`${issuer}/account`);
+    await heading(page, /Sign in/);
+    await signInWithPassword(page, 'ada@example.test', 'Your account');
+
+    /** The focused element: its id, aria-invalid and the text of what describes it. */
+    const focused = () =>
+      page.evaluate(() => {
+        const el = document.activeElement as HTMLElement | null;
+        const ids = (el?.getAttribute('aria-describedby') ?? '').split(/\s+/).filter(Boolean);
+        return { id: el?.id ?? '', invalid: el?.getAttribute('aria-invalid') ?? null, description: ids.map((id) => document.getElementById(id)?.textContent?.trim() ?? '').join(' ') };
+      });
+    const cases = [
+      { label: 'too short', password: 'short', again: 'short', field: 'lk-new-password', message: /at least/ },
+      { label: 'not the same twice', password: PASSWORD + '-new', again: PASSWORD + '-typo', field: 'lk-new-password', message: /do not match/ },
+    ];
+    for (const c of cases) {
+      await page.getByLabel('New password', { exact: true }).fill(c.password);
+      await page.getByLabel('Confirm new password').fill(c.again);
+      await button(page, 'Change password').click();
+      await page.getByRole('alert').filter({ hasText: c.message }).waitFor();
+      const now = await focused();
+      expect(now, c.label).toMatchObject({ id: c.field, invalid: 'true' });
+      expect(now.description, c.label).toMatch(c.message);
+      problems.push(...(await pageProblems(page, `account page, password ${c.label}`, 'Change password')));
+    }
+    expect(problems).toEqual([]);
+    expect(noConsoleTrouble(seen)).toEqual([]);
+  });
+
+  it('account page of someone with a security key, an authenticator app and recovery codes', async () => {
+    const { page, seen } = await freshPage();
+    const problems: string[] = [];
+
+    await page.goto(`${issuer}/account`);
+    await typeEmail(page, 'mfa@example.test');
+    await heading(page, /Enter your password/);
+    await typePassword(page);
+    await heading(page, /Verify it/);
+    // a code from the next time step: the one used at enrolment cannot be used again
+    await page.getByLabel('Authentication code').fill(codeAt(mfaSecret, Date.now() + 30_000));
+    await page.getByLabel('Authentication code').press('Enter');
+    const offer = button(page, 'Not now');
+    const account = page.getByRole('heading', { level: 1, name: 'Your account' });
+    await offer.or(account).first().waitFor();
+    if (await offer.isVisible()) await offer.click();
+    await account.waitFor();
+    await page.locator('.lk-credential').first().waitFor();
+    problems.push(...(await pageProblems(page, 'account page with credentials', 'Change password')));
+
+    expect(problems).toEqual([]);
+    expect(noConsoleTrouble(seen)).toEqual([]);
+  });
+
+  for (const { id, colour } of COLOURED) {
+    it(`a realm's own colour (${colour}): email step, wrong password and passkey offer stay readable and show their focus`, async () => {
+      const { page, seen } = await freshPage();
+      const problems: string[] = [];
+      await authorize(page, coloured.get(id)!);
+      await heading(page, /Sign in/);
+      await page.getByRole('link', { name: 'Continue with Upstream Corp' }).waitFor();
+      problems.push(...(await pageProblems(page, `${colour}: email step`, 'Continue')));
+      await typeEmail(page, 'ada@example.test');
+      await heading(page, /Enter your password/);
+      await typePassword(page, 'definitely-not-the-password-42');
+      await page.getByRole('alert').filter({ hasText: /Incorrect email or password/ }).waitFor();
+      problems.push(...(await pageProblems(page, `${colour}: wrong password`, 'Sign in')));
+      await typePassword(page);
+      await heading(page, 'Create a passkey for faster sign-in');
+      await page.waitForLoadState('load');
+      await button(page, 'Create a passkey').waitFor();
+      problems.push(...(await pageProblems(page, `${colour}: passkey offer`, 'Create a passkey')));
+      expect(problems).toEqual([]);
+      expect(noConsoleTrouble(seen)).toEqual([]);
+    });
+  }
+
+  it('the checks can fail: an unlabelled field, a button without a focus ring and an unreachable action are reported (canary)', async () => {
+    const { page } = await freshPage();
+    await authorize(page, web);
+    await heading(page, /Sign in/);
+    await page.evaluate(() => {
+      document.querySelector('label[for="lk-email"]')!.remove();
+      // CSSOM, which the pages' CSP allows (it forbids style attributes in the markup, not this)
+      const continueButton = Array.from(document.querySelectorAll('button')).find((b) => b.textContent?.trim() === 'Continue')!;
+      continueButton.style.outline = 'none';
+    });
+    expect((await accessibilityProblems(page, 'canary')).join('\n')).toMatch(/canary \(light\): label \[critical\] .*#lk-email/);
+    const keyboard = (await keyboardProblems(page, 'canary', 'No such button')).join('\n');
+    expect(keyboard).toMatch(/Tab stop button\.lk-button.* "Continue" has no visible focus indicator/);
+    expect(keyboard).toMatch(/the main action "No such button" is not reached with Tab/);
+  });
+});

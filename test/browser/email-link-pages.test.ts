@@ -1,0 +1,164 @@
+/**
+ * "Forgot your password?" and email address confirmation in Chromium, as a person does them with the
+ * keyboard: the link on the password step, the request form, "Check your email", the page the emailed
+ * link opens, a refused password, the new password, and the confirmation page. Every page is checked
+ * with axe-core (WCAG 2.1 A/AA) and a keyboard walk to its main action; then the new password signs in
+ * and reaches the application.
+ */
+import * as oidc from 'openid-client';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { accessibilityProblems, pageProblems } from '../helpers/accessibility.js';
+import { describeWithBrowser, launchChromium, startTestApp, watchConsole } from '../helpers/browser.js';
+import { discover, PASSWORD, until } from '../helpers/flows.js';
+import { mailbox, type Mailbox } from '../helpers/mailbox.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+
+const NEW_PASSWORD = 'juniper-kettle-harbor-6610';
+
+describeWithBrowser('password reset and email confirmation pages in Chromium', () => {
+  let server: TestServer;
+  let smtp: Mailbox;
+  let app: Awaited<ReturnType<typeof startTestApp>>;
+  let browser: Browser;
+  let config: oidc.Configuration;
+
+  beforeAll(async () => {
+    smtp = await mailbox();
+    app = await startTestApp();
+    server = await startTestServer({ overrides: { email: { smtpUrl: smtp.url } } });
+    const client = await server.cli(['client', 'create', '--realm', 'default', '--name', 'Notes', '--redirect-uri', app.redirectUri, '--first-party']);
+    expect(client.code, client.stderr).toBe(0);
+    config = await discover(server.issuer, client.json.client_id, { client_secret: client.json.client_secret });
+    const user = await server.cli(['user', 'create', '--realm', 'default', '--email', 'una@example.test', '--password-stdin'], `${PASSWORD}\n`);
+    expect(user.code, user.stderr).toBe(0);
+    const other = await server.cli(['user', 'create', '--realm', 'default', '--email', 'val@example.test', '--password-stdin'], `${PASSWORD}\n`);
+    expect(other.code, other.stderr).toBe(0);
+    await server.services.db('users').where({ email: 'val@example.test' }).update({ email_verified: false });
+    browser = await launchChromium();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+    await app?.close();
+    await smtp?.close();
+  });
+
+  const heading = (page: Page, name: string | RegExp) => page.getByRole('heading', { level: 1, name }).waitFor();
+
+  async function authorize(page: Page) {
+    const url = oidc.buildAuthorizationUrl(config, {
+      redirect_uri: app.redirectUri,
+      scope: 'openid email',
+      code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()),
+      code_challenge_method: 'S256',
+      state: oidc.randomState(),
+    });
+    await page.goto(url.href);
+  }
+
+  async function linkFrom(subject: RegExp): Promise<string> {
+    const mail = await until(async () => smtp.mails.find((m) => subject.test(m.subject)), `an email "${subject.source}"`);
+    return /^(http:\/\/\S+\/account\/\S+)$/m.exec(mail.text)![1]!;
+  }
+
+  it('walks through a password reset with the keyboard, then signs in with the new password', async () => {
+    const context = await browser.newContext({ viewport: { width: 1000, height: 900 }, locale: 'en-US', reducedMotion: 'reduce' });
+    const page = await context.newPage();
+    page.setDefaultTimeout(15_000);
+    const seen = watchConsole(page);
+    const problems: string[] = [];
+
+    await authorize(page);
+    await heading(page, /Sign in/);
+    await page.getByLabel('Email').fill('una@example.test');
+    await page.keyboard.press('Enter');
+    await heading(page, /Enter your password/);
+    // "Forgot your password?" is reached with Tab from the password field, after "Sign in"
+    await page.getByLabel('Password').focus();
+    for (let i = 0; i < 6; i++) {
+      await page.keyboard.press('Tab');
+      if ((await page.evaluate(() => document.activeElement?.textContent?.trim())) === 'Forgot your password?') break;
+    }
+    expect(await page.evaluate(() => document.activeElement?.textContent?.trim())).toBe('Forgot your password?');
+    await page.keyboard.press('Enter');
+    await heading(page, 'Reset your password');
+    expect(await page.getByLabel('Email').inputValue()).toBe('una@example.test');
+    problems.push(...(await pageProblems(page, 'reset request', 'Send the link')));
+    await page.getByRole('button', { name: 'Send the link', exact: true }).focus();
+    await page.keyboard.press('Enter');
+    await heading(page, 'Check your email');
+    problems.push(...(await pageProblems(page, 'check your email', 'Back to sign-in')));
+
+    const signInTab = page;
+    const linkPage = await context.newPage();
+    await linkPage.goto(await linkFrom(/^Reset your .* password$/));
+    await heading(linkPage, 'Choose a new password');
+    problems.push(...(await pageProblems(linkPage, 'choose a new password', 'Change password')));
+    await linkPage.getByLabel('New password', { exact: true }).fill('too-short');
+    await linkPage.getByLabel('Confirm new password').fill('too-short');
+    await linkPage.keyboard.press('Enter');
+    await linkPage.getByRole('alert').filter({ hasText: /at least 15 characters/ }).waitFor();
+    expect(await linkPage.evaluate(() => document.activeElement?.id)).toBe('lk-new-password');
+    problems.push(...(await pageProblems(linkPage, 'refused new password', 'Change password')));
+    await linkPage.getByLabel('New password', { exact: true }).fill(NEW_PASSWORD);
+    await linkPage.getByLabel('Confirm new password').fill(NEW_PASSWORD);
+    await linkPage.keyboard.press('Enter');
+    await heading(linkPage, 'Your password has been changed');
+    problems.push(...(await accessibilityProblems(linkPage, 'password changed')));
+
+    // back in the first tab: "Back to sign-in", the new password, and the application has its code
+    await signInTab.getByRole('link', { name: 'Back to sign-in' }).click();
+    await heading(signInTab, /Enter your password/);
+    await signInTab.getByLabel('Password').fill(NEW_PASSWORD);
+    await signInTab.keyboard.press('Enter');
+    const offer = signInTab.getByRole('button', { name: 'Not now', exact: true });
+    await offer.or(signInTab.getByRole('heading', { name: 'Callback received' })).first().waitFor();
+    if (await offer.isVisible()) await offer.click();
+    await signInTab.waitForURL((u) => u.href.startsWith(app.redirectUri));
+    expect(new URL(signInTab.url()).searchParams.get('code')).toBeTruthy();
+
+    expect(problems).toEqual([]);
+    expect([...seen.cspViolations, ...seen.errors]).toEqual([]);
+    await context.close();
+  });
+
+  it('confirms an email address from the account page with the keyboard', async () => {
+    const context = await browser.newContext({ viewport: { width: 1000, height: 900 }, locale: 'en-US', reducedMotion: 'reduce' });
+    const page = await context.newPage();
+    page.setDefaultTimeout(15_000);
+    const seen = watchConsole(page);
+    const problems: string[] = [];
+
+    await page.goto(`${server.issuer}/account`);
+    await page.getByLabel('Email').fill('val@example.test');
+    await page.keyboard.press('Enter');
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.keyboard.press('Enter');
+    const offer = page.getByRole('button', { name: 'Not now', exact: true });
+    await offer.or(page.getByRole('heading', { name: 'Your account' })).first().waitFor();
+    if (await offer.isVisible()) await offer.click();
+    await heading(page, 'Your account');
+    await page.getByText('Your email address is not confirmed yet.').waitFor().catch(async (err) => {
+      throw new Error(`${err.message}\n${(await page.content()).slice(0, 3000)}`);
+    });
+    await page.getByRole('button', { name: 'Send a confirmation link' }).focus();
+    await page.keyboard.press('Enter');
+    await page.getByRole('status').filter({ hasText: 'We sent a confirmation link' }).waitFor();
+
+    await page.goto(await linkFrom(/^Confirm your email address/));
+    await heading(page, 'Confirm your email address');
+    problems.push(...(await pageProblems(page, 'confirm your email address', 'Confirm')));
+    await page.getByRole('button', { name: 'Confirm', exact: true }).click();
+    await heading(page, 'Email address confirmed');
+    problems.push(...(await accessibilityProblems(page, 'email address confirmed')));
+    expect((await server.services.users.findByEmail('default', 'val@example.test'))!.emailVerified).toBe(true);
+    await page.getByRole('link', { name: 'Go to your account' }).click();
+    await heading(page, 'Your account');
+    expect(await page.getByText('Your email address is not confirmed yet.').count()).toBe(0);
+
+    expect(problems).toEqual([]);
+    expect([...seen.cspViolations, ...seen.errors]).toEqual([]);
+    await context.close();
+  });
+});
