@@ -88,7 +88,11 @@ export function connectionRoutes(router: Router, services: Services, steps: Sign
     }
     if (d.prompt.name !== 'login') return failure(ctx, 400, 'Already signed in', 'This step is already done. Go back to the application.', 'wrong_step');
     const connection = await connections.usable(s.realm.id, flow.connectionId, { tenantId: flow.tenantId });
-    if (!connection) return failure(ctx, 404, 'Sign-in option not available', 'This way of signing in was removed meanwhile. Choose another one.', 'unknown_connection', signInUrl(d));
+    if (!connection) {
+      // removed, switched off or closed to this sign-in's tenant while the person was at the provider
+      emitSignIn(events, ctx, d, 'signin.failure', 'federated', { reason: 'unknown_connection', connectionId: flow.connectionId });
+      return failure(ctx, 404, 'Sign-in option not available', 'This way of signing in was removed meanwhile. Choose another one.', 'unknown_connection', signInUrl(d));
+    }
     const fail = (reason: string) => emitSignIn(events, ctx, d, 'signin.failure', 'federated', { reason, connectionId: connection.id });
 
     const error = typeof ctx.query.error === 'string' ? ctx.query.error : undefined;

@@ -5,10 +5,10 @@ export interface SignInEvent {
   at: string;
   realm: string;
   issuer: string;
-  method: 'password' | 'passkey' | 'security-key' | 'totp' | 'recovery-code' | 'session' | 'federated';
+  method: 'password' | 'passkey' | 'security-key' | 'totp' | 'recovery-code' | 'session' | 'federated' | 'device-code';
   /** For `federated`: the connection (upstream identity provider) used. */
   connectionId?: string;
-  /** Why a sign-in failed: invalid_credentials, throttled, account_disabled, invalid_input. */
+  /** Why a sign-in failed: invalid_credentials, throttled, account_disabled, invalid_input; for `device-code`: invalid_user_code, expired_user_code, used_user_code, user_denied. */
   reason?: string;
   clientId?: string;
   /** Set on success only, so failures never reveal which emails have accounts. */

@@ -452,7 +452,11 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     const p = await progress.get(s.realm.id, d);
     if (!p?.userId || p.stage !== 'mfa') return render(ctx, d, { stage: 'identify', amr: [] }, { error: 'Start by entering your email.', status: 400 });
     const user = await users.findById(s.realm.id, p.userId);
-    if (!user || user.disabled) return render(ctx, d, { stage: 'identify', amr: [] }, { error: 'This account cannot sign in.', status: 401 });
+    if (!user || user.disabled) {
+      // disabled (or deleted) since the password step: refused here, a failure like the password step's
+      event(ctx, d, 'signin.failure', 'totp', { reason: 'account_disabled' });
+      return render(ctx, d, { stage: 'identify', amr: [] }, { error: 'This account cannot sign in.', status: 401 });
+    }
     const verdict = await totp.verify(s.realm.id, user.id, form.code ?? '');
     if (!verdict.ok) {
       event(ctx, d, 'signin.failure', 'totp', { reason: `totp_${verdict.reason}` });
@@ -492,7 +496,10 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     if (!d || !(await checkedForm(ctx, csrfKey, d, form))) return;
     const p = await progress.get(s.realm.id, d);
     const user = p?.userId ? await users.findById(s.realm.id, p.userId) : p?.email && p.stage === 'passkey' ? await users.findByEmail(s.realm.id, p.email) : undefined;
-    if (!p || !user || user.disabled) return render(ctx, d, { stage: 'identify', amr: [] }, { error: 'Start by entering your email.', status: 400 });
+    if (!p || !user || user.disabled) {
+      if (p && user?.disabled) event(ctx, d, 'signin.failure', 'recovery-code', { reason: 'account_disabled' });
+      return render(ctx, d, { stage: 'identify', amr: [] }, { error: 'Start by entering your email.', status: 400 });
+    }
     const secondFactor = p.stage === 'mfa' && Boolean(p.userId);
     // as the first factor, only for an account without a password: otherwise the code is its second factor
     if (!secondFactor && user.passwordHash) return render(ctx, d, p, { error: 'Sign in with your passkey or your password first. A recovery code is the second step after your password.', status: 400 });

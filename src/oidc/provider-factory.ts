@@ -22,6 +22,9 @@ import { holdFirstPageRedirect } from './first-page.js';
 import { holdResumeRedirect } from './resume-in-process.js';
 import { addModuleClaimsToIdTokens } from './id-token-module-claims.js';
 import { undoFailedTokenRequests } from './failed-token-request.js';
+import type { EventBus } from '../events/bus.js';
+import { deviceSignInEvents } from './device-events.js';
+import { emitSessionSignIns } from './session-events.js';
 import { grantTypeOf, refreshTokenTtl, withoutProviderAsyncContext } from './request-context.js';
 import type { TenantService } from '../tenants/service.js';
 import type { LoginThrottle } from '../accounts/login-throttle.js';
@@ -40,6 +43,8 @@ export interface ProviderDeps {
   trust: TrustService;
   /** Rate-limits device-flow user code guesses; absent on the throwaway provider that validates client metadata. */
   throttle?: LoginThrottle;
+  /** Where the device flow's outcomes go (src/oidc/device-events.ts); absent on that throwaway provider too. */
+  events?: EventBus;
 }
 
 const SCOPE_CLAIMS = {
@@ -102,6 +107,8 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
   const t = config.tokens;
   const settings = realm.settings;
   const resources = new Map(settings.resources.map((r) => [r.uri, r]));
+  const deviceEvents = deps.events ? deviceSignInEvents(deps.events, realm.id, issuer) : undefined;
+  const userCodeInput = deps.throttle ? markWrongUserCodes(providerPages.deviceInput) : providerPages.deviceInput;
   const resourceServerInfo = (resourceIndicator: string) => {
     const resource = resources.get(resourceIndicator);
     if (!resource) throw new errors.InvalidTarget(`resource ${resourceIndicator} is not an API of this realm`);
@@ -221,9 +228,9 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
       userinfo: { enabled: true },
       deviceFlow: {
         enabled: true,
-        userCodeInputSource: deps.throttle ? markWrongUserCodes(providerPages.deviceInput) : providerPages.deviceInput,
+        userCodeInputSource: deviceEvents ? deviceEvents.inputSource(userCodeInput) : userCodeInput,
         userCodeConfirmSource: providerPages.deviceConfirm,
-        successSource: providerPages.deviceSuccess,
+        successSource: deviceEvents ? deviceEvents.successSource(providerPages.deviceSuccess) : providerPages.deviceSuccess,
       },
       rpInitiatedLogout: {
         enabled: true,
@@ -317,9 +324,10 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
   withoutProviderAsyncContext();
   const provider = new Provider(issuer, configuration);
   provider.proxy = config.server.trustProxy;
-  if (deps.throttle) throttleUserCodeGuesses(provider, deps.throttle, realm.id);
+  if (deps.throttle) throttleUserCodeGuesses(provider, deps.throttle, realm.id, deviceEvents?.throttled);
   holdFirstPageRedirect(provider);
   addModuleClaimsToIdTokens(provider);
+  if (deps.events) emitSessionSignIns(provider, deps.events, realm.id, issuer);
   holdResumeRedirect(provider);
   enableTokenExchange(provider, { realmId: realm.id, trust: deps.trust, defaultAudience: settings.defaultAudience, resourceServerInfo });
   const log = deps.log.child({ realm: realm.id, issuer });

@@ -35,11 +35,12 @@ export function markWrongUserCodes(source: UserCodeInputSource): UserCodeInputSo
  * pass a check none of them has counted yet; a locked address gets 429. A submission that turns out not
  * to be a wrong code (a right one, an expired or used one, a form error) is taken back afterwards.
  */
-export function throttleUserCodeGuesses(provider: Provider, throttle: LoginThrottle, realmId: string): void {
+export function throttleUserCodeGuesses(provider: Provider, throttle: LoginThrottle, realmId: string, onRefused?: (ctx: KoaContextWithOIDC) => void): void {
   provider.use(async (ctx, next) => {
     if (ctx.method !== 'POST' || ctx.path !== '/device') return next();
     const admission = await throttle.admitAddress(realmId, USER_CODE_PURPOSE, ctx.ip);
     if (!admission.allowed) {
+      onRefused?.(ctx as unknown as KoaContextWithOIDC);
       ctx.status = 429;
       ctx.set('Retry-After', String(admission.retryAfterSeconds));
       ctx.type = 'html';

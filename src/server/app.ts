@@ -1,7 +1,9 @@
 import Koa, { type Context, type Next } from 'koa';
 import { accountRoutes } from '../account/routes.js';
 import { EMAIL_LINK_PREFIXES, emailLinkRoutes } from '../account/email-link-routes.js';
+import { ADMIN_PREFIX } from '../admin/audience.js';
 import { adminOperations } from '../admin/operations.js';
+import { sendProblem } from '../admin/problem.js';
 import { adminApi } from '../admin/router.js';
 import { CALLBACK_PATH as CONNECTION_CALLBACK_PATH } from '../connections/service.js';
 import { seeOther } from '../interactions/kit.js';
@@ -64,7 +66,12 @@ export function createApp({ services, registry, providers }: AppDeps): Koa {
   // Oversized bodies are refused before anything reads them.
   app.use(async (ctx: Context, next: Next) => {
     const length = ctx.request.length;
-    if (length !== undefined && length > MAX_BODY) throw new LatchkeyError('request_too_large', `request bodies are limited to ${MAX_BODY} bytes`, 413);
+    if (length !== undefined && length > MAX_BODY) {
+      const tooLarge = new LatchkeyError('request_too_large', `request bodies are limited to ${MAX_BODY} bytes`, 413);
+      // the admin API answers every error in problem+json (src/admin/problem.ts)
+      if (ctx.path === ADMIN_PREFIX || ctx.path.startsWith(`${ADMIN_PREFIX}/`)) return sendProblem(ctx, tooLarge);
+      throw tooLarge;
+    }
     // A body left half-read (node-oidc-provider stops at its own limit when a chunked body has no
     // Content-Length) is not drained by Node, which then never reads the next request on that
     // keep-alive connection: drain the rest once the answer is out.

@@ -54,6 +54,7 @@ export async function startServer(config: LatchkeyConfig, options: { services?: 
     log: services.log,
     trust: services.trust,
     throttle: services.throttle,
+    events: services.events,
   });
   const app = createApp({ services, registry, providers });
   const koa = app.callback();

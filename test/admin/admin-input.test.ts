@@ -62,4 +62,18 @@ describeEachDatabase('admin API: input the storage cannot hold is a 400 naming t
     expect((await api('/connections')).body.items).toEqual([]);
     expect((await api(`/users/${userId}`)).body.name).toBeNull();
   });
+
+  it('a body over the size limit is a 413 in problem+json, like every other admin API error', async () => {
+    const res = await testFetch(`${server.issuer}/api/v1/users`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ email: 'big@example.test', name: 'x'.repeat(70_000) }),
+    });
+    const body = (await res.json()) as any;
+    expect(res.status).toBe(413);
+    expect(res.headers.get('content-type')).toContain('application/problem+json');
+    expect(body).toMatchObject({ status: 413, code: 'request_too_large' });
+    expect(body.detail).toMatch(/65536 bytes/);
+    expect(await server.services.users.findByEmail('default', 'big@example.test')).toBeUndefined();
+  });
 });
