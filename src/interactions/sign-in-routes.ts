@@ -425,20 +425,19 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
       return render(ctx, d, p, { error: 'Incorrect email or password.', status: 401 });
     }
     const keys = { email, ip: ctx.ip };
-    // counted before the password is checked, in one step with the lock check: wrong passwords sent at
-    // once cannot all pass a check none of them has counted yet (a right one is taken back below)
-    const gate = await throttle.admit(s.realm.id, keys);
+    const gate = await throttle.check(s.realm.id, keys);
     if (!gate.allowed) {
       event(ctx, d, 'signin.failure', 'password', { reason: 'throttled' });
       return render(ctx, d, p, { error: `Too many failed attempts. Try again in ${lockedFor(ctx, gate.retryAfterSeconds)}.`, status: 429 });
     }
     const result = await users.verifyPassword(s.realm.id, email, password);
     if (!result.ok) {
+      await throttle.recordFailure(s.realm.id, keys);
       event(ctx, d, 'signin.failure', 'password', { reason: result.reason });
       const message = result.reason === 'account_disabled' ? 'This account is disabled. Contact your administrator.' : 'Incorrect email or password.';
       return render(ctx, d, p, { error: message, status: 401 });
     }
-    await throttle.recordAdmittedSuccess(s.realm.id, keys, gate);
+    await throttle.recordSuccess(s.realm.id, keys);
     event(ctx, d, 'signin.success', 'password', { userId: result.user.id });
     return answerStep(ctx, d, result.user.id, 'redirect', () => steps.afterFirstFactor(ctx, d, result.user, { ...p, amr: ['pwd'] }));
   });

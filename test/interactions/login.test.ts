@@ -586,7 +586,7 @@ describeEachDatabase('sign-in throttling', (kind) => {
     });
     const { clients, users } = server.services;
     clientId = (await clients.create({ realmId: 'default', name: 'Throttle App', redirectUris: [REDIRECT], firstParty: true })).client_id;
-    for (const email of ['locked@example.test', 'locked2@example.test', 'reset@example.test', 'burst@example.test']) await users.create({ realmId: 'default', email, password: PASSWORD });
+    for (const email of ['locked@example.test', 'locked2@example.test', 'reset@example.test']) await users.create({ realmId: 'default', email, password: PASSWORD });
   });
   afterAll(async () => server?.close());
 
@@ -617,19 +617,6 @@ describeEachDatabase('sign-in throttling', (kind) => {
     // a new browser (new interaction) is locked out too
     const again = await openLogin(server.issuer, clientId);
     expect((await attempt(again, 'locked@example.test', PASSWORD)).res.status).toBe(429);
-  });
-
-  // The lock was read before the password was checked and the failure counted after it: wrong passwords
-  // sent at once all passed the check before any was counted. Each attempt is now counted first.
-  it('wrong passwords sent at once: only 3 are checked, the rest refused with 429; then the right one is refused too', async () => {
-    for (const email of ['burst@example.test', 'ghost-burst@example.test']) {
-      const passwordPage = await identify(await openLogin(server.issuer, clientId), email);
-      const answers = await Promise.all(Array.from({ length: 12 }, () => submit(passwordPage, '/login', { password: WRONG })));
-      const statuses = answers.map((a) => a.res.status);
-      expect(statuses.filter((s) => s === 401).length, `${email}: ${statuses.join(' ')}`).toBe(3);
-      expect(statuses.filter((s) => s === 429).length, `${email}: ${statuses.join(' ')}`).toBe(9);
-      expect((await submit(passwordPage, '/login', { password: PASSWORD })).res.status).toBe(429);
-    }
   });
 
   it('a non-existent email is throttled in exactly the same way (no enumeration)', async () => {
