@@ -266,6 +266,14 @@ describeEachDatabase('sign-in page', (kind) => {
     await finishAtClient(await attempt(page, 'bob@example.test', PASSWORD));
   });
 
+  it('the right password typed on several devices at once signs in on every one (no lock from attempts in flight)', async () => {
+    // one person (or a family sharing an account) on four devices within the same second: none of them is a
+    // failure, so the quick-failure lock (two failures closer than a second) must not trip
+    const pages = await Promise.all([0, 1, 2, 3].map(async () => identify(await openLogin(server.issuer, clientId), 'hal@example.test')));
+    const steps = await Promise.all(pages.map((page) => submit(page, '/login', { password: PASSWORD })));
+    expect(steps.map((s) => s.res.status)).toEqual([303, 303, 303, 303]);
+  });
+
   it('an unknown email and a wrong password get the identical message and status', async () => {
     const page = await openLogin(server.issuer, clientId);
     const unknown = await attempt(page, 'nobody@example.test', PASSWORD);
