@@ -122,7 +122,10 @@ export function createApp({ services, registry, providers }: AppDeps): Koa {
       if (ctx.path === '/assets/realm.css') {
         ctx.type = 'text/css; charset=utf-8';
         ctx.set('Cache-Control', 'public, max-age=300');
-        ctx.body = realmCss(served.realm.settings.branding.primaryColor);
+        // a page names its colour (a tenant's own, src/interactions/layout.ts) in `?primary=`; realmCss
+        // builds the CSS from the parsed numbers only, so any value is safe; without one, the realm's
+        const named = typeof ctx.query.primary === 'string' ? ctx.query.primary : undefined;
+        ctx.body = realmCss(named ?? served.realm.settings.branding.primaryColor);
         return;
       }
     }

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeEachDatabase } from '../helpers/databases.js';
 import { authorizationRequest, discover, exchangeCode, PASSWORD, remoteJwks, skipPasskeyOffer } from '../helpers/flows.js';
 import { SoftAuthenticator } from '../helpers/authenticator.js';
-import { Browser, parseForm } from '../helpers/http.js';
+import { Browser, parseForm, testFetch } from '../helpers/http.js';
 import { passkeyAssertion, passkeyRegistration, readPage } from '../helpers/passkey-flows.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
@@ -117,6 +117,13 @@ describeEachDatabase('tenant-aware sign-in', (kind) => {
     expect(first.status).toBe(200);
     expect(first.html).toContain('Acme Corp');
     expect(first.html).toContain('https://acme.test/logo.svg');
+    // and its colour: the page's stylesheet link names it, and the stylesheet carries it (not the realm's #123456)
+    expect(first.html).toContain('<link rel="stylesheet" href="/assets/realm.css?primary=%23aa3300">');
+    const css = await (await testFetch(new URL('/assets/realm.css?primary=%23aa3300', issuer))).text();
+    expect(css).toContain('--lk-primary: #aa3300;');
+    expect(css).not.toContain('#123456');
+    const realmCss = await (await testFetch(new URL('/assets/realm.css', issuer))).text();
+    expect(realmCss).toContain('--lk-primary: #123456;');
     const pwd = await typeEmail(browser, first, 'ann@acme.test');
     expect(pwd.html).toContain('Acme Corp');
     const done = await typePassword(browser, pwd, 'ann@acme.test');
