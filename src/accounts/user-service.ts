@@ -1,3 +1,4 @@
+import { EMAIL_ADDRESS as EMAIL } from './email-address.js';
 import { randomUUID } from 'node:crypto';
 import type { LatchkeyConfig } from '../config/schema.js';
 import type { Db } from '../db/knex.js';
@@ -11,7 +12,6 @@ import type { PasswordHasher } from './password-hasher.js';
 import { checkPassword, normalizePassword } from './password-policy.js';
 import { perRequestMemo } from '../server/per-request.js';
 
-const EMAIL = /^[^\s@\p{Cc}]+@[^\s@\p{Cc}]+\.[^\s@\p{Cc}]+$/u;
 /** Control characters have no place in a name (and PostgreSQL refuses to store a NUL at all). */
 const CONTROL = /\p{Cc}/u;
 

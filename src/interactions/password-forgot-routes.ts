@@ -1,3 +1,4 @@
+import { EMAIL_ADDRESS as EMAIL, MAX_EMAIL_LENGTH as MAX_EMAIL } from '../accounts/email-address.js';
 import type Router from '@koa/router';
 import { readForm } from '../server/body.js';
 import type { Services } from '../server/services.js';
@@ -8,8 +9,6 @@ import { layoutFor } from './layout.js';
 /** The throttle counter of password reset requests (per client address, apart from sign-in failures). */
 export const PASSWORD_RESET_PURPOSE = 'password-reset';
 
-const EMAIL = /^[^\s@\p{Cc}]+@[^\s@\p{Cc}]+\.[^\s@\p{Cc}]+$/u;
-const MAX_EMAIL = 320;
 
 /**
  * "Forgot your password?" from the password step: the person gives their email and is told to check

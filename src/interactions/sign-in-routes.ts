@@ -1,3 +1,4 @@
+import { EMAIL_ADDRESS as EMAIL, MAX_EMAIL_LENGTH as MAX_EMAIL } from '../accounts/email-address.js';
 import type Router from '@koa/router';
 import { createHmac } from 'node:crypto';
 import { decodeJwt } from 'jose';
@@ -20,9 +21,7 @@ import type { SignInSteps } from './next-step.js';
 import type { Progress, ProgressStore } from './progress.js';
 import type { TenantResolver } from './tenant-resolution.js';
 
-const MAX_EMAIL = 320;
 // no whitespace and no control characters (PostgreSQL cannot even compare text holding a NUL)
-const EMAIL = /^[^\s@\p{Cc}]+@[^\s@\p{Cc}]+\.[^\s@\p{Cc}]+$/u;
 const CONTROL = /\p{Cc}/u;
 const FAR_FUTURE = 8_640_000_000_000_000;
 

@@ -1,3 +1,4 @@
+import { EMAIL_ADDRESS as EMAIL } from '../accounts/email-address.js';
 import type { Context } from 'koa';
 import type { TenantRow } from '../db/tenants-repo.js';
 import type { Services } from '../server/services.js';
@@ -14,7 +15,6 @@ const CONTINUE: TenantOutcome = { kind: 'continue' };
 const param = (d: Details, name: string): string | undefined => (typeof d.params[name] === 'string' && d.params[name] ? (d.params[name] as string) : undefined);
 // a value with control characters names nothing here (and PostgreSQL cannot even look up text holding a NUL)
 const CONTROL = /\p{Cc}/u;
-const EMAIL = /^[^\s@\p{Cc}]+@[^\s@\p{Cc}]+\.[^\s@\p{Cc}]+$/u;
 
 /**
  * Which tenant a sign-in is for, in the issue's order: the `tenant_id` authorization parameter, the
