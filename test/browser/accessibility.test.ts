@@ -443,6 +443,44 @@ describeWithBrowser('accessibility of the pages in Chromium (axe-core WCAG 2.1 A
     expect(noConsoleTrouble(seen)).toEqual([]);
   });
 
+  it('account page of someone without a password: deleting the last passkey needs a confirmation, and a deletion sent without it is refused on the checkbox', async () => {
+    const { page, seen } = await freshPage();
+    const problems: string[] = [];
+
+    await page.goto(`${issuer}/account`);
+    await typeEmail(page, 'solo@example.test');
+    await heading(page, /Sign in with your passkey/);
+    await page.getByRole('link', { name: 'Use a recovery code' }).click();
+    await page.getByLabel('Recovery code').fill(soloRecoveryCodes[1]!);
+    await button(page, 'Use recovery code').click();
+    const offer = button(page, 'Not now');
+    const account = page.getByRole('heading', { level: 1, name: 'Your account' });
+    await offer.or(account).first().waitFor();
+    if (await offer.isVisible()) await offer.click();
+    await account.waitFor();
+
+    const confirm = page.getByRole('checkbox', { name: /I understand I will need a recovery code or another passkey/ });
+    await confirm.waitFor();
+    // the warning is what the checkbox is described by (a screen reader reads it with the checkbox)
+    expect(await confirm.evaluate((el) => (el.getAttribute('aria-describedby') ?? '').split(/\s+/).map((id) => document.getElementById(id)?.textContent ?? '').join(' '))).toMatch(
+      /last way to sign in without a password/,
+    );
+    problems.push(...(await pageProblems(page, 'account page, the last passkey', /^Delete/)));
+
+    // a deletion sent without the confirmation (the browser's own "required" check taken away, as a
+    // script or an old browser would send it): refused, the passkey kept, the checkbox marked and focused
+    await page.locator('.lk-delete-form input[name="confirm"]').evaluate((el) => el.removeAttribute('required'));
+    await page.locator('.lk-delete-form button[type="submit"]').first().click();
+    await page.getByRole('alert').filter({ hasText: /./ }).waitFor();
+    await expect.poll(() => confirm.getAttribute('aria-invalid')).toBe('true');
+    expect(await confirm.evaluate((el) => el === document.activeElement)).toBe(true);
+    expect(await page.locator('.lk-credential').count()).toBe(1);
+    problems.push(...(await pageProblems(page, 'account page, deletion refused without the confirmation', /^Delete/)));
+
+    expect(problems).toEqual([]);
+    expect(noConsoleTrouble(seen)).toEqual([]);
+  });
+
   it('organisations: the picker for someone in two, and the single sign-on page of one with two connections', async () => {
     const { page, seen } = await freshPage();
     const problems: string[] = [];
