@@ -17,6 +17,7 @@ const clientSchema = z.object({
   scope: z.string().optional(),
   admin_api: z.boolean().optional(),
   application_type: z.enum(['web', 'native']),
+  backchannel_logout_uri: z.string().optional(),
 });
 
 const idParams = z.object({ clientId: z.string().min(1).max(200) });
@@ -37,6 +38,13 @@ const settingsSchema = z.object({
   jwks: jwks.optional(),
   scope: scope.optional(),
   admin_api: z.boolean().optional().describe('may get client_credentials tokens for this admin API'),
+  backchannel_logout_uri: z
+    .string()
+    .min(1)
+    .max(2000)
+    .nullable()
+    .optional()
+    .describe('OpenID Connect Back-Channel Logout: where a logout token is posted when a session of this client ends; null removes it'),
 });
 
 /** Those settings from the API's names to ClientService's. */
@@ -52,6 +60,7 @@ function settingsOf(body: z.infer<typeof settingsSchema>): UpdateClientInput {
     jwks: body.jwks,
     scope: body.scope,
     adminApi: body.admin_api,
+    backchannelLogoutUri: body.backchannel_logout_uri,
   };
 }
 
@@ -105,6 +114,7 @@ export const createClient = defineOperation({
       public: body.public,
       native: body.native,
       authMethod: body.token_endpoint_auth_method,
+      backchannelLogoutUri: body.backchannel_logout_uri ?? undefined,
     });
   },
 });

@@ -42,6 +42,11 @@ export interface CreateClientInput {
    * port matches (the app listens on whatever port it gets).
    */
   native?: boolean;
+  /**
+   * OpenID Connect Back-Channel Logout: where the server posts a logout token when a session of this
+   * client ends through sign-out (every token names the session, `sid`).
+   */
+  backchannelLogoutUri?: string;
 }
 
 export interface CreatedClient {
@@ -59,6 +64,7 @@ export interface CreatedClient {
   scope?: string;
   admin_api?: boolean;
   application_type: 'web' | 'native';
+  backchannel_logout_uri?: string;
 }
 
 const FORBIDDEN_SCHEMES = new Set(['javascript:', 'vbscript:', 'data:', 'blob:', 'file:', 'about:']);
@@ -113,6 +119,8 @@ export interface UpdateClientInput {
   jwksUri?: string;
   scope?: string;
   adminApi?: boolean;
+  /** A new back-channel logout URI, or null to stop sending logout tokens. */
+  backchannelLogoutUri?: string | null;
 }
 
 const hasSecret = (authMethod: string): boolean => authMethod === 'client_secret_basic' || authMethod === 'client_secret_post';
@@ -131,6 +139,7 @@ interface ClientSpec {
   jwksUri?: string;
   scope?: string;
   adminApi: boolean;
+  backchannelLogoutUri?: string;
 }
 
 /**
@@ -159,6 +168,8 @@ function clientMetadata(spec: ClientSpec): Record<string, unknown> {
   if (spec.idTokenAlg && !(SIGNING_ALGS as readonly string[]).includes(spec.idTokenAlg)) throw invalid(`unknown ID token algorithm "${spec.idTokenAlg}"; use one of ${SIGNING_ALGS.join(', ')}`);
   if (spec.adminApi && !grants.includes('client_credentials')) throw invalid('an admin API client (--admin-api) needs the client_credentials grant (--grant client_credentials)');
   if (spec.jwksUri) checkUri(spec.jwksUri, 'JWKS URI');
+  // the server posts to it itself: a web URL whatever the kind of client (OpenID Connect Back-Channel Logout 1.0, section 2.2)
+  if (spec.backchannelLogoutUri !== undefined) checkUri(spec.backchannelLogoutUri, 'back-channel logout URI');
   if (spec.jwksUri && spec.jwks !== undefined) throw invalid('give the client\'s keys either by URL (--jwks-uri) or inline (--jwks), not both');
   const scope = spec.scope?.split(' ').filter(Boolean).join(' ');
   for (const s of scope?.split(' ') ?? []) {
@@ -180,6 +191,7 @@ function clientMetadata(spec: ClientSpec): Record<string, unknown> {
     ...(scope ? { scope } : {}),
     ...(spec.adminApi ? { admin_api: true } : {}),
     ...(native ? { application_type: 'native' } : {}),
+    ...(spec.backchannelLogoutUri !== undefined ? { backchannel_logout_uri: spec.backchannelLogoutUri, backchannel_logout_session_required: true } : {}),
   };
 }
 
@@ -199,6 +211,7 @@ function view(c: ClientRow): Omit<CreatedClient, 'client_secret'> {
     ...(c.metadata.scope ? { scope: c.metadata.scope as string } : {}),
     ...(c.metadata.admin_api ? { admin_api: true } : {}),
     application_type: c.metadata.application_type === 'native' ? 'native' : 'web',
+    ...(typeof c.metadata.backchannel_logout_uri === 'string' ? { backchannel_logout_uri: c.metadata.backchannel_logout_uri } : {}),
   };
 }
 
@@ -232,6 +245,7 @@ export class ClientService {
       jwksUri: input.jwksUri,
       scope: input.scope,
       adminApi: Boolean(input.adminApi),
+      backchannelLogoutUri: input.backchannelLogoutUri,
     });
 
     const realm = await realmsRepo.find(this.db, input.realmId);
@@ -285,6 +299,7 @@ export class ClientService {
       jwksUri: keysChange ? changes.jwksUri : (m.jwks_uri as string | undefined),
       scope: given(changes.scope, m.scope as string | undefined),
       adminApi: given(changes.adminApi, Boolean(m.admin_api)),
+      backchannelLogoutUri: changes.backchannelLogoutUri === null ? undefined : given(changes.backchannelLogoutUri, m.backchannel_logout_uri as string | undefined),
     });
     const now = Date.now();
     const updated: ClientRow = { ...row, name: metadata.client_name as string, metadata, firstParty: given(changes.firstParty, row.firstParty), updatedAt: now };

@@ -34,6 +34,20 @@ export const configSchema = z
       .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
       .strict()
       .default({ level: 'info' }),
+    /** Requests the server itself makes to addresses operators register (back-channel logout URIs, client JWKS URIs). */
+    outbound: z
+      .object({
+        /**
+         * Whether those requests may reach loopback and private-network addresses (127.0.0.0/8, 10/8,
+         * 172.16/12, 192.168/16, fc00::/7, ...). Off by default, as node-oidc-provider has it: a registered
+         * URL then cannot make the server probe its own network. Turn it on when applications run on a
+         * private network (or on this machine in development). Link-local addresses (cloud metadata
+         * services) are never contacted.
+         */
+        allowPrivateNetworks: z.boolean().default(false),
+      })
+      .strict()
+      .default({ allowPrivateNetworks: false }),
     /** How often (seconds) an instance looks for realm, client and key changes made elsewhere. */
     refreshIntervalSeconds: z.number().positive().default(1),
     passwords: z

@@ -25,6 +25,7 @@ import { undoFailedTokenRequests } from './failed-token-request.js';
 import type { EventBus } from '../events/bus.js';
 import { deviceSignInEvents } from './device-events.js';
 import { emitSessionSignIns } from './session-events.js';
+import { logBackchannelDeliveries, privateNetworkFetch } from './backchannel-logout.js';
 import { grantTypeOf, refreshTokenTtl, withoutProviderAsyncContext } from './request-context.js';
 import type { TenantService } from '../tenants/service.js';
 import type { LoginThrottle } from '../accounts/login-throttle.js';
@@ -226,6 +227,8 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
         },
       },
       userinfo: { enabled: true },
+      // logout tokens to the applications of a session that ends (src/oidc/backchannel-logout.ts)
+      backchannelLogout: { enabled: true },
       deviceFlow: {
         enabled: true,
         userCodeInputSource: deviceEvents ? deviceEvents.inputSource(userCodeInput) : userCodeInput,
@@ -316,6 +319,8 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
       if (tenantId) extra.tenant_id = tenantId;
       return Object.keys(extra).length ? extra : undefined;
     },
+    // back-channel logout deliveries and client JWKS URIs (src/oidc/backchannel-logout.ts)
+    fetch: privateNetworkFetch(config.outbound.allowPrivateNetworks) as any,
     renderError: providerPages.error,
     clientBasedCORS: (_ctx, origin, client) =>
       client.clientAuthMethod === 'none' && (client.redirectUris ?? []).some((uri) => URL.parse(uri)?.origin === origin),
@@ -333,6 +338,7 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
   const log = deps.log.child({ realm: realm.id, issuer });
   undoFailedTokenRequests(provider, deps.db, realm.id, log);
   provider.on('server_error', (_ctx: unknown, err: Error) => log.error({ err }, 'provider error'));
+  logBackchannelDeliveries(provider, log);
   // A request that arrived without a session (the device code form posted once the browser's session was
   // ended, expired or its cookie blocked) fails its form check; the error page then writes a fresh form
   // secret into that session after its middleware has finished, and the provider's final save of touched

@@ -6,6 +6,9 @@ const usage = `latchkey client create --realm R --name N [--redirect-uri URL ...
                               [--first-party] [--auth-method client_secret_basic|client_secret_post|private_key_jwt]
                               [--id-token-alg EdDSA|RS256|ES256|PS256] [--jwks-uri URL | --jwks JSON] [--scope "openid email ..."]
                               [--admin-api]   (with --grant client_credentials: may call the admin API)
+                              [--backchannel-logout-uri URL]
+                                              (OpenID Connect Back-Channel Logout: a logout token is posted
+                                               there when a session of this client ends by signing out)
                               [--native]      (a desktop or mobile app, RFC 8252: public; redirect URIs may use a
                                                private-use scheme like com.example.app:/cb, or http://127.0.0.1/cb
                                                where any port matches)
@@ -13,6 +16,7 @@ const usage = `latchkey client create --realm R --name N [--redirect-uri URL ...
        latchkey client update --realm R --client-id ID [--name N] [--redirect-uri URL ...] [--post-logout-redirect-uri URL ...]
                               [--grant G ...] [--first-party | --third-party] [--id-token-alg ALG] [--jwks-uri URL | --jwks JSON]
                               [--scope "openid email ..."] [--admin-api | --no-admin-api]
+                              [--backchannel-logout-uri URL | --no-backchannel-logout]
                                               (a list given replaces the stored one; what is not given stays; public,
                                                native and the auth method stay: a client of another kind is a new client)
        latchkey client rotate-secret --realm R --client-id ID
@@ -34,6 +38,7 @@ const SETTING_OPTIONS = {
   jwks: { type: 'string' },
   scope: { type: 'string' },
   'admin-api': { type: 'boolean' },
+  'backchannel-logout-uri': { type: 'string' },
 } as const;
 
 function parseJwks(text: string): unknown {
@@ -81,6 +86,7 @@ export const clientCommand: Command = {
             scope: o.scope,
             adminApi: o['admin-api'],
             native: o.native,
+            backchannelLogoutUri: o['backchannel-logout-uri'],
           }),
         );
       }
@@ -100,6 +106,7 @@ export const clientCommand: Command = {
             'client-id': { type: 'string' },
             'third-party': { type: 'boolean' },
             'no-admin-api': { type: 'boolean' },
+            'no-backchannel-logout': { type: 'boolean' },
           },
           usage,
         );
@@ -107,6 +114,7 @@ export const clientCommand: Command = {
         const clientId = required(o['client-id'], 'client-id', usage);
         if (o['first-party'] && o['third-party']) throw new UsageError(`give --first-party or --third-party, not both\n\nusage: ${usage}`);
         if (o['admin-api'] && o['no-admin-api']) throw new UsageError(`give --admin-api or --no-admin-api, not both\n\nusage: ${usage}`);
+        if (o['backchannel-logout-uri'] !== undefined && o['no-backchannel-logout']) throw new UsageError(`give --backchannel-logout-uri or --no-backchannel-logout, not both\n\nusage: ${usage}`);
         const changes = {
           name: o.name,
           redirectUris: o['redirect-uri'],
@@ -118,6 +126,7 @@ export const clientCommand: Command = {
           jwks: o.jwks === undefined ? undefined : parseJwks(o.jwks),
           scope: o.scope,
           adminApi: o['admin-api'] ? true : o['no-admin-api'] ? false : undefined,
+          backchannelLogoutUri: o['no-backchannel-logout'] ? null : o['backchannel-logout-uri'],
         };
         if (Object.values(changes).every((v) => v === undefined)) throw new UsageError(`client update needs something to change (--name, --redirect-uri, ...)\n\nusage: ${usage}`);
         return withServices((s) => s.clients.update(realmId, clientId, changes));
