@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { LatchkeyConfig } from '../config/schema.js';
 import type { Db } from '../db/knex.js';
 import { emailLinksRepo } from '../db/email-links-repo.js';
-import { payloadsRepo } from '../db/payloads-repo.js';
+import { payloadsRepo, type EndedSession } from '../db/payloads-repo.js';
 import { realmsRepo } from '../db/realms-repo.js';
 import { tenantsRepo } from '../db/tenants-repo.js';
 import { listUsers, normalizeEmail, usersRepo, type UserRow, type UserSortKey } from '../db/users-repo.js';
@@ -59,6 +59,9 @@ function decodeUserCursor(cursor: string, sort: UserSort): { value: string | num
   if (c.s !== sort) throw badCursor(`belongs to another sort order ("${c.s}"): pass sort=${c.s} or start again without a cursor`);
   return { value: c.v, id: c.id };
 }
+
+/** Announces sessions ended outside a request; resolves with how many logout tokens went out and how many failed. */
+export type SessionsEndedListener = (realmId: string, accountId: string, ended: EndedSession[]) => Promise<{ delivered: number; failed: number }>;
 
 /** Users of a realm: creation with the password policy, look-ups, disabling. */
 export class UserService {
@@ -166,8 +169,16 @@ export class UserService {
    * Signs the user out everywhere except the session with uid `keepSessionUid`: their other sessions end
    * and the grants of other sessions and applications are revoked (refresh tokens included).
    */
-  async signOutEverywhere(realmId: string, id: string, keepSessionUid?: string): Promise<{ sessions: number; grants: number }> {
-    return payloadsRepo.signOutEverywhere(this.db, realmId, id, keepSessionUid);
+  async signOutEverywhere(realmId: string, id: string, keepSessionUid?: string): Promise<{ sessions: number; grants: number; logoutTokens: { delivered: number; failed: number } }> {
+    const { sessions, grants, ended } = await payloadsRepo.signOutEverywhere(this.db, realmId, id, keepSessionUid);
+    const logoutTokens = this.#sessionsEnded && ended.length ? await this.#sessionsEnded(realmId, id, ended) : { delivered: 0, failed: 0 };
+    return { sessions, grants, logoutTokens };
+  }
+
+  #sessionsEnded?: SessionsEndedListener;
+  /** Who announces sessions that {@link signOutEverywhere} ends (back-channel logout, src/oidc/backchannel-logout.ts). */
+  onSessionsEnded(listener: SessionsEndedListener): void {
+    this.#sessionsEnded = listener;
   }
 
   /** "Not now" on the passkey offer: ask again after `days` (far in the future for "don't ask again"). */

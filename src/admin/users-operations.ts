@@ -111,12 +111,19 @@ export const signOutUser = defineOperation({
   tag: 'users',
   summary: "Sign a user out everywhere: end every session and revoke every grant (refresh and access tokens, codes) of the user's applications",
   params: userIdParams,
-  response: z.object({ user_id: z.string(), sessions_ended: z.number().int(), grants_revoked: z.number().int() }),
+  response: z.object({
+    user_id: z.string(),
+    sessions_ended: z.number().int(),
+    grants_revoked: z.number().int(),
+    logout_tokens: z
+      .object({ delivered: z.number().int(), failed: z.number().int() })
+      .describe('back-channel logout tokens posted to applications of the ended sessions that registered a backchannel_logout_uri'),
+  }),
   async handle({ params, realmId, services }) {
     const user = await services.users.findById(realmId, params.userId);
     if (!user) throw notFound(`user "${params.userId}"`);
     const ended = await services.users.signOutEverywhere(realmId, user.id);
-    return { user_id: user.id, sessions_ended: ended.sessions, grants_revoked: ended.grants };
+    return { user_id: user.id, sessions_ended: ended.sessions, grants_revoked: ended.grants, logout_tokens: ended.logoutTokens };
   },
 });
 

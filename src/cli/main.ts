@@ -25,7 +25,7 @@ function help(): string {
     '',
     'Run `latchkey <command> --help` (or `latchkey help <command>`) for a command\'s options.',
     'Configuration: config/latchkey.yaml (or LATCHKEY_CONFIG), DATABASE_URL, LATCHKEY_SECRET, LATCHKEY_ISSUER, PORT,',
-    'LATCHKEY_TRUST_PROXY, LOG_LEVEL, LATCHKEY_SMTP_URL, LATCHKEY_EMAIL_FROM.',
+    'LATCHKEY_TRUST_PROXY, LATCHKEY_ALLOW_PRIVATE_NETWORKS, LOG_LEVEL, LATCHKEY_SMTP_URL, LATCHKEY_EMAIL_FROM.',
   ].join('\n');
 }
 

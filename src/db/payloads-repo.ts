@@ -33,7 +33,15 @@ const str = (value: unknown): string | null => (typeof value === 'string' ? valu
 interface ScannedPayload {
   accountId?: unknown;
   clientId?: unknown;
-  authorizations?: Record<string, { grantId?: unknown }>;
+  authorizations?: Record<string, { grantId?: unknown; sid?: unknown }>;
+  /** A Session's domain (src/oidc/adapter.ts). */
+  latchkeyIssuer?: unknown;
+}
+
+/** A session ended outside a request: its domain and, per application signed in with it, its `sid`. */
+export interface EndedSession {
+  issuer: string | null;
+  clients: Array<{ clientId: string; sid: string | null }>;
 }
 
 /**
@@ -115,18 +123,23 @@ export const payloadsRepo = {
    * operator- or user-driven change, so a scan of the realm's sessions and grants (the primary key's range
    * for the model) rather than an index kept up on every sign-in.
    */
-  async signOutEverywhere(db: Db, realmId: string, accountId: string, keepUid?: string): Promise<{ sessions: number; grants: number }> {
+  async signOutEverywhere(db: Db, realmId: string, accountId: string, keepUid?: string): Promise<{ sessions: number; grants: number; ended: EndedSession[] }> {
     const ofAccount = async (model: 'Session' | 'Grant') => (await rowsOf(db, realmId, model)).filter((r) => r.payload.accountId === accountId);
     const sessions = await ofAccount('Session');
     const kept = keepUid === undefined ? undefined : sessions.find((r) => r.uid === keepUid);
     const keptGrants = new Set(Object.values(kept?.payload.authorizations ?? {}).map((a) => a?.grantId).filter((g): g is string => typeof g === 'string'));
-    const ending = sessions.filter((r) => r !== kept).map((r) => r.id);
+    const endingRows = sessions.filter((r) => r !== kept);
+    const ending = endingRows.map((r) => r.id);
+    const ended: EndedSession[] = endingRows.map((r) => ({
+      issuer: str(r.payload.latchkeyIssuer),
+      clients: Object.entries(r.payload.authorizations ?? {}).map(([clientId, a]) => ({ clientId, sid: str(a?.sid) })),
+    }));
     const revoking = (await ofAccount('Grant')).map((r) => r.id).filter((id) => !keptGrants.has(id));
     for (let i = 0; i < ending.length; i += 100) {
       await db('oidc_payloads').where({ realm_id: realmId, model: 'Session' }).whereIn('id', ending.slice(i, i + 100)).delete();
     }
     for (const grantId of revoking) await payloadsRepo.revokeGrant(db, realmId, grantId);
-    return { sessions: ending.length, grants: revoking.length };
+    return { sessions: ending.length, grants: revoking.length, ended };
   },
   /**
    * Revokes every grant of a client (a deleted client), with everything issued under them; returns how

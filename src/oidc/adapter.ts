@@ -22,7 +22,7 @@ export interface ClientSource {
  * indexed uid / grantId / userCode / expiresAt columns, and expired rows are invisible.
  * Clients come from the realm's clients table and are read-only here.
  */
-export function createAdapterClass(db: Db, realmId: string, clients: ClientSource): new (name: string) => Adapter {
+export function createAdapterClass(db: Db, realmId: string, clients: ClientSource, issuer?: string): new (name: string) => Adapter {
   // Known clients, kept for the life of this class, i.e. of the realm's provider instance: the provider is
   // rebuilt whenever the realm's revision changes, which every client change must bump (ClientService does).
   // Without it every /token request and each sign-in step reads the clients table (bench/README.md).
@@ -34,6 +34,9 @@ export function createAdapterClass(db: Db, realmId: string, clients: ClientSourc
     async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
       if (this.name === 'Client') throw new Error('clients are managed with the latchkey CLI, not through the provider');
       const expiresAt = expiresIn ? Date.now() + expiresIn * 1000 : null;
+      // which of the realm's domains a session lives on (its cookie is that domain's): a session ended
+      // outside any request (an operator's sign-out) announces it with that issuer's logout tokens
+      if (this.name === 'Session' && issuer) (payload as Record<string, unknown>).latchkeyIssuer = issuer;
       const write = () => payloadsRepo.upsert(db, { realmId, model: this.name, id }, payload as Record<string, unknown>, expiresAt);
       const held = this.name === 'Interaction' ? heldInteraction(realmId, id) : undefined;
       if (!held) return write();

@@ -10,13 +10,15 @@
  *   after connecting; an operator whose applications live on a private network allows those with
  *   `outbound.allowPrivateNetworks` (see `privateNetworkFetch`); link-local addresses (cloud metadata
  *   services) are refused either way;
- * - each delivery is logged (client, outcome, HTTP status), never the token.
+ * - each delivery is logged (client, outcome, HTTP status), never the token;
+ * - sessions ended outside a request (`SessionEndNotifier`) are announced the same way.
  */
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { isIP } from 'node:net';
 import type Provider from 'oidc-provider';
 import type { Logger } from 'pino';
 import { Agent, fetch as undiciFetch } from 'undici';
+import type { EndedSession } from '../db/payloads-repo.js';
 
 /** Link-local addresses, where cloud metadata services answer (169.254.169.254), and AWS's IPv6 metadata address fd00:ec2::254. */
 function linkLocal(address: string): boolean {
@@ -68,4 +70,66 @@ export function logBackchannelDeliveries(provider: Provider, log: Logger): void 
       'back-channel logout not delivered',
     ),
   );
+}
+
+/**
+ * Announces sessions that end outside a request (an operator's or the user's "sign out everywhere", a
+ * password reset) with back-channel logout tokens, as `/session/end` does for the session it ends: for
+ * each application signed in with such a session and registered with a back-channel logout URI, a
+ * logout token from the issuer (domain) the session lived on, naming the session's `sid`. Deliveries run
+ * in parallel, each at most 2.5 s (node-oidc-provider's limit); the caller waits for them (a CLI command
+ * must not exit before they are made) and gets the counts.
+ */
+export class SessionEndNotifier {
+  constructor(
+    /** The provider of one of the realm's issuers, or undefined when the issuer no longer belongs to it. */
+    private readonly providerFor: (realmId: string, issuer: string) => Promise<Provider | undefined>,
+    private readonly log: Logger,
+  ) {}
+
+  async notify(realmId: string, accountId: string, ended: EndedSession[]): Promise<{ delivered: number; failed: number }> {
+    const providers = new Map<string, Promise<Provider | undefined>>();
+    const providerOf = (issuer: string) => {
+      let p = providers.get(issuer);
+      if (!p) {
+        p = this.providerFor(realmId, issuer).catch((err) => {
+          this.log.warn({ err, realm: realmId, issuer }, 'back-channel logout: no provider for the session’s issuer');
+          return undefined;
+        });
+        providers.set(issuer, p);
+      }
+      return p;
+    };
+    let delivered = 0;
+    let failed = 0;
+    const deliveries: Array<Promise<void>> = [];
+    for (const session of ended) {
+      // a session stored before its issuer was recorded cannot be announced with the right `iss`
+      if (!session.issuer) continue;
+      for (const { clientId, sid } of session.clients) {
+        if (!sid) continue;
+        const issuer = session.issuer;
+        deliveries.push(
+          (async () => {
+            const provider = await providerOf(issuer);
+            const client = (await provider?.Client.find(clientId).catch(() => undefined)) as
+              | { clientId: string; backchannelLogoutUri?: string; backchannelLogout(sub: string, sid: string): Promise<void> }
+              | undefined;
+            if (!client?.backchannelLogoutUri) return;
+            try {
+              await client.backchannelLogout(accountId, sid);
+              delivered++;
+              this.log.info({ realm: realmId, clientId }, 'back-channel logout delivered');
+            } catch (err) {
+              failed++;
+              const e = err as Error & { response?: { status?: number } };
+              this.log.warn({ realm: realmId, clientId, uri: client.backchannelLogoutUri, status: e.response?.status, reason: e.message }, 'back-channel logout not delivered');
+            }
+          })(),
+        );
+      }
+    }
+    await Promise.all(deliveries);
+    return { delivered, failed };
+  }
 }

@@ -123,7 +123,7 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
   };
 
   const configuration: Configuration = {
-    adapter: createAdapterClass(deps.db, realm.id, { find: (realmId, id) => deps.clients.providerMetadata(realmId, id) }),
+    adapter: createAdapterClass(deps.db, realm.id, { find: (realmId, id) => deps.clients.providerMetadata(realmId, id) }, issuer),
     // static when the realm has few enough (see ClientService.allProviderMetadata); the adapter finds the rest
     clients: (staticClients ?? []) as any,
     // Ed25519 and P-256 keys sign with node:crypto on the spot (src/keys/node-signing-key.ts)

@@ -1,4 +1,5 @@
 import { availableParallelism } from 'node:os';
+import { SessionEndNotifier } from '../oidc/backchannel-logout.js';
 import pino, { type Logger } from 'pino';
 import type { HashPriority } from '../accounts/hash-process.js';
 import { PasswordHasher } from '../accounts/password-hasher.js';
@@ -108,6 +109,16 @@ export async function createServices(config: LatchkeyConfig, options: ServicesOp
     await validateClientMetadata({ db, config, clients, users, authz, tenants, cookieKeys, log, trust }, await realms.get(realmId), await keys.signingMaterial(realmId), metadata);
   };
   const users = new UserService(db, hasher, config.passwords);
+  // sessions ended outside a request are announced to applications with back-channel logout tokens,
+  // signed by a provider built for the session's domain (as validateClient builds one)
+  const sessionEnds = new SessionEndNotifier(async (realmId, issuer) => {
+    const realm = await realms.get(realmId);
+    if (!realm.issuers.includes(issuer)) return undefined;
+    const { createProvider } = await import('../oidc/provider-factory.js');
+    const { clients, tenants, trust, cookieKeys } = services;
+    return createProvider(issuer, realm, await keys.signingMaterial(realmId), { db, config, clients, users, authz, tenants, cookieKeys, log, trust });
+  }, log.child({ component: 'backchannel-logout' }));
+  users.onSessionsEnded((realmId, accountId, ended) => sessionEnds.notify(realmId, accountId, ended));
   const mailer = createMailer({ smtpUrl: config.email.smtpUrl, from: config.email.from });
   const emailLinks = new EmailLinks(db, users);
   const services: Services = {

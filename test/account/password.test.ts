@@ -260,9 +260,9 @@ describeEachDatabase('changing a password (account page, CLI, admin API)', (kind
     const res = await testFetch(`${home}/api/v1/users/${heidi.id}/sign-out`, { method: 'POST', headers: { authorization: `Bearer ${token.body.access_token}` } });
     expect(res.status).toBe(200);
     // exactly what was left: the one sign-in since
-    expect(await res.json()).toEqual({ user_id: heidi.id, sessions_ended: 1, grants_revoked: 1 });
+    expect(await res.json()).toEqual({ user_id: heidi.id, sessions_ended: 1, grants_revoked: 1, logout_tokens: { delivered: 0, failed: 0 } });
     const none = await testFetch(`${home}/api/v1/users/${heidi.id}/sign-out`, { method: 'POST', headers: { authorization: `Bearer ${token.body.access_token}` } });
-    expect(await none.json()).toEqual({ user_id: heidi.id, sessions_ended: 0, grants_revoked: 0 });
+    expect(await none.json()).toEqual({ user_id: heidi.id, sessions_ended: 0, grants_revoked: 0, logout_tokens: { delivered: 0, failed: 0 } });
     await expect(oidc.refreshTokenGrant(appConfig, again.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
     const missing = await testFetch(`${home}/api/v1/users/no-such-user/sign-out`, { method: 'POST', headers: { authorization: `Bearer ${token.body.access_token}` } });
     expect(missing.status).toBe(404);

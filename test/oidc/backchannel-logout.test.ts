@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeEachDatabase } from '../helpers/databases.js';
 import { PASSWORD, submitLogin, until } from '../helpers/flows.js';
 import { Browser, parseForm, testFetch } from '../helpers/http.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { runCli, startTestServer, type TestServer } from '../helpers/server.js';
 
 const REDIRECT = 'http://app.example.test/callback';
 const BYE = 'http://app.example.test/bye';
@@ -134,6 +134,48 @@ describeEachDatabase('back-channel logout', (kind) => {
     // the session is over: the refresh token and the access token of that sign-in are no longer active
     const introspected = await oidc.tokenIntrospection(config, tokens.access_token);
     expect(introspected.active).toBe(false);
+  });
+
+  it("an operator's sign-out (latchkey user sign-out) announces each ended session with the issuer it lived on", async () => {
+    // a second domain of the realm: the session signed in there is announced with that domain as iss
+    const second = `http://second.localhost:${server.port}`;
+    const added = await server.cli(['realm', 'add-issuer', '--realm', 'default', '--issuer', second]);
+    expect(added.code, added.stderr).toBe(0);
+    const created = await server.cli(['client', 'create', '--realm', 'default', '--name', 'Demo App', '--redirect-uri', REDIRECT, '--first-party', '--backchannel-logout-uri', receiver.url]);
+    expect(created.code, created.stderr).toBe(0);
+    const { client_id: clientId, client_secret: clientSecret } = created.json;
+
+    const onFirst = await signIn(await relyingParty(server, clientId, clientSecret), new Browser(), server);
+    const secondServer = { ...server, issuer: second } as TestServer;
+    const secondConfig = await until(() => relyingParty(secondServer, clientId, clientSecret).catch(() => undefined), 'the second domain served');
+    const onSecond = await signIn(secondConfig, new Browser(), secondServer);
+    const sids = new Map([
+      [server.issuer, decodeJwt(onFirst.id_token!).sid],
+      [second, decodeJwt(onSecond.id_token!).sid],
+    ]);
+    const before = receiver.posts.length;
+
+    // the CLI reads its own configuration: it sends the logout tokens itself
+    const out = await runCli({ ...server.env, LATCHKEY_ALLOW_PRIVATE_NETWORKS: 'true' }, ['user', 'sign-out', '--realm', 'default', '--email', 'ada@example.test']);
+    expect(out.code, out.stderr).toBe(0);
+    // every session of the user ended; the two of this client were announced (earlier tests' clients have no live sessions left, or no URI)
+    expect(out.json.logout_tokens.failed).toBe(0);
+    const mine = receiver.posts.slice(before).map((p) => decodeJwt(p.body.get('logout_token')!)).filter((t) => t.aud === clientId);
+    expect(mine).toHaveLength(2);
+    expect(out.json.logout_tokens.delivered).toBe(receiver.posts.length - before);
+    for (const token of mine) {
+      const iss = token.iss!;
+      expect(sids.has(iss), `iss ${iss}`).toBe(true);
+      const jwks = createRemoteJWKSet(new URL(`${iss}/jwks`), { [customFetch]: testFetch } as any);
+      const { payload } = await jwtVerify(receiver.posts.find((p) => decodeJwt(p.body.get('logout_token')!).jti === token.jti)!.body.get('logout_token')!, jwks, {
+        issuer: iss,
+        audience: clientId,
+        typ: 'logout+jwt',
+      });
+      expect(payload.sid).toBe(sids.get(iss));
+      expect(payload.events).toEqual({ [EVENT]: {} });
+    }
+    expect(new Set(mine.map((t) => t.iss))).toEqual(new Set([server.issuer, second]));
   });
 
   it('an application that fails to take the token does not stop the sign-out', async () => {

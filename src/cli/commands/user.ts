@@ -4,7 +4,8 @@ import { namingFlags, parse, readPiped, required, UsageError, withServices, type
 
 const usage = `latchkey user create --realm R --email E [--name N] [--password-stdin]
        latchkey user set-password --realm R --email E --password-stdin
-       latchkey user sign-out --realm R --email E     (ends every session, revokes every grant and its tokens)
+       latchkey user sign-out --realm R --email E     (ends every session, revokes every grant and its tokens;
+                                                  applications with a back-channel logout URI are sent logout tokens)
        latchkey user reset-link --realm R --email E [--issuer URL]   (a single-use password reset link to hand over)
        latchkey user disable --realm R --email E
        latchkey user enable --realm R --email E
@@ -48,7 +49,7 @@ export const userCommand: Command = {
           const user = await s.users.findByEmail(realmId, email);
           if (!user) throw notFound(`user ${email} in realm "${realmId}"`);
           const ended = await s.users.signOutEverywhere(realmId, user.id);
-          return { realm: realmId, email: user.email, user_id: user.id, sessions_ended: ended.sessions, grants_revoked: ended.grants };
+          return { realm: realmId, email: user.email, user_id: user.id, sessions_ended: ended.sessions, grants_revoked: ended.grants, logout_tokens: ended.logoutTokens };
         });
       }
       case 'reset-link': {
