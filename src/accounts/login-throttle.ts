@@ -116,11 +116,16 @@ export class LoginThrottle {
     await throttleRepo.updateTogether(this.#db, realmId, this.#keys(keys), (rows) => rows.map((r) => this.#afterFailure(r, now)), reservation.id ?? undefined);
   }
 
-  /** A reserved attempt was right: its reservation is given back and the account's failures forgotten; the address keeps its count. */
-  async recordReservedSuccess(realmId: string, keys: ThrottleKeys, reservation: Reservation): Promise<void> {
+  /**
+   * A reserved attempt was right: its reservation is given back and the account's failures forgotten;
+   * the address keeps its count (its row, which `reserve` created, goes when it holds no count, so
+   * addresses that only ever sign in successfully leave nothing behind).
+   */
+  async recordReservedSuccess(realmId: string, keys: ThrottleKeys, reservation: Reservation, now: number = Date.now()): Promise<void> {
     if (!this.#cfg.enabled) return;
     await this.release(reservation);
     await throttleRepo.remove(this.#db, realmId, accountKey(keys.email));
+    if (keys.ip) await throttleRepo.removeIfEmpty(this.#db, realmId, addressKey(keys.ip), now);
   }
 
   /** Gives back a reserved attempt that was neither right nor wrong (its check failed). */

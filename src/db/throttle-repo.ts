@@ -9,6 +9,7 @@ const TAKE_BACK = sql(
 );
 const REMOVE = sql('delete from login_throttle where realm_id = ? and key = ?');
 const RELEASE = sql('delete from login_throttle_reservations where id = ?');
+const REMOVE_EMPTY = sql('delete from login_throttle where realm_id = ? and key = ? and failures = 0 and locked_until <= ?');
 
 /** Failure bookkeeping for one throttling key ("account:<sha256>" or "ip:<address>") of a realm. */
 export interface ThrottleRow {
@@ -129,6 +130,11 @@ export const throttleRepo = {
 
   async remove(db: Db, realmId: string, key: string): Promise<void> {
     await runWrite(db, REMOVE, [realmId, key]);
+  },
+
+  /** Deletes a key's row if it holds nothing: no failure counted and no lock at `now`. */
+  async removeIfEmpty(db: Db, realmId: string, key: string, now: number): Promise<void> {
+    await runWrite(db, REMOVE_EMPTY, [realmId, key, now]);
   },
 
   /** Deletes rows whose last failure is at or before `lastFailureBy` and which are not locked at `now`. */
