@@ -134,11 +134,12 @@ export class LoginThrottle {
   }
 
   /**
-   * Check and count in one step, for attempts cheap enough to be tried in bursts (recovery codes): while
-   * the account or the address is locked the attempt is refused and not counted; otherwise it is counted
-   * as a failure against both before it is tried, under the lock of their rows, so parallel attempts
-   * cannot all pass a check that none of them has counted yet (as `check` then `recordFailure` can). A
-   * right attempt then calls `recordAdmittedSuccess` with the admission.
+   * Check and count in one step, for attempts whose owner does not send right answers in parallel
+   * (recovery codes): while the account or the address is locked the attempt is refused and not counted;
+   * otherwise it is counted as a failure against both before it is tried, under the lock of their rows,
+   * so parallel attempts cannot all pass a check that none of them has counted yet. A right attempt then
+   * calls `recordAdmittedSuccess` with the admission. Unlike `reserve`, parallel attempts are failures
+   * here and trip the quick-failure rule.
    */
   async admit(realmId: string, keys: ThrottleKeys, now: number = Date.now()): Promise<Admission> {
     return this.#admit(realmId, this.#keys(keys), now);

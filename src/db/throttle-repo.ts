@@ -43,6 +43,13 @@ const toRow = (r: any): ThrottleRow => ({
   lockedUntil: Number(r.locked_until),
 });
 
+/** Thrown inside `reserveOrRefuse`'s transaction to roll it back when the attempt is refused. */
+class Refused extends Error {
+  constructor() {
+    super('attempt refused by the throttle');
+  }
+}
+
 /** Storage of sign-in failure counters (table `login_throttle`). */
 export const throttleRepo = {
   async find(db: Db, realmId: string, keys: string[]): Promise<ThrottleRow[]> {
@@ -101,18 +108,12 @@ export const throttleRepo = {
    * Returns whether the reservation was made.
    */
   async reserve(db: Db, realmId: string, keys: string[], reservation: ReservationSpec, admit: (current: ReservableRow[], now: number) => boolean): Promise<boolean> {
-    return db.transaction(async (trx) => {
-      const current = await lockRows(trx, realmId, keys);
-      const now = reservation.clock();
-      const ordered = current.map((r) => r.key);
-      const live = () => trx('login_throttle_reservations').where({ realm_id: realmId }).whereIn('key', ordered);
-      await live().andWhere('expires_at', '<=', now).delete();
-      const counts = (await live().groupBy('key').select('key').count({ n: '*' })) as Array<{ key: string; n: number | string }>;
-      const reserved = new Map(counts.map((c) => [c.key, Number(c.n)]));
-      if (!admit(current.map((r) => ({ ...r, reserved: reserved.get(r.key) ?? 0 })), now)) return false;
-      await trx('login_throttle_reservations').insert(ordered.map((key) => ({ id: reservation.id, realm_id: realmId, key, expires_at: now + reservation.ttlMs })));
-      return true;
-    });
+    try {
+      return await reserveOrRefuse(db, realmId, keys, reservation, admit);
+    } catch (err) {
+      if (err instanceof Refused) return false;
+      throw err;
+    }
   },
 
   /** Gives back every key's reservation of an attempt (nothing when it has expired and been deleted). */
@@ -160,4 +161,20 @@ async function lockRows(trx: Db, realmId: string, keys: string[]): Promise<Throt
     current.push(toRow(await trx('login_throttle').where({ realm_id: realmId, key }).first()));
   }
   return current;
+}
+
+/** `throttleRepo.reserve`, throwing `Refused` when `admit` says no, so that the transaction leaves nothing behind (not even the rows it created). */
+async function reserveOrRefuse(db: Db, realmId: string, keys: string[], reservation: ReservationSpec, admit: (current: ReservableRow[], now: number) => boolean): Promise<true> {
+  return db.transaction(async (trx) => {
+    const current = await lockRows(trx, realmId, keys);
+    const now = reservation.clock();
+    const ordered = current.map((r) => r.key);
+    const live = () => trx('login_throttle_reservations').where({ realm_id: realmId }).whereIn('key', ordered);
+    await live().andWhere('expires_at', '<=', now).delete();
+    const counts = (await live().groupBy('key').select('key').count({ n: '*' })) as Array<{ key: string; n: number | string }>;
+    const reserved = new Map(counts.map((c) => [c.key, Number(c.n)]));
+    if (!admit(current.map((r) => ({ ...r, reserved: reserved.get(r.key) ?? 0 })), now)) throw new Refused();
+    await trx('login_throttle_reservations').insert(ordered.map((key) => ({ id: reservation.id, realm_id: realmId, key, expires_at: now + reservation.ttlMs })));
+    return true as const;
+  });
 }

@@ -287,6 +287,9 @@ describeEachDatabase('LoginThrottle', (kind) => {
     const throttle = new LoginThrottle(db, { ...base, maxFailuresPerAccount: 30 });
     const reservations = await Promise.all(Array.from({ length: 8 }, (_, i) => throttle.reserve(REALM, { email: `u${i}@example.org`, ip: alice.ip }, T0)));
     expect(reservations.filter((r) => r.allowed)).toHaveLength(base.maxFailuresPerAddress);
+    // a refused attempt leaves nothing behind: rows only for the accounts let through (and the address)
+    const accounts = Object.keys(await failuresOf()).filter((key) => key.startsWith('account:'));
+    expect(accounts).toHaveLength(base.maxFailuresPerAddress);
   });
 
   it('reserve: attempts in flight that could not lock (no wait configured) do not hold others back', async () => {
