@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { LatchkeyConfig } from '../config/schema.js';
 import type { Db } from '../db/knex.js';
-import { throttleRepo, type ThrottleRow, type ThrottleState } from '../db/throttle-repo.js';
+import { throttleRepo, type ReservableRow, type ThrottleRow, type ThrottleState } from '../db/throttle-repo.js';
 
 export type BruteForceConfig = LatchkeyConfig['bruteForce'];
 
@@ -21,6 +21,21 @@ export interface ThrottleVerdict {
 export interface Admission extends ThrottleVerdict {
   counted: Array<{ key: string; lockedUntil: number; previousLockedUntil: number }>;
 }
+
+/** An attempt reserved by `reserve`: the verdict, and the reservation to settle when it is allowed. */
+export interface Reservation extends ThrottleVerdict {
+  /** Null when nothing was reserved (refused, or throttling disabled). */
+  id: string | null;
+}
+
+/** What `attempt` answers: refused (locked), or the outcome of the check that was let through. */
+export type Attempted<T> = { allowed: false; retryAfterSeconds: number } | { allowed: true; result: T };
+
+/**
+ * How long a reservation counts if its attempt is never settled (its process died): far longer than any
+ * password check takes, so a slow check never loses its place.
+ */
+const RESERVATION_MS = 5 * 60_000;
 
 const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
 
@@ -49,27 +64,82 @@ export class LoginThrottle {
     this.#cfg = cfg;
   }
 
-  /** Whether an attempt may go ahead now; call before checking the password. */
-  async check(realmId: string, keys: ThrottleKeys, now: number = Date.now()): Promise<ThrottleVerdict> {
-    if (!this.#cfg.enabled) return { allowed: true, retryAfterSeconds: 0 };
-    const rows = await throttleRepo.find(this.#db, realmId, this.#keys(keys));
-    const lockedUntil = Math.max(0, ...rows.map((r) => r.lockedUntil));
-    if (lockedUntil <= now) return { allowed: true, retryAfterSeconds: 0 };
-    return { allowed: false, retryAfterSeconds: Math.ceil((lockedUntil - now) / 1000) };
-  }
-
-  /** Counts a failed attempt against the account and the address, locking them when due. */
-  async recordFailure(realmId: string, keys: ThrottleKeys, now: number = Date.now()): Promise<void> {
-    if (!this.#cfg.enabled) return;
-    await throttleRepo.update(this.#db, realmId, this.#keys(keys), (current) => this.#afterFailure(current, now));
+  /**
+   * One attempt at a secret the account's owner may type on several devices at once (the password step):
+   * `check` runs only if `reserve` lets it, and its outcome is recorded (`isRight`): a wrong one as a
+   * failure, a right one by forgetting the account's failures. Refused attempts are not counted. If `check`
+   * throws, its reservation is given back and the error passed on.
+   */
+  async attempt<T>(realmId: string, keys: ThrottleKeys, check: () => Promise<T>, isRight: (result: T) => boolean): Promise<Attempted<T>> {
+    const reservation = await this.reserve(realmId, keys);
+    if (!reservation.allowed) return { allowed: false, retryAfterSeconds: reservation.retryAfterSeconds };
+    let result: T;
+    try {
+      result = await check();
+    } catch (err) {
+      // an error is no wrong guess; should the release fail too, the reservation expires on its own
+      await this.release(reservation).catch(() => undefined);
+      throw err;
+    }
+    if (isRight(result)) await this.recordReservedSuccess(realmId, keys, reservation);
+    else await this.recordReservedFailure(realmId, keys, reservation);
+    return { allowed: true, result };
   }
 
   /**
-   * Check and count in one step, for attempts cheap enough to be tried in bursts (recovery codes): while
-   * the account or the address is locked the attempt is refused and not counted; otherwise it is counted
-   * as a failure against both before it is tried, under the lock of their rows, so parallel attempts
-   * cannot all pass a check that none of them has counted yet (as `check` then `recordFailure` can). A
-   * right attempt then calls `recordAdmittedSuccess` with the admission.
+   * Lets an attempt go ahead, reserving it against the account's and the address's remaining failures,
+   * in one step under the lock of their rows. Refused while either key is locked; and refused while the
+   * attempts already in flight, were they all to fail, would lock a key, with the wait that lock would
+   * have: so a burst sent at once is never checked more often than the same attempts one after another
+   * before the lock. The quick-failure rule is not applied here (attempts in flight are not failures):
+   * right passwords typed on several devices at once are all let through, up to the failure limit.
+   * Settle an allowed reservation with `recordReservedFailure`, `recordReservedSuccess` or `release`.
+   */
+  async reserve(realmId: string, keys: ThrottleKeys, now?: number): Promise<Reservation> {
+    if (!this.#cfg.enabled) return { allowed: true, retryAfterSeconds: 0, id: null };
+    const id = randomUUID();
+    let waitMs = 0;
+    // the time is read once the rows are locked: a wait behind another attempt's failure must not make
+    // the lock it set look longer than it is (Retry-After 61 for a 60 s lock)
+    const clock = () => now ?? Date.now();
+    const reserved = await throttleRepo.reserve(this.#db, realmId, this.#keys(keys), { id, clock, ttlMs: RESERVATION_MS }, (rows, at) => {
+      waitMs = Math.max(0, ...rows.map((r) => this.#refusedFor(r, at)));
+      return waitMs === 0;
+    });
+    if (!reserved) return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)), id: null };
+    return { allowed: true, retryAfterSeconds: 0, id };
+  }
+
+  /** A reserved attempt was wrong: counted as a failure against the account and the address (with the quick-failure rule). */
+  async recordReservedFailure(realmId: string, keys: ThrottleKeys, reservation: Reservation, now: number = Date.now()): Promise<void> {
+    if (!this.#cfg.enabled) return;
+    await throttleRepo.updateTogether(this.#db, realmId, this.#keys(keys), (rows) => rows.map((r) => this.#afterFailure(r, now)), reservation.id ?? undefined);
+  }
+
+  /**
+   * A reserved attempt was right: its reservation is given back and the account's failures forgotten;
+   * the address keeps its count (its row, which `reserve` created, goes when it holds no count, so
+   * addresses that only ever sign in successfully leave nothing behind).
+   */
+  async recordReservedSuccess(realmId: string, keys: ThrottleKeys, reservation: Reservation, now: number = Date.now()): Promise<void> {
+    if (!this.#cfg.enabled) return;
+    await this.release(reservation);
+    await throttleRepo.remove(this.#db, realmId, accountKey(keys.email));
+    if (keys.ip) await throttleRepo.removeIfEmpty(this.#db, realmId, addressKey(keys.ip), now);
+  }
+
+  /** Gives back a reserved attempt that was neither right nor wrong (its check failed). */
+  async release(reservation: Reservation): Promise<void> {
+    if (reservation.id) await throttleRepo.release(this.#db, reservation.id);
+  }
+
+  /**
+   * Check and count in one step, for attempts whose owner does not send right answers in parallel
+   * (recovery codes): while the account or the address is locked the attempt is refused and not counted;
+   * otherwise it is counted as a failure against both before it is tried, under the lock of their rows,
+   * so parallel attempts cannot all pass a check that none of them has counted yet. A right attempt then
+   * calls `recordAdmittedSuccess` with the admission. Unlike `reserve`, parallel attempts are failures
+   * here and trip the quick-failure rule.
    */
   async admit(realmId: string, keys: ThrottleKeys, now: number = Date.now()): Promise<Admission> {
     return this.#admit(realmId, this.#keys(keys), now);
@@ -83,7 +153,10 @@ export class LoginThrottle {
     await this.#takeBack(realmId, admission.counted.filter((c) => c.key !== account));
   }
 
-  /** `admit` for a client address alone, under its own `purpose` (see `checkAddress`). */
+  /**
+   * `admit` for a client address alone, under its own `purpose` (e.g. `user-code`), apart from its
+   * sign-in failures: for guesses that name no account, such as device-flow user codes.
+   */
   async admitAddress(realmId: string, purpose: string, ip: string, now: number = Date.now()): Promise<Admission> {
     if (!ip) return { allowed: true, retryAfterSeconds: 0, counted: [] };
     return this.#admit(realmId, [`${purpose}:${addressKey(ip)}`], now);
@@ -119,29 +192,6 @@ export class LoginThrottle {
     for (const c of counted) await throttleRepo.takeBack(this.#db, realmId, c.key, c.lockedUntil, c.previousLockedUntil);
   }
 
-  /** Forgets the account's failures after a successful sign-in; the address keeps its count. */
-  async recordSuccess(realmId: string, keys: ThrottleKeys): Promise<void> {
-    if (!this.#cfg.enabled) return;
-    await throttleRepo.remove(this.#db, realmId, accountKey(keys.email));
-  }
-
-  /**
-   * The same counting for a client address alone, under its own `purpose` (e.g. `user-code`), apart from
-   * its sign-in failures: for guesses that name no account, such as device-flow user codes.
-   */
-  async checkAddress(realmId: string, purpose: string, ip: string, now: number = Date.now()): Promise<ThrottleVerdict> {
-    if (!this.#cfg.enabled || !ip) return { allowed: true, retryAfterSeconds: 0 };
-    const rows = await throttleRepo.find(this.#db, realmId, [`${purpose}:${addressKey(ip)}`]);
-    const lockedUntil = Math.max(0, ...rows.map((r) => r.lockedUntil));
-    if (lockedUntil <= now) return { allowed: true, retryAfterSeconds: 0 };
-    return { allowed: false, retryAfterSeconds: Math.ceil((lockedUntil - now) / 1000) };
-  }
-
-  async recordAddressFailure(realmId: string, purpose: string, ip: string, now: number = Date.now()): Promise<void> {
-    if (!this.#cfg.enabled || !ip) return;
-    await throttleRepo.update(this.#db, realmId, [`${purpose}:${addressKey(ip)}`], (current) => this.#afterFailure(current, now));
-  }
-
   /** Deletes counters that have been forgotten and are not locked; returns how many. */
   async purge(now: number = Date.now()): Promise<number> {
     return throttleRepo.purge(this.#db, now - this.#cfg.failureResetSeconds * 1000, now);
@@ -153,18 +203,38 @@ export class LoginThrottle {
     return list;
   }
 
+  /**
+   * Milliseconds a new attempt on this key must wait, 0 when it may go ahead: the lock's remainder; else,
+   * with attempts in flight, the lock that would follow if they all failed (none when they cannot lock).
+   */
+  #refusedFor(row: ReservableRow, now: number): number {
+    if (row.lockedUntil > now) return row.lockedUntil - now;
+    if (row.reserved === 0) return 0;
+    const failures = this.#forgotten(row, now) ? 0 : row.failures;
+    return this.#lockMs(row.key, failures + row.reserved);
+  }
+
+  #forgotten(row: ThrottleRow, now: number): boolean {
+    return row.failures === 0 || now - row.lastFailureAt >= this.#cfg.failureResetSeconds * 1000;
+  }
+
+  /** The lock (ms) that `failures` failures on `key` call for: a wait per block of the limit, capped; 0 below the limit. */
+  #lockMs(key: string, failures: number): number {
+    const cfg = this.#cfg;
+    const max = key.startsWith('account:') ? cfg.maxFailuresPerAccount : cfg.maxFailuresPerAddress;
+    if (failures < max) return 0;
+    return Math.min(cfg.maxWaitSeconds, cfg.waitIncrementSeconds * Math.floor(failures / max)) * 1000;
+  }
+
   #afterFailure(current: ThrottleRow, now: number): ThrottleState {
     const cfg = this.#cfg;
     const isAccount = current.key.startsWith('account:');
-    const forgotten = current.failures === 0 || now - current.lastFailureAt >= cfg.failureResetSeconds * 1000;
+    const forgotten = this.#forgotten(current, now);
     const failures = forgotten ? 1 : current.failures + 1;
     let lockedUntil = current.lockedUntil;
 
-    const max = isAccount ? cfg.maxFailuresPerAccount : cfg.maxFailuresPerAddress;
-    if (failures >= max) {
-      const waitSeconds = Math.min(cfg.maxWaitSeconds, cfg.waitIncrementSeconds * Math.floor(failures / max));
-      lockedUntil = Math.max(lockedUntil, now + waitSeconds * 1000);
-    }
+    const lockMs = this.#lockMs(current.key, failures);
+    if (lockMs > 0) lockedUntil = Math.max(lockedUntil, now + lockMs);
     const quick = cfg.quickLoginCheckMilliseconds;
     if (isAccount && quick > 0 && !forgotten && now - current.lastFailureAt < quick) {
       lockedUntil = Math.max(lockedUntil, now + cfg.quickLoginWaitSeconds * 1000);

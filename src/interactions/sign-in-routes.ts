@@ -423,20 +423,19 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
       event(ctx, d, 'signin.failure', 'password', { reason: 'invalid_input' });
       return render(ctx, d, p, { error: 'Incorrect email or password.', status: 401 });
     }
-    const keys = { email, ip: ctx.ip };
-    const gate = await throttle.check(s.realm.id, keys);
-    if (!gate.allowed) {
+    // reserved against the account's and the address's failure limits before the password is checked,
+    // so wrong passwords sent at once cannot all be checked before any is counted (LoginThrottle.attempt)
+    const tried = await throttle.attempt(s.realm.id, { email, ip: ctx.ip }, () => users.verifyPassword(s.realm.id, email, password), (r) => r.ok);
+    if (!tried.allowed) {
       event(ctx, d, 'signin.failure', 'password', { reason: 'throttled' });
-      return render(ctx, d, p, { error: `Too many failed attempts. Try again in ${lockedFor(ctx, gate.retryAfterSeconds)}.`, status: 429 });
+      return render(ctx, d, p, { error: `Too many failed attempts. Try again in ${lockedFor(ctx, tried.retryAfterSeconds)}.`, status: 429 });
     }
-    const result = await users.verifyPassword(s.realm.id, email, password);
+    const result = tried.result;
     if (!result.ok) {
-      await throttle.recordFailure(s.realm.id, keys);
       event(ctx, d, 'signin.failure', 'password', { reason: result.reason });
       const message = result.reason === 'account_disabled' ? 'This account is disabled. Contact your administrator.' : 'Incorrect email or password.';
       return render(ctx, d, p, { error: message, status: 401 });
     }
-    await throttle.recordSuccess(s.realm.id, keys);
     event(ctx, d, 'signin.success', 'password', { userId: result.user.id });
     return answerStep(ctx, d, result.user.id, 'redirect', () => steps.afterFirstFactor(ctx, d, result.user, { ...p, amr: ['pwd'] }));
   });

@@ -199,7 +199,7 @@ describeEachDatabase('sign-in page', (kind) => {
     clientId = client.client_id;
     clientSecret = client.client_secret!;
     adaId = (await users.create({ realmId: 'default', email: 'ada@example.test', name: 'Ada', password: PASSWORD })).id;
-    for (const email of ['bob@example.test', 'cy@example.test', 'dee@example.test', 'eve@example.test', 'fay@example.test', 'gil@example.test', 'hal@example.test', 'ivy@example.test']) {
+    for (const email of ['bob@example.test', 'cy@example.test', 'dee@example.test', 'eve@example.test', 'fay@example.test', 'gil@example.test', 'hal@example.test', 'ivy@example.test', 'jo@example.test']) {
       await users.create({ realmId: 'default', email, password: PASSWORD });
     }
     await users.create({ realmId: 'default', email: 'disabled@example.test', password: PASSWORD });
@@ -272,6 +272,17 @@ describeEachDatabase('sign-in page', (kind) => {
     const pages = await Promise.all([0, 1, 2, 3].map(async () => identify(await openLogin(server.issuer, clientId), 'hal@example.test')));
     const steps = await Promise.all(pages.map((page) => submit(page, '/login', { password: PASSWORD })));
     expect(steps.map((s) => s.res.status)).toEqual([303, 303, 303, 303]);
+  });
+
+  it('eight sign-ins of one account from one address at once, round after round, all reach the client (as npm run bench)', async () => {
+    // bench/run.js's password sign-in: concurrent workers, each a new browser, one account, one address,
+    // complete flows one after another; with the default limits none of them may be refused
+    for (let round = 0; round < 3; round++) {
+      const pages = await Promise.all(Array.from({ length: 8 }, async () => identify(await openLogin(server.issuer, clientId), 'jo@example.test')));
+      const steps = await Promise.all(pages.map((page) => submit(page, '/login', { password: PASSWORD })));
+      expect(steps.map((s) => s.res.status), `round ${round + 1}: ${steps.map((s) => alertText(s.html)).join(' | ')}`).toEqual(Array(8).fill(303));
+      await Promise.all(steps.map((step) => finishAtClient(step)));
+    }
   });
 
   it('an unknown email and a wrong password get the identical message and status', async () => {
@@ -594,7 +605,7 @@ describeEachDatabase('sign-in throttling', (kind) => {
     });
     const { clients, users } = server.services;
     clientId = (await clients.create({ realmId: 'default', name: 'Throttle App', redirectUris: [REDIRECT], firstParty: true })).client_id;
-    for (const email of ['locked@example.test', 'locked2@example.test', 'reset@example.test']) await users.create({ realmId: 'default', email, password: PASSWORD });
+    for (const email of ['locked@example.test', 'locked2@example.test', 'reset@example.test', 'burst@example.test']) await users.create({ realmId: 'default', email, password: PASSWORD });
   });
   afterAll(async () => server?.close());
 
@@ -625,6 +636,29 @@ describeEachDatabase('sign-in throttling', (kind) => {
     // a new browser (new interaction) is locked out too
     const again = await openLogin(server.issuer, clientId);
     expect((await attempt(again, 'locked@example.test', PASSWORD)).res.status).toBe(429);
+  });
+
+  // The lock used to be read before the password was checked and the failure counted after it: wrong
+  // passwords sent at once all passed the check before any was counted (12 of 12 checked). Each attempt
+  // now reserves one of the failures left before its password is checked.
+  it('wrong passwords sent at once: only 3 are checked, the rest refused with 429; then the right one is refused too', async () => {
+    for (const email of ['burst@example.test', 'ghost-burst@example.test']) {
+      const passwordPage = await identify(await openLogin(server.issuer, clientId), email);
+      const answers = await Promise.all(Array.from({ length: 12 }, () => submit(passwordPage, '/login', { password: WRONG })));
+      const statuses = answers.map((a) => a.res.status);
+      expect(statuses.filter((s) => s === 401).length, `${email}: ${statuses.join(' ')}`).toBe(3);
+      expect(statuses.filter((s) => s === 429).length, `${email}: ${statuses.join(' ')}`).toBe(9);
+      for (const refused of answers.filter((a) => a.res.status === 429)) {
+        // the answer of a locked account, as after three failures one after the other
+        expect(alertText(refused.html)).toBe('Too many failed attempts. Try again in 1 minute.');
+        const retryAfter = Number(refused.res.headers.get('retry-after'));
+        expect(retryAfter).toBeGreaterThan(0);
+        expect(retryAfter).toBeLessThanOrEqual(60);
+      }
+      const right = await submit(passwordPage, '/login', { password: PASSWORD });
+      expect(right.res.status).toBe(429);
+      expect(alertText(right.html)).toBe('Too many failed attempts. Try again in 1 minute.');
+    }
   });
 
   it('a non-existent email is throttled in exactly the same way (no enumeration)', async () => {
