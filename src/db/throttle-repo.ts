@@ -139,8 +139,15 @@ export const throttleRepo = {
   },
 
   /** Deletes rows whose last failure is at or before `lastFailureBy` and which are not locked at `now`. */
+  /**
+   * Forgets counters whose last failure is older than `lastFailureBy` and that lock nothing, and
+   * reservations that expired (their process died before settling them). A counter that a live
+   * reservation still refers to is created again when that attempt settles.
+   */
   async purge(db: Db, lastFailureBy: number, now: number): Promise<number> {
-    return db('login_throttle').where('last_failure_at', '<=', lastFailureBy).andWhere('locked_until', '<=', now).delete();
+    const counters = await db('login_throttle').where('last_failure_at', '<=', lastFailureBy).andWhere('locked_until', '<=', now).delete();
+    const reservations = await db('login_throttle_reservations').where('expires_at', '<=', now).delete();
+    return counters + reservations;
   },
 };
 

@@ -37,6 +37,27 @@ describeEachDatabase('the background purge', (kind) => {
     expect((await db('grant_tenants').select('grant_id').orderBy('grant_id')).map((r) => r.grant_id)).toEqual(['grant-alive', 'grant-being-saved']);
     expect(await purgeExpired(server.services, now)).toMatchObject({ signInProgress: 0, webauthnChallenges: 0, grantTenants: 0 });
   });
+  it('forgets brute-force counters once their failures are forgotten, unless locked, and abandoned password-check reservations', async () => {
+    const { db, config } = server.services;
+    const now = Date.now();
+    const resetMs = config.bruteForce.failureResetSeconds * 1000;
+    const counter = (key: string, lastFailureAt: number, lockedUntil: number) => ({ realm_id: 'default', key, failures: 3, last_failure_at: lastFailureAt, locked_until: lockedUntil });
+    await db('login_throttle').insert([
+      counter('purge:forgotten', now - resetMs - 1000, 0),
+      counter('purge:recent', now - 1000, 0),
+      counter('purge:locked', now - resetMs - 1000, now + 60_000),
+    ]);
+    await db('login_throttle_reservations').insert([
+      { id: 'abandoned', realm_id: 'default', key: 'purge:recent', expires_at: now - 1 },
+      { id: 'in-flight', realm_id: 'default', key: 'purge:recent', expires_at: now + 60_000 },
+    ]);
+    const removed = await purgeExpired(server.services, now);
+    expect(removed.loginThrottle).toBe(2);
+    expect((await db('login_throttle').where('key', 'like', 'purge:%').select('key').orderBy('key')).map((r) => r.key)).toEqual(['purge:locked', 'purge:recent']);
+    expect((await db('login_throttle_reservations').where('key', 'like', 'purge:%').select('id')).map((r) => r.id)).toEqual(['in-flight']);
+    expect((await purgeExpired(server.services, now)).loginThrottle).toBe(0);
+  });
+
   it('deletes a large backlog in batches, giving the event loop turns in between, and keeps what has not expired', async () => {
     const { db } = server.services;
     const now = Date.now();
