@@ -103,4 +103,24 @@ describeEachDatabase('admin API: applications (clients)', (kind) => {
     expect((await api(`/clients/${pub.body.client_id}`)).status).toBe(200);
     expect((await api('/clients/no-such-client')).status).toBe(404);
   });
+
+  it('a back-channel logout URI: set on creation, shown, refused when not a web URL, removed with null', async () => {
+    const uri = 'https://billing.example.test/backchannel-logout';
+    const created = await api('/clients', { method: 'POST', body: { name: 'Billing web', redirect_uris: ['https://billing.example.test/cb'], backchannel_logout_uri: uri } });
+    expect(created.status).toBe(201);
+    expect(created.body.backchannel_logout_uri).toBe(uri);
+    const id = created.body.client_id as string;
+    expect((await api(`/clients/${id}`, { token: readToken })).body.backchannel_logout_uri).toBe(uri);
+
+    const bad = await api(`/clients/${id}`, { method: 'PATCH', body: { backchannel_logout_uri: 'javascript:alert(1)' } });
+    expect(bad.status).toBe(400);
+    expect(bad.type).toMatch(/problem\+json/);
+    expect(JSON.stringify(bad.body)).toMatch(/back-channel logout URI/);
+    expect((await api(`/clients/${id}`, { token: readToken })).body.backchannel_logout_uri).toBe(uri);
+
+    const removed = await api(`/clients/${id}`, { method: 'PATCH', body: { backchannel_logout_uri: null } });
+    expect(removed.status).toBe(200);
+    expect(removed.body.backchannel_logout_uri).toBeUndefined();
+    expect((await api(`/clients/${id}`, { token: readToken })).body.backchannel_logout_uri).toBeUndefined();
+  });
 });
