@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { AUTH_METHODS, CLIENT_SCOPES, GRANT_TYPES, type UpdateClientInput } from '../clients/service.js';
 import { SIGNING_ALGS } from '../realms/settings.js';
 import { defineOperation } from './operation.js';
+import { bodyPathOf, namingBodyFields } from './problem.js';
 
 const clientSchema = z.object({
   client_id: z.string(),
@@ -37,6 +38,18 @@ const settingsSchema = z.object({
   jwks: jwks.optional(),
   scope: scope.optional(),
   admin_api: z.boolean().optional().describe('may get client_credentials tokens for this admin API'),
+});
+
+/** The body field that gave each field of ClientService's input (`redirectUris.1` is `redirect_uris[1]`). */
+const bodyPath = bodyPathOf({
+  redirectUris: 'redirect_uris',
+  postLogoutRedirectUris: 'post_logout_redirect_uris',
+  grants: 'grant_types',
+  firstParty: 'first_party',
+  idTokenAlg: 'id_token_signed_response_alg',
+  jwksUri: 'jwks_uri',
+  adminApi: 'admin_api',
+  authMethod: 'token_endpoint_auth_method',
 });
 
 /** Those settings from the API's names to ClientService's. */
@@ -98,14 +111,16 @@ export const createClient = defineOperation({
     .strict(),
   response: clientSchema.extend({ client_secret: z.string().optional().describe('shown once') }),
   async handle({ body, realmId, services }) {
-    return services.clients.create({
-      realmId,
-      ...settingsOf(body),
-      name: body.name,
-      public: body.public,
-      native: body.native,
-      authMethod: body.token_endpoint_auth_method,
-    });
+    return namingBodyFields(bodyPath, () =>
+      services.clients.create({
+        realmId,
+        ...settingsOf(body),
+        name: body.name,
+        public: body.public,
+        native: body.native,
+        authMethod: body.token_endpoint_auth_method,
+      }),
+    );
   },
 });
 
@@ -119,7 +134,7 @@ export const updateClient = defineOperation({
   body: settingsSchema.strict(),
   response: clientSchema,
   async handle({ params, body, realmId, services }) {
-    return services.clients.update(realmId, params.clientId, settingsOf(body));
+    return namingBodyFields(bodyPath, () => services.clients.update(realmId, params.clientId, settingsOf(body)));
   },
 });
 
