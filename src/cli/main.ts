@@ -5,13 +5,14 @@ import { connectionCommand } from './commands/connection.js';
 import { keysCommand } from './commands/keys.js';
 import { migrateCommand } from './commands/migrate.js';
 import { realmCommand } from './commands/realm.js';
+import { secretsCommand } from './commands/secrets.js';
 import { serveCommand } from './commands/serve.js';
 import { tenantCommand } from './commands/tenant.js';
 import { trustCommand } from './commands/trust.js';
 import { userCommand } from './commands/user.js';
 import { HelpRequested, notifyTo, UsageError, type Command, type CommandIo } from './context.js';
 
-const COMMANDS: Command[] = [serveCommand, migrateCommand, realmCommand, clientCommand, userCommand, tenantCommand, keysCommand, connectionCommand, trustCommand];
+const COMMANDS: Command[] = [serveCommand, migrateCommand, realmCommand, clientCommand, userCommand, tenantCommand, keysCommand, secretsCommand, connectionCommand, trustCommand];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
