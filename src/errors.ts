@@ -14,10 +14,17 @@ export const notFound = (what: string) => new LatchkeyError('not_found', `${what
 export const invalid = (message: string) => new LatchkeyError('invalid_input', message, 400);
 export const conflict = (message: string) => new LatchkeyError('conflict', message, 409);
 
-/** One bad field of a service's input, named as the service names it (`tokenEndpoint`, `claims.sub`, `scopes.0`). */
+/** How a front end names a field of a service's input: `redirectUris.1` is `--redirect-uri` to the CLI, `redirect_uris[1]` to the admin API. */
+export type FieldNaming = (field: string) => string;
+
+/**
+ * One bad field of a service's input, named as the service names it (`tokenEndpoint`, `claims.sub`,
+ * `scopes.0`). A problem that mentions another field is a function of the naming, so that it too reads
+ * as the caller typed it (`(name) => \`needs ${name('grants')}\``).
+ */
 export interface FieldProblem {
   field: string;
-  problem: string;
+  problem: string | ((name: FieldNaming) => string);
 }
 
 /**
@@ -35,10 +42,15 @@ export class InvalidFieldsError extends LatchkeyError {
     this.message = this.describe((field) => field);
   }
 
+  /** Each problem with its field, and the fields it mentions, called by `name`. */
+  named(name: FieldNaming): Array<{ field: string; problem: string }> {
+    return this.fields.map((f) => ({ field: name(f.field), problem: typeof f.problem === 'function' ? f.problem(name) : f.problem }));
+  }
+
   /** The message with each field called by `name`. */
-  describe(name: (field: string) => string): string {
-    return `${this.subject}${this.fields.map((f) => `${name(f.field)}: ${f.problem}`).join('; ')}`;
+  describe(name: FieldNaming): string {
+    return `${this.subject}${this.named(name).map((f) => `${f.field}: ${f.problem}`).join('; ')}`;
   }
 }
 
-export const invalidField = (field: string, problem: string, subject?: string) => new InvalidFieldsError([{ field, problem }], subject);
+export const invalidField = (field: string, problem: FieldProblem['problem'], subject?: string) => new InvalidFieldsError([{ field, problem }], subject);

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { AUTH_METHODS, CLIENT_SCOPES, GRANT_TYPES, type UpdateClientInput } from '../clients/service.js';
 import { SIGNING_ALGS } from '../realms/settings.js';
 import { defineOperation } from './operation.js';
+import { bodyPathOf, namingBodyFields } from './problem.js';
 
 const clientSchema = z.object({
   client_id: z.string(),
@@ -45,6 +46,19 @@ const settingsSchema = z.object({
     .nullable()
     .optional()
     .describe('OpenID Connect Back-Channel Logout: where a logout token is posted when a session of this client ends; null removes it'),
+});
+
+/** The body field that gave each field of ClientService's input (`redirectUris.1` is `redirect_uris[1]`). */
+const bodyPath = bodyPathOf({
+  redirectUris: 'redirect_uris',
+  postLogoutRedirectUris: 'post_logout_redirect_uris',
+  grants: 'grant_types',
+  firstParty: 'first_party',
+  idTokenAlg: 'id_token_signed_response_alg',
+  jwksUri: 'jwks_uri',
+  adminApi: 'admin_api',
+  authMethod: 'token_endpoint_auth_method',
+  backchannelLogoutUri: 'backchannel_logout_uri',
 });
 
 /** Those settings from the API's names to ClientService's. */
@@ -107,15 +121,17 @@ export const createClient = defineOperation({
     .strict(),
   response: clientSchema.extend({ client_secret: z.string().optional().describe('shown once') }),
   async handle({ body, realmId, services }) {
-    return services.clients.create({
-      realmId,
-      ...settingsOf(body),
-      name: body.name,
-      public: body.public,
-      native: body.native,
-      authMethod: body.token_endpoint_auth_method,
-      backchannelLogoutUri: body.backchannel_logout_uri ?? undefined,
-    });
+    return namingBodyFields(bodyPath, () =>
+      services.clients.create({
+        realmId,
+        ...settingsOf(body),
+        name: body.name,
+        public: body.public,
+        native: body.native,
+        authMethod: body.token_endpoint_auth_method,
+        backchannelLogoutUri: body.backchannel_logout_uri ?? undefined,
+      }),
+    );
   },
 });
 
@@ -129,7 +145,7 @@ export const updateClient = defineOperation({
   body: settingsSchema.strict(),
   response: clientSchema,
   async handle({ params, body, realmId, services }) {
-    return services.clients.update(realmId, params.clientId, settingsOf(body));
+    return namingBodyFields(bodyPath, () => services.clients.update(realmId, params.clientId, settingsOf(body)));
   },
 });
 

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { CONNECTION_TYPES, PRESETS } from '../connections/settings.js';
 import { defineOperation } from './operation.js';
-import { namingBodyFields } from './problem.js';
+import { bodyPathOf, namingBodyFields } from './problem.js';
 
 /** The body field that gave each field of ConnectionService.create's input (`claims.sub` stays, `scopes.1` is `scopes[1]`). */
 const BODY_FIELDS: Record<string, string> = {
@@ -14,10 +14,7 @@ const BODY_FIELDS: Record<string, string> = {
   baseUrl: 'base_url',
   entraTenant: 'entra_tenant',
 };
-const bodyPath = (field: string): string => {
-  const [head, ...rest] = field.split('.');
-  return rest.reduce((path, part) => (/^\d+$/.test(part) ? `${path}[${part}]` : `${path}.${part}`), BODY_FIELDS[head] ?? head);
-};
+const bodyPath = bodyPathOf(BODY_FIELDS);
 
 const connectionSchema = z.object({
   id: z.string(),

@@ -32,6 +32,17 @@ export function invalidFields(where: 'body' | 'query' | 'path', error: z.ZodErro
 }
 
 /**
+ * The body path of a service's field, from the body field of each top-level one (`names`, by default
+ * the same name): `redirectUris.1` with `{ redirectUris: 'redirect_uris' }` is `redirect_uris[1]`.
+ */
+export const bodyPathOf =
+  (names: Record<string, string>) =>
+  (field: string): string => {
+    const [head, ...rest] = field.split('.');
+    return rest.reduce((path, part) => (/^\d+$/.test(part) ? `${path}[${part}]` : `${path}.${part}`), names[head] ?? head);
+  };
+
+/**
  * Runs `fn`; a service's complaint about fields of its input (InvalidFieldsError) becomes a 400 naming the
  * request's body fields (`bodyPath`, from the service's field name, e.g. `tokenEndpoint` to
  * `token_endpoint`), in the message and in `errors`, as a schema refusal does.
@@ -42,7 +53,7 @@ export async function namingBodyFields<T>(bodyPath: (field: string) => string, f
   } catch (err) {
     if (!(err instanceof InvalidFieldsError)) throw err;
     const name = (field: string) => `body.${bodyPath(field)}`;
-    throw new ProblemError(err.code, err.describe(name), err.status, err.fields.map((f) => ({ field: name(f.field), message: f.problem })));
+    throw new ProblemError(err.code, err.describe(name), err.status, err.named(name).map((f) => ({ field: f.field, message: f.problem })));
   }
 }
 

@@ -1,5 +1,9 @@
 import { z } from 'zod';
 import { defineOperation } from './operation.js';
+import { bodyPathOf, namingBodyFields } from './problem.js';
+
+/** The body field that gave each field of TrustService.add's input. */
+const bodyPath = bodyPathOf({ sampleToken: 'sample_token', userIdExpression: 'user_id_expression', adminUserIds: 'admin_user_ids' });
 
 const trustedIssuerSchema = z.object({
   id: z.string(),
@@ -61,16 +65,18 @@ export const createTrustedIdentity = defineOperation({
     .strict(),
   response: trustedIssuerSchema.extend({ sample_user_id: z.string().optional() }),
   async handle({ body, realmId, services }) {
-    return services.trust.add({
-      realmId,
-      sampleToken: body.sample_token,
-      issuer: body.issuer,
-      audience: body.audience,
-      userIdExpression: body.user_id_expression,
-      prefix: body.prefix,
-      adminUserIds: body.admin_user_ids,
-      id: body.id,
-    });
+    return namingBodyFields(bodyPath, () =>
+      services.trust.add({
+        realmId,
+        sampleToken: body.sample_token,
+        issuer: body.issuer,
+        audience: body.audience,
+        userIdExpression: body.user_id_expression,
+        prefix: body.prefix,
+        adminUserIds: body.admin_user_ids,
+        id: body.id,
+      }),
+    );
   },
 });
 

@@ -35,21 +35,43 @@ export interface Command {
   run(args: string[], io: CommandIo): Promise<unknown>;
 }
 
-/** Parses options strictly, so a mistyped flag is an error that names it. */
+/** `--help` or `-h` given as an option of a command: main prints the command's help instead of running it. */
+export class HelpRequested extends Error {}
+
+/** The options every command takes besides its own. */
+const HELP_FLAGS = new Set(['--help', '-h']);
+
+/**
+ * Parses options strictly, so a mistyped flag is an error that names it, following the usual conventions:
+ * `--help` or `-h` given as an option asks for the command's help (HelpRequested); an option that needs a
+ * value takes the next argument unless that is another option (`--name --help` is "--name needs a value");
+ * `--` ends the options, so nothing after it is read as one. A value that starts with one dash
+ * (`--sort -email`, `--limit -1`) is taken as the value; one that starts with two is given as
+ * `--name=--value`.
+ */
 export function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T, usage: string) {
-  // A value that starts with one dash (`--sort -email`, as the usage shows it) is taken as the value:
-  // parseArgs would refuse it as ambiguous and ask for `--sort=-email`. A value that looks like a long
-  // option (`--name --public`) still is not, so a forgotten value is still an error.
+  const isOption = (arg: string) => arg.startsWith('--') || HELP_FLAGS.has(arg);
   const joined: string[] = [];
   for (let i = 0; i < args.length; i++) {
-    const name = args[i].startsWith('--') && !args[i].includes('=') ? args[i].slice(2) : undefined;
-    const next = args[i + 1];
-    if (name !== undefined && options[name]?.type === 'string' && next !== undefined && /^-[^-]/.test(next)) {
-      joined.push(`--${name}=${next}`);
-      i++;
-    } else {
-      joined.push(args[i]);
+    const arg = args[i];
+    if (arg === '--') {
+      joined.push(...args.slice(i));
+      break;
     }
+    if (HELP_FLAGS.has(arg)) throw new HelpRequested();
+    const name = arg.startsWith('--') && !arg.includes('=') ? arg.slice(2) : undefined;
+    if (name === undefined || options[name]?.type !== 'string') {
+      joined.push(arg);
+      continue;
+    }
+    const next = args[i + 1];
+    if (next === undefined || isOption(next)) {
+      const hint = next === undefined || next === '--' ? '' : ` (it is followed by the option ${next}; a value that starts with "-" is given as --${name}=VALUE)`;
+      throw new UsageError(`--${name} needs a value${hint}\n\nusage: ${usage}`);
+    }
+    // joined as --name=VALUE, so that parseArgs takes a value starting with a dash as the value
+    joined.push(`--${name}=${next}`);
+    i++;
   }
   let parsed;
   try {

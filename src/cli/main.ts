@@ -5,13 +5,14 @@ import { connectionCommand } from './commands/connection.js';
 import { keysCommand } from './commands/keys.js';
 import { migrateCommand } from './commands/migrate.js';
 import { realmCommand } from './commands/realm.js';
+import { secretsCommand } from './commands/secrets.js';
 import { serveCommand } from './commands/serve.js';
 import { tenantCommand } from './commands/tenant.js';
 import { trustCommand } from './commands/trust.js';
 import { userCommand } from './commands/user.js';
-import { notifyTo, UsageError, type Command, type CommandIo } from './context.js';
+import { HelpRequested, notifyTo, UsageError, type Command, type CommandIo } from './context.js';
 
-const COMMANDS: Command[] = [serveCommand, migrateCommand, realmCommand, clientCommand, userCommand, tenantCommand, keysCommand, connectionCommand, trustCommand];
+const COMMANDS: Command[] = [serveCommand, migrateCommand, realmCommand, clientCommand, userCommand, tenantCommand, keysCommand, secretsCommand, connectionCommand, trustCommand];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -24,6 +25,7 @@ function help(): string {
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
     'Run `latchkey <command> --help` (or `latchkey help <command>`) for a command\'s options.',
+    'An option\'s value that starts with "--" is written --option=VALUE; `--` ends the options.',
     'Configuration: config/latchkey.yaml (or LATCHKEY_CONFIG), DATABASE_URL, LATCHKEY_SECRET, LATCHKEY_ISSUER, PORT,',
     'LATCHKEY_TRUST_PROXY, LATCHKEY_ALLOW_PRIVATE_NETWORKS, LOG_LEVEL, LATCHKEY_SMTP_URL, LATCHKEY_EMAIL_FROM.',
   ].join('\n');
@@ -69,7 +71,8 @@ export async function main(argv: string[], io: CommandIo = defaultIo): Promise<n
     io.stderr(`latchkey: unknown command "${name}"\n\n${help()}\n`);
     return 2;
   }
-  if (args.includes('--help') || args.includes('-h')) {
+  // `latchkey user --help`; after a subcommand, the command's options parser sees it (parse, HelpRequested)
+  if (args[0] === '--help' || args[0] === '-h') {
     io.stdout(commandHelp(command));
     return 0;
   }
@@ -78,6 +81,10 @@ export async function main(argv: string[], io: CommandIo = defaultIo): Promise<n
     io.stdout(`${JSON.stringify(result, null, 2)}\n`);
     return 0;
   } catch (err) {
+    if (err instanceof HelpRequested) {
+      io.stdout(commandHelp(command));
+      return 0;
+    }
     if (err instanceof UsageError) {
       io.stderr(`latchkey ${name}: ${err.message}\n`);
       return 2;

@@ -5,7 +5,7 @@ import { clientsRepo, type ClientRow } from '../db/clients-repo.js';
 import type { Db } from '../db/knex.js';
 import { payloadsRepo } from '../db/payloads-repo.js';
 import { realmsRepo } from '../db/realms-repo.js';
-import { invalid, notFound } from '../errors.js';
+import { invalid, invalidField, notFound, type FieldProblem } from '../errors.js';
 import { SIGNING_ALGS, type SigningAlg } from '../realms/settings.js';
 
 export const GRANT_TYPES = [
@@ -15,7 +15,7 @@ export const GRANT_TYPES = [
   'urn:ietf:params:oauth:grant-type:device_code',
   'urn:ietf:params:oauth:grant-type:token-exchange',
 ] as const;
-/** The scopes a client may be limited to (`--scope`): the realm providers' OpenID Connect scopes. */
+/** The scopes a client may be limited to (its `scope`): the realm providers' OpenID Connect scopes. */
 export const CLIENT_SCOPES = ['openid', 'offline_access', 'email', 'profile'] as const;
 export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] as const;
 
@@ -73,22 +73,23 @@ const LOOPBACK_HOSTS = new Set(['127.0.0.1', '[::1]', 'localhost']);
 /**
  * A redirect URI as registered: absolute, no fragment, no scheme a browser would run or read locally.
  * A web client's are http(s); a native app's (RFC 8252) may also use a private-use scheme, and use
- * http only on the loopback interface.
+ * http only on the loopback interface. `field` is where it was given (`redirectUris.0`, `jwksUri`).
  */
-function checkUri(uri: string, what: string, native = false): string {
+function checkUri(uri: string, what: string, field: string, native = false): string {
+  const wrong = (problem: FieldProblem['problem']) => invalidField(field, problem);
   let url: URL;
   try {
     url = new URL(uri);
   } catch {
-    throw invalid(`${what} "${uri}" is not an absolute URL`);
+    throw wrong(`${what} "${uri}" is not an absolute URL`);
   }
-  if (url.hash || uri.includes('#')) throw invalid(`${what} "${uri}" must not contain a fragment`);
-  if (FORBIDDEN_SCHEMES.has(url.protocol)) throw invalid(`${what} "${uri}" uses a forbidden scheme`);
+  if (url.hash || uri.includes('#')) throw wrong(`${what} "${uri}" must not contain a fragment`);
+  if (FORBIDDEN_SCHEMES.has(url.protocol)) throw wrong(`${what} "${uri}" uses a forbidden scheme`);
   const web = url.protocol === 'https:' || url.protocol === 'http:';
-  if (!native && !web) throw invalid(`${what} "${uri}" must be an https (or http) URL; a desktop or mobile app's private-use scheme needs a native client (--native)`);
-  if (native && url.protocol === 'http:' && !LOOPBACK_HOSTS.has(url.hostname)) throw invalid(`${what} "${uri}": a native app receives http redirects only on the loopback interface (http://127.0.0.1/...); use https or a private-use scheme`);
+  if (!native && !web) throw wrong((name) => `${what} "${uri}" must be an https (or http) URL; a desktop or mobile app's private-use scheme needs a native client (${name('native')})`);
+  if (native && url.protocol === 'http:' && !LOOPBACK_HOSTS.has(url.hostname)) throw wrong(`${what} "${uri}": a native app receives http redirects only on the loopback interface (http://127.0.0.1/...); use https or a private-use scheme`);
   if (native && !web && !/^[a-z][a-z0-9+.-]*\.[a-z0-9+.-]+:$/.test(url.protocol)) {
-    throw invalid(`${what} "${uri}": a private-use scheme must be a reverse domain name the app owns, like com.example.app:/callback (RFC 8252, section 7.1)`);
+    throw wrong(`${what} "${uri}": a private-use scheme must be a reverse domain name the app owns, like com.example.app:/callback (RFC 8252, section 7.1)`);
   }
   return uri; // stored verbatim: matching is exact, character for character (a native app's loopback port aside)
 }
@@ -144,39 +145,41 @@ interface ClientSpec {
 
 /**
  * Checks a client's settings (for a new client and for a change alike) and returns its stored metadata;
- * throws a LatchkeyError naming the first thing it refuses.
+ * throws an InvalidFieldsError naming the first thing it refuses by the field of CreateClientInput it
+ * came from (`redirectUris.1`, `grants`), which the CLI calls by its flag and the admin API by its
+ * body field.
  */
 function clientMetadata(spec: ClientSpec): Record<string, unknown> {
   const name = spec.name?.trim();
-  if (!name) throw invalid('client name (--name) is required');
+  if (!name) throw invalidField('name', 'a client name is required');
   const { native, authMethod } = spec;
   const isPublic = authMethod === 'none';
   const grants = [...new Set(spec.grants)];
-  if (!grants.length) throw invalid('a client needs at least one grant (--grant)');
+  if (!grants.length) throw invalidField('grants', 'a client needs at least one grant');
   for (const g of grants) {
-    if (!(GRANT_TYPES as readonly string[]).includes(g)) throw invalid(`unknown grant "${g}"; use one of ${GRANT_TYPES.join(', ')} (implicit and password grants are not supported)`);
+    if (!(GRANT_TYPES as readonly string[]).includes(g)) throw invalidField('grants', `unknown grant "${g}"; use one of ${GRANT_TYPES.join(', ')} (implicit and password grants are not supported)`);
   }
-  if (isPublic && grants.includes('client_credentials')) throw invalid('a public client cannot use the client_credentials grant');
-  if (isPublic && grants.includes('urn:ietf:params:oauth:grant-type:token-exchange')) throw invalid('a public client cannot use the token-exchange grant');
+  if (isPublic && grants.includes('client_credentials')) throw invalidField('grants', 'a public client cannot use the client_credentials grant');
+  if (isPublic && grants.includes('urn:ietf:params:oauth:grant-type:token-exchange')) throw invalidField('grants', 'a public client cannot use the token-exchange grant');
   if (grants.includes('refresh_token') && !grants.includes('authorization_code') && !grants.includes('urn:ietf:params:oauth:grant-type:device_code')) {
-    throw invalid('the refresh_token grant needs authorization_code or device_code as well');
+    throw invalidField('grants', 'the refresh_token grant needs authorization_code or device_code as well');
   }
-  const redirectUris = spec.redirectUris.map((u) => checkUri(u, 'redirect URI', native));
-  if (grants.includes('authorization_code') && !redirectUris.length) throw invalid('the authorization_code grant needs at least one --redirect-uri');
-  const postLogout = spec.postLogoutRedirectUris.map((u) => checkUri(u, 'post-logout redirect URI', native));
-  if (authMethod === 'private_key_jwt' && !spec.jwks && !spec.jwksUri) throw invalid('private_key_jwt needs the client\'s public keys (--jwks-uri URL or --jwks JSON)');
-  if (spec.idTokenAlg && !(SIGNING_ALGS as readonly string[]).includes(spec.idTokenAlg)) throw invalid(`unknown ID token algorithm "${spec.idTokenAlg}"; use one of ${SIGNING_ALGS.join(', ')}`);
-  if (spec.adminApi && !grants.includes('client_credentials')) throw invalid('an admin API client (--admin-api) needs the client_credentials grant (--grant client_credentials)');
-  if (spec.jwksUri) checkUri(spec.jwksUri, 'JWKS URI');
+  const redirectUris = spec.redirectUris.map((u, i) => checkUri(u, 'redirect URI', `redirectUris.${i}`, native));
+  if (grants.includes('authorization_code') && !redirectUris.length) throw invalidField('redirectUris', 'the authorization_code grant needs at least one redirect URI');
+  const postLogout = spec.postLogoutRedirectUris.map((u, i) => checkUri(u, 'post-logout redirect URI', `postLogoutRedirectUris.${i}`, native));
+  if (authMethod === 'private_key_jwt' && !spec.jwks && !spec.jwksUri) throw invalidField('jwks', (n) => `private_key_jwt needs the client's public keys (${n('jwksUri')} or ${n('jwks')})`);
+  if (spec.idTokenAlg && !(SIGNING_ALGS as readonly string[]).includes(spec.idTokenAlg)) throw invalidField('idTokenAlg', `unknown ID token algorithm "${spec.idTokenAlg}"; use one of ${SIGNING_ALGS.join(', ')}`);
+  if (spec.adminApi && !grants.includes('client_credentials')) throw invalidField('grants', (n) => `an admin API client (${n('adminApi')}) needs the client_credentials grant`);
+  if (spec.jwksUri) checkUri(spec.jwksUri, 'JWKS URI', 'jwksUri');
   // the server posts to it itself: a web URL whatever the kind of client (OpenID Connect Back-Channel Logout 1.0, section 2.2)
-  if (spec.backchannelLogoutUri !== undefined) checkUri(spec.backchannelLogoutUri, 'back-channel logout URI');
-  if (spec.jwksUri && spec.jwks !== undefined) throw invalid('give the client\'s keys either by URL (--jwks-uri) or inline (--jwks), not both');
+  if (spec.backchannelLogoutUri !== undefined) checkUri(spec.backchannelLogoutUri, 'back-channel logout URI', 'backchannelLogoutUri');
+  if (spec.jwksUri && spec.jwks !== undefined) throw invalidField('jwks', (n) => `give the client's keys either by URL (${n('jwksUri')}) or inline (${n('jwks')}), not both`);
   const scope = spec.scope?.split(' ').filter(Boolean).join(' ');
   for (const s of scope?.split(' ') ?? []) {
-    if (!(CLIENT_SCOPES as readonly string[]).includes(s)) throw invalid(`scope "${s}" cannot be given to a client (--scope takes ${CLIENT_SCOPES.join(', ')}); the scopes of an API are listed in the realm's resources`);
+    if (!(CLIENT_SCOPES as readonly string[]).includes(s)) throw invalidField('scope', `scope "${s}" cannot be given to a client (it takes ${CLIENT_SCOPES.join(', ')}); the scopes of an API are listed in the realm's resources`);
   }
   if (spec.jwks !== undefined && (typeof spec.jwks !== 'object' || spec.jwks === null || !Array.isArray((spec.jwks as { keys?: unknown }).keys))) {
-    throw invalid('--jwks must be a JSON Web Key Set: {"keys": [...]}');
+    throw invalidField('jwks', 'must be a JSON Web Key Set: {"keys": [...]}');
   }
   return {
     client_name: name,
@@ -227,12 +230,12 @@ export class ClientService {
   async create(input: CreateClientInput): Promise<CreatedClient> {
     const native = Boolean(input.native);
     // a native app cannot keep a secret (RFC 8252, section 8.5): it is a public client with PKCE
-    if (native && input.authMethod && input.authMethod !== 'none') throw invalid('a native app (--native) is a public client and has no secret: drop --auth-method');
+    if (native && input.authMethod && input.authMethod !== 'none') throw invalidField('authMethod', (n) => `a native app (${n('native')}) is a public client and has no secret: drop ${n('authMethod')}`);
     const isPublic = Boolean(input.public) || native;
     const authMethod = isPublic ? 'none' : (input.authMethod ?? 'client_secret_basic');
-    if (!(AUTH_METHODS as readonly string[]).includes(authMethod)) throw invalid(`unknown auth method "${authMethod}"; use one of ${AUTH_METHODS.filter((m) => m !== 'none').join(', ')}`);
-    if (!isPublic && authMethod === 'none') throw invalid('auth method "none" is only for public clients (--public)');
-    if (input.authMethod && isPublic && input.authMethod !== 'none') throw invalid('a public client has no secret: drop --auth-method or --public');
+    if (!(AUTH_METHODS as readonly string[]).includes(authMethod)) throw invalidField('authMethod', `unknown auth method "${authMethod}"; use one of ${AUTH_METHODS.filter((m) => m !== 'none').join(', ')}`);
+    if (!isPublic && authMethod === 'none') throw invalidField('authMethod', (n) => `auth method "none" is only for public clients (${n('public')})`);
+    if (input.authMethod && isPublic && input.authMethod !== 'none') throw invalidField('authMethod', (n) => `a public client has no secret: drop ${n('authMethod')} or ${n('public')}`);
     const metadata = clientMetadata({
       name: input.name,
       native,

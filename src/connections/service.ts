@@ -120,6 +120,36 @@ export class ConnectionService {
     return this.#public(row, await connectionsRepo.tenantIds(this.db, realm.id, id), realm.issuers);
   }
 
+  /**
+   * Replaces a connection's client secret (sealed with this LATCHKEY_SECRET): after a rotation at the
+   * upstream provider, or when the stored one was sealed with another secret (`latchkey secrets check`).
+   * Sign-ins use it at once; the secret is never returned.
+   */
+  async setClientSecret(realmId: string, id: string, clientSecret: string): Promise<PublicConnection> {
+    const realm = await this.realms.get(realmId);
+    if (clientSecret.length === 0 || clientSecret.length > MAX_SECRET) throw invalidField('clientSecret', `the client secret must be 1-${MAX_SECRET} characters`);
+    const sealed = this.box.seal(clientSecret, secretContext(realm.id, id));
+    if (!(await connectionsRepo.setClientSecret(this.db, realm.id, id, sealed, Date.now()))) throw notFound(`connection "${id}" in realm "${realmId}"`);
+    return this.get(realm.id, id);
+  }
+
+  /**
+   * The connections (of one realm, or of every realm) whose stored client secret this LATCHKEY_SECRET
+   * cannot open: sealed with another secret, their sign-ins fail. Ids only, never a secret.
+   */
+  async unreadableSecrets(realmId?: string): Promise<{ total: number; unreadable: Array<{ realmId: string; id: string }> }> {
+    const rows = await connectionsRepo.listSealed(this.db, realmId);
+    const unreadable = rows.filter((r) => {
+      try {
+        this.box.open(r.clientSecret, secretContext(r.realmId, r.id));
+        return false;
+      } catch {
+        return true;
+      }
+    });
+    return { total: rows.length, unreadable: unreadable.map((r) => ({ realmId: r.realmId, id: r.id })) };
+  }
+
   /** Turns a connection off (its button disappears, its sign-ins are refused; links are kept) or back on. */
   async setEnabled(realmId: string, id: string, enabled: boolean): Promise<PublicConnection> {
     await this.realms.get(realmId);

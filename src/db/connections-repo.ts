@@ -65,6 +65,15 @@ export const connectionsRepo = {
       updated_at: c.updatedAt,
     });
   },
+  /** Every connection with a client secret (of one realm, or of every realm): its sealed secret, for checking it opens. */
+  async listSealed(db: Db, realmId?: string): Promise<Array<{ realmId: string; id: string; clientSecret: string }>> {
+    const q = db('connections').whereNotNull('client_secret').select('realm_id', 'id', 'client_secret').orderBy(['realm_id', 'id']);
+    if (realmId !== undefined) q.where({ realm_id: realmId });
+    return (await q).map((r: any) => ({ realmId: r.realm_id, id: r.id, clientSecret: r.client_secret }));
+  },
+  async setClientSecret(db: Db, realmId: string, id: string, sealed: string, at: number): Promise<number> {
+    return db('connections').where({ realm_id: realmId, id }).update({ client_secret: sealed, updated_at: at });
+  },
   async setEnabled(db: Db, realmId: string, id: string, enabled: boolean, at: number): Promise<number> {
     return db('connections').where({ realm_id: realmId, id }).update({ enabled, updated_at: at });
   },

@@ -121,6 +121,26 @@ export const factorsRepo = {
     return (await db('totp_factors').where({ realm_id: realmId, user_id: userId }).delete()) > 0;
   },
 
+  /** Deletes the user's factor only while its sealed secret is still `sealedSecret` (not replaced since it was read). */
+  async deleteTotpSealedAs(db: Db, realmId: string, userId: string, sealedSecret: string): Promise<boolean> {
+    return (await db('totp_factors').where({ realm_id: realmId, user_id: userId, secret: sealedSecret }).delete()) > 0;
+  },
+
+  /** How many TOTP factors (of one realm, or of every realm) there are. */
+  async countTotp(db: Db, realmId?: string): Promise<number> {
+    const q = db('totp_factors').count({ n: '*' });
+    if (realmId !== undefined) q.where({ realm_id: realmId });
+    return Number(((await q) as Array<{ n: number | string }>)[0]?.n ?? 0);
+  },
+
+  /** The next `limit` TOTP factors (of one realm, or of every realm) after `after`, in (realm, user) order. */
+  async listTotpPage(db: Db, realmId: string | undefined, after: { realmId: string; userId: string } | undefined, limit: number): Promise<TotpFactorRow[]> {
+    const q = db('totp_factors').orderBy([{ column: 'realm_id' }, { column: 'user_id' }]).limit(limit);
+    if (realmId !== undefined) q.where({ realm_id: realmId });
+    if (after) q.where((w) => w.where('realm_id', '>', after.realmId).orWhere((x) => x.where('realm_id', after.realmId).andWhere('user_id', '>', after.userId)));
+    return (await q).map(toTotp);
+  },
+
   // ---- recovery_codes ----
 
   /**

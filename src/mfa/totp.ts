@@ -1,10 +1,11 @@
 import { generateSecret, generateURI, verify as verifyOtp } from 'otplib';
 import QRCode from 'qrcode';
 import type { SecretBox } from '../crypto/secret-box.js';
-import { conflict } from '../errors.js';
-import { factorsRepo } from '../db/factors-repo.js';
+import { conflict, notFound } from '../errors.js';
+import { factorsRepo, type TotpFactorRow } from '../db/factors-repo.js';
 import type { Db } from '../db/knex.js';
 import { throttleRepo } from '../db/throttle-repo.js';
+import { recordSecurityEvent } from './security-events.js';
 
 /** RFC 6238 parameters every mainstream authenticator app supports; otplib's defaults, stated explicitly. */
 const PERIOD_SECONDS = 30;
@@ -156,6 +157,60 @@ export class TotpService {
   async isEnrolled(realmId: string, userId: string): Promise<boolean> {
     const factor = await factorsRepo.findTotp(this.#db, realmId, userId);
     return factor !== undefined && factor.confirmedAt !== null;
+  }
+
+  /** Whether this LATCHKEY_SECRET opens the factor's sealed secret (false: sealed with another secret, or altered). */
+  opens(factor: TotpFactorRow): boolean {
+    try {
+      this.#box.open(factor.sealedSecret, sealingContext(factor.userId));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * The TOTP factors (of one realm, or of every realm) whose secret this LATCHKEY_SECRET cannot open,
+   * and how many there are in all; read `pageSize` at a time, calling `progress` after each page.
+   */
+  async unreadableFactors(
+    realmId: string | undefined,
+    progress?: (checked: number, total: number) => void,
+    pageSize = 500,
+  ): Promise<{ total: number; unreadable: TotpFactorRow[] }> {
+    const total = await factorsRepo.countTotp(this.#db, realmId);
+    const unreadable: TotpFactorRow[] = [];
+    let checked = 0;
+    for (let after: TotpFactorRow | undefined; ; ) {
+      const page = await factorsRepo.listTotpPage(this.#db, realmId, after, pageSize);
+      if (!page.length) break;
+      unreadable.push(...page.filter((f) => !this.opens(f)));
+      checked += page.length;
+      progress?.(checked, Math.max(total, checked));
+      after = page[page.length - 1];
+    }
+    return { total: Math.max(total, checked), unreadable };
+  }
+
+  /**
+   * Deletes a factor this LATCHKEY_SECRET cannot open (sealed with another secret: no code can match it),
+   * so the user can set up their authenticator app again, and records a `totp_reset_unreadable` security
+   * event. A factor that opens is refused: it works, and deleting it would take a second factor away from
+   * an account unasked (the user removes it on their account page).
+   */
+  async resetUnreadable(realmId: string, userId: string, via: string): Promise<{ confirmed: boolean }> {
+    const factor = await factorsRepo.findTotp(this.#db, realmId, userId);
+    if (!factor) throw notFound(`a TOTP factor of user "${userId}" in realm "${realmId}"`);
+    if (this.opens(factor)) {
+      throw conflict(`the TOTP factor of user "${userId}" opens with this LATCHKEY_SECRET: it works and is not reset (the user can remove or replace it on their account page)`);
+    }
+    await this.#db.transaction(async (trx) => {
+      if (!(await factorsRepo.deleteTotpSealedAs(trx, realmId, userId, factor.sealedSecret))) {
+        throw conflict(`the TOTP factor of user "${userId}" changed while it was being reset (the user set up a new one?): run the check again`);
+      }
+      await recordSecurityEvent(trx, { realmId, userId, type: 'totp_reset_unreadable', detail: { via, confirmed: factor.confirmedAt !== null, reason: 'sealed with another LATCHKEY_SECRET' } });
+    });
+    return { confirmed: factor.confirmedAt !== null };
   }
 
   /** Deletes the user's factor, confirmed or pending; returns whether there was one. */

@@ -3,7 +3,7 @@ import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type
 import type { Db } from '../db/knex.js';
 import { realmsRepo } from '../db/realms-repo.js';
 import { trustedIssuersRepo, type TrustedIssuerRow } from '../db/trusted-issuers-repo.js';
-import { conflict, invalid, LatchkeyError, notFound } from '../errors.js';
+import { conflict, invalid, invalidField, LatchkeyError, notFound } from '../errors.js';
 import { IssuerKeys, type IssuerKeysOptions } from './issuer-keys.js';
 import { checkIssuerUrl } from './issuer-url.js';
 import { checkPrefix, DEFAULT_USER_ID_EXPRESSION, evaluateUserIdExpression, parseUserIdExpression } from './user-id-expression.js';
@@ -100,17 +100,17 @@ export class TrustService {
     let sampleUserId: string | undefined;
     if (input.sampleToken !== undefined) {
       const claims = readSample(input.sampleToken.trim());
-      if (typeof claims.iss !== 'string' || !claims.iss) throw invalid('the sample token has no "iss" claim: give --issuer and --audience instead');
+      if (typeof claims.iss !== 'string' || !claims.iss) throw invalidField('sampleToken', (n) => `the sample token has no "iss" claim: give ${n('issuer')} and ${n('audience')} instead`);
       if (issuer && issuer !== claims.iss) throw invalid(`issuer "${issuer}" does not match the sample token's iss "${claims.iss}"`);
       issuer = claims.iss;
       const auds = audiences(claims.aud);
-      if (!auds.length) throw invalid('the sample token has no "aud" claim: give --audience');
+      if (!auds.length) throw invalidField('sampleToken', (n) => `the sample token has no "aud" claim: give ${n('audience')}`);
       if (audience) {
         if (!auds.includes(audience)) throw invalid(`audience "${audience}" is not in the sample token's aud (${auds.join(', ')})`);
       } else if (auds.length === 1) {
         audience = auds[0];
       } else {
-        throw invalid(`the sample token has several audiences (${auds.join(', ')}): choose one with --audience`);
+        throw invalidField('audience', (n) => `the sample token has several audiences (${auds.join(', ')}): choose one with ${n('audience')}`);
       }
       // a sample that does not yield a user id is an error now, not at the first real token
       try {
@@ -121,8 +121,8 @@ export class TrustService {
         throw err;
       }
     }
-    if (!issuer) throw invalid('issuer is required: paste a sample token (--sample-token-stdin) or give --issuer and --audience');
-    if (!audience) throw invalid('audience is required: paste a sample token (--sample-token-stdin) or give --issuer and --audience');
+    if (!issuer) throw invalidField('issuer', (n) => `the issuer is required: give a sample token (${n('sampleToken')}) or ${n('issuer')} and ${n('audience')}`);
+    if (!audience) throw invalidField('audience', (n) => `the audience is required: give a sample token (${n('sampleToken')}) or ${n('issuer')} and ${n('audience')}`);
     checkIssuerUrl(issuer);
     if (issuer.length > 500) throw invalid('issuer is longer than 500 characters');
     if (audience.length > 500 || CONTROL.test(audience)) throw invalid('audience must be at most 500 characters without control characters');

@@ -53,6 +53,13 @@ describe('latchkey CLI: numeric option values', () => {
     expect(missing.code).toBe(2);
     expect(missing.stdout).toBe('');
     expect(missing.stderr).toContain('--email');
+    // any value, --help included, is taken when written --option=VALUE; one dash is taken as it stands
+    const helpName = await cli(['user', 'create', '--realm', 'default', '--email', 'help@numbers.test', '--name=--help']);
+    expect(helpName.code, helpName.stderr).toBe(0);
+    expect(helpName.json).toMatchObject({ email: 'help@numbers.test', name: '--help' });
+    const dashName = await cli(['user', 'create', '--realm', 'default', '--email', 'dash@numbers.test', '--name', '-x-']);
+    expect(dashName.code, dashName.stderr).toBe(0);
+    expect(dashName.json).toMatchObject({ email: 'dash@numbers.test', name: '-x-' });
   });
 
   it('refuses an option given twice that takes one value, naming it, instead of quietly using the last one', async () => {

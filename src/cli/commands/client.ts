@@ -1,4 +1,4 @@
-import { parse, required, UsageError, withServices, type Command } from '../context.js';
+import { namingFlags, parse, required, UsageError, withServices, type Command } from '../context.js';
 
 const usage = `latchkey client create --realm R --name N [--redirect-uri URL ...] [--post-logout-redirect-uri URL ...]
                               [--public] [--grant authorization_code|refresh_token|client_credentials|urn:ietf:params:oauth:grant-type:device_code
@@ -41,6 +41,25 @@ const SETTING_OPTIONS = {
   'backchannel-logout-uri': { type: 'string' },
 } as const;
 
+/** The flag that gave each field of ClientService's input (`redirectUris.1` is one of the --redirect-uri). */
+const FLAGS: Record<string, string> = {
+  name: '--name',
+  redirectUris: '--redirect-uri',
+  postLogoutRedirectUris: '--post-logout-redirect-uri',
+  grants: '--grant',
+  firstParty: '--first-party',
+  idTokenAlg: '--id-token-alg',
+  jwksUri: '--jwks-uri',
+  jwks: '--jwks',
+  scope: '--scope',
+  adminApi: '--admin-api',
+  authMethod: '--auth-method',
+  public: '--public',
+  native: '--native',
+  backchannelLogoutUri: '--backchannel-logout-uri',
+};
+const flagOf = (field: string): string => FLAGS[field.split('.')[0]] ?? field;
+
 function parseJwks(text: string): unknown {
   try {
     return JSON.parse(text);
@@ -70,24 +89,26 @@ export const clientCommand: Command = {
         const realmId = required(o.realm, 'realm', usage);
         const name = required(o.name, 'name', usage);
         const jwks = o.jwks ? parseJwks(o.jwks) : undefined;
-        return withServices((s) =>
-          s.clients.create({
-            realmId,
-            name,
-            redirectUris: o['redirect-uri'],
-            postLogoutRedirectUris: o['post-logout-redirect-uri'],
-            public: o.public,
-            grants: o.grant,
-            firstParty: o['first-party'],
-            authMethod: o['auth-method'],
-            idTokenAlg: o['id-token-alg'],
-            jwksUri: o['jwks-uri'],
-            jwks,
-            scope: o.scope,
-            adminApi: o['admin-api'],
-            native: o.native,
-            backchannelLogoutUri: o['backchannel-logout-uri'],
-          }),
+        return namingFlags(flagOf, () =>
+          withServices((s) =>
+            s.clients.create({
+              realmId,
+              name,
+              redirectUris: o['redirect-uri'],
+              postLogoutRedirectUris: o['post-logout-redirect-uri'],
+              public: o.public,
+              grants: o.grant,
+              firstParty: o['first-party'],
+              authMethod: o['auth-method'],
+              idTokenAlg: o['id-token-alg'],
+              jwksUri: o['jwks-uri'],
+              jwks,
+              scope: o.scope,
+              adminApi: o['admin-api'],
+              native: o.native,
+              backchannelLogoutUri: o['backchannel-logout-uri'],
+            }),
+          ),
         );
       }
       case 'list': {
@@ -129,7 +150,7 @@ export const clientCommand: Command = {
           backchannelLogoutUri: o['no-backchannel-logout'] ? null : o['backchannel-logout-uri'],
         };
         if (Object.values(changes).every((v) => v === undefined)) throw new UsageError(`client update needs something to change (--name, --redirect-uri, ...)\n\nusage: ${usage}`);
-        return withServices((s) => s.clients.update(realmId, clientId, changes));
+        return namingFlags(flagOf, () => withServices((s) => s.clients.update(realmId, clientId, changes)));
       }
       case 'rotate-secret':
       case 'delete': {

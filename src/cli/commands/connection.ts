@@ -10,6 +10,9 @@ const usage = `latchkey connection create --realm R --id ID --client-id ID [--cl
        latchkey connection list --realm R
        latchkey connection remove --realm R --id ID
        latchkey connection disable --realm R --id ID      (and: enable; links to users are kept)
+       latchkey connection set-secret --realm R --id ID --client-secret-stdin
+                             (stores a new client secret: after rotating it at the upstream provider, or when
+                              \`latchkey secrets check\` finds the stored one sealed with another LATCHKEY_SECRET)
 
   The client secret is read from standard input (never from the command line) and stored encrypted;
   no output shows it. Register the printed redirect_uris at the upstream provider.
@@ -133,6 +136,16 @@ export const connectionCommand: Command = {
         const realmId = required(o.realm, 'realm', usage);
         const id = required(o.id, 'id', usage);
         return withServices((s) => s.connections.remove(realmId, id));
+      }
+      case 'set-secret': {
+        const o = parse(rest, { realm: { type: 'string' }, id: { type: 'string' }, 'client-secret-stdin': { type: 'boolean' } }, usage);
+        const realmId = required(o.realm, 'realm', usage);
+        const id = required(o.id, 'id', usage);
+        // never from an argument: it would stay in the shell history and in the process list
+        if (!o['client-secret-stdin']) throw new UsageError(`set-secret reads the client secret from standard input: add --client-secret-stdin\n\nusage: ${usage}`);
+        const clientSecret = (await readPiped(io, '--client-secret-stdin', 'the client secret')).replace(/\r?\n$/, '');
+        if (!clientSecret) throw new UsageError('--client-secret-stdin was given but standard input was empty');
+        return namingFlags(flagOf, () => withServices((s) => s.connections.setClientSecret(realmId, id, clientSecret)));
       }
       case 'enable':
       case 'disable': {

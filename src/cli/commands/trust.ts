@@ -1,4 +1,4 @@
-import { parse, readPiped, required, UsageError, withServices, type Command } from '../context.js';
+import { namingFlags, parse, readPiped, required, UsageError, withServices, type Command } from '../context.js';
 
 const usage = `latchkey trust add --realm R (--sample-token-stdin | --issuer URL --audience AUD)
                           [--user-id-expression EXPR] [--prefix P] [--admin USER_ID ...] [--id ID]
@@ -11,6 +11,10 @@ const usage = `latchkey trust add --realm R (--sample-token-stdin | --issuer URL
                          "{team}|{additional_claims.other}" or "{https://company.domain.com/claims.property}"
   --prefix               text put in front of every computed user id, e.g. "github|"
   --admin                a computed user id (prefix included) that may use the admin API`;
+
+/** The flag that gave each field of TrustService.add's input. */
+const FLAGS: Record<string, string> = { sampleToken: '--sample-token-stdin', issuer: '--issuer', audience: '--audience', userIdExpression: '--user-id-expression', prefix: '--prefix', adminUserIds: '--admin', id: '--id' };
+const flagOf = (field: string): string => FLAGS[field.split('.')[0]] ?? field;
 
 export const trustCommand: Command = {
   name: 'trust',
@@ -42,17 +46,19 @@ export const trustCommand: Command = {
         } else if (!o.issuer || !o.audience) {
           throw new UsageError(`give a sample token (--sample-token-stdin) or both --issuer and --audience\n\nusage: ${usage}`);
         }
-        return withServices((s) =>
-          s.trust.add({
-            realmId,
-            sampleToken,
-            issuer: o.issuer,
-            audience: o.audience,
-            userIdExpression: o['user-id-expression'],
-            prefix: o.prefix,
-            adminUserIds: o.admin,
-            id: o.id,
-          }),
+        return namingFlags(flagOf, () =>
+          withServices((s) =>
+            s.trust.add({
+              realmId,
+              sampleToken,
+              issuer: o.issuer,
+              audience: o.audience,
+              userIdExpression: o['user-id-expression'],
+              prefix: o.prefix,
+              adminUserIds: o.admin,
+              id: o.id,
+            }),
+          ),
         );
       }
       case 'list': {
