@@ -2,6 +2,10 @@ import { z } from 'zod';
 import { AUTH_METHODS, CLIENT_SCOPES, GRANT_TYPES, type UpdateClientInput } from '../clients/service.js';
 import { SIGNING_ALGS } from '../realms/settings.js';
 import { defineOperation } from './operation.js';
+import { namingBodyFields } from './problem.js';
+
+/** The body field that gave each field of ClientService's input it names (`name`). */
+const bodyPath = (field: string): string => field;
 
 const clientSchema = z.object({
   client_id: z.string(),
@@ -98,14 +102,16 @@ export const createClient = defineOperation({
     .strict(),
   response: clientSchema.extend({ client_secret: z.string().optional().describe('shown once') }),
   async handle({ body, realmId, services }) {
-    return services.clients.create({
-      realmId,
-      ...settingsOf(body),
-      name: body.name,
-      public: body.public,
-      native: body.native,
-      authMethod: body.token_endpoint_auth_method,
-    });
+    return namingBodyFields(bodyPath, () =>
+      services.clients.create({
+        realmId,
+        ...settingsOf(body),
+        name: body.name,
+        public: body.public,
+        native: body.native,
+        authMethod: body.token_endpoint_auth_method,
+      }),
+    );
   },
 });
 
@@ -119,7 +125,7 @@ export const updateClient = defineOperation({
   body: settingsSchema.strict(),
   response: clientSchema,
   async handle({ params, body, realmId, services }) {
-    return services.clients.update(realmId, params.clientId, settingsOf(body));
+    return namingBodyFields(bodyPath, () => services.clients.update(realmId, params.clientId, settingsOf(body)));
   },
 });
 

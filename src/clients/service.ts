@@ -7,6 +7,7 @@ import { payloadsRepo } from '../db/payloads-repo.js';
 import { realmsRepo } from '../db/realms-repo.js';
 import { invalid, notFound } from '../errors.js';
 import { SIGNING_ALGS, type SigningAlg } from '../realms/settings.js';
+import { checkedName } from '../display-name.js';
 
 export const GRANT_TYPES = [
   'authorization_code',
@@ -138,8 +139,8 @@ interface ClientSpec {
  * throws a LatchkeyError naming the first thing it refuses.
  */
 function clientMetadata(spec: ClientSpec): Record<string, unknown> {
-  const name = spec.name?.trim();
-  if (!name) throw invalid('client name (--name) is required');
+  // shown on the consent and sign-in pages: the shared name rule (src/display-name.ts)
+  const name = checkedName(spec.name, 'name');
   const { native, authMethod } = spec;
   const isPublic = authMethod === 'none';
   const grants = [...new Set(spec.grants)];

@@ -1,4 +1,5 @@
 import * as oidc from 'openid-client';
+import { acceptableName } from '../display-name.js';
 import { LatchkeyError } from '../errors.js';
 import { outboundFetch } from './outbound-fetch.js';
 import { isLoopbackHost, type ClaimMapping, type OAuth2Config, type OidcConfig, type UpstreamConfig } from './settings.js';
@@ -50,7 +51,8 @@ export function mapClaims(document: unknown, mapping: ClaimMapping): UpstreamIde
     subject,
     email: text(fromPath(document, mapping.email), 320),
     emailVerified: verified === true,
-    name: text(fromPath(document, mapping.name), 200),
+    // shown on the account page and put in ID tokens: a name that would not show as the text it holds is dropped
+    name: acceptableName(fromPath(document, mapping.name)),
     picture: text(fromPath(document, mapping.picture), 2000),
   };
 }

@@ -1,4 +1,4 @@
-import { parse, required, UsageError, withServices, type Command } from '../context.js';
+import { namingFlags, parse, required, UsageError, withServices, type Command } from '../context.js';
 
 const usage = `latchkey client create --realm R --name N [--redirect-uri URL ...] [--post-logout-redirect-uri URL ...]
                               [--public] [--grant authorization_code|refresh_token|client_credentials|urn:ietf:params:oauth:grant-type:device_code
@@ -44,6 +44,9 @@ function parseJwks(text: string): unknown {
   }
 }
 
+/** The flag that gave a field of ClientService's input (the name is the one it names as a field). */
+const flagOf = (field: string): string => `--${field}`;
+
 export const clientCommand: Command = {
   name: 'client',
   summary: 'register applications (OAuth clients), list, change and delete them, rotate their secrets',
@@ -65,8 +68,9 @@ export const clientCommand: Command = {
         const realmId = required(o.realm, 'realm', usage);
         const name = required(o.name, 'name', usage);
         const jwks = o.jwks ? parseJwks(o.jwks) : undefined;
-        return withServices((s) =>
-          s.clients.create({
+        return namingFlags(flagOf, () =>
+          withServices((s) =>
+            s.clients.create({
             realmId,
             name,
             redirectUris: o['redirect-uri'],
@@ -81,7 +85,8 @@ export const clientCommand: Command = {
             scope: o.scope,
             adminApi: o['admin-api'],
             native: o.native,
-          }),
+            }),
+          ),
         );
       }
       case 'list': {
@@ -120,7 +125,7 @@ export const clientCommand: Command = {
           adminApi: o['admin-api'] ? true : o['no-admin-api'] ? false : undefined,
         };
         if (Object.values(changes).every((v) => v === undefined)) throw new UsageError(`client update needs something to change (--name, --redirect-uri, ...)\n\nusage: ${usage}`);
-        return withServices((s) => s.clients.update(realmId, clientId, changes));
+        return namingFlags(flagOf, () => withServices((s) => s.clients.update(realmId, clientId, changes)));
       }
       case 'rotate-secret':
       case 'delete': {
