@@ -19,7 +19,7 @@ export interface LoadOptions {
 }
 
 /** Keys the environment can set, so that an error about one names the variable rather than the file. */
-const ENV_KEYS: Record<string, string> = { 'server.port': 'PORT', 'server.trustProxy': 'LATCHKEY_TRUST_PROXY', 'database.url': 'DATABASE_URL', issuer: 'LATCHKEY_ISSUER', secret: 'LATCHKEY_SECRET', 'log.level': 'LOG_LEVEL', 'email.smtpUrl': 'LATCHKEY_SMTP_URL', 'email.from': 'LATCHKEY_EMAIL_FROM' };
+const ENV_KEYS: Record<string, string> = { 'server.port': 'PORT', 'server.trustProxy': 'LATCHKEY_TRUST_PROXY', 'database.url': 'DATABASE_URL', issuer: 'LATCHKEY_ISSUER', secret: 'LATCHKEY_SECRET', 'log.level': 'LOG_LEVEL', 'email.smtpUrl': 'LATCHKEY_SMTP_URL', 'email.from': 'LATCHKEY_EMAIL_FROM', 'federation.allowPrivateNetworks': 'LATCHKEY_ALLOW_PRIVATE_NETWORKS' };
 
 function describeIssues(error: z.ZodError, file: string | null, env: NodeJS.ProcessEnv = {}): string {
   const where = file ? ` in ${file}` : '';
@@ -51,7 +51,7 @@ function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>)
 
 /**
  * Loads config/latchkey.yaml (or LATCHKEY_CONFIG), applies environment overrides
- * (PORT, DATABASE_URL, LATCHKEY_SECRET, LATCHKEY_ISSUER, LATCHKEY_TRUST_PROXY, LOG_LEVEL, LATCHKEY_SMTP_URL,
+ * (PORT, DATABASE_URL, LATCHKEY_SECRET, LATCHKEY_ISSUER, LATCHKEY_TRUST_PROXY, LATCHKEY_ALLOW_PRIVATE_NETWORKS, LOG_LEVEL, LATCHKEY_SMTP_URL,
  * LATCHKEY_EMAIL_FROM)
  * and validates the result. This is the only module that reads the environment.
  */
@@ -94,6 +94,14 @@ export function loadConfig(options: LoadOptions = {}): LatchkeyConfig {
       throw new ConfigError(`environment variable LATCHKEY_TRUST_PROXY must be true or false (or 1/0, yes/no), got "${env.LATCHKEY_TRUST_PROXY}"`);
     }
     fromEnv.server = { ...(fromEnv.server as object), trustProxy: yes };
+  }
+  if (env.LATCHKEY_ALLOW_PRIVATE_NETWORKS) {
+    const value = env.LATCHKEY_ALLOW_PRIVATE_NETWORKS.trim().toLowerCase();
+    const yes = ['1', 'true', 'yes'].includes(value);
+    if (!yes && !['0', 'false', 'no'].includes(value)) {
+      throw new ConfigError(`environment variable LATCHKEY_ALLOW_PRIVATE_NETWORKS must be true or false (or 1/0, yes/no), got "${env.LATCHKEY_ALLOW_PRIVATE_NETWORKS}"`);
+    }
+    fromEnv.federation = { allowPrivateNetworks: yes };
   }
   if (env.DATABASE_URL) fromEnv.database = { url: env.DATABASE_URL };
   if (env.LATCHKEY_ISSUER) fromEnv.issuer = env.LATCHKEY_ISSUER;
@@ -151,8 +159,13 @@ export function loadConfig(options: LoadOptions = {}): LatchkeyConfig {
     }
   }
 
+  // a laptop (issuer on localhost) reaches its local upstreams; a deployment does not reach its own network
+  const localIssuer = issuerUrl.hostname === 'localhost' || issuerUrl.hostname.endsWith('.localhost') || issuerUrl.hostname === '127.0.0.1' || issuerUrl.hostname === '[::1]';
+  const federation = { ...cfg.federation, allowPrivateNetworks: cfg.federation.allowPrivateNetworks ?? localIssuer };
+
   return {
     ...cfg,
+    federation,
     dataDir,
     database: { ...cfg.database, url },
     secret,

@@ -137,6 +137,13 @@ export const configSchema = z
         safeImageHosts: z
           .array(z.string().regex(/^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/, 'must be a lower-case host name, optionally starting with "*."'))
           .default([...DEFAULT_SAFE_IMAGE_HOSTS]),
+        /**
+         * Whether connections may reach upstreams on loopback or private network addresses (127.0.0.0/8,
+         * 10/8, 172.16/12, 192.168/16, 100.64/10, ::1, fc00::/7). Link-local and cloud metadata addresses
+         * (169.254.0.0/16, fe80::/10, 100.100.100.200, fd00:ec2::254) are refused whatever this says.
+         * Default: true when the issuer is on localhost (a laptop with a local upstream), false otherwise.
+         */
+        allowPrivateNetworks: z.boolean().optional(),
       })
       .strict()
       .default({ safeImageHosts: [...DEFAULT_SAFE_IMAGE_HOSTS] }),
@@ -167,6 +174,8 @@ export type LatchkeyConfig = z.infer<typeof configSchema> & {
   database: { url: string; purgeIntervalSeconds: number };
   /** Resolved master secret. */
   secret: string;
+  /** `allowPrivateNetworks` resolved (never undefined after loading). */
+  federation: { safeImageHosts: string[]; allowPrivateNetworks: boolean };
   /** Where the configuration came from, for the start-up log. */
   source: { file: string | null; secretFrom: 'env' | 'file' | 'generated' | 'config' };
 };

@@ -28,6 +28,7 @@ import { AccountLinking } from '../connections/account-linking.js';
 import { PendingStore } from '../connections/pending.js';
 import { ConnectionService } from '../connections/service.js';
 import { UpstreamClient } from '../connections/upstream.js';
+import { createOutboundFetch } from '../connections/outbound-fetch.js';
 import { TrustService } from '../trust/service.js';
 import { TenantService } from '../tenants/service.js';
 
@@ -139,7 +140,7 @@ export async function createServices(config: LatchkeyConfig, options: ServicesOp
     recovery: new RecoveryCodeService(db, deriveKey(config.secret, 'recovery-codes')),
     progress: new ProgressStore(db),
     connections: new ConnectionService(db, box, realms),
-    upstream: new UpstreamClient(),
+    upstream: new UpstreamClient(createOutboundFetch({ allowPrivateNetworks: config.federation.allowPrivateNetworks })),
     linking: new AccountLinking(db, new PendingStore(db), config.federation.safeImageHosts),
     trust: new TrustService(db),
     tenants: new TenantService(db),

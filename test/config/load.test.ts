@@ -250,6 +250,19 @@ describe('loadConfig', () => {
       expect(failure(undefined, { LOG_LEVEL: 'loud' }).message).toContain('"log.level"');
     });
 
+    it('federation.allowPrivateNetworks: on for a localhost issuer, off for any other unless set; LATCHKEY_ALLOW_PRIVATE_NETWORKS', () => {
+      expect(load(undefined).config.federation.allowPrivateNetworks).toBe(true);
+      expect(load(undefined, { LATCHKEY_ISSUER: 'https://auth.example.com' }).config.federation.allowPrivateNetworks).toBe(false);
+      expect(load('federation:\n  allowPrivateNetworks: true\n', { LATCHKEY_ISSUER: 'https://auth.example.com' }).config.federation.allowPrivateNetworks).toBe(true);
+      expect(load(undefined, { LATCHKEY_ISSUER: 'https://auth.example.com', LATCHKEY_ALLOW_PRIVATE_NETWORKS: 'yes' }).config.federation.allowPrivateNetworks).toBe(true);
+      expect(load(undefined, { LATCHKEY_ALLOW_PRIVATE_NETWORKS: 'false' }).config.federation.allowPrivateNetworks).toBe(false);
+      // the file's safe image hosts stay when the variable sets the other key of the section
+      expect(load('federation:\n  safeImageHosts: [img.example.com]\n', { LATCHKEY_ALLOW_PRIVATE_NETWORKS: '0' }).config.federation).toEqual({ safeImageHosts: ['img.example.com'], allowPrivateNetworks: false });
+      const err = failure(undefined, { LATCHKEY_ALLOW_PRIVATE_NETWORKS: 'maybe' });
+      expect(err.message).toContain('LATCHKEY_ALLOW_PRIVATE_NETWORKS');
+      expect(err.message).toContain('maybe');
+    });
+
     it('test overrides are merged over file and environment', () => {
       const cwd = workspace('server:\n  port: 4000\n  host: 10.0.0.1\n');
       const config = loadConfig({ env: { LATCHKEY_SECRET: SECRET, PORT: '4001' }, cwd, overrides: { server: { port: 4002 } } });
