@@ -138,7 +138,7 @@ export const configSchema = z
           .array(z.string().regex(/^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/, 'must be a lower-case host name, optionally starting with "*."'))
           .default([...DEFAULT_SAFE_IMAGE_HOSTS]),
         /**
-         * Whether connections may reach upstreams on loopback or private network addresses (127.0.0.0/8,
+         * Whether connections and trusted issuers may be reached on loopback or private network addresses (127.0.0.0/8,
          * 10/8, 172.16/12, 192.168/16, 100.64/10, ::1, fc00::/7). Link-local and cloud metadata addresses
          * (169.254.0.0/16, fe80::/10, 100.100.100.200, fd00:ec2::254) are refused whatever this says.
          * Default: true when the issuer is on localhost (a laptop with a local upstream), false otherwise.

@@ -109,6 +109,8 @@ export async function createServices(config: LatchkeyConfig, options: ServicesOp
     await validateClientMetadata({ db, config, clients, users, authz, tenants, cookieKeys, log, trust }, await realms.get(realmId), await keys.signingMaterial(realmId), metadata);
   };
   const users = new UserService(db, hasher, config.passwords);
+  // every request to an upstream or trusted issuer (discovery, tokens, userinfo, keys) goes through the address policy
+  const outbound = createOutboundFetch({ allowPrivateNetworks: config.federation.allowPrivateNetworks });
   const mailer = createMailer({ smtpUrl: config.email.smtpUrl, from: config.email.from });
   const emailLinks = new EmailLinks(db, users);
   const services: Services = {
@@ -140,9 +142,9 @@ export async function createServices(config: LatchkeyConfig, options: ServicesOp
     recovery: new RecoveryCodeService(db, deriveKey(config.secret, 'recovery-codes')),
     progress: new ProgressStore(db),
     connections: new ConnectionService(db, box, realms),
-    upstream: new UpstreamClient(createOutboundFetch({ allowPrivateNetworks: config.federation.allowPrivateNetworks })),
+    upstream: new UpstreamClient(outbound),
     linking: new AccountLinking(db, new PendingStore(db), config.federation.safeImageHosts),
-    trust: new TrustService(db),
+    trust: new TrustService(db, { fetch: outbound }),
     tenants: new TenantService(db),
     cookieKeys: [deriveKey(config.secret, 'cookies').toString('base64url')],
     csrfKey: deriveKey(config.secret, 'csrf'),

@@ -2,8 +2,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateKeyPair, SignJWT } from 'jose';
 import { addressRefusal } from '../../src/connections/outbound-address.js';
-import { authorizationRequest, discover } from '../helpers/flows.js';
+import { authorizationRequest, discover, postForm } from '../helpers/flows.js';
 import { Browser } from '../helpers/http.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
@@ -116,6 +117,40 @@ describe('connections to upstreams on refused addresses (private networks allowe
     expect(html).toContain('connecting to 169.254.169.254 was refused');
     expect(html).toContain('upstream_address_refused');
     expect(await env.count('users')).toBe(0);
+  });
+});
+
+describe('trusted issuers (token exchange) whose discovery points the keys at a refused address', () => {
+  let server: TestServer;
+  let stub: Server;
+  let stubUrl: string;
+
+  beforeAll(async () => {
+    server = await startTestServer();
+    stub = createServer((req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ issuer: stubUrl, jwks_uri: 'https://169.254.169.254/latest/jwks' }));
+    });
+    await new Promise<void>((resolve) => stub.listen(0, '127.0.0.1', resolve));
+    stubUrl = `http://stub.localhost:${(stub.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    await server?.close();
+    await new Promise((resolve) => stub?.close(resolve));
+  });
+
+  it('the exchange is refused with invalid_grant naming the host and the reason', async () => {
+    await server.services.trust.add({ realmId: 'default', issuer: stubUrl, audience: 'https://ci.example.test' });
+    const grant = 'urn:ietf:params:oauth:grant-type:token-exchange';
+    const c = await server.cli(['client', 'create', '--realm', 'default', '--name', 'Deployer', '--grant', grant]);
+    expect(c.code, c.stderr).toBe(0);
+    const { privateKey } = await generateKeyPair('ES256');
+    const subjectToken = await new SignJWT({ sub: 'job-1' }).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setIssuer(stubUrl).setAudience('https://ci.example.test').setIssuedAt().setExpirationTime('5m').sign(privateKey);
+    const res = await postForm(`${server.issuer}/token`, { grant_type: grant, subject_token: subjectToken, subject_token_type: 'urn:ietf:params:oauth:token-type:jwt' }, { id: c.json.client_id, secret: c.json.client_secret });
+    expect(res.status, JSON.stringify(res.body)).toBe(400);
+    expect(res.body.error).toBe('invalid_grant');
+    expect(res.body.error_description).toContain('connecting to 169.254.169.254 was refused');
+    expect(res.body.error_description).toContain('link-local, cloud metadata');
   });
 });
 
