@@ -8,12 +8,10 @@ import { realmsRepo } from '../db/realms-repo.js';
 import { tenantsRepo } from '../db/tenants-repo.js';
 import { listUsers, normalizeEmail, usersRepo, type UserRow, type UserSortKey } from '../db/users-repo.js';
 import { conflict, invalid, invalidField, LatchkeyError, notFound } from '../errors.js';
+import { optionalName } from '../display-name.js';
 import type { PasswordHasher } from './password-hasher.js';
 import { checkPassword, normalizePassword } from './password-policy.js';
 import { perRequestMemo } from '../server/per-request.js';
-
-/** Control characters have no place in a name (and PostgreSQL refuses to store a NUL at all). */
-const CONTROL = /\p{Cc}/u;
 
 export interface PublicUser {
   id: string;
@@ -74,7 +72,8 @@ export class UserService {
   async create(input: { realmId: string; email: string; name?: string; password?: string; emailVerified?: boolean }): Promise<PublicUser> {
     const email = input.email?.trim();
     if (!email || !EMAIL.test(email) || email.length > 320) throw invalid(`"${input.email ?? ''}" is not a valid email address`);
-    if (input.name !== undefined && CONTROL.test(input.name)) throw invalid('the name must not contain control characters');
+    // shown on the account and consent pages and put in ID tokens: the shared name rule (src/display-name.ts)
+    const name = optionalName(input.name, 'name');
     if (!(await realmsRepo.find(this.db, input.realmId))) throw notFound(`realm "${input.realmId}"`);
     const passwordHash = input.password === undefined ? null : await this.#hashNew(input.password, email);
     if (await usersRepo.findByEmail(this.db, input.realmId, email)) throw conflict(`a user with email ${email} already exists in realm "${input.realmId}"`);
@@ -84,7 +83,7 @@ export class UserService {
       realmId: input.realmId,
       email,
       emailVerified: input.emailVerified ?? true,
-      name: input.name?.trim() || null,
+      name,
       picture: null,
       passwordHash,
       disabled: false,
@@ -116,9 +115,9 @@ export class UserService {
   async update(realmId: string, id: string, changes: { name?: string | null; disabled?: boolean; password?: string }): Promise<PublicUser> {
     const user = await usersRepo.findById(this.db, realmId, id);
     if (!user) throw notFound(`user ${id} in realm "${realmId}"`);
-    if (typeof changes.name === 'string' && CONTROL.test(changes.name)) throw invalid('the name must not contain control characters');
+    const name = changes.name === undefined ? undefined : optionalName(changes.name, 'name');
     const row: Partial<Pick<UserRow, 'name' | 'disabled' | 'passwordHash'>> = {};
-    if (changes.name !== undefined) row.name = changes.name?.trim() || null;
+    if (name !== undefined) row.name = name;
     if (changes.disabled !== undefined) row.disabled = changes.disabled;
     if (changes.password !== undefined) row.passwordHash = await this.#hashNew(changes.password, user.email);
     const now = Date.now();

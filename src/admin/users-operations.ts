@@ -2,7 +2,10 @@ import { z } from 'zod';
 import { toPublicUser, USER_SORTS, type UserSort } from '../accounts/user-service.js';
 import { LatchkeyError, notFound } from '../errors.js';
 import { defineOperation } from './operation.js';
-import { ProblemError } from './problem.js';
+import { namingBodyFields, ProblemError } from './problem.js';
+
+/** The body field that gave each field of UserService's input (the same names). */
+const bodyPath = (field: string): string => field;
 
 
 export const userSchema = z.object({
@@ -80,7 +83,7 @@ export const createUser = defineOperation({
     .strict(),
   response: userSchema,
   async handle({ body, realmId, services }) {
-    return services.users.create({ realmId, email: body.email, name: body.name, password: body.password, emailVerified: body.email_verified });
+    return namingBodyFields(bodyPath, () => services.users.create({ realmId, email: body.email, name: body.name, password: body.password, emailVerified: body.email_verified }));
   },
 });
 
@@ -100,7 +103,7 @@ export const updateUser = defineOperation({
     .strict(),
   response: userSchema,
   async handle({ params, body, realmId, services }) {
-    return services.users.update(realmId, params.userId, body);
+    return namingBodyFields(bodyPath, () => services.users.update(realmId, params.userId, body));
   },
 });
 

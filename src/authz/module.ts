@@ -33,4 +33,25 @@ export interface AuthorizationModule {
   check(identity: Omit<IssuedIdentity, 'token' | 'scopes'> & { scopes?: string[] }, resourceUri: string, permission: string): Promise<boolean>;
 }
 
-export const RESERVED_CLAIMS = new Set(['iss', 'sub', 'aud', 'exp', 'iat', 'nbf', 'jti', 'client_id', 'scope', 'auth_time', 'nonce', 'acr', 'amr', 'azp', 'at_hash', 'c_hash', 'sid', 'cnf']);
+/**
+ * Claims an authorization module may not set in ID tokens or access tokens: the ones a reader of the
+ * token acts on as the server's word about the protocol, not as data about the user.
+ */
+export const RESERVED_CLAIMS = new Set([
+  // RFC 7519: who issued the token, for whom, about whom, when
+  'iss', 'sub', 'aud', 'exp', 'iat', 'nbf', 'jti',
+  // OpenID Connect Core: the sign-in and the hashes binding the ID token to the code, access token and state
+  'auth_time', 'nonce', 'acr', 'amr', 'azp', 'at_hash', 'c_hash', 's_hash', 'sid', 'sub_jwk',
+  // RFC 9068 / RFC 8693: the client, the scope, and who acts (or may act) for the subject
+  'client_id', 'scope', 'act', 'may_act',
+  // RFC 7800 / RFC 9449: proof of possession (the key, and a DPoP proof's own claims)
+  'cnf', 'htm', 'htu', 'ath',
+  // RFC 9396 rich authorization requests
+  'authorization_details',
+  // RFC 8417 security event tokens: a token carrying these could be taken for a security event
+  'events', 'toe', 'txn',
+  // what kind of token this is, as some readers tell ID tokens from access tokens
+  'typ', 'token_use',
+  // RFC 8485 vectors of trust
+  'vot', 'vtm',
+]);

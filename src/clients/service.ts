@@ -7,6 +7,7 @@ import { payloadsRepo } from '../db/payloads-repo.js';
 import { realmsRepo } from '../db/realms-repo.js';
 import { invalid, invalidField, notFound, type FieldProblem } from '../errors.js';
 import { SIGNING_ALGS, type SigningAlg } from '../realms/settings.js';
+import { checkedName } from '../display-name.js';
 
 export const GRANT_TYPES = [
   'authorization_code',
@@ -150,8 +151,8 @@ interface ClientSpec {
  * body field.
  */
 function clientMetadata(spec: ClientSpec): Record<string, unknown> {
-  const name = spec.name?.trim();
-  if (!name) throw invalidField('name', 'a client name is required');
+  // shown on the consent and sign-in pages: the shared name rule (src/display-name.ts)
+  const name = checkedName(spec.name, 'name');
   const { native, authMethod } = spec;
   const isPublic = authMethod === 'none';
   const grants = [...new Set(spec.grants)];

@@ -159,8 +159,13 @@ export function loadConfig(options: LoadOptions = {}): LatchkeyConfig {
     }
   }
 
+  // a laptop (issuer on localhost) reaches its local upstreams; a deployment does not reach its own network
+  const localIssuer = issuerUrl.hostname === 'localhost' || issuerUrl.hostname.endsWith('.localhost') || issuerUrl.hostname === '127.0.0.1' || issuerUrl.hostname === '[::1]';
+  const outbound = { ...cfg.outbound, allowPrivateNetworks: cfg.outbound.allowPrivateNetworks ?? localIssuer };
+
   return {
     ...cfg,
+    outbound,
     dataDir,
     database: { ...cfg.database, url },
     secret,

@@ -34,20 +34,23 @@ export const configSchema = z
       .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
       .strict()
       .default({ level: 'info' }),
-    /** Requests the server itself makes to addresses operators register (back-channel logout URIs, client JWKS URIs). */
+    /**
+     * Requests the server itself makes: to upstream identity providers and trusted issuers (discovery,
+     * tokens, userinfo, keys, wherever a discovery document points), back-channel logout deliveries and
+     * client JWKS URIs.
+     */
     outbound: z
       .object({
         /**
-         * Whether those requests may reach loopback and private-network addresses (127.0.0.0/8, 10/8,
-         * 172.16/12, 192.168/16, fc00::/7, ...). Off by default, as node-oidc-provider has it: a registered
-         * URL then cannot make the server probe its own network. Turn it on when applications run on a
-         * private network (or on this machine in development). Link-local addresses (cloud metadata
-         * services) are never contacted.
+         * Whether they may reach loopback or private network addresses (127.0.0.0/8, 10/8, 172.16/12,
+         * 192.168/16, 100.64/10, ::1, fc00::/7). Link-local and cloud metadata addresses (169.254.0.0/16,
+         * fe80::/10, 100.100.100.200, fd00:ec2::254) are refused whatever this says. Default: true when
+         * the issuer is on localhost (a laptop with local applications and upstreams), false otherwise.
          */
-        allowPrivateNetworks: z.boolean().default(false),
+        allowPrivateNetworks: z.boolean().optional(),
       })
       .strict()
-      .default({ allowPrivateNetworks: false }),
+      .default({}),
     /** How often (seconds) an instance looks for realm, client and key changes made elsewhere. */
     refreshIntervalSeconds: z.number().positive().default(1),
     passwords: z
@@ -181,6 +184,8 @@ export type LatchkeyConfig = z.infer<typeof configSchema> & {
   database: { url: string; purgeIntervalSeconds: number };
   /** Resolved master secret. */
   secret: string;
+  /** `allowPrivateNetworks` resolved (never undefined after loading). */
+  outbound: { allowPrivateNetworks: boolean };
   /** Where the configuration came from, for the start-up log. */
   source: { file: string | null; secretFrom: 'env' | 'file' | 'generated' | 'config' };
 };

@@ -36,6 +36,9 @@ export function connectionRoutes(router: Router, services: Services, steps: Sign
   const pending = new PendingStore(services.db);
   const signInUrl = (d: Details) => `/interaction/${d.uid}`;
 
+  /** An upstream address the policy refused is a setting to fix, not a passing failure: the page says which host and why. */
+  const refusedText = (name: string, err: LatchkeyError) => `Signing in with ${name} is not possible: ${err.message}. Ask your administrator to check this connection's settings, or sign in another way.`;
+
   function failure(ctx: Context, status: number, title: string, message: string, code: string, backUrl?: string): void {
     page(ctx, 'error', { layout: layoutFor(served(ctx), title), title, message, code, backUrl }, status);
   }
@@ -56,6 +59,7 @@ export function connectionRoutes(router: Router, services: Services, steps: Sign
     } catch (err) {
       if (!(err instanceof LatchkeyError)) throw err;
       services.log.warn({ realm: s.realm.id, connection: connection.id, err: err.message }, 'upstream sign-in could not start');
+      if (err.code === 'upstream_address_refused') return failure(ctx, 502, `${connection.name} is not reachable`, refusedText(connection.name, err), err.code, signInUrl(d));
       return failure(ctx, 502, `${connection.name} is not reachable`, `Signing in with ${connection.name} is not possible right now. Try again later, or sign in another way.`, err.code, signInUrl(d));
     }
     await pending.putFlow(s.realm.id, flow);
@@ -111,6 +115,7 @@ export function connectionRoutes(router: Router, services: Services, steps: Sign
       if (!(err instanceof LatchkeyError)) throw err;
       fail(err.code);
       services.log.warn({ realm: s.realm.id, connection: connection.id, err: err.message }, 'upstream sign-in failed');
+      if (err.code === 'upstream_address_refused') return failure(ctx, 502, `${connection.name} sign-in failed`, refusedText(connection.name, err), err.code, signInUrl(d));
       return failure(ctx, 502, `${connection.name} sign-in failed`, `The sign-in with ${connection.name} could not be verified. Try again, or sign in another way.`, err.code, signInUrl(d));
     }
     return finishWith(ctx, d, connection, flow.tenantId, await linking.resolve(connection, identity));

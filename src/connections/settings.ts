@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { invalidField, InvalidFieldsError, type FieldProblem } from '../errors.js';
+import { optionalName } from '../display-name.js';
 
 export const PRESETS = ['google', 'github', 'entra', 'gitlab'] as const;
 export type Preset = (typeof PRESETS)[number];
@@ -133,8 +134,8 @@ export function resolveUpstreamConfig(input: ConnectionInput): { type: Connectio
     throw wrong(upstreamFields[0], `the ${preset} preset sets the issuer, endpoints and claims itself; to change where it points, give a base URL`);
   }
   const base = input.baseUrl === undefined ? undefined : trimSlash(input.baseUrl);
-  const displayName = (input.name ?? '').trim() || (preset ? PRESET_NAMES[preset as Preset] : input.id);
-  if (displayName.length > 200) throw wrong('name', 'the display name is longer than 200 characters');
+  // shown on the sign-in pages' buttons: the shared name rule (src/display-name.ts)
+  const displayName = optionalName(input.name, 'name', { subject }) ?? (preset ? PRESET_NAMES[preset as Preset] : input.id);
 
   let raw: Record<string, unknown>;
   let type: ConnectionType;

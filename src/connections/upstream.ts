@@ -1,6 +1,7 @@
 import * as oidc from 'openid-client';
+import { acceptableName } from '../display-name.js';
 import { LatchkeyError } from '../errors.js';
-import { outboundFetch } from './outbound-fetch.js';
+import { OutboundAddressRefused } from './outbound-address.js';
 import { isLoopbackHost, type ClaimMapping, type OAuth2Config, type OidcConfig, type UpstreamConfig } from './settings.js';
 
 /** What Latchkey keeps from an upstream sign-in: who it is, and the profile claims (never tokens). */
@@ -26,6 +27,18 @@ const USER_AGENT = 'Latchkey';
 
 export const upstreamFailed = (message: string) => new LatchkeyError('upstream_failed', message, 502);
 
+/**
+ * The error for a failed request to the provider: `what` failed because of `err`. A connection the
+ * address policy refused (src/connections/outbound-address.ts) keeps its own code, wherever in the
+ * chain of causes openid-client put it.
+ */
+function failedBecause(what: string, err: unknown): LatchkeyError {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (e instanceof OutboundAddressRefused) return new LatchkeyError(e.code, `${what}: ${e.message}`, e.status);
+  }
+  return upstreamFailed(`${what}: ${(err as Error)?.message ?? err}`);
+}
+
 const isHttp = (url: string) => new URL(url).protocol === 'http:';
 
 function fromPath(document: unknown, path: string | undefined): unknown {
@@ -50,7 +63,8 @@ export function mapClaims(document: unknown, mapping: ClaimMapping): UpstreamIde
     subject,
     email: text(fromPath(document, mapping.email), 320),
     emailVerified: verified === true,
-    name: text(fromPath(document, mapping.name), 200),
+    // shown on the account page and put in ID tokens: a name that would not show as the text it holds is dropped
+    name: acceptableName(fromPath(document, mapping.name)),
     picture: text(fromPath(document, mapping.picture), 2000),
   };
 }
@@ -69,7 +83,8 @@ async function readJson(res: Response, what: string): Promise<unknown> {
 export class UpstreamClient {
   readonly #discovered = new Map<string, { at: number; config: Promise<oidc.Configuration> }>();
 
-  constructor(private readonly fetchImpl: typeof fetch = outboundFetch) {}
+  /** `fetchImpl`: the server's is src/connections/outbound-fetch.ts (timeouts, the address policy). */
+  constructor(private readonly fetchImpl: typeof fetch) {}
 
   async authorizationUrl(upstream: UpstreamConfig, clientSecret: string | undefined, redirectUri: string, checks: UpstreamChecks): Promise<URL> {
     const challenge = await oidc.calculatePKCECodeChallenge(checks.verifier);
@@ -108,7 +123,7 @@ export class UpstreamClient {
       })
       .catch((err: unknown) => {
         this.#discovered.delete(key);
-        throw upstreamFailed(`the provider's discovery document at ${upstream.issuer} could not be used: ${(err as Error).message}`);
+        throw failedBecause(`the provider's discovery document at ${upstream.issuer} could not be used`, err);
       });
     this.#discovered.set(key, { at: Date.now(), config });
     return config;
@@ -122,7 +137,7 @@ export class UpstreamClient {
     try {
       tokens = await oidc.authorizationCodeGrant(config, current, { pkceCodeVerifier: checks.verifier, expectedState: checks.state, expectedNonce: checks.nonce, idTokenExpected: true });
     } catch (err) {
-      throw upstreamFailed(`the sign-in at the provider could not be verified: ${(err as Error).message}`);
+      throw failedBecause('the sign-in at the provider could not be verified', err);
     }
     const idClaims = tokens.claims();
     if (!idClaims) throw upstreamFailed('the provider returned no ID token');
@@ -131,7 +146,7 @@ export class UpstreamClient {
       try {
         info = await oidc.fetchUserInfo(config, tokens.access_token, idClaims.sub);
       } catch (err) {
-        throw upstreamFailed(`the provider's userinfo endpoint failed: ${(err as Error).message}`);
+        throw failedBecause("the provider's userinfo endpoint failed", err);
       }
     }
     // the ID token is authoritative; userinfo (same subject, checked) fills in what it lacks
@@ -153,7 +168,7 @@ export class UpstreamClient {
         redirect: 'error',
       });
     } catch (err) {
-      throw upstreamFailed(`the provider's token endpoint could not be reached: ${(err as Error).message}`);
+      throw failedBecause("the provider's token endpoint could not be reached", err);
     }
     const token = (await readJson(tokenRes, 'token')) as Record<string, unknown>;
     if (!tokenRes.ok || typeof token.error === 'string') {
@@ -168,7 +183,7 @@ export class UpstreamClient {
       try {
         res = await this.fetchImpl(url, { headers: { authorization: `Bearer ${accessToken}`, accept: 'application/json', 'user-agent': USER_AGENT }, redirect: 'error' });
       } catch (err) {
-        throw upstreamFailed(`the provider's ${what} endpoint could not be reached: ${(err as Error).message}`);
+        throw failedBecause(`the provider's ${what} endpoint could not be reached`, err);
       }
       if (!res.ok) throw upstreamFailed(`the provider's ${what} endpoint answered HTTP ${res.status}`);
       return readJson(res, what);

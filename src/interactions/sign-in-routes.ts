@@ -4,6 +4,7 @@ import { createHmac } from 'node:crypto';
 import { decodeJwt } from 'jose';
 import type { Context } from 'koa';
 import type { UserRow } from '../db/users-repo.js';
+import { InvalidFieldsError } from '../errors.js';
 import { equalStrings } from '../account/session.js';
 import type { TotpEnrolment } from '../mfa/totp.js';
 import type { SignInEvent } from '../events/bus.js';
@@ -350,7 +351,8 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     if (!d || !(await checkedForm(ctx, csrfKey, d, form))) return;
     if (!s.realm.settings.signup) return page(ctx, 'error', { layout: layoutFor(s, 'Sign-up is closed'), title: 'Sign-up is closed', message: 'This organisation creates accounts itself.', code: 'signup_disabled' }, 404);
     const email = (form.email ?? '').trim();
-    const name = (form.name ?? '').trim().slice(0, 200) || undefined;
+    // checked (length, control and text-direction characters) by the user service with every other name
+    const name = (form.name ?? '').trim() || undefined;
     const password = form.password ?? '';
     if (!EMAIL.test(email) || email.length > MAX_EMAIL) return signupPage(ctx, d, { email: email.slice(0, MAX_EMAIL), name, error: 'Enter a valid email address, like name@example.com.' }, 400);
     const existing = await users.findByEmail(s.realm.id, email);
@@ -364,9 +366,12 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
         await users.create({ realmId: s.realm.id, email, name, password: password || undefined, emailVerified: false });
       } catch (err) {
         const e = err as { code?: string; message?: string };
+        if (err instanceof InvalidFieldsError && err.fields[0]?.field === 'name') {
+          return signupPage(ctx, d, { email, name, error: `Your name ${err.fields[0].problem}.`, errorField: 'name' }, 400);
+        }
         if (e.code === 'invalid_input' || e.code === 'conflict') {
-          // the password policy's and the name's messages name their field; anything else is about the email
-          const errorField = e.code === 'invalid_input' && /password/i.test(e.message ?? '') ? 'password' : e.code === 'invalid_input' && /\bname\b/.test(e.message ?? '') ? 'name' : 'email';
+          // the password policy's messages name their field; anything else is about the email
+          const errorField = e.code === 'invalid_input' && /password/i.test(e.message ?? '') ? 'password' : 'email';
           return signupPage(ctx, d, { email, name, error: e.message, errorField }, e.code === 'conflict' ? 409 : 400);
         }
         throw err;

@@ -25,7 +25,7 @@ import { undoFailedTokenRequests } from './failed-token-request.js';
 import type { EventBus } from '../events/bus.js';
 import { deviceSignInEvents } from './device-events.js';
 import { emitSessionSignIns } from './session-events.js';
-import { logBackchannelDeliveries, privateNetworkFetch } from './backchannel-logout.js';
+import { logBackchannelDeliveries, providerFetch } from './backchannel-logout.js';
 import { grantTypeOf, refreshTokenTtl, withoutProviderAsyncContext } from './request-context.js';
 import type { TenantService } from '../tenants/service.js';
 import type { LoginThrottle } from '../accounts/login-throttle.js';
@@ -320,7 +320,7 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
       return Object.keys(extra).length ? extra : undefined;
     },
     // back-channel logout deliveries and client JWKS URIs (src/oidc/backchannel-logout.ts)
-    fetch: privateNetworkFetch(config.outbound.allowPrivateNetworks) as any,
+    fetch: providerFetch(config.outbound.allowPrivateNetworks) as any,
     renderError: providerPages.error,
     clientBasedCORS: (_ctx, origin, client) =>
       client.clientAuthMethod === 'none' && (client.redirectUris ?? []).some((uri) => URL.parse(uri)?.origin === origin),

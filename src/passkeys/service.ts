@@ -13,6 +13,7 @@ import { webauthnRepo, type CredentialRow } from '../db/webauthn-repo.js';
 import { LatchkeyError } from '../errors.js';
 import type { RealmSettings } from '../realms/settings.js';
 import { authenticatorName } from './aaguids.js';
+import { credentialNameProblem } from './credential-name.js';
 import { AssertionError, verifyAssertion } from './assertion.js';
 import { chainLeadsToTrustedRoot } from './attestation-trust.js';
 import type { RelyingParty } from './relying-party.js';
@@ -300,7 +301,8 @@ export class PasskeyService {
 
   async rename(realmId: string, userId: string, id: string, name: string): Promise<void> {
     const trimmed = name.trim();
-    if (!trimmed || trimmed.length > 64) throw fail('invalid_input', 'A passkey name must be 1 to 64 characters.');
+    const problem = credentialNameProblem(trimmed);
+    if (problem) throw fail('invalid_input', problem);
     if (!(await webauthnRepo.rename(this.db, realmId, userId, id, trimmed))) throw fail('not_found', 'That passkey does not exist.', 404);
   }
 

@@ -1,6 +1,7 @@
 import type { Db } from '../db/knex.js';
 import { realmsRepo, type IssuerRow, type RealmRow } from '../db/realms-repo.js';
 import { conflict, invalid, notFound } from '../errors.js';
+import { checkedName } from '../display-name.js';
 import type { KeyService } from '../keys/service.js';
 import { logoUrlProblem, parseRealmSettings, realmSettingsSchema, type RealmSettings } from './settings.js';
 
@@ -50,6 +51,8 @@ export class RealmService {
   async create(input: { id: string; displayName?: string; issuers: string[]; settings?: unknown }): Promise<Realm> {
     if (!REALM_ID.test(input.id)) throw invalid(`realm id "${input.id}" must be 1-63 lower-case letters, digits or dashes, starting with a letter or digit`);
     if (!input.issuers.length) throw invalid('a realm needs at least one issuer (--issuer URL)');
+    // shown on every sign-in page and in emails: the shared name rule (src/display-name.ts)
+    const displayName = input.displayName === undefined ? input.id : checkedName(input.displayName, 'displayName', { subject: `realm "${input.id}": ` });
     const parsed = input.issuers.map(parseIssuer);
     const settingsResult = realmSettingsSchema.safeParse(input.settings ?? {});
     if (!settingsResult.success) {
@@ -68,7 +71,7 @@ export class RealmService {
       if (await realmsRepo.find(trx, input.id)) throw conflict(`realm "${input.id}" already exists`);
       await this.#assertHostsFree(trx, parsed);
       const now = Date.now();
-      await realmsRepo.insert(trx, { id: input.id, displayName: input.displayName ?? input.id, settings }, now);
+      await realmsRepo.insert(trx, { id: input.id, displayName, settings }, now);
       for (const [i, p] of parsed.entries()) {
         await realmsRepo.insertIssuer(trx, { issuer: p.issuer, host: p.host, realmId: input.id, isPrimary: i === 0 }, now);
       }

@@ -29,6 +29,7 @@ import { AccountLinking } from '../connections/account-linking.js';
 import { PendingStore } from '../connections/pending.js';
 import { ConnectionService } from '../connections/service.js';
 import { UpstreamClient } from '../connections/upstream.js';
+import { createOutboundFetch } from '../connections/outbound-fetch.js';
 import { TrustService } from '../trust/service.js';
 import { TenantService } from '../tenants/service.js';
 
@@ -119,6 +120,8 @@ export async function createServices(config: LatchkeyConfig, options: ServicesOp
     return createProvider(issuer, realm, await keys.signingMaterial(realmId), { db, config, clients, users, authz, tenants, cookieKeys, log, trust });
   }, log.child({ component: 'backchannel-logout' }));
   users.onSessionsEnded((realmId, accountId, ended) => sessionEnds.notify(realmId, accountId, ended));
+  // every request to an upstream or trusted issuer (discovery, tokens, userinfo, keys) goes through the address policy
+  const outbound = createOutboundFetch({ allowPrivateNetworks: config.outbound.allowPrivateNetworks });
   const mailer = createMailer({ smtpUrl: config.email.smtpUrl, from: config.email.from });
   const emailLinks = new EmailLinks(db, users);
   const services: Services = {
@@ -150,9 +153,9 @@ export async function createServices(config: LatchkeyConfig, options: ServicesOp
     recovery: new RecoveryCodeService(db, deriveKey(config.secret, 'recovery-codes')),
     progress: new ProgressStore(db),
     connections: new ConnectionService(db, box, realms),
-    upstream: new UpstreamClient(),
+    upstream: new UpstreamClient(outbound),
     linking: new AccountLinking(db, new PendingStore(db), config.federation.safeImageHosts),
-    trust: new TrustService(db),
+    trust: new TrustService(db, { fetch: outbound }),
     tenants: new TenantService(db),
     cookieKeys: [deriveKey(config.secret, 'cookies').toString('base64url')],
     csrfKey: deriveKey(config.secret, 'csrf'),

@@ -4,11 +4,11 @@ import { realmsRepo } from '../db/realms-repo.js';
 import { tenantsRepo, type TenantBranding, type TenantRow } from '../db/tenants-repo.js';
 import { usersRepo, type UserRow } from '../db/users-repo.js';
 import { conflict, invalid, invalidField, notFound } from '../errors.js';
+import { checkedName } from '../display-name.js';
 import { logoUrlProblem, realmSettingsSchema } from '../realms/settings.js';
 
 const TENANT_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
-const MAX_NAME = 200;
 // the realm's branding rules (https logo URL, #hex colour) apply to tenants too
 const brandingSchema = realmSettingsSchema.shape.branding;
 
@@ -192,9 +192,8 @@ export class TenantService {
   }
 
   #name(value: unknown): string {
-    const name = String(value ?? '').trim();
-    if (!name || name.length > MAX_NAME) throw invalidField('displayName', `tenant display name must be 1 to ${MAX_NAME} characters`);
-    return name;
+    // shown on the sign-in pages: the shared name rule (src/display-name.ts)
+    return checkedName(value, 'displayName');
   }
 
   async #checkConnections(db: Db, realmId: string, ids: string[]): Promise<void> {

@@ -244,7 +244,7 @@ describeEachDatabase('admin API: authentication, users, pagination, problem+json
     const badColour = await api('/tenants', { method: 'POST', token: writeToken, body: { id: 'globex', display_name: 'Globex', branding: { primaryColor: 'red' } } });
     expect(badColour.body.errors).toEqual([{ field: 'body.branding.primaryColor', message: expect.stringContaining('colour') }]);
     const blankName = await api('/tenants', { method: 'POST', token: writeToken, body: { id: 'globex', display_name: ' ' } });
-    expect(blankName.body.detail).toContain('body.display_name: tenant display name must be');
+    expect(blankName.body.detail).toContain('body.display_name: is required');
     expect(blankName.body.detail).not.toContain('displayName');
     expect((await api('/tenants/globex', { token: readToken })).status).toBe(404);
 

@@ -144,7 +144,7 @@ describe('latchkey connection', () => {
       { args: ['--id', 'x', '--preset', 'entra'], flags: ['--entra-tenant: the entra preset needs the directory (tenant) id'], not: [] },
       { args: ['--id', 'x', '--type', 'oidc', '--issuer', 'https://idp.example.com', '--base-url', 'https://y.example'], flags: ['--base-url: a base URL applies to presets only'], not: ['baseUrl'] },
       { args: ['--id', 'x', '--preset', 'google', '--type', 'oidc'], flags: ['--type: give either a preset or a type'], not: [] },
-      { args: ['--id', 'x', '--preset', 'google', '--name', 'n'.repeat(201)], flags: ['--name: the display name is longer than 200 characters'], not: [] },
+      { args: ['--id', 'x', '--preset', 'google', '--name', 'n'.repeat(201)], flags: ['--name: must be at most 200 characters'], not: [] },
       { args: ['--id', 'Bad ID', '--preset', 'google'], flags: ['--id: connection id "Bad ID"'], not: [] },
       { args: ['--id', 'x', '--preset', 'google', '--tenant', 'globex'], flags: ['--tenant: realm "default" has no tenant "globex"'], not: ['tenantIds'] },
     ];

@@ -52,7 +52,7 @@ describe('latchkey tenant and user list (SQLite)', () => {
     refused(await server.cli(['tenant', 'create', '--realm', 'default', '--id', 'initech', '--name', 'Initech', '--domain', 'initech.test', '--connection', 'ghost']), 1, 'connection "ghost" in realm "default" does not exist');
     refused(await server.cli(['tenant', 'create', '--realm', 'default', '--id', 'Bad Id', '--name', 'X']), 1, '--id: tenant id "Bad Id" must be a lower-case slug');
     refused(await server.cli(['tenant', 'create', '--realm', 'default', '--id', 'x', '--name', 'X', '--domain', 'no_domain']), 1, '--domain: "no_domain" is not a valid email domain');
-    refused(await server.cli(['tenant', 'create', '--realm', 'default', '--id', 'x', '--name', ' ']), 1, '--name: tenant display name must be');
+    refused(await server.cli(['tenant', 'create', '--realm', 'default', '--id', 'x', '--name', ' ']), 1, '--name: is required');
     // the flags the operator typed, not the service's field names (branding.primaryColor, branding.logoUrl)
     for (const [args, message] of [
       [['--primary-color', 'blue'], '--primary-color: must be a colour like #2f5bea'],

@@ -226,16 +226,6 @@ describe('loadConfig', () => {
       expect(failure('issuer: not a url\n').message).toMatch(/"issuer" in .*latchkey\.yaml/);
     });
 
-    it('LATCHKEY_ALLOW_PRIVATE_NETWORKS: outbound.allowPrivateNetworks, off by default, a typo refused', () => {
-      expect(load(undefined, {}).config.outbound.allowPrivateNetworks).toBe(false);
-      expect(load(undefined, { LATCHKEY_ALLOW_PRIVATE_NETWORKS: 'true' }).config.outbound.allowPrivateNetworks).toBe(true);
-      expect(load('outbound:\n  allowPrivateNetworks: true\n', { LATCHKEY_ALLOW_PRIVATE_NETWORKS: '0' }).config.outbound.allowPrivateNetworks).toBe(false);
-      expect(load('outbound:\n  allowPrivateNetworks: true\n', {}).config.outbound.allowPrivateNetworks).toBe(true);
-      const err = failure(undefined, { LATCHKEY_ALLOW_PRIVATE_NETWORKS: 'on' });
-      expect(err.message).toContain('LATCHKEY_ALLOW_PRIVATE_NETWORKS');
-      expect(failure('outbound:\n  allowPrivateNetworks: sometimes\n').message).toMatch(/outbound\.allowPrivateNetworks/);
-    });
-
     it('a sqlite: DATABASE_URL without a path is refused', () => {
       expect(failure(undefined, { DATABASE_URL: 'sqlite:' }).message).toMatch(/needs a file path/);
     });
@@ -258,6 +248,19 @@ describe('loadConfig', () => {
       }
       expect(load(undefined, { LOG_LEVEL: 'debug' }).config.log.level).toBe('debug');
       expect(failure(undefined, { LOG_LEVEL: 'loud' }).message).toContain('"log.level"');
+    });
+
+    it('outbound.allowPrivateNetworks: on for a localhost issuer, off for any other unless set; LATCHKEY_ALLOW_PRIVATE_NETWORKS', () => {
+      expect(load(undefined).config.outbound.allowPrivateNetworks).toBe(true);
+      expect(load(undefined, { LATCHKEY_ISSUER: 'https://auth.example.com' }).config.outbound.allowPrivateNetworks).toBe(false);
+      expect(load('outbound:\n  allowPrivateNetworks: true\n', { LATCHKEY_ISSUER: 'https://auth.example.com' }).config.outbound.allowPrivateNetworks).toBe(true);
+      expect(load('outbound:\n  allowPrivateNetworks: true\n', { LATCHKEY_ALLOW_PRIVATE_NETWORKS: '0' }).config.outbound.allowPrivateNetworks).toBe(false);
+      expect(load(undefined, { LATCHKEY_ISSUER: 'https://auth.example.com', LATCHKEY_ALLOW_PRIVATE_NETWORKS: 'yes' }).config.outbound.allowPrivateNetworks).toBe(true);
+      expect(load(undefined, { LATCHKEY_ALLOW_PRIVATE_NETWORKS: 'false' }).config.outbound.allowPrivateNetworks).toBe(false);
+      const err = failure(undefined, { LATCHKEY_ALLOW_PRIVATE_NETWORKS: 'maybe' });
+      expect(err.message).toContain('LATCHKEY_ALLOW_PRIVATE_NETWORKS');
+      expect(err.message).toContain('maybe');
+      expect(failure('outbound:\n  allowPrivateNetworks: sometimes\n').message).toMatch(/outbound\.allowPrivateNetworks/);
     });
 
     it('test overrides are merged over file and environment', () => {

@@ -80,6 +80,24 @@ describe('self-service sign-up', () => {
     expect(taken.html).toContain('already exists');
   });
 
+  it('a name with text-direction or control characters is refused on the name field, and no account is made', async () => {
+    const browser = new Browser();
+    const { login } = await signupPage(browser);
+    const form = await readPage(await browser.follow(new URL(`/interaction/${login.uid}/signup`, issuer), {}, REDIRECT));
+    const field = (html: string, id: string) => new RegExp(`<input id="${id}"[^>]*>`).exec(html)?.[0] ?? '';
+    for (const [name, says] of [
+      ['Ada\u202Eecalevol', 'Your name must not contain text-direction control characters'],
+      ['Ada\u0007', 'Your name must not contain control characters'],
+    ] as const) {
+      const refused = await readPage(await submit(browser, form, '/signup', { email: 'ada@open.test', name, password: PASSWORD }, REDIRECT));
+      expect(refused.status).toBe(400);
+      expect(refused.html).toContain(says);
+      expect(field(refused.html, 'lk-name')).toContain('aria-invalid="true"');
+      expect(field(refused.html, 'lk-email')).not.toContain('aria-invalid');
+      expect(await server.services.users.findByEmail('open', 'ada@open.test')).toBeUndefined();
+    }
+  });
+
   it('in a realm that requires MFA, a sign-up with a password is walked through second-factor enrolment like any password sign-in', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'latchkey-signup-mfa-'));
     writeFileSync(join(dir, 's.json'), JSON.stringify({ signup: true, mfa: 'required' }));

@@ -78,7 +78,7 @@ describeEachDatabase('back-channel logout', (kind) => {
   beforeAll(async () => {
     receiver = await logoutReceiver();
     failing = await logoutReceiver(500);
-    // the applications here listen on 127.0.0.1: a private address, allowed by this setting only
+    // the applications here listen on 127.0.0.1: a private address, allowed by this setting (the default for a localhost issuer)
     server = await startTestServer({ db: kind, overrides: { outbound: { allowPrivateNetworks: true } } });
     const user = await server.cli(['user', 'create', '--realm', 'default', '--email', 'ada@example.test', '--password-stdin'], PASSWORD);
     expect(user.code, user.stderr).toBe(0);
@@ -222,7 +222,8 @@ describe('back-channel logout without outbound.allowPrivateNetworks', () => {
   let receiver: Awaited<ReturnType<typeof logoutReceiver>>;
   beforeAll(async () => {
     receiver = await logoutReceiver();
-    server = await startTestServer({ db: 'sqlite' });
+    // the test server's issuer is on localhost, where private networks are allowed unless set
+    server = await startTestServer({ db: 'sqlite', overrides: { outbound: { allowPrivateNetworks: false } } });
     const user = await server.cli(['user', 'create', '--realm', 'default', '--email', 'ada@example.test', '--password-stdin'], PASSWORD);
     expect(user.code, user.stderr).toBe(0);
   });

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { parse, required, UsageError, withServices, type Command } from '../context.js';
+import { namingFlags, parse, required, UsageError, withServices, type Command } from '../context.js';
 
 const usage = `latchkey realm create --id ID --issuer URL [--issuer URL ...] [--name "Display name"] [--settings FILE.json]
        latchkey realm add-issuer --realm ID --issuer URL
@@ -24,7 +24,10 @@ export const realmCommand: Command = {
             throw new UsageError(`--settings ${o.settings}: ${(err as Error).message}`);
           }
         }
-        return withServices((s) => s.realms.create({ id, displayName: o.name, issuers: o.issuer!, settings }));
+        return namingFlags(
+          (field) => (field === 'displayName' ? '--name' : `--${field}`),
+          () => withServices((s) => s.realms.create({ id, displayName: o.name, issuers: o.issuer!, settings })),
+        );
       }
       case 'add-issuer': {
         const o = parse(rest, { realm: { type: 'string' }, issuer: { type: 'string' } }, usage);

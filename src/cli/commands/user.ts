@@ -30,7 +30,10 @@ export const userCommand: Command = {
         const realmId = required(o.realm, 'realm', usage);
         const email = required(o.email, 'email', usage);
         const password = o['password-stdin'] ? await passwordFromStdin(io) : undefined;
-        return withServices((s) => s.users.create({ realmId, email, name: o.name, password }));
+        return namingFlags(
+          (field) => `--${field}`, // name
+          () => withServices((s) => s.users.create({ realmId, email, name: o.name, password })),
+        );
       }
       case 'set-password': {
         const o = parse(rest, { realm: { type: 'string' }, email: { type: 'string' }, 'password-stdin': { type: 'boolean' } }, usage);
