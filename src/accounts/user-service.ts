@@ -68,12 +68,16 @@ export class UserService {
     private readonly passwordRules: LatchkeyConfig['passwords'],
   ) {}
 
-  async create(input: { realmId: string; email: string; name?: string; password?: string; emailVerified?: boolean }): Promise<PublicUser> {
+  /**
+   * A new user. `passwordHash` is one `hashNewPassword` made earlier (a sign-up that waited for its
+   * emailed code); otherwise `password` is checked against the policy and hashed here.
+   */
+  async create(input: { realmId: string; email: string; name?: string; password?: string; passwordHash?: string; emailVerified?: boolean }): Promise<PublicUser> {
     const email = input.email?.trim();
     if (!email || !EMAIL.test(email) || email.length > 320) throw invalid(`"${input.email ?? ''}" is not a valid email address`);
     if (input.name !== undefined && CONTROL.test(input.name)) throw invalid('the name must not contain control characters');
     if (!(await realmsRepo.find(this.db, input.realmId))) throw notFound(`realm "${input.realmId}"`);
-    const passwordHash = input.password === undefined ? null : await this.#hashNew(input.password, email);
+    const passwordHash = input.passwordHash ?? (input.password === undefined ? null : await this.#hashNew(input.password, email));
     if (await usersRepo.findByEmail(this.db, input.realmId, email)) throw conflict(`a user with email ${email} already exists in realm "${input.realmId}"`);
     const now = Date.now();
     const row: UserRow = {
@@ -153,6 +157,23 @@ export class UserService {
     const user = await usersRepo.findByEmail(this.db, realmId, email);
     if (!user) throw notFound(`user ${email} in realm "${realmId}"`);
     return this.update(realmId, user.id, { password });
+  }
+
+  /** The argon2id hash of a new password for `email`, once it passes the policy; throws `invalid_input` naming the rule. */
+  hashNewPassword(password: string, email: string): Promise<string> {
+    return this.#hashNew(password, email);
+  }
+
+  /**
+   * Finishes a sign-up on the row an earlier, unfinished passwordless sign-up of the address left (no way
+   * in at all): the emailed code proved the mailbox, so it gets the name, the password hash and a
+   * confirmed address.
+   */
+  async completeSignup(realmId: string, id: string, input: { name?: string; passwordHash?: string }): Promise<void> {
+    const changes: Partial<Pick<UserRow, 'name' | 'passwordHash' | 'emailVerified'>> = { emailVerified: true };
+    if (input.name) changes.name = input.name.trim();
+    if (input.passwordHash) changes.passwordHash = input.passwordHash;
+    await usersRepo.update(this.db, realmId, id, changes, Date.now());
   }
 
   /** The argon2id hash of a new password, once it passes the policy; otherwise an error naming the rule. */

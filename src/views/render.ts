@@ -78,6 +78,8 @@ const PAGES = new Set([
   'password-reset',
   // The page an email address confirmation link opens.
   'verify-email',
+  // Sign-up with email configured: the code sent to the address.
+  'signup-code',
 ]);
 
 export function viewsDir(): string {
