@@ -152,6 +152,30 @@ export class UserService {
     return (await usersRepo.update(this.db, realmId, id, { emailVerified: true }, Date.now())) === 1;
   }
 
+  /**
+   * Changes the user's email address through a link sent to the new one: `claim` uses the link (single
+   * use) once the address is known to be free; the address is then confirmed, and the user's other
+   * pending address links end. False when the link was used meanwhile; a conflict when the address
+   * belongs to another account (the link stays unused).
+   */
+  async changeEmail(realmId: string, id: string, newEmail: string, claim: () => Promise<boolean>): Promise<boolean> {
+    const email = newEmail.trim();
+    if (!EMAIL.test(email) || email.length > 320) throw invalid(`"${newEmail}" is not a valid email address`);
+    const holder = await usersRepo.findByEmail(this.db, realmId, email);
+    if (holder && holder.id !== id) throw conflict(`a user with email ${email} already exists in realm "${realmId}"`);
+    if (!(await claim())) return false;
+    let changed: number;
+    try {
+      changed = await usersRepo.updateEmail(this.db, realmId, id, email, Date.now());
+    } catch (err) {
+      // the unique (realm, address) index: another account took it since the check above
+      if (await usersRepo.findByEmail(this.db, realmId, email)) throw conflict(`a user with email ${email} already exists in realm "${realmId}"`);
+      throw err;
+    }
+    for (const purpose of ['change_email', 'verify_email'] as const) await emailLinksRepo.removeForUser(this.db, purpose, realmId, id);
+    return changed === 1;
+  }
+
   /** Sets (or replaces) the password of the user with this email. */
   async setPassword(realmId: string, email: string, password: string): Promise<PublicUser> {
     const user = await usersRepo.findByEmail(this.db, realmId, email);

@@ -68,6 +68,11 @@ export const usersRepo = {
     if (changes.emailVerified !== undefined) row.email_verified = changes.emailVerified;
     return db('users').where({ realm_id: realmId, id }).update(row);
   },
+
+  /** A new email address for the user, confirmed (it was proven by a link sent to it). */
+  async updateEmail(db: Db, realmId: string, id: string, email: string, at: number): Promise<number> {
+    return db('users').where({ realm_id: realmId, id }).update({ email, email_normalized: normalizeEmail(email), email_verified: true, updated_at: at });
+  },
 };
 
 export type UserSortKey = 'created_at' | 'email_normalized';

@@ -80,6 +80,8 @@ const PAGES = new Set([
   'verify-email',
   // Sign-up with email configured: the code sent to the address.
   'signup-code',
+  // The page an email change confirmation link opens.
+  'change-email',
 ]);
 
 export function viewsDir(): string {
