@@ -42,6 +42,7 @@ describeWithBrowser('password reset and email confirmation pages in Chromium', (
     const other = await server.cli(['user', 'create', '--realm', 'default', '--email', 'val@example.test', '--password-stdin'], `${PASSWORD}\n`);
     expect(other.code, other.stderr).toBe(0);
     await server.services.db('users').where({ email: 'val@example.test' }).update({ email_verified: false });
+    await server.services.users.create({ realmId: 'default', email: 'xena@example.test', password: PASSWORD });
     // a realm with self-service sign-up
     const dir = mkdtempSync(join(tmpdir(), 'latchkey-email-pages-'));
     writeFileSync(join(dir, 'open.json'), JSON.stringify({ signup: true }));
@@ -214,6 +215,55 @@ describeWithBrowser('password reset and email confirmation pages in Chromium', (
     await page.waitForURL((u) => u.href.startsWith(app.redirectUri));
     expect(new URL(page.url()).searchParams.get('code')).toBeTruthy();
     expect((await server.services.users.findByEmail('open', 'wren@example.test'))!.emailVerified).toBe(true);
+
+    expect(problems).toEqual([]);
+    expect([...seen.cspViolations, ...seen.errors]).toEqual([]);
+    await context.close();
+  });
+
+  it('changes the email address from the account page with the keyboard', async () => {
+    const context = await browser.newContext({ viewport: { width: 1000, height: 900 }, locale: 'en-US', reducedMotion: 'reduce' });
+    const page = await context.newPage();
+    page.setDefaultTimeout(15_000);
+    const seen = watchConsole(page);
+    const problems: string[] = [];
+
+    await page.goto(`${server.issuer}/account`);
+    await page.getByLabel('Email').fill('xena@example.test');
+    await page.keyboard.press('Enter');
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.keyboard.press('Enter');
+    const offer = page.getByRole('button', { name: 'Not now', exact: true });
+    await offer.or(page.getByRole('heading', { name: 'Your account' })).first().waitFor();
+    if (await offer.isVisible()) await offer.click();
+    await heading(page, 'Your account');
+
+    // a malformed address: the message is read out and the field has the focus
+    await page.getByLabel('New email address').fill('xena-at-example');
+    await page.getByLabel('New email address').evaluate((el) => el.removeAttribute('required'));
+    await page.getByLabel('New email address').evaluate((el) => el.setAttribute('type', 'text'));
+    await page.keyboard.press('Enter');
+    await page.getByRole('alert').filter({ hasText: 'Enter a valid email address' }).waitFor();
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('lk-new-email');
+    problems.push(...(await accessibilityProblems(page, 'account page, refused new address')));
+
+    await page.getByLabel('New email address').fill('xena.new@example.test');
+    await page.keyboard.press('Enter');
+    await page.getByRole('status').filter({ hasText: 'Check the inbox of your new email address' }).waitFor();
+    problems.push(...(await accessibilityProblems(page, 'account page, change asked')));
+
+    const mail = await until(async () => smtp.mails.find((m) => m.to === 'xena.new@example.test'), 'the change link');
+    await page.goto(/^(http:\/\/\S+\/account\/change-email\/\S+)$/m.exec(mail.text)![1]!);
+    await heading(page, 'Confirm your new email address');
+    problems.push(...(await pageProblems(page, 'confirm new email address', 'Change my email address')));
+    await page.getByRole('button', { name: 'Change my email address' }).focus();
+    await page.keyboard.press('Enter');
+    await heading(page, 'Email address changed');
+    problems.push(...(await accessibilityProblems(page, 'email address changed')));
+    expect((await server.services.users.findByEmail('default', 'xena.new@example.test'))!.emailVerified).toBe(true);
+    await page.getByRole('link', { name: 'Go to your account' }).click();
+    await heading(page, 'Your account');
+    await page.getByText('xena.new@example.test').first().waitFor();
 
     expect(problems).toEqual([]);
     expect([...seen.cspViolations, ...seen.errors]).toEqual([]);
