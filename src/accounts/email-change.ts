@@ -12,6 +12,8 @@ export const CHANGE_EMAIL_PATH = '/account/change-email';
 export interface EmailChangeRequest {
   realmId: string;
   realmName: string;
+  /** The realm's primary colour, for the HTML part. */
+  realmColor?: string;
   issuer: string;
   user: UserRow;
   newEmail: string;
@@ -46,18 +48,20 @@ export class EmailChangeService {
     });
   }
 
-  async #send({ realmId, realmName, issuer, user, newEmail, address }: EmailChangeRequest): Promise<void> {
+  async #send({ realmId, realmName, realmColor, issuer, user, newEmail, address }: EmailChangeRequest): Promise<void> {
     // a link is stored either way (only ever sent to a free address): the one-a-minute limit per account
     // then holds for both, so the account page cannot be used to mail another account's owner at will
     const token = await this.links.issue('change_email', realmId, user.id, this.ttlSeconds, { newEmail });
     if (!token) return;
     const holder = await this.users.findByEmail(realmId, newEmail);
     await recordSecurityEvent(this.db, { realmId, userId: user.id, type: 'email_change_requested', detail: { address } });
+    const brand = { name: realmName, primaryColor: realmColor };
     const hours = Math.round(this.ttlSeconds / 3600);
     const lasts = hours >= 1 ? `${hours} hour${hours === 1 ? '' : 's'}` : `${Math.round(this.ttlSeconds / 60)} minutes`;
     if (holder && holder.id !== user.id) {
       await this.mailer.send({
         to: newEmail,
+        brand,
         subject: `Someone tried to move a ${realmName} account to your address`,
         text: [
           `Someone asked to change the email address of a ${realmName} account to ${newEmail}.`,
@@ -70,6 +74,7 @@ export class EmailChangeService {
     } else {
       await this.mailer.send({
         to: newEmail,
+        brand,
         subject: `Confirm your new email address for ${realmName}`,
         text: [
           `Confirm that ${newEmail} is the new email address of your ${realmName} account (now ${user.email}):`,
@@ -82,6 +87,7 @@ export class EmailChangeService {
     }
     await this.mailer.send({
       to: user.email,
+      brand,
       subject: `Your ${realmName} email address is about to change`,
       text: [
         `Someone signed in to your ${realmName} account (${user.email}) asked to change its email address to ${newEmail}.`,

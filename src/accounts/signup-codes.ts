@@ -27,6 +27,8 @@ export interface PendingSignup {
 export interface SignupCodeDelivery {
   realmId: string;
   realmName: string;
+  /** The realm's primary colour, for the HTML part. */
+  realmColor?: string;
   issuer: string;
   email: string;
   code: string;
@@ -82,6 +84,7 @@ export class SignupCodeService {
     if (await isNew()) {
       await this.mailer.send({
         to: input.email,
+        brand: { name: input.realmName, primaryColor: input.realmColor },
         subject: `Your ${input.realmName} sign-up code`,
         text: [
           `Enter this code to finish creating your ${input.realmName} account (${input.email}):`,
@@ -97,6 +100,7 @@ export class SignupCodeService {
     }
     await this.mailer.send({
       to: input.email,
+      brand: { name: input.realmName, primaryColor: input.realmColor },
       subject: `Someone tried to sign up to ${input.realmName} with your address`,
       text: [
         `Someone tried to create a ${input.realmName} account with ${input.email}.`,
