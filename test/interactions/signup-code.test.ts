@@ -191,4 +191,28 @@ describeEachDatabase('sign-up by emailed code', (kind) => {
     expect(offer.html).toContain('lk-passkey-create');
     expect((await server.services.users.findByEmail('open', 'late@open.test'))!.emailVerified).toBe(true);
   });
+
+  it('an earlier passwordless sign-up that never got its passkey is finished through the code; an account with a way in only gets the notice', async () => {
+    // left by a sign-up before email was set up: the row, nothing else
+    const halfway = await server.services.users.create({ realmId: 'open', email: 'halfway@open.test', emailVerified: false });
+    const { browser, form } = await signupForm();
+    const sent = await postSignup(browser, form, { email: 'halfway@open.test', name: 'Half', password: PASSWORD });
+    const code = codeIn((await until(async () => mailsTo('halfway@open.test')[0], 'the code email')).text)!;
+    const offer = await codePage(browser, sent.page, code);
+    expect(offer.html).toContain('lk-passkey-create');
+    const user = (await server.services.users.findByEmail('open', 'halfway@open.test'))!;
+    expect(user.id).toBe(halfway.id);
+    expect(user.emailVerified).toBe(true);
+    expect(user.name).toBe('Half');
+    expect((await server.services.users.verifyPassword('open', 'halfway@open.test', PASSWORD)).ok).toBe(true);
+
+    // recovery codes are a way in: that account is someone's, and its address only gets the notice
+    const held = await server.services.users.create({ realmId: 'open', email: 'held@open.test', emailVerified: false });
+    await server.services.recovery.generate('open', held.id);
+    const other = await signupForm();
+    await postSignup(other.browser, other.form, { email: 'held@open.test' });
+    const notice = await until(async () => mailsTo('held@open.test')[0], 'the notice');
+    expect(notice.subject).toBe('Someone tried to sign up to Open with your address');
+    expect(codeIn(notice.text)).toBeUndefined();
+  });
 });
