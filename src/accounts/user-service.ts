@@ -176,6 +176,29 @@ export class UserService {
     return changed === 1;
   }
 
+  /**
+   * An operator changes the user's email address (no link): confirmed unless `verified` is false. A
+   * conflict when another account has the address; pending address links of the user end.
+   */
+  async setEmail(realmId: string, email: string, newEmail: string, options: { verified?: boolean } = {}): Promise<PublicUser> {
+    const user = await usersRepo.findByEmail(this.db, realmId, email);
+    if (!user) throw notFound(`user ${email} in realm "${realmId}"`);
+    const next = newEmail.trim();
+    if (!EMAIL.test(next) || next.length > 320) throw invalid(`"${newEmail}" is not a valid email address`);
+    const holder = await usersRepo.findByEmail(this.db, realmId, next);
+    if (holder && holder.id !== user.id) throw conflict(`a user with email ${next} already exists in realm "${realmId}"`);
+    const verified = options.verified ?? true;
+    const now = Date.now();
+    try {
+      await usersRepo.updateEmail(this.db, realmId, user.id, next, now, verified);
+    } catch (err) {
+      if (await usersRepo.findByEmail(this.db, realmId, next)) throw conflict(`a user with email ${next} already exists in realm "${realmId}"`);
+      throw err;
+    }
+    for (const purpose of ['change_email', 'verify_email'] as const) await emailLinksRepo.removeForUser(this.db, purpose, realmId, user.id);
+    return toPublicUser({ ...user, email: next, emailVerified: verified, updatedAt: now });
+  }
+
   /** Sets (or replaces) the password of the user with this email. */
   async setPassword(realmId: string, email: string, password: string): Promise<PublicUser> {
     const user = await usersRepo.findByEmail(this.db, realmId, email);

@@ -69,9 +69,9 @@ export const usersRepo = {
     return db('users').where({ realm_id: realmId, id }).update(row);
   },
 
-  /** A new email address for the user, confirmed (it was proven by a link sent to it). */
-  async updateEmail(db: Db, realmId: string, id: string, email: string, at: number): Promise<number> {
-    return db('users').where({ realm_id: realmId, id }).update({ email, email_normalized: normalizeEmail(email), email_verified: true, updated_at: at });
+  /** A new email address for the user; confirmed unless `verified` is false (a link sent to it proved it, or an operator vouches). */
+  async updateEmail(db: Db, realmId: string, id: string, email: string, at: number, verified = true): Promise<number> {
+    return db('users').where({ realm_id: realmId, id }).update({ email, email_normalized: normalizeEmail(email), email_verified: verified, updated_at: at });
   },
 };
 

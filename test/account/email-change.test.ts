@@ -145,6 +145,8 @@ describe('email address change without email configured', () => {
   beforeAll(async () => {
     server = await startTestServer();
     await server.services.users.create({ realmId: 'default', email: 'eve@example.test', password: PASSWORD });
+    await server.services.users.create({ realmId: 'default', email: 'gil@example.test', password: PASSWORD });
+    await server.services.users.create({ realmId: 'default', email: 'hal@example.test', password: PASSWORD });
   });
   afterAll(async () => server?.close());
 
@@ -158,5 +160,27 @@ describe('email address change without email configured', () => {
     expect(refused.res.status).toBe(400);
     expect(alertText(refused.html)).toContain('Ask your administrator to change your email address.');
     expect((await server.services.users.findByEmail('default', 'eve@example.test'))!.email).toBe('eve@example.test');
+  });
+
+  it('an operator changes it with `latchkey user set-email`: confirmed, recorded, and the new address signs in', async () => {
+    const r = await server.cli(['user', 'set-email', '--realm', 'default', '--email', 'gil@example.test', '--new-email', 'gil.new@example.test']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json.email).toBe('gil.new@example.test');
+    expect(r.json.email_verified).toBe(true);
+    const user = (await server.services.users.findByEmail('default', 'gil.new@example.test'))!;
+    expect(await server.services.db('security_events').where({ user_id: user.id, type: 'email_changed' })).toHaveLength(1);
+    await signInToAccount(new Browser(), server.issuer, { email: 'gil.new@example.test', password: PASSWORD });
+    // --unverified leaves it unconfirmed
+    const u = await server.cli(['user', 'set-email', '--realm', 'default', '--email', 'gil.new@example.test', '--new-email', 'gil.third@example.test', '--unverified']);
+    expect(u.code, u.stderr).toBe(0);
+    expect(u.json.email_verified).toBe(false);
+    // another account's address is refused, naming it; nothing changes
+    const taken = await server.cli(['user', 'set-email', '--realm', 'default', '--email', 'hal@example.test', '--new-email', 'GIL.third@example.test']);
+    expect(taken.code).not.toBe(0);
+    expect(taken.stderr).toContain('a user with email GIL.third@example.test already exists');
+    const bad = await server.cli(['user', 'set-email', '--realm', 'default', '--email', 'hal@example.test', '--new-email', 'nope']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('"nope" is not a valid email address');
+    expect((await server.services.users.findByEmail('default', 'hal@example.test'))!.email).toBe('hal@example.test');
   });
 });
