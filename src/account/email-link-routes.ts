@@ -1,5 +1,6 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
+import { CHANGE_EMAIL_PATH } from '../accounts/email-change.js';
 import { VERIFY_EMAIL_PATH } from '../accounts/email-verification.js';
 import { PASSWORD_RESET_PATH } from '../accounts/password-reset.js';
 import type { EmailLink } from '../email/links.js';
@@ -11,7 +12,7 @@ import { readForm } from '../server/body.js';
 import type { Services } from '../server/services.js';
 
 /** The paths the links sent by email open; app.ts sends these to this router before the account page's. */
-export const EMAIL_LINK_PREFIXES = [`${PASSWORD_RESET_PATH}/`, `${VERIFY_EMAIL_PATH}/`] as const;
+export const EMAIL_LINK_PREFIXES = [`${PASSWORD_RESET_PATH}/`, `${VERIFY_EMAIL_PATH}/`, `${CHANGE_EMAIL_PATH}/`] as const;
 
 /**
  * The pages the links sent by email open: `/account/password-reset/<token>` (a new password, typed
@@ -20,7 +21,7 @@ export const EMAIL_LINK_PREFIXES = [`${PASSWORD_RESET_PATH}/`, `${VERIFY_EMAIL_P
  * other page can post it.
  */
 export function emailLinkRoutes(services: Services): Router {
-  const { passwordResets, emailVerification, csrfKey } = services;
+  const { passwordResets, emailVerification, emailChange, csrfKey } = services;
   const router = new Router();
   const binding = (link: EmailLink) => `${link.purpose}:${link.tokenHash}`;
   const formChecked = (ctx: Context, link: EmailLink, candidate: string | undefined) => {
@@ -80,6 +81,32 @@ export function emailLinkRoutes(services: Services): Router {
     if (!formChecked(ctx, link, body.csrf)) return;
     if (!(await emailVerification.complete(link, ctx.ip))) return verifyGone(ctx);
     page(ctx, 'verify-email', { layout: layoutFor(s, 'Email address confirmed'), email: link.user.email, done: true, accountUrl: '/account' });
+  });
+
+  const changeGone = (ctx: Context) =>
+    errorPage(ctx, 400, 'This link no longer works', 'This link to change your email address has expired or was already used. Your account page sends a new one.', 'change_email_link_invalid');
+
+  router.get(`${CHANGE_EMAIL_PATH}/:token`, async (ctx) => {
+    const s = served(ctx);
+    const link = await emailChange.find(s.realm.id, ctx.params.token!);
+    if (!link?.newEmail) return changeGone(ctx);
+    page(ctx, 'change-email', { layout: layoutFor(s, 'Confirm your new email address'), action: ctx.path, csrf: formToken(csrfKey, binding(link)), oldEmail: link.user.email, newEmail: link.newEmail, accountUrl: '/account' });
+  });
+
+  router.post(`${CHANGE_EMAIL_PATH}/:token`, async (ctx) => {
+    const body = await readForm(ctx);
+    const s = served(ctx);
+    const link = await emailChange.find(s.realm.id, ctx.params.token!);
+    if (!link?.newEmail) return changeGone(ctx);
+    if (!formChecked(ctx, link, body.csrf)) return;
+    try {
+      if (!(await emailChange.complete(link, ctx.ip))) return changeGone(ctx);
+    } catch (err) {
+      // the address was free when the link was sent; the one who opened it owns that mailbox
+      if (err instanceof LatchkeyError && err.code === 'conflict') return errorPage(ctx, 409, 'This address is taken', `${link.newEmail} now belongs to another account. Your email address was not changed.`, 'email_taken');
+      throw err;
+    }
+    page(ctx, 'change-email', { layout: layoutFor(s, 'Email address changed'), oldEmail: link.user.email, newEmail: link.newEmail, done: true, accountUrl: '/account' });
   });
 
   return router;

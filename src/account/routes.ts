@@ -3,7 +3,8 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import { deriveKey } from '../crypto/secret-box.js';
 import { payloadsRepo } from '../db/payloads-repo.js';
-import type { UserRow } from '../db/users-repo.js';
+import { normalizeEmail, type UserRow } from '../db/users-repo.js';
+import { EMAIL_ADDRESS, MAX_EMAIL_LENGTH } from '../accounts/email-address.js';
 import { LatchkeyError } from '../errors.js';
 import { errorPage, page, seeOther, served } from '../interactions/kit.js';
 import { layoutFor } from '../interactions/layout.js';
@@ -31,6 +32,8 @@ export const ACCOUNT_PATHS = {
   password: '/account/password',
   /** Sends a new email address confirmation link (POST). */
   verifyEmail: '/account/verify-email',
+  /** Asks to change the email address: a confirmation link goes to the new one (POST). */
+  changeEmail: '/account/email',
 } as const;
 
 /** Status messages after a change, by the fixed code in `?notice=` (never text from the URL). */
@@ -49,6 +52,8 @@ const NOTICES: Record<string, { flash?: string; error?: string }> = {
   'password-added-signed-out': { flash: 'Password added. You were signed out on your other devices.' },
   reauthenticated: { flash: 'You signed in again. You can now make your change.' },
   'verify-sent': { flash: 'We sent a confirmation link to your email address. It may take a few minutes to arrive.' },
+  // the same answer whether or not the new address has an account (its owner gets a notice instead of a link)
+  'email-change-sent': { flash: 'Check the inbox of your new email address: open the link we sent there to confirm the change. Your address stays the same until then.' },
 };
 
 const JSON_LIMIT = 32 * 1024;
@@ -212,7 +217,7 @@ export function accountRoutes(services: Services): Router {
   async function renderAccount(
     ctx: Context,
     { session, user }: SignedIn,
-    extra: { flash?: string; error?: string; status?: number; invalid?: { id: string; field: 'name' | 'confirm' | 'new_password'; value?: string } } = {},
+    extra: { flash?: string; error?: string; status?: number; invalid?: { id: string; field: 'name' | 'confirm' | 'new_password' | 'new_email'; value?: string } } = {},
     // (invalid.id "totp": the authenticator app's confirmation box; "password": the new password)
   ): Promise<void> {
     const s = served(ctx);
@@ -246,6 +251,10 @@ export function accountRoutes(services: Services): Router {
           invalid: extra.invalid?.id === 'totp',
         },
         recovery: { remaining, regenerateAction: ACCOUNT_PATHS.recoveryCodes },
+        // with email: a new address is confirmed by a link sent to it; without, only an operator changes it
+        emailChange: services.emailChange.enabled
+          ? { action: ACCOUNT_PATHS.changeEmail, invalid: extra.invalid?.id === 'email', value: extra.invalid?.id === 'email' ? extra.invalid.value : undefined }
+          : { operatorOnly: true },
         password: { set: Boolean(user.passwordHash), action: ACCOUNT_PATHS.password, minLength: services.config.passwords.minLength, invalid: extra.invalid?.id === 'password' },
         signOutUrl: ACCOUNT_PATHS.signOut,
       },
@@ -603,8 +612,27 @@ export function accountRoutes(services: Services): Router {
     const g = await forForm(ctx, { fresh: false });
     if (!g) return;
     const s = served(ctx);
-    services.emailVerification.send({ realmId: s.realm.id, realmName: s.realm.displayName, issuer: s.issuer, user: g.signed.user });
+    services.emailVerification.send({ realmId: s.realm.id, realmName: s.realm.displayName, realmColor: s.realm.settings.branding?.primaryColor, issuer: s.issuer, user: g.signed.user });
     return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=verify-sent`);
+  });
+
+  /**
+   * "Change email address": after a recent sign-in, a confirmation link goes to the new address and a
+   * notice to the current one (after the answer). The answer is the same when the new address belongs to
+   * another account (whose owner gets a notice instead): the page never tells which addresses are taken.
+   */
+  router.post(ACCOUNT_PATHS.changeEmail, async (ctx) => {
+    const g = await forForm(ctx, { fresh: true });
+    if (!g) return;
+    const s = served(ctx);
+    const { user } = g.signed;
+    const newEmail = (g.form.new_email ?? '').trim();
+    const invalid = { id: 'email', field: 'new_email', value: newEmail.slice(0, MAX_EMAIL_LENGTH) } as const;
+    if (!services.emailChange.enabled) return renderAccount(ctx, g.signed, { error: 'This service cannot send email, so it cannot confirm a new address. Ask your administrator to change your email address.', status: 400 });
+    if (!newEmail || newEmail.length > MAX_EMAIL_LENGTH || !EMAIL_ADDRESS.test(newEmail)) return renderAccount(ctx, g.signed, { error: 'Enter a valid email address, like name@example.com.', status: 400, invalid });
+    if (normalizeEmail(newEmail) === normalizeEmail(user.email)) return renderAccount(ctx, g.signed, { error: 'That is already your email address. Enter the new one.', status: 400, invalid });
+    services.emailChange.request({ realmId: s.realm.id, realmName: s.realm.displayName, realmColor: s.realm.settings.branding?.primaryColor, issuer: s.issuer, user, newEmail, address: ctx.ip });
+    return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=email-change-sent`);
   });
 
   /** "I have saved my codes": back to the account page (no change, so no recent sign-in needed). */

@@ -32,19 +32,20 @@ export class EmailVerificationService {
    * Sends a confirmation link to the user's address, after the current request (the SMTP round trip
    * never holds a page). Nothing for a confirmed address, or within a minute of the last link.
    */
-  send(input: { realmId: string; realmName: string; issuer: string; user: UserRow }): void {
+  send(input: { realmId: string; realmName: string; realmColor?: string; issuer: string; user: UserRow }): void {
     if (!this.enabled || input.user.emailVerified) return;
     setImmediate(() => {
       this.#send(input).catch((err: Error) => this.log.error({ realm: input.realmId, user: input.user.id, error: err.message }, 'email confirmation could not be sent'));
     });
   }
 
-  async #send({ realmId, realmName, issuer, user }: { realmId: string; realmName: string; issuer: string; user: UserRow }): Promise<void> {
+  async #send({ realmId, realmName, realmColor, issuer, user }: { realmId: string; realmName: string; realmColor?: string; issuer: string; user: UserRow }): Promise<void> {
     const token = await this.links.issue('verify_email', realmId, user.id, this.ttlSeconds);
     if (!token) return;
     const hours = Math.round(this.ttlSeconds / 3600);
     await this.mailer.send({
       to: user.email,
+      brand: { name: realmName, primaryColor: realmColor },
       subject: `Confirm your email address for ${realmName}`,
       text: [
         `Confirm that ${user.email} is the email address of your ${realmName} account:`,

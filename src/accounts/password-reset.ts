@@ -12,6 +12,8 @@ export const PASSWORD_RESET_PATH = '/account/password-reset';
 export interface ResetRequest {
   realmId: string;
   realmName: string;
+  /** The realm's primary colour, for the HTML part. */
+  realmColor?: string;
   issuer: string;
   email: string;
   address: string;
@@ -57,6 +59,7 @@ export class PasswordResetService {
     await recordSecurityEvent(this.db, { realmId: input.realmId, userId: user.id, type: 'password_reset_requested', detail: { address: input.address } });
     await this.mailer.send({
       to: user.email,
+      brand: { name: input.realmName, primaryColor: input.realmColor },
       subject: `Reset your ${input.realmName} password`,
       text: [
         `Someone asked to reset the password of your ${input.realmName} account (${user.email}).`,

@@ -69,13 +69,17 @@ export class UserService {
     private readonly passwordRules: LatchkeyConfig['passwords'],
   ) {}
 
-  async create(input: { realmId: string; email: string; name?: string; password?: string; emailVerified?: boolean }): Promise<PublicUser> {
+  /**
+   * A new user. `passwordHash` is one `hashNewPassword` made earlier (a sign-up that waited for its
+   * emailed code); otherwise `password` is checked against the policy and hashed here.
+   */
+  async create(input: { realmId: string; email: string; name?: string; password?: string; passwordHash?: string; emailVerified?: boolean }): Promise<PublicUser> {
     const email = input.email?.trim();
     if (!email || !EMAIL.test(email) || email.length > 320) throw invalid(`"${input.email ?? ''}" is not a valid email address`);
     // shown on the account and consent pages and put in ID tokens: the shared name rule (src/display-name.ts)
     const name = optionalName(input.name, 'name');
     if (!(await realmsRepo.find(this.db, input.realmId))) throw notFound(`realm "${input.realmId}"`);
-    const passwordHash = input.password === undefined ? null : await this.#hashNew(input.password, email);
+    const passwordHash = input.passwordHash ?? (input.password === undefined ? null : await this.#hashNew(input.password, email));
     if (await usersRepo.findByEmail(this.db, input.realmId, email)) throw conflict(`a user with email ${email} already exists in realm "${input.realmId}"`);
     const now = Date.now();
     const row: UserRow = {
@@ -150,11 +154,75 @@ export class UserService {
     return (await usersRepo.update(this.db, realmId, id, { emailVerified: true }, Date.now())) === 1;
   }
 
+  /**
+   * Changes the user's email address through a link sent to the new one: `claim` uses the link (single
+   * use) once the address is known to be free; the address is then confirmed, and the user's other
+   * pending address links end. False when the link was used meanwhile; a conflict when the address
+   * belongs to another account (the link stays unused).
+   */
+  async changeEmail(realmId: string, id: string, newEmail: string, claim: () => Promise<boolean>): Promise<boolean> {
+    const email = newEmail.trim();
+    if (!EMAIL.test(email) || email.length > 320) throw invalid(`"${newEmail}" is not a valid email address`);
+    const holder = await usersRepo.findByEmail(this.db, realmId, email);
+    if (holder && holder.id !== id) throw conflict(`a user with email ${email} already exists in realm "${realmId}"`);
+    if (!(await claim())) return false;
+    let changed: number;
+    try {
+      changed = await usersRepo.updateEmail(this.db, realmId, id, email, Date.now());
+    } catch (err) {
+      // the unique (realm, address) index: another account took it since the check above
+      if (await usersRepo.findByEmail(this.db, realmId, email)) throw conflict(`a user with email ${email} already exists in realm "${realmId}"`);
+      throw err;
+    }
+    for (const purpose of ['change_email', 'verify_email'] as const) await emailLinksRepo.removeForUser(this.db, purpose, realmId, id);
+    return changed === 1;
+  }
+
+  /**
+   * An operator changes the user's email address (no link): confirmed unless `verified` is false. A
+   * conflict when another account has the address; pending address links of the user end.
+   */
+  async setEmail(realmId: string, email: string, newEmail: string, options: { verified?: boolean } = {}): Promise<PublicUser> {
+    const user = await usersRepo.findByEmail(this.db, realmId, email);
+    if (!user) throw notFound(`user ${email} in realm "${realmId}"`);
+    const next = newEmail.trim();
+    if (!EMAIL.test(next) || next.length > 320) throw invalid(`"${newEmail}" is not a valid email address`);
+    const holder = await usersRepo.findByEmail(this.db, realmId, next);
+    if (holder && holder.id !== user.id) throw conflict(`a user with email ${next} already exists in realm "${realmId}"`);
+    const verified = options.verified ?? true;
+    const now = Date.now();
+    try {
+      await usersRepo.updateEmail(this.db, realmId, user.id, next, now, verified);
+    } catch (err) {
+      if (await usersRepo.findByEmail(this.db, realmId, next)) throw conflict(`a user with email ${next} already exists in realm "${realmId}"`);
+      throw err;
+    }
+    for (const purpose of ['change_email', 'verify_email'] as const) await emailLinksRepo.removeForUser(this.db, purpose, realmId, user.id);
+    return toPublicUser({ ...user, email: next, emailVerified: verified, updatedAt: now });
+  }
+
   /** Sets (or replaces) the password of the user with this email. */
   async setPassword(realmId: string, email: string, password: string): Promise<PublicUser> {
     const user = await usersRepo.findByEmail(this.db, realmId, email);
     if (!user) throw notFound(`user ${email} in realm "${realmId}"`);
     return this.update(realmId, user.id, { password });
+  }
+
+  /** The argon2id hash of a new password for `email`, once it passes the policy; throws `invalid_input` naming the rule. */
+  hashNewPassword(password: string, email: string): Promise<string> {
+    return this.#hashNew(password, email);
+  }
+
+  /**
+   * Finishes a sign-up on the row an earlier, unfinished passwordless sign-up of the address left (no way
+   * in at all): the emailed code proved the mailbox, so it gets the name, the password hash and a
+   * confirmed address.
+   */
+  async completeSignup(realmId: string, id: string, input: { name?: string; passwordHash?: string }): Promise<void> {
+    const changes: Partial<Pick<UserRow, 'name' | 'passwordHash' | 'emailVerified'>> = { emailVerified: true };
+    if (input.name) changes.name = input.name.trim();
+    if (input.passwordHash) changes.passwordHash = input.passwordHash;
+    await usersRepo.update(this.db, realmId, id, changes, Date.now());
   }
 
   /** The argon2id hash of a new password, once it passes the policy; otherwise an error naming the rule. */

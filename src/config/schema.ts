@@ -173,9 +173,13 @@ export const configSchema = z
         passwordResetTtlSeconds: z.number().int().min(60).max(86400).default(1800),
         /** How long an email address confirmation link works. */
         verifyEmailTtlSeconds: z.number().int().min(300).max(7 * 86400).default(86400),
+        /** How long a sign-up code (sent to confirm a new account's address) works. */
+        signupCodeTtlSeconds: z.number().int().min(60).max(3600).default(600),
+        /** How long the link confirming a new email address (changed on the account page) works. */
+        changeEmailTtlSeconds: z.number().int().min(300).max(7 * 86400).default(86400),
       })
       .strict()
-      .default({ from: 'Latchkey <no-reply@localhost>', passwordResetTtlSeconds: 1800, verifyEmailTtlSeconds: 86400 }),
+      .default({ from: 'Latchkey <no-reply@localhost>', passwordResetTtlSeconds: 1800, verifyEmailTtlSeconds: 86400, signupCodeTtlSeconds: 600, changeEmailTtlSeconds: 86400 }),
   })
   .strict();
 

@@ -1,7 +1,7 @@
 import type { Db } from './knex.js';
 
 /** What a link sent by email does. */
-export type EmailLinkPurpose = 'password_reset' | 'verify_email';
+export type EmailLinkPurpose = 'password_reset' | 'verify_email' | 'change_email';
 
 /** A pending link: the hash of the emailed token, what it does, for whose account, until when. */
 export interface EmailLinkRow {
@@ -11,6 +11,8 @@ export interface EmailLinkRow {
   userId: string;
   createdAt: number;
   expiresAt: number;
+  /** The address a `change_email` link confirms (null for the other purposes). */
+  newEmail?: string | null;
 }
 
 const toRow = (r: any): EmailLinkRow => ({
@@ -20,6 +22,7 @@ const toRow = (r: any): EmailLinkRow => ({
   userId: r.user_id,
   createdAt: Number(r.created_at),
   expiresAt: Number(r.expires_at),
+  newEmail: r.new_email ?? null,
 });
 
 /** Storage of links sent by email (table `email_links`). Rare writes: the query builder is fine. */
@@ -32,6 +35,7 @@ export const emailLinksRepo = {
       user_id: row.userId,
       created_at: row.createdAt,
       expires_at: row.expiresAt,
+      new_email: row.newEmail ?? null,
     });
   },
 

@@ -68,6 +68,11 @@ export const usersRepo = {
     if (changes.emailVerified !== undefined) row.email_verified = changes.emailVerified;
     return db('users').where({ realm_id: realmId, id }).update(row);
   },
+
+  /** A new email address for the user; confirmed unless `verified` is false (a link sent to it proved it, or an operator vouches). */
+  async updateEmail(db: Db, realmId: string, id: string, email: string, at: number, verified = true): Promise<number> {
+    return db('users').where({ realm_id: realmId, id }).update({ email, email_normalized: normalizeEmail(email), email_verified: verified, updated_at: at });
+  },
 };
 
 export type UserSortKey = 'created_at' | 'email_normalized';

@@ -20,6 +20,8 @@ export interface EmailLink {
   realmId: string;
   user: UserRow;
   tokenHash: string;
+  /** The address a `change_email` link confirms. */
+  newEmail?: string;
 }
 
 /**
@@ -37,13 +39,13 @@ export class EmailLinks {
    * A new link's token for the user, or undefined when one was sent less than a minute ago (unless
    * `always`: an operator asked for the link).
    */
-  async issue(purpose: EmailLinkPurpose, realmId: string, userId: string, ttlSeconds: number, options: { always?: boolean } = {}): Promise<string | undefined> {
+  async issue(purpose: EmailLinkPurpose, realmId: string, userId: string, ttlSeconds: number, options: { always?: boolean; newEmail?: string } = {}): Promise<string | undefined> {
     const now = Date.now();
     const live = await emailLinksRepo.listLiveForUser(this.db, purpose, realmId, userId, now);
     if (!options.always && live[0] && now - live[0].createdAt < RESEND_AFTER_MS) return undefined;
     for (const old of live.slice(MAX_LIVE - 1)) await emailLinksRepo.removeOne(this.db, old.tokenHash);
     const token = randomToken(32);
-    await emailLinksRepo.insert(this.db, { tokenHash: hashOf(token), purpose, realmId, userId, createdAt: now, expiresAt: now + ttlSeconds * 1000 });
+    await emailLinksRepo.insert(this.db, { tokenHash: hashOf(token), purpose, realmId, userId, createdAt: now, expiresAt: now + ttlSeconds * 1000, newEmail: options.newEmail ?? null });
     return token;
   }
 
@@ -55,7 +57,7 @@ export class EmailLinks {
     if (!row) return undefined;
     const user = await this.users.findById(realmId, row.userId);
     if (!user || user.disabled) return undefined;
-    return { purpose, realmId, user, tokenHash };
+    return { purpose, realmId, user, tokenHash, ...(row.newEmail ? { newEmail: row.newEmail } : {}) };
   }
 
   /** Uses the link; false when it was used or expired meanwhile. */

@@ -1,10 +1,15 @@
 import nodemailer from 'nodemailer';
+import { htmlEmail, type EmailBrand } from './html.js';
 
-/** One plain-text email (every mail client shows it as written). */
+/**
+ * One email. The plain text is what it says; with a `brand`, an HTML part made from that text (the
+ * realm's name and colour) goes along as the alternative mail clients show by default.
+ */
 export interface Email {
   to: string;
   subject: string;
   text: string;
+  brand?: EmailBrand;
 }
 
 export interface Mailer {
@@ -33,7 +38,7 @@ export function createMailer(options: { smtpUrl?: string; from: string }): Maile
   return {
     enabled: true,
     async send(email) {
-      await transport.sendMail({ from: options.from, to: email.to, subject: email.subject, text: email.text });
+      await transport.sendMail({ from: options.from, to: email.to, subject: email.subject, text: email.text, ...(email.brand ? { html: htmlEmail(email.text, email.brand) } : {}) });
     },
     close: () => transport.close(),
   };

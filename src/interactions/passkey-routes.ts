@@ -156,11 +156,11 @@ export function passkeyRoutes(router: Router, services: Services, progress: Prog
       return json(ctx, { redirect: `/interaction/${d.uid}` });
     }
     if (p.passwordlessSignup) {
-      // the passwordless sign-up's sign-in: its passkey is made. Its address gets a confirmation link now
-      // (not before: a confirmed address can no longer be taken over by resuming an unfinished sign-up),
-      // and the new account's only factor's recovery codes are shown next, once
+      // the passwordless sign-up's sign-in: its passkey is made. The new account's only factor's recovery
+      // codes are shown next, once. (With email configured, the sign-up code confirmed the address
+      // already and no link goes out; the send does nothing then.)
       emit(ctx, d, 'signin.success', 'passkey', { userId: user.id, reason: 'signup' });
-      services.emailVerification.send({ realmId: s.realm.id, realmName: s.realm.displayName, issuer: s.issuer, user });
+      services.emailVerification.send({ realmId: s.realm.id, realmName: s.realm.displayName, realmColor: s.realm.settings.branding?.primaryColor, issuer: s.issuer, user });
       await progress.put(s.realm.id, d, { ...p, passwordlessSignup: false, stage: 'recovery-codes', amr: [amrOf(credential), 'user', 'mfa'] });
       return json(ctx, { redirect: `/interaction/${d.uid}` });
     }

@@ -49,7 +49,7 @@ export function passwordForgotRoutes(router: Router, services: Services): void {
       const minutes = Math.max(1, Math.ceil(gate.retryAfterSeconds / 60));
       return page(ctx, 'password-forgot', { ...data, email, error: `Too many requests from your network. Try again in ${minutes} minute${minutes === 1 ? '' : 's'}.` }, 429);
     }
-    passwordResets.request({ realmId: s.realm.id, realmName: s.realm.displayName, issuer: s.issuer, email, address: ctx.ip });
+    passwordResets.request({ realmId: s.realm.id, realmName: s.realm.displayName, realmColor: s.realm.settings.branding?.primaryColor, issuer: s.issuer, email, address: ctx.ip });
     page(ctx, 'password-forgot', { ...data, layout: layoutFor(s, 'Check your email'), email, sent: true });
   });
 }

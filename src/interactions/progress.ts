@@ -1,7 +1,8 @@
 import type { Db } from '../db/knex.js';
 import { progressRepo } from '../db/progress-repo.js';
+import type { PendingSignup } from '../accounts/signup-codes.js';
 
-export type Stage = 'identify' | 'password' | 'passkey' | 'mfa' | 'mfa-enrol' | 'recovery-codes' | 'passkey-offer' | 'tenant-pick' | 'sso';
+export type Stage = 'identify' | 'password' | 'passkey' | 'mfa' | 'mfa-enrol' | 'recovery-codes' | 'passkey-offer' | 'tenant-pick' | 'sso' | 'signup-code';
 
 /**
  * A sign-in's state between pages, stored server-side (never in the browser): who was identified,
@@ -20,6 +21,8 @@ export interface Progress {
   codesShown?: boolean;
   /** Signed up without a password just now: a passkey must be created before anything else. */
   passwordlessSignup?: boolean;
+  /** A sign-up waiting for the code emailed to its address (stage `signup-code`). */
+  signup?: PendingSignup;
   /** A step-up of a live session rather than a fresh sign-in. */
   stepUp?: boolean;
   /** An upstream identity of this connection waits for the account's proof before it is linked. */

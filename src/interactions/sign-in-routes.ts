@@ -21,6 +21,10 @@ import { relyingParty } from '../passkeys/relying-party.js';
 import type { SignInSteps } from './next-step.js';
 import type { Progress, ProgressStore } from './progress.js';
 import type { TenantResolver } from './tenant-resolution.js';
+import { MAX_SIGNUP_CODE_ATTEMPTS, normalizeSignupCode, type PendingSignup } from '../accounts/signup-codes.js';
+
+/** The throttle counter of sign-up emails (per client address, apart from sign-in failures). */
+export const SIGNUP_CODE_PURPOSE = 'signup-code';
 
 // no whitespace and no control characters (PostgreSQL cannot even compare text holding a NUL)
 const CONTROL = /\p{Cc}/u;
@@ -138,7 +142,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     return fresh;
   }
 
-  async function render(ctx: Context, d: Details, p: Progress, extra: { error?: string; status?: number; recoveryOpen?: boolean } = {}): Promise<void> {
+  async function render(ctx: Context, d: Details, p: Progress, extra: { error?: string; status?: number; recoveryOpen?: boolean; notice?: string } = {}): Promise<void> {
     const s = served(ctx);
     // once the tenant is known, the pages wear its name, logo and colour
     const tenantId = p.tenantId ?? (await progress.get(s.realm.id, d))?.tenantId;
@@ -244,6 +248,23 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
           },
           status,
         );
+      case 'signup-code':
+        if (!p.signup) return render(ctx, d, { stage: 'identify', amr: [] });
+        return page(
+          ctx,
+          'signup-code',
+          {
+            ...common,
+            layout: brand('Check your email'),
+            email: p.signup.email,
+            action: url(d, '/signup/code'),
+            resendAction: url(d, '/signup/resend'),
+            changeUrl: url(d, '/signup'),
+            minutes: Math.max(1, Math.round(services.signupCodes.ttlSeconds / 60)),
+            notice: extra.notice,
+          },
+          status,
+        );
     }
   }
 
@@ -309,8 +330,10 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
    * (not only this issuer's RP ID), TOTP, recovery codes (all passkeys deleted), an upstream identity, or
    * an email an administrator or a connection verified.
    */
-  async function unfinishedSignup(realmId: string, user: UserRow): Promise<boolean> {
-    if (user.passwordHash || user.disabled || user.emailVerified) return false;
+  async function unfinishedSignup(realmId: string, user: UserRow, options: { mailboxProven?: boolean } = {}): Promise<boolean> {
+    // a sign-up whose emailed code was entered has proven the mailbox: a confirmed address alone does not
+    // keep it from an account with no way in at all (the row its own earlier sign-up left)
+    if (user.passwordHash || user.disabled || (user.emailVerified && !options.mailboxProven)) return false;
     const [credentials, totpOn, codes, identities] = await Promise.all([
       services.passkeys.credentials(realmId, user.id),
       totp.isEnrolled(realmId, user.id),
@@ -355,6 +378,9 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     const name = (form.name ?? '').trim() || undefined;
     const password = form.password ?? '';
     if (!EMAIL.test(email) || email.length > MAX_EMAIL) return signupPage(ctx, d, { email: email.slice(0, MAX_EMAIL), name, error: 'Enter a valid email address, like name@example.com.' }, 400);
+    // with email, the answer is the same for every address (the code, or a notice, follows by email);
+    // without it, an existing address is refused here, as Keycloak, Auth0 and Logto do
+    if (services.signupCodes.enabled) return startSignupByCode(ctx, d, email, name, password);
     const existing = await users.findByEmail(s.realm.id, email);
     let user: UserRow | undefined;
     if (existing) {
@@ -379,20 +405,127 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
       user = await users.findByEmail(s.realm.id, email);
     }
     if (!user) throw new Error('the new account could not be read back');
-    if (password) {
+    return signedUp(ctx, d, user, Boolean(password));
+  });
+
+  /** The account exists: signed in by its new password, or on to its required passkey. */
+  async function signedUp(ctx: Context, d: Details, user: UserRow, withPassword: boolean): Promise<void> {
+    const s = served(ctx);
+    if (withPassword) {
       // the password just set is the proof; a passwordless sign-up succeeds when its passkey is made
       // (src/interactions/passkey-routes.ts): typing an email proves nothing
       event(ctx, d, 'signin.success', 'password', { userId: user.id, reason: 'signup' });
-      // a new account with a password: its address gets a confirmation link (a passwordless one gets it
-      // once its passkey is made, src/interactions/passkey-routes.ts)
-      services.emailVerification.send({ realmId: s.realm.id, realmName: s.realm.displayName, issuer: s.issuer, user });
+      // a new account with a password: its address gets a confirmation link unless a sign-up code
+      // confirmed it already (a passwordless one gets it once its passkey is made, src/interactions/passkey-routes.ts)
+      services.emailVerification.send({ realmId: s.realm.id, realmName: s.realm.displayName, realmColor: s.realm.settings.branding?.primaryColor, issuer: s.issuer, user });
       // a password is a first factor like any other: the realm's MFA policy (enrolment where it is
       // required), then the passkey offer
-      const created = user;
-      return answerStep(ctx, d, created.id, 'redirect', () => steps.afterFirstFactor(ctx, d, created, { stage: 'password', email, amr: ['pwd'] }));
+      return answerStep(ctx, d, user.id, 'redirect', () => steps.afterFirstFactor(ctx, d, user, { stage: 'password', email: user.email, amr: ['pwd'] }));
     }
-    await progress.put(s.realm.id, d, { stage: 'passkey-offer', email, userId: user.id, amr: [], passwordlessSignup: true });
+    await progress.put(s.realm.id, d, { stage: 'passkey-offer', email: user.email, userId: user.id, amr: [], passwordlessSignup: true });
     return seeOther(ctx, url(d));
+  }
+
+  /**
+   * Sign-up with email configured (as Logto's email-verified sign-up): the form's answer is the "check
+   * your email" page for every address, and the email follows the answer. Nothing is written to the
+   * accounts until the code comes back; the password is checked against the policy and hashed now, so
+   * its errors show on the form.
+   */
+  async function startSignupByCode(ctx: Context, d: Details, email: string, name: string | undefined, password: string): Promise<void> {
+    const s = served(ctx);
+    if (name && CONTROL.test(name)) return signupPage(ctx, d, { email, name, error: 'The name must not contain control characters.', errorField: 'name' }, 400);
+    let passwordHash: string | undefined;
+    if (password) {
+      try {
+        passwordHash = await users.hashNewPassword(password, email);
+      } catch (err) {
+        const e = err as { code?: string; message?: string };
+        if (e.code === 'invalid_input') return signupPage(ctx, d, { email, name, error: e.message, errorField: 'password' }, 400);
+        throw err;
+      }
+    }
+    const gate = await throttle.admitAddress(s.realm.id, SIGNUP_CODE_PURPOSE, ctx.ip);
+    if (!gate.allowed) return signupPage(ctx, d, { email, name, error: `Too many sign-ups from your network. Try again in ${lockedFor(ctx, gate.retryAfterSeconds)}.` }, 429);
+    await sendSignupCode(ctx, d, { email, name, passwordHash });
+    return seeOther(ctx, url(d));
+  }
+
+  /** A new code for the sign-up (any earlier one stops working), then the email after the answer. */
+  async function sendSignupCode(ctx: Context, d: Details, base: Pick<PendingSignup, 'email' | 'name' | 'passwordHash'>): Promise<Progress> {
+    const s = served(ctx);
+    const issued = services.signupCodes.issue(d.uid, base.email);
+    const p: Progress = { stage: 'signup-code', amr: [], signup: { ...base, codeMac: issued.codeMac, expiresAt: issued.expiresAt, attempts: 0 } };
+    await progress.put(s.realm.id, d, p);
+    const realmId = s.realm.id;
+    services.signupCodes.deliver({ realmId, realmName: s.realm.displayName, realmColor: s.realm.settings.branding?.primaryColor, issuer: s.issuer, email: base.email, code: issued.code }, async () => {
+      const existing = await users.findByEmail(realmId, base.email);
+      return !existing || (await unfinishedSignup(realmId, existing, { mailboxProven: true }));
+    });
+    return p;
+  }
+
+  /** "Send a new code": the same answer and the same limit per client address as the form. */
+  router.post('/interaction/:uid/signup/resend', async (ctx) => {
+    const s = served(ctx);
+    const form = await readForm(ctx);
+    const d = await interactionOf(ctx);
+    if (!d || !(await checkedForm(ctx, csrfKey, d, form))) return;
+    const p = await progress.get(s.realm.id, d);
+    if (!services.signupCodes.enabled || p?.stage !== 'signup-code' || !p.signup) return render(ctx, d, { stage: 'identify', amr: [] }, { error: 'Start by entering your email.', status: 400 });
+    const gate = await throttle.admitAddress(s.realm.id, SIGNUP_CODE_PURPOSE, ctx.ip);
+    if (!gate.allowed) return render(ctx, d, p, { error: `Too many codes sent from your network. Try again in ${lockedFor(ctx, gate.retryAfterSeconds)}.`, status: 429 });
+    const { email, name, passwordHash } = p.signup;
+    const next = await sendSignupCode(ctx, d, { email, name, passwordHash });
+    return render(ctx, d, next, { notice: `We sent a new code to ${email}. The earlier code no longer works.` });
+  });
+
+  /** The emailed code: single use, in time, five wrong tries per code (and the throttle's lock on bursts). */
+  router.post('/interaction/:uid/signup/code', async (ctx) => {
+    const s = served(ctx);
+    const form = await readForm(ctx);
+    const d = await interactionOf(ctx);
+    if (!d || !(await checkedForm(ctx, csrfKey, d, form))) return;
+    const p = await progress.get(s.realm.id, d);
+    if (!services.signupCodes.enabled || p?.stage !== 'signup-code' || !p.signup) return render(ctx, d, { stage: 'identify', amr: [] }, { error: 'Start by entering your email.', status: 400 });
+    const pending = p.signup;
+    const code = normalizeSignupCode(form.code ?? '');
+    if (!code) return render(ctx, d, p, { error: 'Enter the 6-digit code from the email, like 123456.', status: 400 });
+    if (pending.expiresAt <= Date.now()) return render(ctx, d, p, { error: 'That code has expired. Send a new code, then enter it.', status: 400 });
+    if (pending.attempts >= MAX_SIGNUP_CODE_ATTEMPTS) return render(ctx, d, p, { error: 'Too many wrong codes. Send a new code, then enter it.', status: 429 });
+    // counted before the code is compared (in one step with the lock check): guesses sent at once
+    // cannot all pass a check none of them has counted yet
+    const keys = { email: `signup-code:${d.uid}`, ip: ctx.ip };
+    const gate = await throttle.admit(s.realm.id, keys);
+    if (!gate.allowed) return render(ctx, d, p, { error: `Too many wrong codes. Try again in ${lockedFor(ctx, gate.retryAfterSeconds)}.`, status: 429 });
+    if (!services.signupCodes.matches(d.uid, pending, code)) {
+      const attempts = pending.attempts + 1;
+      const next: Progress = { ...p, signup: { ...pending, attempts } };
+      await progress.put(s.realm.id, d, next);
+      const last = attempts >= MAX_SIGNUP_CODE_ATTEMPTS;
+      return render(ctx, d, next, { error: last ? 'That code is not right, and that was the last try. Send a new code, then enter it.' : 'That code is not right. Check the email and enter the code again.', status: 400 });
+    }
+    await throttle.recordAdmittedSuccess(s.realm.id, keys, gate);
+    // single use: the pending sign-up ends before the account is made
+    await progress.put(s.realm.id, d, { stage: 'identify', email: pending.email, amr: [] });
+    const taken = () => render(ctx, d, { stage: 'identify', email: pending.email, amr: [] }, { error: 'An account with this email already exists. Sign in instead.', status: 409 });
+    const existing = await users.findByEmail(s.realm.id, pending.email);
+    if (existing) {
+      // only an address without an account got a code: an account made since, or an earlier unfinished
+      // passwordless sign-up of this very mailbox (finished now)
+      if (!(await unfinishedSignup(s.realm.id, existing, { mailboxProven: true }))) return taken();
+      await users.completeSignup(s.realm.id, existing.id, { name: pending.name, passwordHash: pending.passwordHash });
+    } else {
+      try {
+        await users.create({ realmId: s.realm.id, email: pending.email, name: pending.name, passwordHash: pending.passwordHash, emailVerified: true });
+      } catch (err) {
+        if ((err as { code?: string }).code === 'conflict') return taken();
+        throw err;
+      }
+    }
+    const user = await users.findByEmail(s.realm.id, pending.email);
+    if (!user) throw new Error('the new account could not be read back');
+    return signedUp(ctx, d, user, Boolean(pending.passwordHash));
   });
 
   router.post('/interaction/:uid/restart', async (ctx) => {

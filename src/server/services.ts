@@ -7,6 +7,8 @@ import { LoginThrottle } from '../accounts/login-throttle.js';
 import { EmailVerificationService } from '../accounts/email-verification.js';
 import { PasswordResetService } from '../accounts/password-reset.js';
 import { EmailLinks } from '../email/links.js';
+import { SignupCodeService } from '../accounts/signup-codes.js';
+import { EmailChangeService } from '../accounts/email-change.js';
 import { createMailer, type Mailer } from '../email/mailer.js';
 import { UserService } from '../accounts/user-service.js';
 import { guardAuthorizationModule } from '../authz/guard.js';
@@ -50,6 +52,10 @@ export interface Services {
   passwordResets: PasswordResetService;
   /** Email address confirmation links. */
   emailVerification: EmailVerificationService;
+  /** Sign-up codes by email (an enumeration-free sign-up when email is configured). */
+  signupCodes: SignupCodeService;
+  /** Email address changes from the account page (a link to the new address). */
+  emailChange: EmailChangeService;
   throttle: LoginThrottle;
   events: EventBus;
   authz: AuthorizationModule;
@@ -137,6 +143,8 @@ export async function createServices(config: LatchkeyConfig, options: ServicesOp
     mailer,
     passwordResets: new PasswordResetService(db, users, emailLinks, mailer, log, config.email.passwordResetTtlSeconds),
     emailVerification: new EmailVerificationService(db, users, emailLinks, mailer, log, config.email.verifyEmailTtlSeconds),
+    emailChange: new EmailChangeService(db, users, emailLinks, mailer, log, config.email.changeEmailTtlSeconds),
+    signupCodes: new SignupCodeService(mailer, log, deriveKey(config.secret, 'signup-codes'), config.email.signupCodeTtlSeconds),
     throttle: new LoginThrottle(db, config.bruteForce),
     // a failing listener is logged; the sign-in that emitted goes on (src/events/bus.ts)
     events: new EventBus((err, event) => log.error({ err, event: event.type, realm: event.realm, method: event.method }, 'a sign-in event listener failed')),

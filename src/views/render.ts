@@ -78,6 +78,10 @@ const PAGES = new Set([
   'password-reset',
   // The page an email address confirmation link opens.
   'verify-email',
+  // Sign-up with email configured: the code sent to the address.
+  'signup-code',
+  // The page an email change confirmation link opens.
+  'change-email',
 ]);
 
 export function viewsDir(): string {

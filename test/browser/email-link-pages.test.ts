@@ -3,14 +3,19 @@
  * keyboard: the link on the password step, the request form, "Check your email", the page the emailed
  * link opens, a refused password, the new password, and the confirmation page. Every page is checked
  * with axe-core (WCAG 2.1 A/AA) and a keyboard walk to its main action; then the new password signs in
- * and reaches the application.
+ * and reaches the application. Sign-up with email: "Check your email", a wrong code (the message read
+ * out, focus on the field), the right code, on to the application.
  */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as oidc from 'openid-client';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { accessibilityProblems, pageProblems } from '../helpers/accessibility.js';
 import { describeWithBrowser, launchChromium, startTestApp, watchConsole } from '../helpers/browser.js';
 import { discover, PASSWORD, until } from '../helpers/flows.js';
+import { testFetch } from '../helpers/http.js';
 import { mailbox, type Mailbox } from '../helpers/mailbox.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
@@ -22,6 +27,8 @@ describeWithBrowser('password reset and email confirmation pages in Chromium', (
   let app: Awaited<ReturnType<typeof startTestApp>>;
   let browser: Browser;
   let config: oidc.Configuration;
+  let openConfig: oidc.Configuration;
+  let openIssuer: string;
 
   beforeAll(async () => {
     smtp = await mailbox();
@@ -35,6 +42,16 @@ describeWithBrowser('password reset and email confirmation pages in Chromium', (
     const other = await server.cli(['user', 'create', '--realm', 'default', '--email', 'val@example.test', '--password-stdin'], `${PASSWORD}\n`);
     expect(other.code, other.stderr).toBe(0);
     await server.services.db('users').where({ email: 'val@example.test' }).update({ email_verified: false });
+    await server.services.users.create({ realmId: 'default', email: 'xena@example.test', password: PASSWORD });
+    // a realm with self-service sign-up
+    const dir = mkdtempSync(join(tmpdir(), 'latchkey-email-pages-'));
+    writeFileSync(join(dir, 'open.json'), JSON.stringify({ signup: true }));
+    openIssuer = `http://open.localhost:${server.port}`;
+    expect((await server.cli(['realm', 'create', '--id', 'open', '--name', 'Open', '--issuer', openIssuer, '--settings', join(dir, 'open.json')])).code).toBe(0);
+    const openClient = await server.cli(['client', 'create', '--realm', 'open', '--name', 'Notes', '--redirect-uri', app.redirectUri, '--first-party']);
+    expect(openClient.code, openClient.stderr).toBe(0);
+    await until(async () => ((await testFetch(`${openIssuer}/.well-known/openid-configuration`).catch(() => undefined))?.status === 200 ? true : undefined), 'the new realm');
+    openConfig = await discover(openIssuer, openClient.json.client_id, { client_secret: openClient.json.client_secret });
     browser = await launchChromium();
   });
   afterAll(async () => {
@@ -46,8 +63,8 @@ describeWithBrowser('password reset and email confirmation pages in Chromium', (
 
   const heading = (page: Page, name: string | RegExp) => page.getByRole('heading', { level: 1, name }).waitFor();
 
-  async function authorize(page: Page) {
-    const url = oidc.buildAuthorizationUrl(config, {
+  async function authorize(page: Page, cfg = config) {
+    const url = oidc.buildAuthorizationUrl(cfg, {
       redirect_uri: app.redirectUri,
       scope: 'openid email',
       code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()),
@@ -156,6 +173,97 @@ describeWithBrowser('password reset and email confirmation pages in Chromium', (
     await page.getByRole('link', { name: 'Go to your account' }).click();
     await heading(page, 'Your account');
     expect(await page.getByText('Your email address is not confirmed yet.').count()).toBe(0);
+
+    expect(problems).toEqual([]);
+    expect([...seen.cspViolations, ...seen.errors]).toEqual([]);
+    await context.close();
+  });
+
+  it('signs up with an emailed code, with the keyboard: a wrong code is announced and focused, the right one goes on', async () => {
+    const context = await browser.newContext({ viewport: { width: 1000, height: 900 }, locale: 'en-US', reducedMotion: 'reduce' });
+    const page = await context.newPage();
+    page.setDefaultTimeout(15_000);
+    const seen = watchConsole(page);
+    const problems: string[] = [];
+
+    await authorize(page, openConfig);
+    await heading(page, /Sign in/);
+    await page.getByRole('link', { name: /Create an account/ }).click();
+    await heading(page, 'Create your account');
+    await page.getByLabel('Email').fill('wren@example.test');
+    await page.getByLabel(/^Password/).fill(PASSWORD);
+    await page.keyboard.press('Enter');
+    await heading(page, 'Check your email');
+    // the code field has the focus: the code can be typed at once
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('lk-signup-code');
+    problems.push(...(await pageProblems(page, 'sign-up code', 'Continue')));
+
+    const mail = await until(async () => smtp.mails.find((m) => m.to === 'wren@example.test'), 'the sign-up code');
+    const code = /^ {4}(\d{6})$/m.exec(mail.text)![1]!;
+    await page.getByLabel('Code').fill(code === '000000' ? '000001' : '000000');
+    await page.keyboard.press('Enter');
+    await page.getByRole('alert').filter({ hasText: 'That code is not right.' }).waitFor();
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('lk-signup-code');
+    expect(await page.getByLabel('Code').getAttribute('aria-invalid')).toBe('true');
+    problems.push(...(await pageProblems(page, 'wrong sign-up code', 'Continue')));
+
+    await page.getByLabel('Code').fill(code);
+    await page.keyboard.press('Enter');
+    const offer = page.getByRole('button', { name: 'Not now', exact: true });
+    await offer.or(page.getByRole('heading', { name: 'Callback received' })).first().waitFor();
+    if (await offer.isVisible()) await offer.click();
+    await page.waitForURL((u) => u.href.startsWith(app.redirectUri));
+    expect(new URL(page.url()).searchParams.get('code')).toBeTruthy();
+    expect((await server.services.users.findByEmail('open', 'wren@example.test'))!.emailVerified).toBe(true);
+
+    expect(problems).toEqual([]);
+    expect([...seen.cspViolations, ...seen.errors]).toEqual([]);
+    await context.close();
+  });
+
+  it('changes the email address from the account page with the keyboard', async () => {
+    const context = await browser.newContext({ viewport: { width: 1000, height: 900 }, locale: 'en-US', reducedMotion: 'reduce' });
+    const page = await context.newPage();
+    page.setDefaultTimeout(15_000);
+    const seen = watchConsole(page);
+    const problems: string[] = [];
+
+    await page.goto(`${server.issuer}/account`);
+    await page.getByLabel('Email').fill('xena@example.test');
+    await page.keyboard.press('Enter');
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.keyboard.press('Enter');
+    const offer = page.getByRole('button', { name: 'Not now', exact: true });
+    await offer.or(page.getByRole('heading', { name: 'Your account' })).first().waitFor();
+    if (await offer.isVisible()) await offer.click();
+    await heading(page, 'Your account');
+
+    // a malformed address: the message is read out and the field has the focus
+    await page.getByLabel('New email address').fill('xena-at-example');
+    await page.getByLabel('New email address').evaluate((el) => el.removeAttribute('required'));
+    await page.getByLabel('New email address').evaluate((el) => el.setAttribute('type', 'text'));
+    await page.keyboard.press('Enter');
+    await page.getByRole('alert').filter({ hasText: 'Enter a valid email address' }).waitFor();
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('lk-new-email');
+    problems.push(...(await accessibilityProblems(page, 'account page, refused new address')));
+
+    await page.getByLabel('New email address').fill('xena.new@example.test');
+    await page.keyboard.press('Enter');
+    await page.getByRole('status').filter({ hasText: 'Check the inbox of your new email address' }).waitFor();
+    problems.push(...(await accessibilityProblems(page, 'account page, change asked')));
+
+    const mail = await until(async () => smtp.mails.find((m) => m.to === 'xena.new@example.test'), 'the change link');
+    await page.goto(/^(http:\/\/\S+\/account\/change-email\/\S+)$/m.exec(mail.text)![1]!);
+    await heading(page, 'Confirm your new email address');
+    problems.push(...(await pageProblems(page, 'confirm new email address', 'Change my email address')));
+    await page.getByRole('button', { name: 'Change my email address' }).focus();
+    await page.keyboard.press('Enter');
+    await heading(page, 'Email address changed');
+    problems.push(...(await accessibilityProblems(page, 'email address changed')));
+    expect((await server.services.users.findByEmail('default', 'xena.new@example.test'))!.emailVerified).toBe(true);
+    await page.getByRole('link', { name: 'Go to your account' }).click();
+    await heading(page, 'Your account');
+    await page.getByText('xena.new@example.test').first().waitFor();
 
     expect(problems).toEqual([]);
     expect([...seen.cspViolations, ...seen.errors]).toEqual([]);

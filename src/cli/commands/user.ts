@@ -1,9 +1,11 @@
 import type { UserSort } from '../../accounts/user-service.js';
 import { notFound } from '../../errors.js';
+import { recordSecurityEvent } from '../../mfa/security-events.js';
 import { namingFlags, parse, readPiped, required, UsageError, withServices, type Command, type CommandIo } from '../context.js';
 
 const usage = `latchkey user create --realm R --email E [--name N] [--password-stdin]
        latchkey user set-password --realm R --email E --password-stdin
+       latchkey user set-email --realm R --email E --new-email N [--unverified]   (confirmed unless --unverified)
        latchkey user sign-out --realm R --email E     (ends every session, revokes every grant and its tokens;
                                                   applications with a back-channel logout URI are sent logout tokens)
        latchkey user reset-link --realm R --email E [--issuer URL]   (a single-use password reset link to hand over)
@@ -20,7 +22,7 @@ async function passwordFromStdin(io: CommandIo): Promise<string> {
 
 export const userCommand: Command = {
   name: 'user',
-  summary: 'create, list, disable and enable users; set a password or make a reset link; sign a user out everywhere',
+  summary: 'create, list, disable and enable users; set a password or email address or make a reset link; sign a user out everywhere',
   usage,
   async run(args, io) {
     const [sub, ...rest] = args;
@@ -43,6 +45,17 @@ export const userCommand: Command = {
         if (!o['password-stdin']) throw new UsageError(`set-password reads the new password from standard input: add --password-stdin\n\nusage: ${usage}`);
         const password = await passwordFromStdin(io);
         return withServices((s) => s.users.setPassword(realmId, email, password));
+      }
+      case 'set-email': {
+        const o = parse(rest, { realm: { type: 'string' }, email: { type: 'string' }, 'new-email': { type: 'string' }, unverified: { type: 'boolean' } }, usage);
+        const realmId = required(o.realm, 'realm', usage);
+        const email = required(o.email, 'email', usage);
+        const newEmail = required(o['new-email'], 'new-email', usage);
+        return withServices(async (s) => {
+          const changed = await s.users.setEmail(realmId, email, newEmail, { verified: !o.unverified });
+          await recordSecurityEvent(s.db, { realmId, userId: changed.id, type: 'email_changed', detail: { from: email, to: changed.email, by: 'cli' } });
+          return changed;
+        });
       }
       case 'sign-out': {
         const o = parse(rest, { realm: { type: 'string' }, email: { type: 'string' } }, usage);
