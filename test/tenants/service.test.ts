@@ -51,7 +51,7 @@ describeEachDatabase('TenantService', (kind) => {
   it('refuses bad input with an error naming it, and writes nothing', async () => {
     const cases: Array<[Parameters<TenantService['create']>[1], RegExp, string]> = [
       [{ id: 'Acme Corp', displayName: 'A' }, /tenant id "Acme Corp" must be a lower-case slug/, 'invalid_input'],
-      [{ id: 'acme', displayName: '' }, /display name/, 'invalid_input'],
+      [{ id: 'acme', displayName: '' }, /displayName: is required/, 'invalid_input'],
       [{ id: 'acme', displayName: 'A', domains: ['acme.test', 'not a domain'] }, /"not a domain" is not a valid email domain/, 'invalid_input'],
       [{ id: 'acme', displayName: 'A', domains: ['localhost'] }, /"localhost" is not a valid email domain/, 'invalid_input'],
       [{ id: 'acme', displayName: 'A', branding: { primaryColor: 'red' } }, /branding.primaryColor: must be a colour like #2f5bea/, 'invalid_input'],
