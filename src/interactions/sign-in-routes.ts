@@ -465,14 +465,28 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     return p;
   }
 
-  /** "Send a new code": the same answer and the same limit per client address as the form. */
-  router.post('/interaction/:uid/signup/resend', async (ctx) => {
+  /**
+   * The posts of the sign-up code page: the form, the interaction and a sign-up waiting for its code, or
+   * undefined once the answer is sent (a refused form, or no such sign-up: back to the email step).
+   */
+  async function pendingSignupPost(ctx: Context) {
     const s = served(ctx);
     const form = await readForm(ctx);
     const d = await interactionOf(ctx);
-    if (!d || !(await checkedForm(ctx, csrfKey, d, form))) return;
+    if (!d || !(await checkedForm(ctx, csrfKey, d, form))) return undefined;
     const p = await progress.get(s.realm.id, d);
-    if (!services.signupCodes.enabled || p?.stage !== 'signup-code' || !p.signup) return render(ctx, d, { stage: 'identify', amr: [] }, { error: 'Start by entering your email.', status: 400 });
+    if (!services.signupCodes.enabled || p?.stage !== 'signup-code' || !p.signup) {
+      await render(ctx, d, { stage: 'identify', amr: [] }, { error: 'Start by entering your email.', status: 400 });
+      return undefined;
+    }
+    return { s, form, d, p: p as typeof p & { signup: NonNullable<typeof p.signup> } };
+  }
+
+  /** "Send a new code": the same answer and the same limit per client address as the form. */
+  router.post('/interaction/:uid/signup/resend', async (ctx) => {
+    const post = await pendingSignupPost(ctx);
+    if (!post) return;
+    const { s, d, p } = post;
     const gate = await throttle.admitAddress(s.realm.id, SIGNUP_CODE_PURPOSE, ctx.ip);
     if (!gate.allowed) return render(ctx, d, p, { error: `Too many codes sent from your network. Try again in ${lockedFor(ctx, gate.retryAfterSeconds)}.`, status: 429 });
     const { email, name, passwordHash } = p.signup;
@@ -482,12 +496,9 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
 
   /** The emailed code: single use, in time, five wrong tries per code (and the throttle's lock on bursts). */
   router.post('/interaction/:uid/signup/code', async (ctx) => {
-    const s = served(ctx);
-    const form = await readForm(ctx);
-    const d = await interactionOf(ctx);
-    if (!d || !(await checkedForm(ctx, csrfKey, d, form))) return;
-    const p = await progress.get(s.realm.id, d);
-    if (!services.signupCodes.enabled || p?.stage !== 'signup-code' || !p.signup) return render(ctx, d, { stage: 'identify', amr: [] }, { error: 'Start by entering your email.', status: 400 });
+    const post = await pendingSignupPost(ctx);
+    if (!post) return;
+    const { s, form, d, p } = post;
     const pending = p.signup;
     const code = normalizeSignupCode(form.code ?? '');
     if (!code) return render(ctx, d, p, { error: 'Enter the 6-digit code from the email, like 123456.', status: 400 });
