@@ -9,7 +9,7 @@ import * as oidc from 'openid-client';
 import { createRemoteJWKSet, customFetch, decodeJwt, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeEachDatabase } from '../helpers/databases.js';
-import { PASSWORD, submitLogin, until } from '../helpers/flows.js';
+import { authorizationRequest, exchangeCode, PASSWORD, submitLogin, until } from '../helpers/flows.js';
 import { Browser, parseForm, testFetch } from '../helpers/http.js';
 import { runCli, startTestServer, type TestServer } from '../helpers/server.js';
 
@@ -45,20 +45,12 @@ async function relyingParty(server: TestServer, clientId: string, clientSecret: 
 }
 
 async function signIn(config: oidc.Configuration, browser: Browser, server: TestServer) {
-  const verifier = oidc.randomPKCECodeVerifier();
-  const state = oidc.randomState();
-  const url = oidc.buildAuthorizationUrl(config, {
-    redirect_uri: REDIRECT,
-    scope: 'openid email',
-    code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
-    code_challenge_method: 'S256',
-    state,
-  });
-  const login = await browser.follow(url, {}, REDIRECT);
+  const auth = await authorizationRequest(config, REDIRECT, { scope: 'openid email' });
+  const login = await browser.follow(auth.url, {}, REDIRECT);
   const done = await submitLogin(browser, login, 'ada@example.test', PASSWORD, REDIRECT);
   expect(done.url.href.startsWith(REDIRECT), `ended at ${done.url.href}`).toBe(true);
   expect(done.url.searchParams.get('iss')).toBe(server.issuer);
-  return oidc.authorizationCodeGrant(config, done.url, { pkceCodeVerifier: verifier, expectedState: state });
+  return exchangeCode(config, auth, done.url);
 }
 
 /** RP-initiated logout with the "sign out" confirmation; returns where the browser ends up. */
