@@ -8,14 +8,21 @@ import { LatchkeyError } from '../errors.js';
 /**
  * The program of the helper process: argon2 hash / verify requests in, answers out, over the IPC channel.
  * It is plain JavaScript run with `node -e` (so it works the same from the compiled dist/ and from the
- * TypeScript sources under the tests); argv[1] is the file URL of the argon2 package it uses.
+ * TypeScript sources under the tests); argv[1] is the file URL of the argon2 package it uses, argv[2]
+ * that of bcryptjs, loaded on first use (only passwords imported with a bcrypt hash need it).
  * It exits when its parent goes away (the channel closes).
  */
 const HELPER = `
 const argon2 = await import(process.argv[1]);
+let bcrypt;
+const verifyBcrypt = async (hash, password) => {
+  bcrypt ??= (await import(process.argv[2])).default;
+  return bcrypt.compare(password, hash);
+};
 process.on('message', async (m) => {
   try {
-    const value = m.op === 'hash' ? await argon2.hash(m.password, m.options) : await argon2.verify(m.hash, m.password);
+    const value =
+      m.op === 'hash' ? await argon2.hash(m.password, m.options) : m.op === 'verify-bcrypt' ? await verifyBcrypt(m.hash, m.password) : await argon2.verify(m.hash, m.password);
     process.send({ id: m.id, value });
   } catch (err) {
     process.send({ id: m.id, error: String((err && err.message) || err) });
@@ -26,7 +33,8 @@ process.send({ ready: true });
 `;
 
 export interface HashRequest {
-  op: 'hash' | 'verify';
+  /** `verify-bcrypt`: a bcrypt hash imported from another system (src/accounts/imported-hash.ts). */
+  op: 'hash' | 'verify' | 'verify-bcrypt';
   password: string;
   hash?: string;
   options?: Record<string, unknown>;
@@ -116,9 +124,10 @@ export class HashProcess {
 
   #start(): Promise<ChildProcess> {
     this.#ready ??= new Promise<ChildProcess>((resolve, reject) => {
-      const argon2Url = pathToFileURL(createRequire(import.meta.url).resolve('argon2')).href;
+      const packageUrl = (name: string) => pathToFileURL(createRequire(import.meta.url).resolve(name)).href;
+      const [argon2Url, bcryptUrl] = [packageUrl('argon2'), packageUrl('bcryptjs')];
       const viaChrt = this.#viaChrt;
-      const args = ['--input-type=module', '-e', HELPER, argon2Url];
+      const args = ['--input-type=module', '-e', HELPER, argon2Url, bcryptUrl];
       const child = spawn(viaChrt ? CHRT! : process.execPath, viaChrt ? ['--idle', '0', process.execPath, ...args] : args, {
         // Only what the helper needs: the pool size for the hashing cap (and no secrets from our environment).
         env: { UV_THREADPOOL_SIZE: String(Math.max(4, this.#threads)) },

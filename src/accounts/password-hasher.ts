@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { argon2id } from 'argon2';
-import { Argon2Error, HashProcess, type HashPriority } from './hash-process.js';
+import { Argon2Error, HashProcess, type HashPriority, type HashRequest } from './hash-process.js';
+import { isBcryptHash } from './imported-hash.js';
 import { normalizePassword } from './password-policy.js';
 import { Semaphore } from './semaphore.js';
 
@@ -76,19 +77,24 @@ export class PasswordHasher {
   }
 
   /**
-   * True when `password` matches `hash`. A missing, malformed or non-argon2 hash gives false, after the
+   * True when `password` matches `hash`. A missing, malformed or unknown hash gives false, after the
    * same work as a real verification so that it cannot be told apart by timing. Throws only when the
    * hashing process is unavailable (`hasher_unavailable`), never mistaking that for a wrong password.
+   *
+   * Besides argon2, a bcrypt hash imported from another system (src/accounts/imported-hash.ts) is
+   * checked against the password as typed, not NFKC-normalised: the system that made it hashed what its
+   * user typed. `needsRehash` is true for it, so the first sign-in replaces it with argon2id.
    */
   verify(hash: string | null | undefined, password: string): Promise<boolean> {
+    if (typeof hash === 'string' && isBcryptHash(hash)) return this.#run('verify-bcrypt', hash, password);
     if (typeof hash !== 'string' || !parseArgon2Hash(hash)) return this.verifyDummy(password);
-    return this.#run(hash, normalizePassword(password));
+    return this.#run('verify', hash, normalizePassword(password));
   }
 
-  #run(hash: string, input: string): Promise<boolean> {
+  #run(op: Extract<HashRequest['op'], `verify${string}`>, hash: string, input: string): Promise<boolean> {
     return this.#limit.run(async () => {
       try {
-        return (await this.#process.run({ op: 'verify', hash, password: input })) === true;
+        return (await this.#process.run({ op, hash, password: input })) === true;
       } catch (err) {
         // argon2 refusing the stored hash is a mismatch; the helper being unavailable is not
         if (err instanceof Argon2Error) return false;
@@ -99,7 +105,7 @@ export class PasswordHasher {
 
   /** Spends the time of a real verification and returns false; use when the account does not exist. */
   async verifyDummy(password: string): Promise<false> {
-    await this.#run(this.#dummyHash, normalizePassword(password));
+    await this.#run('verify', this.#dummyHash, normalizePassword(password));
     return false;
   }
 

@@ -6,11 +6,12 @@ import { emailLinksRepo } from '../db/email-links-repo.js';
 import { payloadsRepo, type EndedSession } from '../db/payloads-repo.js';
 import { realmsRepo } from '../db/realms-repo.js';
 import { tenantsRepo } from '../db/tenants-repo.js';
-import { listUsers, normalizeEmail, usersRepo, type UserRow, type UserSortKey } from '../db/users-repo.js';
+import { listUsers, normalizeEmail, usersRepo, type UserOrigin, type UserRow, type UserSortKey } from '../db/users-repo.js';
 import { conflict, invalid, invalidField, LatchkeyError, notFound } from '../errors.js';
 import { optionalName } from '../display-name.js';
 import type { PasswordHasher } from './password-hasher.js';
 import { checkPassword, normalizePassword } from './password-policy.js';
+import type { ImportUser } from './user-import.js';
 import { perRequestMemo } from '../server/per-request.js';
 
 export interface PublicUser {
@@ -73,7 +74,7 @@ export class UserService {
    * A new user. `passwordHash` is one `hashNewPassword` made earlier (a sign-up that waited for its
    * emailed code); otherwise `password` is checked against the policy and hashed here.
    */
-  async create(input: { realmId: string; email: string; name?: string; password?: string; passwordHash?: string; emailVerified?: boolean }): Promise<PublicUser> {
+  async create(input: { realmId: string; email: string; name?: string; password?: string; passwordHash?: string; emailVerified?: boolean; disabled?: boolean; createdBy?: UserOrigin }): Promise<PublicUser> {
     const email = input.email?.trim();
     if (!email || !EMAIL.test(email) || email.length > 320) throw invalid(`"${input.email ?? ''}" is not a valid email address`);
     // shown on the account and consent pages and put in ID tokens: the shared name rule (src/display-name.ts)
@@ -90,8 +91,9 @@ export class UserService {
       name,
       picture: null,
       passwordHash,
-      disabled: false,
+      disabled: input.disabled ?? false,
       passkeyOfferSnoozedUntil: null,
+      createdBy: input.createdBy ?? 'operator',
       createdAt: now,
       updatedAt: now,
     };
@@ -102,6 +104,44 @@ export class UserService {
       throw err;
     }
     return toPublicUser(row);
+  }
+
+  /**
+   * Creates the users of a checked import file (`parseUserImport`) one by one, each in one insert;
+   * an address that already has an account is skipped, never changed. With `dryRun` nothing is written
+   * and the counts say what would be. `onProgress` hears how many users were handled so far.
+   */
+  async importUsers(
+    realmId: string,
+    users: ImportUser[],
+    options: { dryRun?: boolean; onProgress?: (done: number, total: number) => void } = {},
+  ): Promise<{ realm: string; dry_run: boolean; total: number; created: number; skipped: { email: string; where: string; reason: 'exists' }[]; password_hashes: Record<'argon2' | 'bcrypt' | 'none', number> }> {
+    if (!(await realmsRepo.find(this.db, realmId))) throw notFound(`realm "${realmId}"`);
+    const skipped: { email: string; where: string; reason: 'exists' }[] = [];
+    const hashes = { argon2: 0, bcrypt: 0, none: 0 };
+    let created = 0;
+    for (const [i, u] of users.entries()) {
+      if (await usersRepo.findByEmail(this.db, realmId, u.email)) skipped.push({ email: u.email, where: u.where, reason: 'exists' });
+      else {
+        if (!options.dryRun) {
+          try {
+            await this.create({ realmId, email: u.email, name: u.name ?? undefined, passwordHash: u.passwordHash ?? undefined, emailVerified: u.emailVerified, disabled: u.disabled, createdBy: 'import' });
+          } catch (err) {
+            // created meanwhile (by a sign-up, or another import): skipped as if it had been there
+            if (err instanceof LatchkeyError && err.code === 'conflict') {
+              skipped.push({ email: u.email, where: u.where, reason: 'exists' });
+              options.onProgress?.(i + 1, users.length);
+              continue;
+            }
+            throw new LatchkeyError('import_failed', `${u.where} (${u.email}) could not be imported, and the users after it were not: ${(err as Error).message}. ${created} user${created === 1 ? ' was' : 's were'} created before it; import the file again to add the rest (existing users are skipped)`, err instanceof LatchkeyError ? err.status : 500);
+          }
+        }
+        created++;
+        hashes[u.hashKind ?? 'none']++;
+      }
+      options.onProgress?.(i + 1, users.length);
+    }
+    return { realm: realmId, dry_run: Boolean(options.dryRun), total: users.length, created, skipped, password_hashes: hashes };
   }
 
   async setDisabled(realmId: string, email: string, disabled: boolean): Promise<PublicUser> {
@@ -303,7 +343,8 @@ export class UserService {
       await this.hasher.verifyDummy(candidate);
       return { ok: false, reason: 'invalid_credentials' };
     }
-    const matches = await this.hasher.verify(user.passwordHash, candidate);
+    // the password as typed: the hasher normalises it for argon2, and checks an imported bcrypt hash against what its user typed
+    const matches = await this.hasher.verify(user.passwordHash, password);
     if (!matches) return { ok: false, reason: 'invalid_credentials' };
     if (user.disabled) return { ok: false, reason: 'account_disabled' };
     if (this.hasher.needsRehash(user.passwordHash)) {

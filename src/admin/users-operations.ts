@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { classifyImportedHash } from '../accounts/imported-hash.js';
 import { toPublicUser, USER_SORTS, type UserSort } from '../accounts/user-service.js';
 import { LatchkeyError, notFound } from '../errors.js';
 import { defineOperation } from './operation.js';
@@ -78,12 +79,24 @@ export const createUser = defineOperation({
       email: z.string().min(3).max(320),
       name: z.string().max(200).optional(),
       password: z.string().max(1024).optional().describe('checked against the password policy; never returned'),
+      password_hash: z
+        .string()
+        .max(512)
+        .optional()
+        .describe('instead of password, for a user moved from another identity provider: an argon2 PHC string or a bcrypt hash of their password, replaced by argon2id at their first sign-in; never returned'),
       email_verified: z.boolean().optional(),
     })
     .strict(),
   response: userSchema,
   async handle({ body, realmId, services }) {
-    return namingBodyFields(bodyPath, () => services.users.create({ realmId, email: body.email, name: body.name, password: body.password, emailVerified: body.email_verified }));
+    let passwordHash: string | undefined;
+    if (body.password_hash !== undefined) {
+      if (body.password !== undefined) throw new ProblemError('invalid_input', 'give password or password_hash, not both', 400, [{ field: 'body.password_hash', message: 'cannot be given with password' }]);
+      const found = classifyImportedHash(body.password_hash.trim());
+      if ('problem' in found) throw new ProblemError('invalid_input', `password_hash ${found.problem}`, 400, [{ field: 'body.password_hash', message: found.problem }]);
+      passwordHash = body.password_hash.trim();
+    }
+    return namingBodyFields(bodyPath, () => services.users.create({ realmId, email: body.email, name: body.name, password: body.password, passwordHash, emailVerified: body.email_verified }));
   },
 });
 

@@ -124,6 +124,7 @@ export class AccountLinking {
       passwordHash: null,
       disabled: false,
       passkeyOfferSnoozedUntil: null,
+      createdBy: 'connection',
       createdAt: now,
       updatedAt: now,
     };

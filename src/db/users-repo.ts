@@ -1,6 +1,9 @@
 import type { Db } from './knex.js';
 import { queryFirst, sql } from './statements.js';
 
+/** Who made a user (null: a row from before this was recorded). */
+export type UserOrigin = 'signup' | 'operator' | 'import' | 'connection';
+
 export interface UserRow {
   id: string;
   realmId: string;
@@ -12,6 +15,7 @@ export interface UserRow {
   disabled: boolean;
   /** "Create a passkey" is not offered again before this time. */
   passkeyOfferSnoozedUntil: number | null;
+  createdBy: UserOrigin | null;
   createdAt: number;
   updatedAt: number;
 }
@@ -26,6 +30,7 @@ const toUser = (r: any): UserRow => ({
   passwordHash: r.password_hash ?? null,
   disabled: Boolean(r.disabled),
   passkeyOfferSnoozedUntil: r.passkey_offer_snoozed_until === null || r.passkey_offer_snoozed_until === undefined ? null : Number(r.passkey_offer_snoozed_until),
+  createdBy: r.created_by ?? null,
   createdAt: Number(r.created_at),
   updatedAt: Number(r.updated_at),
 });
@@ -55,6 +60,7 @@ export const usersRepo = {
       picture: u.picture,
       password_hash: u.passwordHash,
       disabled: u.disabled,
+      created_by: u.createdBy,
       created_at: u.createdAt,
       updated_at: u.updatedAt,
     });

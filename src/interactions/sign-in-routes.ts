@@ -334,6 +334,9 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     // a sign-up whose emailed code was entered has proven the mailbox: a confirmed address alone does not
     // keep it from an account with no way in at all (the row its own earlier sign-up left)
     if (user.passwordHash || user.disabled || (user.emailVerified && !options.mailboxProven)) return false;
+    // a user an operator, an import or a connection made is someone's account waiting for its owner:
+    // only the emailed code (the mailbox) hands it over, as an invitation would
+    if (user.createdBy !== null && user.createdBy !== 'signup' && !options.mailboxProven) return false;
     const [credentials, totpOn, codes, identities] = await Promise.all([
       services.passkeys.credentials(realmId, user.id),
       totp.isEnrolled(realmId, user.id),
@@ -389,7 +392,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
       user = existing;
     } else {
       try {
-        await users.create({ realmId: s.realm.id, email, name, password: password || undefined, emailVerified: false });
+        await users.create({ realmId: s.realm.id, email, name, password: password || undefined, emailVerified: false, createdBy: 'signup' });
       } catch (err) {
         const e = err as { code?: string; message?: string };
         if (err instanceof InvalidFieldsError && err.fields[0]?.field === 'name') {
@@ -528,7 +531,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
       await users.completeSignup(s.realm.id, existing.id, { name: pending.name, passwordHash: pending.passwordHash });
     } else {
       try {
-        await users.create({ realmId: s.realm.id, email: pending.email, name: pending.name, passwordHash: pending.passwordHash, emailVerified: true });
+        await users.create({ realmId: s.realm.id, email: pending.email, name: pending.name, passwordHash: pending.passwordHash, emailVerified: true, createdBy: 'signup' });
       } catch (err) {
         if ((err as { code?: string }).code === 'conflict') return taken();
         throw err;

@@ -156,6 +156,32 @@ describe('self-service sign-up', () => {
     expect(resumed.html).toContain('lk-passkey-create');
   });
 
+  it("a passwordless user an operator or an import made, address unconfirmed, is never handed to a sign-up of its email (no emailed code proved the mailbox)", async () => {
+    const s = server.services;
+    // an operator's user waiting for its owner (the admin API's email_verified: false), and one imported without a password hash
+    await s.users.create({ realmId: 'open', email: 'invited@open.test', emailVerified: false });
+    const dir = mkdtempSync(join(tmpdir(), 'latchkey-signup-import-'));
+    writeFileSync(join(dir, 'u.jsonl'), JSON.stringify({ email: 'imported@open.test', name: 'Imported' }));
+    const imported = await server.cli(['user', 'import', '--realm', 'open', '--file', join(dir, 'u.jsonl')]);
+    expect(imported.code, imported.stderr).toBe(0);
+    for (const email of ['invited@open.test', 'imported@open.test']) {
+      const attacker = new Browser();
+      const { login } = await signupPage(attacker);
+      const form = await readPage(await attacker.follow(new URL(`/interaction/${login.uid}/signup`, issuer), {}, REDIRECT));
+      const answer = await readPage(await submit(attacker, form, '/signup', { email }, REDIRECT));
+      expect(answer.status, email).toBe(409);
+      expect(answer.html).toContain('already exists');
+      expect(answer.html).not.toContain('lk-passkey-create');
+      const register = await postJson(attacker, form, '/passkey/register/options', {});
+      expect(register.status, email).not.toBe(200);
+      const withPassword = await readPage(await submit(attacker, form, '/signup', { email, password: PASSWORD }, REDIRECT));
+      expect(withPassword.status, email).toBe(409);
+      const user = await s.users.findByEmail('open', email);
+      expect(user?.passwordHash, email).toBeNull();
+      expect(await s.passkeys.credentials('open', user!.id)).toHaveLength(0);
+    }
+  });
+
   it('passwordless: a passkey is required, then recovery codes are shown once, and a lost passkey is recoverable', async () => {
     const browser = new Browser();
     const authenticator = new SoftAuthenticator();

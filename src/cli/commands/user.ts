@@ -1,3 +1,5 @@
+import { readFile } from 'node:fs/promises';
+import { parseUserImport } from '../../accounts/user-import.js';
 import type { UserSort } from '../../accounts/user-service.js';
 import { notFound } from '../../errors.js';
 import { recordSecurityEvent } from '../../mfa/security-events.js';
@@ -11,7 +13,13 @@ const usage = `latchkey user create --realm R --email E [--name N] [--password-s
        latchkey user reset-link --realm R --email E [--issuer URL]   (a single-use password reset link to hand over)
        latchkey user disable --realm R --email E
        latchkey user enable --realm R --email E
-       latchkey user list --realm R [--tenant-id T] [--email E] [--limit N] [--cursor C] [--sort created_at|-created_at|email|-email]`;
+       latchkey user list --realm R [--tenant-id T] [--email E] [--limit N] [--cursor C] [--sort created_at|-created_at|email|-email]
+       latchkey user import --realm R --file PATH|- [--dry-run]
+                 (users from another identity provider, JSON Lines or one JSON array, each
+                  {"email", "name", "email_verified", "disabled", "password_hash"}; password_hash is an
+                  argon2 PHC string or a bcrypt hash, replaced by argon2id at the user's first sign-in.
+                  The whole file is checked first: one bad entry imports nothing. Existing addresses are
+                  skipped. Progress goes to stderr; --file - reads standard input)`;
 
 /** The password piped to --password-stdin, without one trailing newline. */
 async function passwordFromStdin(io: CommandIo): Promise<string> {
@@ -20,9 +28,21 @@ async function passwordFromStdin(io: CommandIo): Promise<string> {
   return password;
 }
 
+/** Progress of an import on stderr: at most once a second, and when it is done (only for imports of 100 users or more). */
+function importProgress(io: CommandIo, total: number, verb: string): (done: number) => void {
+  if (total < 100) return () => {};
+  let last = Date.now();
+  return (done) => {
+    const now = Date.now();
+    if (done < total && now - last < 1000) return;
+    last = now;
+    io.stderr(`latchkey user import: ${verb} ${done} of ${total} users (${Math.floor((done / total) * 100)}%)\n`);
+  };
+}
+
 export const userCommand: Command = {
   name: 'user',
-  summary: 'create, list, disable and enable users; set a password or email address or make a reset link; sign a user out everywhere',
+  summary: 'create, import, list, disable and enable users; set a password or email address or make a reset link; sign a user out everywhere',
   usage,
   async run(args, io) {
     const [sub, ...rest] = args;
@@ -103,6 +123,22 @@ export const userCommand: Command = {
           (field) => `--${field}`, // limit, sort
           () => withServices((s) => s.users.list(realmId, { tenantId: o['tenant-id'], email: o.email, limit, cursor: o.cursor, sort: o.sort as UserSort | undefined })),
         );
+      }
+      case 'import': {
+        const o = parse(rest, { realm: { type: 'string' }, file: { type: 'string' }, 'dry-run': { type: 'boolean' } }, usage);
+        const realmId = required(o.realm, 'realm', usage);
+        const file = required(o.file, 'file', usage);
+        let text: string;
+        if (file === '-') text = await readPiped(io, '--file -', 'the users to import');
+        else {
+          try {
+            text = await readFile(file, 'utf8');
+          } catch (err) {
+            throw new UsageError(`--file ${file} cannot be read: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+          }
+        }
+        const users = parseUserImport(text);
+        return withServices((s) => s.users.importUsers(realmId, users, { dryRun: o['dry-run'], onProgress: importProgress(io, users.length, o['dry-run'] ? 'checked' : 'imported') }));
       }
       default:
         throw new UsageError(`${sub ? `unknown user command "${sub}"` : 'user needs a command'}\n\nusage: ${usage}`);
