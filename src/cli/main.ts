@@ -2,6 +2,7 @@ import { ConfigError } from '../config/load.js';
 import { LatchkeyError } from '../errors.js';
 import { clientCommand } from './commands/client.js';
 import { connectionCommand } from './commands/connection.js';
+import { dbCommand } from './commands/db.js';
 import { keysCommand } from './commands/keys.js';
 import { migrateCommand } from './commands/migrate.js';
 import { realmCommand } from './commands/realm.js';
@@ -12,7 +13,7 @@ import { trustCommand } from './commands/trust.js';
 import { userCommand } from './commands/user.js';
 import { HelpRequested, notifyTo, UsageError, type Command, type CommandIo } from './context.js';
 
-const COMMANDS: Command[] = [serveCommand, migrateCommand, realmCommand, clientCommand, userCommand, tenantCommand, keysCommand, secretsCommand, connectionCommand, trustCommand];
+const COMMANDS: Command[] = [serveCommand, migrateCommand, realmCommand, clientCommand, userCommand, tenantCommand, keysCommand, secretsCommand, connectionCommand, trustCommand, dbCommand];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
