@@ -8,7 +8,7 @@ import * as oidc from 'openid-client';
 import { decodeJwt, jwtVerify } from 'jose';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeEachDatabase } from '../helpers/databases.js';
-import { discover, PASSWORD, remoteJwks, signIn } from '../helpers/flows.js';
+import { discover, PASSWORD, remoteJwks, signIn, until } from '../helpers/flows.js';
 import { Browser, parseForm, testFetch } from '../helpers/http.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
@@ -96,13 +96,16 @@ describeEachDatabase('front-channel logout', (kind) => {
     expect(flagOnly.stderr).toMatch(/--frontchannel-logout-session-required/);
   }, 120_000);
 
-  /** Signs in with a fresh client; the browser (cookie jar) and the verified ID token. */
+  /** Signs in with a fresh client on `issuer` (a domain of the realm); the browser (cookie jar) and the verified ID token. */
   async function signedIn(...extra: string[]) {
+    return signedInOn(server.issuer, ...extra);
+  }
+  async function signedInOn(issuer: string, ...extra: string[]) {
     const client = await createClient(...extra);
-    const config = await discover(server.issuer, client.client_id, {}, oidc.ClientSecretBasic(client.client_secret));
+    const config = await until(() => discover(issuer, client.client_id, {}, oidc.ClientSecretBasic(client.client_secret)).catch(() => undefined), `${issuer} served`);
     const browser = new Browser();
     const tokens = await signIn(browser, config, REDIRECT, 'ada@example.test', { scope: 'openid email' });
-    const { payload } = await jwtVerify(tokens.id_token!, remoteJwks(server.issuer), { issuer: server.issuer, audience: client.client_id });
+    const { payload } = await jwtVerify(tokens.id_token!, remoteJwks(issuer), { issuer, audience: client.client_id });
     return { client, config, browser, tokens, idToken: payload };
   }
 
@@ -153,6 +156,17 @@ describeEachDatabase('front-channel logout', (kind) => {
     const res = await signOut(config, browser, tokens.id_token!);
     expect(res.status).toBe(200);
     expect(iframes(await res.text())).toEqual([FRONT]);
+  });
+
+  it("on another domain of the realm, iss is that domain's issuer (where the session lived)", async () => {
+    const second = `http://second.localhost:${server.port}`;
+    await cli(['realm', 'add-issuer', '--realm', 'default', '--issuer', second]);
+    const { config, browser, tokens, idToken } = await signedInOn(second, '--frontchannel-logout-uri', FRONT);
+    const res = await signOut(config, browser, tokens.id_token!);
+    expect(res.status).toBe(200);
+    const url = new URL(iframes(await res.text())[0]!);
+    expect(url.searchParams.get('iss')).toBe(second);
+    expect(url.searchParams.get('sid')).toBe(idToken.sid);
   });
 
   it('a session without such applications signs out with the plain redirect', async () => {
