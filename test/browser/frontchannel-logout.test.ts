@@ -212,6 +212,31 @@ describeWithBrowser('front-channel logout in Chromium', () => {
     }
   });
 
+  it("the account page's Sign out (through /session/end) loads the application's URI too, then shows the signed-out page", async () => {
+    const five = await application('five', '--frontchannel-logout-uri', `${rps.origin('five')}/frontchannel-logout`);
+    const context = await browser.newContext({ locale: 'en-US' });
+    try {
+      const page = await context.newPage();
+      page.setDefaultTimeout(20_000);
+      const seen = watchConsole(page);
+      const signed = await signInto(page, five);
+      // the realm's session is there: the account page opens without a new sign-in
+      await page.goto(`${server.issuer}/account`);
+      await page.getByRole('heading', { name: 'Your account', exact: true }).waitFor();
+      await page.getByRole('button', { name: 'Sign out', exact: true }).click();
+      await page.getByRole('button', { name: 'Yes, sign me out', exact: true }).click();
+      await page.getByRole('heading', { name: 'You have signed out', exact: true }).waitFor();
+      expect(page.url()).toBe(`${server.issuer}/account/signed-out`);
+      const hits = frontchannelHits('five');
+      expect(hits).toHaveLength(1);
+      expect(hits[0]!.query.get('iss')).toBe(server.issuer);
+      expect(hits[0]!.query.get('sid')).toBe(signed.claims.sid);
+      expect(seen.cspViolations).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  });
+
   it('the sign-out page passes the accessibility checks (axe WCAG 2.1 A/AA in both colour schemes, keyboard to its link, reflow)', async () => {
     const four = await application('four', '--frontchannel-logout-uri', `${rps.origin('four')}/frontchannel-logout-hang`);
     const context = await browser.newContext({ locale: 'en-US' });
