@@ -19,6 +19,8 @@ const clientSchema = z.object({
   admin_api: z.boolean().optional(),
   application_type: z.enum(['web', 'native']),
   backchannel_logout_uri: z.string().optional(),
+  frontchannel_logout_uri: z.string().optional(),
+  frontchannel_logout_session_required: z.boolean().optional(),
 });
 
 const idParams = z.object({ clientId: z.string().min(1).max(200) });
@@ -46,6 +48,17 @@ const settingsSchema = z.object({
     .nullable()
     .optional()
     .describe('OpenID Connect Back-Channel Logout: where a logout token is posted when a session of this client ends; null removes it'),
+  frontchannel_logout_uri: z
+    .string()
+    .min(1)
+    .max(2000)
+    .nullable()
+    .optional()
+    .describe("OpenID Connect Front-Channel Logout: the application's page the sign-out page loads in a hidden iframe when a session of this client ends; null removes it"),
+  frontchannel_logout_session_required: z
+    .boolean()
+    .optional()
+    .describe('with frontchannel_logout_uri: add iss and sid to its query (default true)'),
 });
 
 /** The body field that gave each field of ClientService's input (`redirectUris.1` is `redirect_uris[1]`). */
@@ -59,6 +72,8 @@ const bodyPath = bodyPathOf({
   adminApi: 'admin_api',
   authMethod: 'token_endpoint_auth_method',
   backchannelLogoutUri: 'backchannel_logout_uri',
+  frontchannelLogoutUri: 'frontchannel_logout_uri',
+  frontchannelLogoutSessionRequired: 'frontchannel_logout_session_required',
 });
 
 /** Those settings from the API's names to ClientService's. */
@@ -75,6 +90,8 @@ function settingsOf(body: z.infer<typeof settingsSchema>): UpdateClientInput {
     scope: body.scope,
     adminApi: body.admin_api,
     backchannelLogoutUri: body.backchannel_logout_uri,
+    frontchannelLogoutUri: body.frontchannel_logout_uri,
+    frontchannelLogoutSessionRequired: body.frontchannel_logout_session_required,
   };
 }
 
@@ -130,6 +147,7 @@ export const createClient = defineOperation({
         native: body.native,
         authMethod: body.token_endpoint_auth_method,
         backchannelLogoutUri: body.backchannel_logout_uri ?? undefined,
+        frontchannelLogoutUri: body.frontchannel_logout_uri ?? undefined,
       }),
     );
   },

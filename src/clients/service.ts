@@ -48,6 +48,13 @@ export interface CreateClientInput {
    * client ends through sign-out (every token names the session, `sid`).
    */
   backchannelLogoutUri?: string;
+  /**
+   * OpenID Connect Front-Channel Logout: a page of the application the sign-out page loads in a hidden
+   * iframe when a session of this client ends through sign-out (src/oidc/frontchannel-logout.ts).
+   */
+  frontchannelLogoutUri?: string;
+  /** With the front-channel logout URI: `iss` and `sid` are added to its query (default: true, as Keycloak does). */
+  frontchannelLogoutSessionRequired?: boolean;
 }
 
 export interface CreatedClient {
@@ -66,6 +73,8 @@ export interface CreatedClient {
   admin_api?: boolean;
   application_type: 'web' | 'native';
   backchannel_logout_uri?: string;
+  frontchannel_logout_uri?: string;
+  frontchannel_logout_session_required?: boolean;
 }
 
 const FORBIDDEN_SCHEMES = new Set(['javascript:', 'vbscript:', 'data:', 'blob:', 'file:', 'about:']);
@@ -123,6 +132,9 @@ export interface UpdateClientInput {
   adminApi?: boolean;
   /** A new back-channel logout URI, or null to stop sending logout tokens. */
   backchannelLogoutUri?: string | null;
+  /** A new front-channel logout URI, or null to stop loading one at sign-out. */
+  frontchannelLogoutUri?: string | null;
+  frontchannelLogoutSessionRequired?: boolean;
 }
 
 const hasSecret = (authMethod: string): boolean => authMethod === 'client_secret_basic' || authMethod === 'client_secret_post';
@@ -142,6 +154,8 @@ interface ClientSpec {
   scope?: string;
   adminApi: boolean;
   backchannelLogoutUri?: string;
+  frontchannelLogoutUri?: string;
+  frontchannelLogoutSessionRequired?: boolean;
 }
 
 /**
@@ -174,6 +188,12 @@ function clientMetadata(spec: ClientSpec): Record<string, unknown> {
   if (spec.jwksUri) checkUri(spec.jwksUri, 'JWKS URI', 'jwksUri');
   // the server posts to it itself: a web URL whatever the kind of client (OpenID Connect Back-Channel Logout 1.0, section 2.2)
   if (spec.backchannelLogoutUri !== undefined) checkUri(spec.backchannelLogoutUri, 'back-channel logout URI', 'backchannelLogoutUri');
+  // loaded by the browser in an iframe of the sign-out page: a web URL whatever the kind of client; a query
+  // is allowed, a fragment is not (OpenID Connect Front-Channel Logout 1.0, section 2)
+  if (spec.frontchannelLogoutUri !== undefined) checkUri(spec.frontchannelLogoutUri, 'front-channel logout URI', 'frontchannelLogoutUri');
+  if (spec.frontchannelLogoutSessionRequired !== undefined && spec.frontchannelLogoutUri === undefined) {
+    throw invalidField('frontchannelLogoutSessionRequired', (n) => `applies to a front-channel logout URI, and the client has none (${n('frontchannelLogoutUri')})`);
+  }
   if (spec.jwksUri && spec.jwks !== undefined) throw invalidField('jwks', (n) => `give the client's keys either by URL (${n('jwksUri')}) or inline (${n('jwks')}), not both`);
   const scope = spec.scope?.split(' ').filter(Boolean).join(' ');
   for (const s of scope?.split(' ') ?? []) {
@@ -196,6 +216,9 @@ function clientMetadata(spec: ClientSpec): Record<string, unknown> {
     ...(spec.adminApi ? { admin_api: true } : {}),
     ...(native ? { application_type: 'native' } : {}),
     ...(spec.backchannelLogoutUri !== undefined ? { backchannel_logout_uri: spec.backchannelLogoutUri, backchannel_logout_session_required: true } : {}),
+    ...(spec.frontchannelLogoutUri !== undefined
+      ? { frontchannel_logout_uri: spec.frontchannelLogoutUri, frontchannel_logout_session_required: spec.frontchannelLogoutSessionRequired ?? true }
+      : {}),
   };
 }
 
@@ -216,6 +239,9 @@ function view(c: ClientRow): Omit<CreatedClient, 'client_secret'> {
     ...(c.metadata.admin_api ? { admin_api: true } : {}),
     application_type: c.metadata.application_type === 'native' ? 'native' : 'web',
     ...(typeof c.metadata.backchannel_logout_uri === 'string' ? { backchannel_logout_uri: c.metadata.backchannel_logout_uri } : {}),
+    ...(typeof c.metadata.frontchannel_logout_uri === 'string'
+      ? { frontchannel_logout_uri: c.metadata.frontchannel_logout_uri, frontchannel_logout_session_required: c.metadata.frontchannel_logout_session_required !== false }
+      : {}),
   };
 }
 
@@ -250,6 +276,8 @@ export class ClientService {
       scope: input.scope,
       adminApi: Boolean(input.adminApi),
       backchannelLogoutUri: input.backchannelLogoutUri,
+      frontchannelLogoutUri: input.frontchannelLogoutUri,
+      frontchannelLogoutSessionRequired: input.frontchannelLogoutSessionRequired,
     });
 
     const realm = await realmsRepo.find(this.db, input.realmId);
@@ -304,6 +332,13 @@ export class ClientService {
       scope: given(changes.scope, m.scope as string | undefined),
       adminApi: given(changes.adminApi, Boolean(m.admin_api)),
       backchannelLogoutUri: changes.backchannelLogoutUri === null ? undefined : given(changes.backchannelLogoutUri, m.backchannel_logout_uri as string | undefined),
+      // removing the front-channel logout URI removes its session flag with it
+      ...(changes.frontchannelLogoutUri === null
+        ? { frontchannelLogoutUri: undefined, frontchannelLogoutSessionRequired: changes.frontchannelLogoutSessionRequired }
+        : {
+            frontchannelLogoutUri: given(changes.frontchannelLogoutUri, m.frontchannel_logout_uri as string | undefined),
+            frontchannelLogoutSessionRequired: given(changes.frontchannelLogoutSessionRequired, m.frontchannel_logout_session_required as boolean | undefined),
+          }),
     });
     const now = Date.now();
     const updated: ClientRow = { ...row, name: metadata.client_name as string, metadata, firstParty: given(changes.firstParty, row.firstParty), updatedAt: now };

@@ -1,4 +1,5 @@
 import type { KoaContextWithOIDC } from 'oidc-provider';
+import { FRONTCHANNEL_REFRESH_SECONDS, FRONTCHANNEL_WAIT_MS, type FrontchannelPage } from '../oidc/frontchannel-logout.js';
 import { renderPage } from '../views/render.js';
 import { layoutFor, type RealmRequest } from './layout.js';
 import { providerErrorText } from './provider-error-text.js';
@@ -18,6 +19,19 @@ export const providerPages = {
   },
   async loggedOut(ctx: KoaContextWithOIDC) {
     html(ctx, renderPage('logged-out', { layout: layoutFor(served(ctx), 'Signed out'), clientName: clientName(ctx) }));
+  },
+  /** After a sign-out: the applications' front-channel logout iframes, then on to `continueUrl`. */
+  frontchannelLogout(ctx: KoaContextWithOIDC, page: FrontchannelPage) {
+    html(
+      ctx,
+      renderPage('frontchannel-logout', {
+        layout: layoutFor(served(ctx), 'Signing you out'),
+        frames: page.frames,
+        continueUrl: page.continueUrl,
+        waitMs: FRONTCHANNEL_WAIT_MS,
+        refreshSeconds: FRONTCHANNEL_REFRESH_SECONDS,
+      }),
+    );
   },
   async error(ctx: KoaContextWithOIDC, out: { error?: string; error_description?: string }, error: Error) {
     const layout = layoutFor(served(ctx), 'Something went wrong');

@@ -26,6 +26,7 @@ import type { EventBus } from '../events/bus.js';
 import { deviceSignInEvents } from './device-events.js';
 import { emitSessionSignIns } from './session-events.js';
 import { logBackchannelDeliveries, providerFetch } from './backchannel-logout.js';
+import { enableFrontchannelLogout, FRONTCHANNEL_CLIENT_METADATA, FRONTCHANNEL_DISCOVERY } from './frontchannel-logout.js';
 import { grantTypeOf, refreshTokenTtl, withoutProviderAsyncContext } from './request-context.js';
 import type { TenantService } from '../tenants/service.js';
 import type { LoginThrottle } from '../accounts/login-throttle.js';
@@ -160,7 +161,8 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
       token_endpoint_auth_method: 'client_secret_basic',
       id_token_signed_response_alg: settings.signingAlg,
     },
-    extraClientMetadata: { properties: ['first_party', 'admin_api'] },
+    // front-channel logout's fields are Latchkey's (src/oidc/frontchannel-logout.ts): node-oidc-provider has no such feature
+    extraClientMetadata: { properties: ['first_party', 'admin_api', ...FRONTCHANNEL_CLIENT_METADATA] },
     enabledJWA: {
       idTokenSigningAlgValues: SIGNING as any,
       userinfoSigningAlgValues: SIGNING as any,
@@ -173,6 +175,7 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
       // RFC 8707 resource indicators are accepted at /auth and /token (see the README).
       resource_indicators_supported: true,
       service_documentation: 'https://github.com/latchkey-idp/latchkey#readme',
+      ...FRONTCHANNEL_DISCOVERY,
     } as any,
     ttl: {
       // numbers and ctx-free functions: node-oidc-provider hands these no ctx (src/oidc/request-context.ts)
@@ -339,6 +342,7 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
   undoFailedTokenRequests(provider, deps.db, realm.id, log);
   provider.on('server_error', (_ctx: unknown, err: Error) => log.error({ err }, 'provider error'));
   logBackchannelDeliveries(provider, log);
+  enableFrontchannelLogout(provider, providerPages.frontchannelLogout);
   // A request that arrived without a session (the device code form posted once the browser's session was
   // ended, expired or its cookie blocked) fails its form check; the error page then writes a fresh form
   // secret into that session after its middleware has finished, and the provider's final save of touched

@@ -1,6 +1,6 @@
 import type { Context, Next } from 'koa';
 
-const CSP = [
+const DIRECTIVES = [
   "default-src 'self'",
   "script-src 'self'",
   "style-src 'self'",
@@ -9,7 +9,21 @@ const CSP = [
   "base-uri 'none'",
   "object-src 'none'",
   "frame-ancestors 'none'",
-].join('; ');
+];
+const CSP = DIRECTIVES.join('; ');
+
+/** An http(s) origin as URL.origin gives it (nothing that could end a directive or add a source). */
+const ORIGIN = /^https?:\/\/[A-Za-z0-9.\-[\]:]+$/;
+
+/**
+ * The policy every page gets, or, for a page that frames other sites (the front-channel logout page,
+ * src/oidc/frontchannel-logout.ts), that policy with `frame-src` naming exactly those origins.
+ */
+export function contentSecurityPolicy(options: { frameSrc?: readonly string[] } = {}): string {
+  const origins = (options.frameSrc ?? []).filter((o) => ORIGIN.test(o));
+  if (!origins.length) return CSP;
+  return [...DIRECTIVES, `frame-src ${origins.join(' ')}`].join('; ');
+}
 
 const HEADERS: Array<[string, string]> = [
   ['Content-Security-Policy', CSP],

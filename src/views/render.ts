@@ -82,6 +82,8 @@ const PAGES = new Set([
   'signup-code',
   // The page an email change confirmation link opens.
   'change-email',
+  // After a sign-out: the applications' front-channel logout iframes (src/oidc/frontchannel-logout.ts).
+  'frontchannel-logout',
 ]);
 
 export function viewsDir(): string {

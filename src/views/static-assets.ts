@@ -49,7 +49,7 @@ function asset(type: string, body: Buffer): StaticAsset {
 
 /**
  * Every static asset by its URL path (`/assets/latchkey.css`, `/assets/favicon.svg`,
- * `/assets/passkeys.js`, `/assets/simplewebauthn-browser.js`, `/assets/connections/<preset>.svg`).
+ * `/assets/passkeys.js`, `/assets/frontchannel-logout.js`, `/assets/simplewebauthn-browser.js`, `/assets/connections/<preset>.svg`).
  * Throws when a file is missing.
  */
 export function loadStaticAssets(): Map<string, StaticAsset> {
@@ -60,6 +60,7 @@ export function loadStaticAssets(): Map<string, StaticAsset> {
     [`${ASSETS_URL_PREFIX}/latchkey.css`, asset(css, readFileSync(join(dir, 'latchkey.css')))],
     [`${ASSETS_URL_PREFIX}/favicon.svg`, asset('image/svg+xml', readFileSync(join(dir, 'favicon.svg')))],
     [`${ASSETS_URL_PREFIX}/passkeys.js`, asset(js, readFileSync(join(dir, 'passkeys.js')))],
+    [`${ASSETS_URL_PREFIX}/frontchannel-logout.js`, asset(js, readFileSync(join(dir, 'frontchannel-logout.js')))],
     [`${ASSETS_URL_PREFIX}/simplewebauthn-browser.js`, asset(js, readFileSync(simpleWebAuthnBundlePath()))],
     // connection icons: neutral monograms per preset and a key for generic connections
     ...CONNECTION_ICONS.map((name): [string, StaticAsset] => [`${ASSETS_URL_PREFIX}/connections/${name}.svg`, asset('image/svg+xml', readFileSync(join(dir, 'connections', `${name}.svg`)))]),

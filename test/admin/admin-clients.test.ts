@@ -123,4 +123,46 @@ describeEachDatabase('admin API: applications (clients)', (kind) => {
     expect(removed.body.backchannel_logout_uri).toBeUndefined();
     expect((await api(`/clients/${id}`, { token: readToken })).body.backchannel_logout_uri).toBeUndefined();
   });
+
+  it('a front-channel logout URI: set on creation with its session flag, shown, refused when not a web URL (nothing written), removed with null', async () => {
+    const uri = 'https://billing.example.test/frontchannel-logout?from=idp';
+    const before = (await api('/clients', { token: readToken })).body.items.length;
+    for (const bad of ['not a url', 'javascript:alert(1)', `${uri}#frag`]) {
+      const refused = await api('/clients', { method: 'POST', body: { name: 'Billing web', redirect_uris: ['https://billing.example.test/cb'], frontchannel_logout_uri: bad } });
+      expect(refused.status, bad).toBe(400);
+      expect(refused.type).toMatch(/problem\+json/);
+      expect(refused.body.errors[0].field, bad).toBe('body.frontchannel_logout_uri');
+      expect(refused.body.errors[0].message, bad).toMatch(/front-channel logout URI/);
+    }
+    const orphan = await api('/clients', { method: 'POST', body: { name: 'Billing web', redirect_uris: ['https://billing.example.test/cb'], frontchannel_logout_session_required: false } });
+    expect(orphan.status).toBe(400);
+    expect(orphan.body.errors[0].field).toBe('body.frontchannel_logout_session_required');
+    expect(orphan.body.errors[0].message).toMatch(/frontchannel_logout_uri/);
+    expect((await api('/clients', { token: readToken })).body.items.length).toBe(before);
+
+    const created = await api('/clients', { method: 'POST', body: { name: 'Billing web', redirect_uris: ['https://billing.example.test/cb'], frontchannel_logout_uri: uri } });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ frontchannel_logout_uri: uri, frontchannel_logout_session_required: true });
+    const id = created.body.client_id as string;
+    expect((await api(`/clients/${id}`, { token: readToken })).body).toMatchObject({ frontchannel_logout_uri: uri, frontchannel_logout_session_required: true });
+    const listed = (await api('/clients', { token: readToken })).body.items.find((c: { client_id: string }) => c.client_id === id);
+    expect(listed).toMatchObject({ frontchannel_logout_uri: uri, frontchannel_logout_session_required: true });
+
+    const bad = await api(`/clients/${id}`, { method: 'PATCH', body: { frontchannel_logout_uri: 'javascript:alert(1)', frontchannel_logout_session_required: false } });
+    expect(bad.status).toBe(400);
+    expect(bad.body.errors[0].field).toBe('body.frontchannel_logout_uri');
+    expect((await api(`/clients/${id}`, { token: readToken })).body).toMatchObject({ frontchannel_logout_uri: uri, frontchannel_logout_session_required: true });
+
+    const noSession = await api(`/clients/${id}`, { method: 'PATCH', body: { frontchannel_logout_session_required: false } });
+    expect(noSession.status).toBe(200);
+    expect(noSession.body).toMatchObject({ frontchannel_logout_uri: uri, frontchannel_logout_session_required: false });
+
+    const removed = await api(`/clients/${id}`, { method: 'PATCH', body: { frontchannel_logout_uri: null } });
+    expect(removed.status).toBe(200);
+    expect(removed.body.frontchannel_logout_uri).toBeUndefined();
+    expect(removed.body.frontchannel_logout_session_required).toBeUndefined();
+    const got = (await api(`/clients/${id}`, { token: readToken })).body;
+    expect(got.frontchannel_logout_uri).toBeUndefined();
+    expect(got.frontchannel_logout_session_required).toBeUndefined();
+  });
 });

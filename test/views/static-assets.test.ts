@@ -7,7 +7,7 @@ import { assetsDir } from '../../src/views/render.js';
 import { loadStaticAssets, simpleWebAuthnBundlePath } from '../../src/views/static-assets.js';
 
 const CONNECTION_ICONS = ['generic', 'google', 'github', 'entra', 'gitlab'].map((n) => `/assets/connections/${n}.svg`);
-const PATHS = ['/assets/latchkey.css', '/assets/favicon.svg', '/assets/passkeys.js', '/assets/simplewebauthn-browser.js', ...CONNECTION_ICONS];
+const PATHS = ['/assets/latchkey.css', '/assets/favicon.svg', '/assets/passkeys.js', '/assets/frontchannel-logout.js', '/assets/simplewebauthn-browser.js', ...CONNECTION_ICONS];
 const text = (body: string | Buffer) => (typeof body === 'string' ? body : body.toString('utf8'));
 
 describe('loadStaticAssets', () => {
@@ -22,6 +22,7 @@ describe('loadStaticAssets', () => {
     expect(assets.get('/assets/latchkey.css')!.type).toBe('text/css; charset=utf-8');
     expect(assets.get('/assets/favicon.svg')!.type).toBe('image/svg+xml');
     expect(assets.get('/assets/passkeys.js')!.type).toBe('text/javascript; charset=utf-8');
+    expect(assets.get('/assets/frontchannel-logout.js')!.type).toBe('text/javascript; charset=utf-8');
     expect(assets.get('/assets/simplewebauthn-browser.js')!.type).toBe('text/javascript; charset=utf-8');
     for (const icon of CONNECTION_ICONS) {
       expect(assets.get(icon)!.type).toBe('image/svg+xml');
@@ -33,6 +34,7 @@ describe('loadStaticAssets', () => {
   it('serves the files as they are on disk; ETags differ per content and are stable', () => {
     expect(text(assets.get('/assets/latchkey.css')!.body)).toBe(readFileSync(join(assetsDir(), 'latchkey.css'), 'utf8'));
     expect(text(assets.get('/assets/passkeys.js')!.body)).toBe(readFileSync(join(assetsDir(), 'passkeys.js'), 'utf8'));
+    expect(text(assets.get('/assets/frontchannel-logout.js')!.body)).toBe(readFileSync(join(assetsDir(), 'frontchannel-logout.js'), 'utf8'));
     const etags = [...assets.values()].map((a) => a.etag);
     expect(new Set(etags).size).toBe(etags.length);
     expect([...loadStaticAssets().values()].map((a) => a.etag)).toEqual(etags);

@@ -9,6 +9,10 @@ const usage = `latchkey client create --realm R --name N [--redirect-uri URL ...
                               [--backchannel-logout-uri URL]
                                               (OpenID Connect Back-Channel Logout: a logout token is posted
                                                there when a session of this client ends by signing out)
+                              [--frontchannel-logout-uri URL] [--no-frontchannel-logout-session-required]
+                                              (OpenID Connect Front-Channel Logout: the sign-out page loads URL in a
+                                               hidden iframe when a session of this client ends, with iss and sid
+                                               in its query unless --no-frontchannel-logout-session-required)
                               [--native]      (a desktop or mobile app, RFC 8252: public; redirect URIs may use a
                                                private-use scheme like com.example.app:/cb, or http://127.0.0.1/cb
                                                where any port matches)
@@ -17,6 +21,8 @@ const usage = `latchkey client create --realm R --name N [--redirect-uri URL ...
                               [--grant G ...] [--first-party | --third-party] [--id-token-alg ALG] [--jwks-uri URL | --jwks JSON]
                               [--scope "openid email ..."] [--admin-api | --no-admin-api]
                               [--backchannel-logout-uri URL | --no-backchannel-logout]
+                              [--frontchannel-logout-uri URL | --no-frontchannel-logout]
+                              [--frontchannel-logout-session-required | --no-frontchannel-logout-session-required]
                                               (a list given replaces the stored one; what is not given stays; public,
                                                native and the auth method stay: a client of another kind is a new client)
        latchkey client rotate-secret --realm R --client-id ID
@@ -39,6 +45,9 @@ const SETTING_OPTIONS = {
   scope: { type: 'string' },
   'admin-api': { type: 'boolean' },
   'backchannel-logout-uri': { type: 'string' },
+  'frontchannel-logout-uri': { type: 'string' },
+  'frontchannel-logout-session-required': { type: 'boolean' },
+  'no-frontchannel-logout-session-required': { type: 'boolean' },
 } as const;
 
 /** The flag that gave each field of ClientService's input (`redirectUris.1` is one of the --redirect-uri). */
@@ -57,8 +66,18 @@ const FLAGS: Record<string, string> = {
   public: '--public',
   native: '--native',
   backchannelLogoutUri: '--backchannel-logout-uri',
+  frontchannelLogoutUri: '--frontchannel-logout-uri',
+  frontchannelLogoutSessionRequired: '--frontchannel-logout-session-required',
 };
 const flagOf = (field: string): string => FLAGS[field.split('.')[0]] ?? field;
+
+/** --frontchannel-logout-session-required / --no-frontchannel-logout-session-required, or undefined. */
+function sessionRequired(o: { 'frontchannel-logout-session-required'?: boolean; 'no-frontchannel-logout-session-required'?: boolean }): boolean | undefined {
+  const on = o['frontchannel-logout-session-required'];
+  const off = o['no-frontchannel-logout-session-required'];
+  if (on && off) throw new UsageError(`give --frontchannel-logout-session-required or --no-frontchannel-logout-session-required, not both\n\nusage: ${usage}`);
+  return on ? true : off ? false : undefined;
+}
 
 function parseJwks(text: string): unknown {
   try {
@@ -89,6 +108,7 @@ export const clientCommand: Command = {
         const realmId = required(o.realm, 'realm', usage);
         const name = required(o.name, 'name', usage);
         const jwks = o.jwks ? parseJwks(o.jwks) : undefined;
+        const frontchannelSession = sessionRequired(o);
         return namingFlags(flagOf, () =>
           withServices((s) =>
             s.clients.create({
@@ -107,6 +127,8 @@ export const clientCommand: Command = {
               adminApi: o['admin-api'],
               native: o.native,
               backchannelLogoutUri: o['backchannel-logout-uri'],
+              frontchannelLogoutUri: o['frontchannel-logout-uri'],
+              frontchannelLogoutSessionRequired: frontchannelSession,
             }),
           ),
         );
@@ -128,6 +150,7 @@ export const clientCommand: Command = {
             'third-party': { type: 'boolean' },
             'no-admin-api': { type: 'boolean' },
             'no-backchannel-logout': { type: 'boolean' },
+            'no-frontchannel-logout': { type: 'boolean' },
           },
           usage,
         );
@@ -136,6 +159,7 @@ export const clientCommand: Command = {
         if (o['first-party'] && o['third-party']) throw new UsageError(`give --first-party or --third-party, not both\n\nusage: ${usage}`);
         if (o['admin-api'] && o['no-admin-api']) throw new UsageError(`give --admin-api or --no-admin-api, not both\n\nusage: ${usage}`);
         if (o['backchannel-logout-uri'] !== undefined && o['no-backchannel-logout']) throw new UsageError(`give --backchannel-logout-uri or --no-backchannel-logout, not both\n\nusage: ${usage}`);
+        if (o['frontchannel-logout-uri'] !== undefined && o['no-frontchannel-logout']) throw new UsageError(`give --frontchannel-logout-uri or --no-frontchannel-logout, not both\n\nusage: ${usage}`);
         const changes = {
           name: o.name,
           redirectUris: o['redirect-uri'],
@@ -148,6 +172,8 @@ export const clientCommand: Command = {
           scope: o.scope,
           adminApi: o['admin-api'] ? true : o['no-admin-api'] ? false : undefined,
           backchannelLogoutUri: o['no-backchannel-logout'] ? null : o['backchannel-logout-uri'],
+          frontchannelLogoutUri: o['no-frontchannel-logout'] ? null : o['frontchannel-logout-uri'],
+          frontchannelLogoutSessionRequired: sessionRequired(o),
         };
         if (Object.values(changes).every((v) => v === undefined)) throw new UsageError(`client update needs something to change (--name, --redirect-uri, ...)\n\nusage: ${usage}`);
         return namingFlags(flagOf, () => withServices((s) => s.clients.update(realmId, clientId, changes)));
