@@ -190,7 +190,13 @@ function clientMetadata(spec: ClientSpec): Record<string, unknown> {
   if (spec.backchannelLogoutUri !== undefined) checkUri(spec.backchannelLogoutUri, 'back-channel logout URI', 'backchannelLogoutUri');
   // loaded by the browser in an iframe of the sign-out page: a web URL whatever the kind of client; a query
   // is allowed, a fragment is not (OpenID Connect Front-Channel Logout 1.0, section 2)
-  if (spec.frontchannelLogoutUri !== undefined) checkUri(spec.frontchannelLogoutUri, 'front-channel logout URI', 'frontchannelLogoutUri');
+  if (spec.frontchannelLogoutUri !== undefined) {
+    const origin = new URL(checkUri(spec.frontchannelLogoutUri, 'front-channel logout URI', 'frontchannelLogoutUri')).origin;
+    // "The domain, port, and scheme of this URL MUST be the same as that of a registered Redirection URI value"
+    if (!redirectUris.some((u) => URL.canParse(u) && new URL(u).origin === origin)) {
+      throw invalidField('frontchannelLogoutUri', (n) => `a front-channel logout URI must be on the scheme, host and port of one of the client's redirect URIs (${n('redirectUris')}); ${origin} is not`);
+    }
+  }
   if (spec.frontchannelLogoutSessionRequired !== undefined && spec.frontchannelLogoutUri === undefined) {
     throw invalidField('frontchannelLogoutSessionRequired', (n) => `applies to a front-channel logout URI, and the client has none (${n('frontchannelLogoutUri')})`);
   }

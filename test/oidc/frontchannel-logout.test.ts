@@ -14,7 +14,8 @@ import { startTestServer, type TestServer } from '../helpers/server.js';
 
 const REDIRECT = 'http://app.example.test/callback';
 const BYE = 'http://app.example.test/bye';
-const FRONT = 'https://app.example.test/frontchannel-logout?tenant=a';
+// on the scheme, host and port of the client's redirect URI, as Front-Channel Logout 1.0 section 2 requires
+const FRONT = 'http://app.example.test/frontchannel-logout?tenant=a';
 
 describeEachDatabase('front-channel logout', (kind) => {
   let server: TestServer;
@@ -56,6 +57,8 @@ describeEachDatabase('front-channel logout', (kind) => {
       ['javascript:alert(1)', /forbidden scheme|must be an https/],
       [`${FRONT}#frag`, /must not contain a fragment/],
       ['ftp://app.example.test/logout', /must be an https \(or http\) URL/],
+      ['https://app.example.test/frontchannel-logout', /must be on the scheme, host and port of one of the client's redirect URIs \(--redirect-uri\); https:\/\/app.example.test is not/],
+      ['http://elsewhere.example.test/frontchannel-logout', /http:\/\/elsewhere.example.test is not/],
     ] as const) {
       const refused = await server.cli(['client', 'create', '--realm', 'default', '--name', 'Bad', '--redirect-uri', REDIRECT, '--frontchannel-logout-uri', bad]);
       expect(refused.code, bad).not.toBe(0);
@@ -84,7 +87,7 @@ describeEachDatabase('front-channel logout', (kind) => {
 
     const noSession = await cli(['client', 'update', '--realm', 'default', '--client-id', created.client_id, '--no-frontchannel-logout-session-required']);
     expect(noSession).toMatchObject({ frontchannel_logout_uri: FRONT, frontchannel_logout_session_required: false });
-    const other = 'https://app.example.test/other-logout';
+    const other = 'http://app.example.test/other-logout';
     const moved = await cli(['client', 'update', '--realm', 'default', '--client-id', created.client_id, '--frontchannel-logout-uri', other]);
     expect(moved).toMatchObject({ frontchannel_logout_uri: other, frontchannel_logout_session_required: false });
     const removed = await cli(['client', 'update', '--realm', 'default', '--client-id', created.client_id, '--no-frontchannel-logout']);
@@ -129,13 +132,13 @@ describeEachDatabase('front-channel logout', (kind) => {
     const [src, ...more] = iframes(html);
     expect(more).toEqual([]);
     const url = new URL(src!);
-    expect(`${url.origin}${url.pathname}`).toBe('https://app.example.test/frontchannel-logout');
+    expect(`${url.origin}${url.pathname}`).toBe('http://app.example.test/frontchannel-logout');
     expect(url.searchParams.get('tenant'), 'the registered query is kept').toBe('a');
     expect(url.searchParams.get('iss')).toBe(server.issuer);
     expect(url.searchParams.get('sid')).toBe(idToken.sid);
 
     const csp = res.headers.get('content-security-policy')!;
-    expect(csp).toMatch(/(^|; )frame-src https:\/\/app\.example\.test(;|$)/);
+    expect(csp).toMatch(/(^|; )frame-src http:\/\/app\.example\.test(;|$)/);
     expect(csp).toContain("script-src 'self'");
     expect(csp).not.toContain('*');
     // the way on: the post-logout redirect URI with its state, as a link and as the no-JavaScript refresh
