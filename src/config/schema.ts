@@ -137,6 +137,16 @@ export const configSchema = z
       })
       .strict()
       .default({ activateAfterSeconds: 60 }),
+    logout: z
+      .object({
+        /**
+         * How long the front-channel logout page waits for the applications' logout pages (iframes) before it
+         * goes on anyway; without JavaScript its meta refresh goes on a second later.
+         */
+        frontchannelWaitSeconds: z.number().min(0.5).max(60).default(3),
+      })
+      .strict()
+      .default({ frontchannelWaitSeconds: 3 }),
     authorization: z
       .object({
         /** `allow-all`, `static-rules` (deny lists, added claims and permission grants from `options`), or a path to an ES module. */

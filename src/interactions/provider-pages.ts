@@ -1,5 +1,5 @@
 import type { KoaContextWithOIDC } from 'oidc-provider';
-import { FRONTCHANNEL_REFRESH_SECONDS, FRONTCHANNEL_WAIT_MS, type FrontchannelPage } from '../oidc/frontchannel-logout.js';
+import type { FrontchannelPage } from '../oidc/frontchannel-logout.js';
 import { renderPage } from '../views/render.js';
 import { layoutFor, type RealmRequest } from './layout.js';
 import { providerErrorText } from './provider-error-text.js';
@@ -28,8 +28,8 @@ export const providerPages = {
         layout: layoutFor(served(ctx), 'Signing you out'),
         frames: page.frames,
         continueUrl: page.continueUrl,
-        waitMs: FRONTCHANNEL_WAIT_MS,
-        refreshSeconds: FRONTCHANNEL_REFRESH_SECONDS,
+        waitMs: page.waitMs,
+        refreshSeconds: page.refreshSeconds,
       }),
     );
   },

@@ -29,9 +29,6 @@ export const FRONTCHANNEL_CLIENT_METADATA = ['frontchannel_logout_uri', 'frontch
 /** What discovery says (OpenID Connect Front-Channel Logout 1.0, section 3). */
 export const FRONTCHANNEL_DISCOVERY = { frontchannel_logout_supported: true, frontchannel_logout_session_supported: true } as const;
 
-/** How long the page waits for the iframes before going on anyway (the script), and without JavaScript (a meta refresh). */
-export const FRONTCHANNEL_WAIT_MS = 3000;
-export const FRONTCHANNEL_REFRESH_SECONDS = 4;
 
 /** One application's logout iframe. */
 export interface FrontchannelFrame {
@@ -45,6 +42,10 @@ export interface FrontchannelFrame {
 export interface FrontchannelPage {
   frames: FrontchannelFrame[];
   continueUrl: string;
+  /** How long the page's script waits for the iframes before it goes on (config `logout.frontchannelWaitSeconds`). */
+  waitMs: number;
+  /** The meta refresh's delay, for browsers without JavaScript: a second after the script would have gone on. */
+  refreshSeconds: number;
 }
 
 /** A client instance of node-oidc-provider: extra metadata (extraClientMetadata) keeps its snake_case name. */
@@ -103,7 +104,7 @@ export async function frontchannelFrames(provider: Provider, issuer: string, aut
  * session flag carry `sid`, and the end of a sign-out that ends a session with such clients answers with
  * `render`'s page instead of the redirect (which the page then follows).
  */
-export function enableFrontchannelLogout(provider: Provider, render: (ctx: KoaContextWithOIDC, page: FrontchannelPage) => void): void {
+export function enableFrontchannelLogout(provider: Provider, render: (ctx: KoaContextWithOIDC, page: FrontchannelPage) => void, waitSeconds: number): void {
   const client = provider.Client.prototype as unknown as { includeSid(this: FrontchannelClient): boolean };
   const includeSid = client.includeSid;
   client.includeSid = function includeFrontchannelSid(this: FrontchannelClient) {
@@ -126,6 +127,6 @@ export function enableFrontchannelLogout(provider: Provider, render: (ctx: KoaCo
     ctx.remove('Location');
     ctx.status = 200;
     ctx.set('Content-Security-Policy', contentSecurityPolicy({ frameSrc: frameOrigins(frames) }));
-    render(ctx, { frames, continueUrl });
+    render(ctx, { frames, continueUrl, waitMs: Math.round(waitSeconds * 1000), refreshSeconds: Math.ceil(waitSeconds) + 1 });
   });
 }

@@ -342,7 +342,7 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
   undoFailedTokenRequests(provider, deps.db, realm.id, log);
   provider.on('server_error', (_ctx: unknown, err: Error) => log.error({ err }, 'provider error'));
   logBackchannelDeliveries(provider, log);
-  enableFrontchannelLogout(provider, providerPages.frontchannelLogout);
+  enableFrontchannelLogout(provider, providerPages.frontchannelLogout, config.logout.frontchannelWaitSeconds);
   // A request that arrived without a session (the device code form posted once the browser's session was
   // ended, expired or its cookie blocked) fails its form check; the error page then writes a fresh form
   // secret into that session after its middleware has finished, and the provider's final save of touched

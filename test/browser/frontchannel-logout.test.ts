@@ -16,6 +16,7 @@ import { describeWithBrowser, launchChromium, watchConsole } from '../helpers/br
 import { discover, PASSWORD, remoteJwks } from '../helpers/flows.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
+const WAIT_SECONDS = 6;
 const EMAIL = 'ada@example.test';
 
 interface Hit {
@@ -78,7 +79,9 @@ describeWithBrowser('front-channel logout in Chromium', () => {
 
   beforeAll(async () => {
     rps = await relyingParties();
-    server = await startTestServer();
+    // the page waits WAIT_SECONDS for the iframes (config logout.frontchannelWaitSeconds; 3 by default): the first
+    // test looks at the page while an application holds its answer, which takes a few steps on a loaded machine
+    server = await startTestServer({ overrides: { logout: { frontchannelWaitSeconds: WAIT_SECONDS } } });
     const user = await server.cli(['user', 'create', '--realm', 'default', '--email', EMAIL, '--password-stdin'], `${PASSWORD}\n`);
     expect(user.code, user.stderr).toBe(0);
     browser = await launchChromium();
@@ -200,8 +203,8 @@ describeWithBrowser('front-channel logout in Chromium', () => {
       expect(signed.claims.sid).toBeUndefined();
       const started = Date.now();
       await signOut(page, three, signed.idToken);
-      await page.waitForURL((u) => u.href.startsWith(`${three.origin}/bye`), { timeout: 15_000 });
-      expect(Date.now() - started, 'gave up waiting for the iframe after a few seconds').toBeGreaterThanOrEqual(2500);
+      await page.waitForURL((u) => u.href.startsWith(`${three.origin}/bye`), { timeout: WAIT_SECONDS * 1000 + 15_000 });
+      expect(Date.now() - started, 'gave up waiting for the iframe after the configured wait').toBeGreaterThanOrEqual(WAIT_SECONDS * 1000 - 500);
       const hits = frontchannelHits('three');
       expect(hits).toHaveLength(1);
       expect(hits[0]!.path).toBe('/frontchannel-logout-hang');
