@@ -2,6 +2,7 @@ import { createHmac, randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
 import { equalStrings } from '../account/session.js';
 import type { Mailer } from '../email/mailer.js';
+import { afterAnswer } from './email-link-flow.js';
 
 /** Wrong codes one sign-up may try before it must ask for a new code. */
 export const MAX_SIGNUP_CODE_ATTEMPTS = 5;
@@ -74,9 +75,7 @@ export class SignupCodeService {
    */
   deliver(input: SignupCodeDelivery, isNew: () => Promise<boolean>): void {
     if (!this.enabled) return;
-    setImmediate(() => {
-      this.#deliver(input, isNew).catch((err: Error) => this.log.error({ realm: input.realmId, error: err.message }, 'sign-up email could not be sent'));
-    });
+    afterAnswer(this.log, { realm: input.realmId }, 'sign-up email could not be sent', () => this.#deliver(input, isNew));
   }
 
   async #deliver(input: SignupCodeDelivery, isNew: () => Promise<boolean>): Promise<void> {
