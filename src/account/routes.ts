@@ -5,6 +5,7 @@ import { deriveKey } from '../crypto/secret-box.js';
 import { payloadsRepo } from '../db/payloads-repo.js';
 import { normalizeEmail, type UserRow } from '../db/users-repo.js';
 import { EMAIL_ADDRESS, MAX_EMAIL_LENGTH } from '../accounts/email-address.js';
+import { realmMail } from '../accounts/email-link-flow.js';
 import { LatchkeyError } from '../errors.js';
 import { errorPage, page, seeOther, served } from '../interactions/kit.js';
 import { layoutFor } from '../interactions/layout.js';
@@ -612,7 +613,7 @@ export function accountRoutes(services: Services): Router {
     const g = await forForm(ctx, { fresh: false });
     if (!g) return;
     const s = served(ctx);
-    services.emailVerification.send({ realmId: s.realm.id, realmName: s.realm.displayName, realmColor: s.realm.settings.branding?.primaryColor, issuer: s.issuer, user: g.signed.user });
+    services.emailVerification.send({ ...realmMail(s), user: g.signed.user });
     return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=verify-sent`);
   });
 
@@ -631,7 +632,7 @@ export function accountRoutes(services: Services): Router {
     if (!services.emailChange.enabled) return renderAccount(ctx, g.signed, { error: 'This service cannot send email, so it cannot confirm a new address. Ask your administrator to change your email address.', status: 400 });
     if (!newEmail || newEmail.length > MAX_EMAIL_LENGTH || !EMAIL_ADDRESS.test(newEmail)) return renderAccount(ctx, g.signed, { error: 'Enter a valid email address, like name@example.com.', status: 400, invalid });
     if (normalizeEmail(newEmail) === normalizeEmail(user.email)) return renderAccount(ctx, g.signed, { error: 'That is already your email address. Enter the new one.', status: 400, invalid });
-    services.emailChange.request({ realmId: s.realm.id, realmName: s.realm.displayName, realmColor: s.realm.settings.branding?.primaryColor, issuer: s.issuer, user, newEmail, address: ctx.ip });
+    services.emailChange.request({ ...realmMail(s), user, newEmail, address: ctx.ip });
     return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=email-change-sent`);
   });
 

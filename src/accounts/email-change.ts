@@ -1,17 +1,12 @@
 import type { UserRow } from '../db/users-repo.js';
 import type { EmailLink } from '../email/links.js';
 import { recordSecurityEvent } from '../mfa/security-events.js';
-import { EmailLinkFlow, linkLifetime } from './email-link-flow.js';
+import { brandOf, EmailLinkFlow, linkLifetime, type RealmMail } from './email-link-flow.js';
 
 /** Where a change confirmation link leads, on the issuer the account page was used at. */
 export const CHANGE_EMAIL_PATH = '/account/change-email';
 
-export interface EmailChangeRequest {
-  realmId: string;
-  realmName: string;
-  /** The realm's primary colour, for the HTML part. */
-  realmColor?: string;
-  issuer: string;
+export interface EmailChangeRequest extends RealmMail {
   user: UserRow;
   newEmail: string;
   address: string;
@@ -32,14 +27,15 @@ export class EmailChangeService extends EmailLinkFlow {
     this.afterAnswer({ realm: input.realmId, user: input.user.id }, 'email change could not be sent', () => this.#send(input));
   }
 
-  async #send({ realmId, realmName, realmColor, issuer, user, newEmail, address }: EmailChangeRequest): Promise<void> {
+  async #send(input: EmailChangeRequest): Promise<void> {
+    const { realmId, realmName, issuer, user, newEmail, address } = input;
     // a link is stored either way (only ever sent to a free address): the one-a-minute limit per account
     // then holds for both, so the account page cannot be used to mail another account's owner at will
     const token = await this.issueLink(realmId, user.id, { newEmail });
     if (!token) return;
     const holder = await this.users.findByEmail(realmId, newEmail);
     await recordSecurityEvent(this.db, { realmId, userId: user.id, type: 'email_change_requested', detail: { address } });
-    const brand = { name: realmName, primaryColor: realmColor };
+    const brand = brandOf(input);
     if (holder && holder.id !== user.id) {
       await this.mailer.send({
         to: newEmail,

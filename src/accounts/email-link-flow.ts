@@ -2,8 +2,30 @@ import type { Logger } from 'pino';
 import type { EmailLinkPurpose } from '../db/email-links-repo.js';
 import type { Db } from '../db/knex.js';
 import type { EmailLink, EmailLinks } from '../email/links.js';
+import type { EmailBrand } from '../email/html.js';
 import type { Mailer } from '../email/mailer.js';
+import type { Realm } from '../realms/service.js';
 import type { UserService } from './user-service.js';
+
+/** The realm an email goes out for, and the issuer (the one the request came to) its links lead to. */
+export interface RealmMail {
+  realmId: string;
+  realmName: string;
+  /** The realm's primary colour, for the HTML part. */
+  realmColor?: string;
+  issuer: string;
+}
+
+/** What the emails of the realm served at `issuer` need: its id, display name and primary colour. */
+export const realmMail = ({ realm, issuer }: { realm: Realm; issuer: string }): RealmMail => ({
+  realmId: realm.id,
+  realmName: realm.displayName,
+  realmColor: realm.settings.branding?.primaryColor,
+  issuer,
+});
+
+/** The HTML part's branding: the realm's name and colour. */
+export const brandOf = (mail: RealmMail): EmailBrand => ({ name: mail.realmName, primaryColor: mail.realmColor });
 
 /**
  * Runs `work` (the look-up and the mail) after the current request, so that neither the answer nor its

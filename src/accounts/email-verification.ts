@@ -1,7 +1,7 @@
 import type { UserRow } from '../db/users-repo.js';
 import type { EmailLink } from '../email/links.js';
 import { recordSecurityEvent } from '../mfa/security-events.js';
-import { EmailLinkFlow, linkLifetime } from './email-link-flow.js';
+import { brandOf, EmailLinkFlow, linkLifetime, type RealmMail } from './email-link-flow.js';
 
 /** Where a confirmation link leads, on the issuer the account was used at. */
 export const VERIFY_EMAIL_PATH = '/account/verify-email';
@@ -18,17 +18,18 @@ export class EmailVerificationService extends EmailLinkFlow {
    * Sends a confirmation link to the user's address, after the current request (the SMTP round trip
    * never holds a page). Nothing for a confirmed address, or within a minute of the last link.
    */
-  send(input: { realmId: string; realmName: string; realmColor?: string; issuer: string; user: UserRow }): void {
+  send(input: RealmMail & { user: UserRow }): void {
     if (!this.enabled || input.user.emailVerified) return;
     this.afterAnswer({ realm: input.realmId, user: input.user.id }, 'email confirmation could not be sent', () => this.#send(input));
   }
 
-  async #send({ realmId, realmName, realmColor, issuer, user }: { realmId: string; realmName: string; realmColor?: string; issuer: string; user: UserRow }): Promise<void> {
+  async #send(input: RealmMail & { user: UserRow }): Promise<void> {
+    const { realmId, realmName, issuer, user } = input;
     const token = await this.issueLink(realmId, user.id);
     if (!token) return;
     await this.mailer.send({
       to: user.email,
-      brand: { name: realmName, primaryColor: realmColor },
+      brand: brandOf(input),
       subject: `Confirm your email address for ${realmName}`,
       text: [
         `Confirm that ${user.email} is the email address of your ${realmName} account:`,

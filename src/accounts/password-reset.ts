@@ -1,17 +1,12 @@
 import type { EmailLink } from '../email/links.js';
 import { recordSecurityEvent } from '../mfa/security-events.js';
 import { LatchkeyError, notFound } from '../errors.js';
-import { EmailLinkFlow } from './email-link-flow.js';
+import { brandOf, EmailLinkFlow, type RealmMail } from './email-link-flow.js';
 
 /** Where a reset link leads, on the issuer the request came to. */
 export const PASSWORD_RESET_PATH = '/account/password-reset';
 
-export interface ResetRequest {
-  realmId: string;
-  realmName: string;
-  /** The realm's primary colour, for the HTML part. */
-  realmColor?: string;
-  issuer: string;
+export interface ResetRequest extends RealmMail {
   email: string;
   address: string;
 }
@@ -43,7 +38,7 @@ export class PasswordResetService extends EmailLinkFlow {
     await recordSecurityEvent(this.db, { realmId: input.realmId, userId: user.id, type: 'password_reset_requested', detail: { address: input.address } });
     await this.mailer.send({
       to: user.email,
-      brand: { name: input.realmName, primaryColor: input.realmColor },
+      brand: brandOf(input),
       subject: `Reset your ${input.realmName} password`,
       text: [
         `Someone asked to reset the password of your ${input.realmName} account (${user.email}).`,

@@ -1,4 +1,5 @@
 import type Router from '@koa/router';
+import { realmMail } from '../accounts/email-link-flow.js';
 import type { Context } from 'koa';
 import { LatchkeyError } from '../errors.js';
 import { postedCredentialName } from '../passkeys/credential-name.js';
@@ -160,7 +161,7 @@ export function passkeyRoutes(router: Router, services: Services, progress: Prog
       // codes are shown next, once. (With email configured, the sign-up code confirmed the address
       // already and no link goes out; the send does nothing then.)
       emit(ctx, d, 'signin.success', 'passkey', { userId: user.id, reason: 'signup' });
-      services.emailVerification.send({ realmId: s.realm.id, realmName: s.realm.displayName, realmColor: s.realm.settings.branding?.primaryColor, issuer: s.issuer, user });
+      services.emailVerification.send({ ...realmMail(s), user });
       await progress.put(s.realm.id, d, { ...p, passwordlessSignup: false, stage: 'recovery-codes', amr: [amrOf(credential), 'user', 'mfa'] });
       return json(ctx, { redirect: `/interaction/${d.uid}` });
     }
