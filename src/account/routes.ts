@@ -10,8 +10,9 @@ import { LatchkeyError } from '../errors.js';
 import { errorPage, page, seeOther, served } from '../interactions/kit.js';
 import { layoutFor } from '../interactions/layout.js';
 import { recordSecurityEvent } from '../mfa/security-events.js';
-import { credentialNameProblem, postedCredentialName } from '../passkeys/credential-name.js';
-import { relyingParties, relyingParty } from '../passkeys/relying-party.js';
+import { credentialNameProblem } from '../passkeys/credential-name.js';
+import { verifyPostedRegistration } from '../passkeys/posted-registration.js';
+import { relyingParty } from '../passkeys/relying-party.js';
 import { readForm, readJsonObject } from '../server/body.js';
 import type { Services } from '../server/services.js';
 import { credentialViews, deleteCredential } from './credentials.js';
@@ -459,19 +460,7 @@ export function accountRoutes(services: Services): Router {
     const { user, session } = g.signed;
     const { response } = g.body;
     if (!response || typeof response !== 'object' || Array.isArray(response)) throw new LatchkeyError('invalid_request', 'The passkey response is missing. Try again.', 400);
-    const { name, problem } = postedCredentialName(g.body.name);
-    if (problem) throw new LatchkeyError('invalid_input', problem, 400);
-    const credential = await passkeys.verifyRegistration({
-      realmId: s.realm.id,
-      settings: s.realm.settings,
-      // the stored challenge says which of this issuer's RP IDs the options used
-      rp: relyingParties(s.realm, s.issuer),
-      user: { id: user.id, email: user.email, name: user.name },
-      boundTo: challengeBinding(session),
-      kind: 'passkey',
-      response: response as any,
-      name,
-    });
+    const credential = await verifyPostedRegistration(passkeys, s, user, { response, name: g.body.name }, challengeBinding(session), 'passkey');
     await securityEvent(s.realm.id, user.id, 'account.passkey_added', { credentialId: credential.id, rpId: credential.rpId, aaguid: credential.aaguid });
     // a passkey is asked for after the password from now on: without recovery codes, losing the device
     // would lock the account out, so they come next, shown once (as after the authenticator app)
