@@ -5,12 +5,14 @@ import { deriveKey } from '../crypto/secret-box.js';
 import { payloadsRepo } from '../db/payloads-repo.js';
 import { normalizeEmail, type UserRow } from '../db/users-repo.js';
 import { EMAIL_ADDRESS, MAX_EMAIL_LENGTH } from '../accounts/email-address.js';
+import { realmMail } from '../accounts/email-link-flow.js';
 import { LatchkeyError } from '../errors.js';
 import { errorPage, page, seeOther, served } from '../interactions/kit.js';
 import { layoutFor } from '../interactions/layout.js';
 import { recordSecurityEvent } from '../mfa/security-events.js';
-import { credentialNameProblem, postedCredentialName } from '../passkeys/credential-name.js';
-import { relyingParties, relyingParty } from '../passkeys/relying-party.js';
+import { credentialNameProblem } from '../passkeys/credential-name.js';
+import { verifyPostedRegistration } from '../passkeys/posted-registration.js';
+import { relyingParty } from '../passkeys/relying-party.js';
 import { readForm, readJsonObject } from '../server/body.js';
 import type { Services } from '../server/services.js';
 import { credentialViews, deleteCredential } from './credentials.js';
@@ -458,19 +460,7 @@ export function accountRoutes(services: Services): Router {
     const { user, session } = g.signed;
     const { response } = g.body;
     if (!response || typeof response !== 'object' || Array.isArray(response)) throw new LatchkeyError('invalid_request', 'The passkey response is missing. Try again.', 400);
-    const { name, problem } = postedCredentialName(g.body.name);
-    if (problem) throw new LatchkeyError('invalid_input', problem, 400);
-    const credential = await passkeys.verifyRegistration({
-      realmId: s.realm.id,
-      settings: s.realm.settings,
-      // the stored challenge says which of this issuer's RP IDs the options used
-      rp: relyingParties(s.realm, s.issuer),
-      user: { id: user.id, email: user.email, name: user.name },
-      boundTo: challengeBinding(session),
-      kind: 'passkey',
-      response: response as any,
-      name,
-    });
+    const credential = await verifyPostedRegistration(passkeys, s, user, { response, name: g.body.name }, challengeBinding(session), 'passkey');
     await securityEvent(s.realm.id, user.id, 'account.passkey_added', { credentialId: credential.id, rpId: credential.rpId, aaguid: credential.aaguid });
     // a passkey is asked for after the password from now on: without recovery codes, losing the device
     // would lock the account out, so they come next, shown once (as after the authenticator app)
@@ -612,7 +602,7 @@ export function accountRoutes(services: Services): Router {
     const g = await forForm(ctx, { fresh: false });
     if (!g) return;
     const s = served(ctx);
-    services.emailVerification.send({ realmId: s.realm.id, realmName: s.realm.displayName, realmColor: s.realm.settings.branding?.primaryColor, issuer: s.issuer, user: g.signed.user });
+    services.emailVerification.send({ ...realmMail(s), user: g.signed.user });
     return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=verify-sent`);
   });
 
@@ -631,7 +621,7 @@ export function accountRoutes(services: Services): Router {
     if (!services.emailChange.enabled) return renderAccount(ctx, g.signed, { error: 'This service cannot send email, so it cannot confirm a new address. Ask your administrator to change your email address.', status: 400 });
     if (!newEmail || newEmail.length > MAX_EMAIL_LENGTH || !EMAIL_ADDRESS.test(newEmail)) return renderAccount(ctx, g.signed, { error: 'Enter a valid email address, like name@example.com.', status: 400, invalid });
     if (normalizeEmail(newEmail) === normalizeEmail(user.email)) return renderAccount(ctx, g.signed, { error: 'That is already your email address. Enter the new one.', status: 400, invalid });
-    services.emailChange.request({ realmId: s.realm.id, realmName: s.realm.displayName, realmColor: s.realm.settings.branding?.primaryColor, issuer: s.issuer, user, newEmail, address: ctx.ip });
+    services.emailChange.request({ ...realmMail(s), user, newEmail, address: ctx.ip });
     return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=email-change-sent`);
   });
 

@@ -1,20 +1,12 @@
-import type { Logger } from 'pino';
-import type { Db } from '../db/knex.js';
 import type { UserRow } from '../db/users-repo.js';
-import type { EmailLink, EmailLinks } from '../email/links.js';
-import type { Mailer } from '../email/mailer.js';
+import type { EmailLink } from '../email/links.js';
 import { recordSecurityEvent } from '../mfa/security-events.js';
-import type { UserService } from './user-service.js';
+import { brandOf, EmailLinkFlow, linkLifetime, type RealmMail } from './email-link-flow.js';
 
 /** Where a change confirmation link leads, on the issuer the account page was used at. */
 export const CHANGE_EMAIL_PATH = '/account/change-email';
 
-export interface EmailChangeRequest {
-  realmId: string;
-  realmName: string;
-  /** The realm's primary colour, for the HTML part. */
-  realmColor?: string;
-  issuer: string;
+export interface EmailChangeRequest extends RealmMail {
   user: UserRow;
   newEmail: string;
   address: string;
@@ -26,38 +18,24 @@ export interface EmailChangeRequest {
  * belongs to another account, its owner gets a notice instead of a link, and the person asking sees the
  * same answer: the account page never tells which addresses have accounts. The mail goes after the answer.
  */
-export class EmailChangeService {
-  constructor(
-    private readonly db: Db,
-    private readonly users: UserService,
-    private readonly links: EmailLinks,
-    private readonly mailer: Mailer,
-    private readonly log: Logger,
-    private readonly ttlSeconds: number,
-  ) {}
-
-  get enabled(): boolean {
-    return this.mailer.enabled;
-  }
+export class EmailChangeService extends EmailLinkFlow {
+  protected readonly purpose = 'change_email';
 
   /** Sends, after the current request, the link (or the notice to another account's owner) and the notice to the old address. */
   request(input: EmailChangeRequest): void {
     if (!this.enabled) return;
-    setImmediate(() => {
-      this.#send(input).catch((err: Error) => this.log.error({ realm: input.realmId, user: input.user.id, error: err.message }, 'email change could not be sent'));
-    });
+    this.afterAnswer({ realm: input.realmId, user: input.user.id }, 'email change could not be sent', () => this.#send(input));
   }
 
-  async #send({ realmId, realmName, realmColor, issuer, user, newEmail, address }: EmailChangeRequest): Promise<void> {
+  async #send(input: EmailChangeRequest): Promise<void> {
+    const { realmId, realmName, issuer, user, newEmail, address } = input;
     // a link is stored either way (only ever sent to a free address): the one-a-minute limit per account
     // then holds for both, so the account page cannot be used to mail another account's owner at will
-    const token = await this.links.issue('change_email', realmId, user.id, this.ttlSeconds, { newEmail });
+    const token = await this.issueLink(realmId, user.id, { newEmail });
     if (!token) return;
     const holder = await this.users.findByEmail(realmId, newEmail);
     await recordSecurityEvent(this.db, { realmId, userId: user.id, type: 'email_change_requested', detail: { address } });
-    const brand = { name: realmName, primaryColor: realmColor };
-    const hours = Math.round(this.ttlSeconds / 3600);
-    const lasts = hours >= 1 ? `${hours} hour${hours === 1 ? '' : 's'}` : `${Math.round(this.ttlSeconds / 60)} minutes`;
+    const brand = brandOf(input);
     if (holder && holder.id !== user.id) {
       await this.mailer.send({
         to: newEmail,
@@ -80,7 +58,7 @@ export class EmailChangeService {
           `Confirm that ${newEmail} is the new email address of your ${realmName} account (now ${user.email}):`,
           `${issuer}${CHANGE_EMAIL_PATH}/${token}`,
           '',
-          `The link works once, for ${lasts}. Your address changes only when you confirm.`,
+          `The link works once, for ${linkLifetime(this.ttlSeconds)}. Your address changes only when you confirm.`,
           'If you did not ask for this, ignore this email.',
         ].join('\n'),
       });
@@ -97,10 +75,6 @@ export class EmailChangeService {
       ].join('\n'),
     });
     this.log.info({ realm: realmId, user: user.id }, 'email change emails sent');
-  }
-
-  find(realmId: string, token: string): Promise<EmailLink | undefined> {
-    return this.links.find('change_email', realmId, token);
   }
 
   /**

@@ -1,20 +1,12 @@
-import type { Logger } from 'pino';
-import type { Db } from '../db/knex.js';
-import type { EmailLink, EmailLinks } from '../email/links.js';
-import type { Mailer } from '../email/mailer.js';
+import type { EmailLink } from '../email/links.js';
 import { recordSecurityEvent } from '../mfa/security-events.js';
 import { LatchkeyError, notFound } from '../errors.js';
-import type { UserService } from './user-service.js';
+import { brandOf, EmailLinkFlow, type RealmMail } from './email-link-flow.js';
 
 /** Where a reset link leads, on the issuer the request came to. */
 export const PASSWORD_RESET_PATH = '/account/password-reset';
 
-export interface ResetRequest {
-  realmId: string;
-  realmName: string;
-  /** The realm's primary colour, for the HTML part. */
-  realmColor?: string;
-  issuer: string;
+export interface ResetRequest extends RealmMail {
   email: string;
   address: string;
 }
@@ -25,19 +17,8 @@ export interface ResetRequest {
  * email: that would weaken it). The answer to a request never says whether the email has an account,
  * nor does the time it takes.
  */
-export class PasswordResetService {
-  constructor(
-    private readonly db: Db,
-    private readonly users: UserService,
-    private readonly links: EmailLinks,
-    private readonly mailer: Mailer,
-    private readonly log: Logger,
-    private readonly ttlSeconds: number,
-  ) {}
-
-  get enabled(): boolean {
-    return this.mailer.enabled;
-  }
+export class PasswordResetService extends EmailLinkFlow {
+  protected readonly purpose = 'password_reset';
 
   /**
    * Sends a reset link to `email` if it is an account of the realm with a password. Returns before
@@ -46,20 +27,18 @@ export class PasswordResetService {
    */
   request(input: ResetRequest): void {
     if (!this.enabled) return;
-    setImmediate(() => {
-      this.#send(input).catch((err: Error) => this.log.error({ realm: input.realmId, error: err.message }, 'password reset email could not be sent'));
-    });
+    this.afterAnswer({ realm: input.realmId }, 'password reset email could not be sent', () => this.#send(input));
   }
 
   async #send(input: ResetRequest): Promise<void> {
     const user = await this.users.findByEmail(input.realmId, input.email);
     if (!user || user.disabled || !user.passwordHash) return;
-    const token = await this.links.issue('password_reset', input.realmId, user.id, this.ttlSeconds);
+    const token = await this.issueLink(input.realmId, user.id);
     if (!token) return;
     await recordSecurityEvent(this.db, { realmId: input.realmId, userId: user.id, type: 'password_reset_requested', detail: { address: input.address } });
     await this.mailer.send({
       to: user.email,
-      brand: { name: input.realmName, primaryColor: input.realmColor },
+      brand: brandOf(input),
       subject: `Reset your ${input.realmName} password`,
       text: [
         `Someone asked to reset the password of your ${input.realmName} account (${user.email}).`,
@@ -84,14 +63,9 @@ export class PasswordResetService {
     if (!user) throw notFound(`user "${userId}" in realm "${realmId}"`);
     if (user.disabled) throw new LatchkeyError('user_disabled', `user ${user.email} is disabled: enable it first`, 409);
     const expiresAt = Date.now() + this.ttlSeconds * 1000;
-    const token = (await this.links.issue('password_reset', realmId, user.id, this.ttlSeconds, { always: true }))!;
+    const token = (await this.issueLink(realmId, user.id, { always: true }))!;
     await recordSecurityEvent(this.db, { realmId, userId: user.id, type: 'password_reset_link_created', detail: { by } });
     return { url: `${issuer}${PASSWORD_RESET_PATH}/${token}`, expiresAt };
-  }
-
-  /** The account a reset link is for, while the link is unused and unexpired. */
-  find(realmId: string, token: string): Promise<EmailLink | undefined> {
-    return this.links.find('password_reset', realmId, token);
   }
 
   /**

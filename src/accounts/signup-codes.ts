@@ -2,6 +2,7 @@ import { createHmac, randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
 import { equalStrings } from '../account/session.js';
 import type { Mailer } from '../email/mailer.js';
+import { afterAnswer, brandOf, type RealmMail } from './email-link-flow.js';
 
 /** Wrong codes one sign-up may try before it must ask for a new code. */
 export const MAX_SIGNUP_CODE_ATTEMPTS = 5;
@@ -24,12 +25,7 @@ export interface PendingSignup {
   attempts: number;
 }
 
-export interface SignupCodeDelivery {
-  realmId: string;
-  realmName: string;
-  /** The realm's primary colour, for the HTML part. */
-  realmColor?: string;
-  issuer: string;
+export interface SignupCodeDelivery extends RealmMail {
   email: string;
   code: string;
 }
@@ -74,9 +70,7 @@ export class SignupCodeService {
    */
   deliver(input: SignupCodeDelivery, isNew: () => Promise<boolean>): void {
     if (!this.enabled) return;
-    setImmediate(() => {
-      this.#deliver(input, isNew).catch((err: Error) => this.log.error({ realm: input.realmId, error: err.message }, 'sign-up email could not be sent'));
-    });
+    afterAnswer(this.log, { realm: input.realmId }, 'sign-up email could not be sent', () => this.#deliver(input, isNew));
   }
 
   async #deliver(input: SignupCodeDelivery, isNew: () => Promise<boolean>): Promise<void> {
@@ -84,7 +78,7 @@ export class SignupCodeService {
     if (await isNew()) {
       await this.mailer.send({
         to: input.email,
-        brand: { name: input.realmName, primaryColor: input.realmColor },
+        brand: brandOf(input),
         subject: `Your ${input.realmName} sign-up code`,
         text: [
           `Enter this code to finish creating your ${input.realmName} account (${input.email}):`,
@@ -100,7 +94,7 @@ export class SignupCodeService {
     }
     await this.mailer.send({
       to: input.email,
-      brand: { name: input.realmName, primaryColor: input.realmColor },
+      brand: brandOf(input),
       subject: `Someone tried to sign up to ${input.realmName} with your address`,
       text: [
         `Someone tried to create a ${input.realmName} account with ${input.email}.`,

@@ -1,7 +1,8 @@
 import type Router from '@koa/router';
+import { realmMail } from '../accounts/email-link-flow.js';
 import type { Context } from 'koa';
 import { LatchkeyError } from '../errors.js';
-import { postedCredentialName } from '../passkeys/credential-name.js';
+import { verifyPostedRegistration } from '../passkeys/posted-registration.js';
 import { relyingParties, relyingParty } from '../passkeys/relying-party.js';
 import { amrOf } from '../passkeys/service.js';
 import type { Services } from '../server/services.js';
@@ -138,18 +139,7 @@ export function passkeyRoutes(router: Router, services: Services, progress: Prog
     const user = await users.findById(s.realm.id, p.userId);
     if (!user) throw new LatchkeyError('wrong_step', 'Sign in before adding a passkey.', 400);
     const kind = p.stage === 'mfa-enrol' ? 'security-key' : 'passkey';
-    const { name, problem } = postedCredentialName(body.name);
-    if (problem) throw new LatchkeyError('invalid_input', problem, 400);
-    const credential = await passkeys.verifyRegistration({
-      realmId: s.realm.id,
-      settings: s.realm.settings,
-      rp: relyingParties(s.realm, s.issuer),
-      user: { id: user.id, email: user.email, name: user.name },
-      boundTo: bound(d),
-      kind,
-      response: body.response as any,
-      name,
-    });
+    const credential = await verifyPostedRegistration(passkeys, s, user, { response: body.response, name: body.name }, bound(d), kind);
     if (kind === 'security-key') {
       // enrolled as the required second factor: it was just used with user presence, so the sign-in is multi-factor
       await progress.put(s.realm.id, d, { ...p, stage: 'recovery-codes', amr: [...p.amr, amrOf(credential), 'mfa'] });
@@ -160,7 +150,7 @@ export function passkeyRoutes(router: Router, services: Services, progress: Prog
       // codes are shown next, once. (With email configured, the sign-up code confirmed the address
       // already and no link goes out; the send does nothing then.)
       emit(ctx, d, 'signin.success', 'passkey', { userId: user.id, reason: 'signup' });
-      services.emailVerification.send({ realmId: s.realm.id, realmName: s.realm.displayName, realmColor: s.realm.settings.branding?.primaryColor, issuer: s.issuer, user });
+      services.emailVerification.send({ ...realmMail(s), user });
       await progress.put(s.realm.id, d, { ...p, passwordlessSignup: false, stage: 'recovery-codes', amr: [amrOf(credential), 'user', 'mfa'] });
       return json(ctx, { redirect: `/interaction/${d.uid}` });
     }

@@ -1,4 +1,5 @@
 import { EMAIL_ADDRESS as EMAIL, MAX_EMAIL_LENGTH as MAX_EMAIL } from '../accounts/email-address.js';
+import { realmMail } from '../accounts/email-link-flow.js';
 import type Router from '@koa/router';
 import { readForm } from '../server/body.js';
 import type { Services } from '../server/services.js';
@@ -49,7 +50,7 @@ export function passwordForgotRoutes(router: Router, services: Services): void {
       const minutes = Math.max(1, Math.ceil(gate.retryAfterSeconds / 60));
       return page(ctx, 'password-forgot', { ...data, email, error: `Too many requests from your network. Try again in ${minutes} minute${minutes === 1 ? '' : 's'}.` }, 429);
     }
-    passwordResets.request({ realmId: s.realm.id, realmName: s.realm.displayName, realmColor: s.realm.settings.branding?.primaryColor, issuer: s.issuer, email, address: ctx.ip });
+    passwordResets.request({ ...realmMail(s), email, address: ctx.ip });
     page(ctx, 'password-forgot', { ...data, layout: layoutFor(s, 'Check your email'), email, sent: true });
   });
 }

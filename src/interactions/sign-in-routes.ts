@@ -1,4 +1,5 @@
 import { EMAIL_ADDRESS as EMAIL, MAX_EMAIL_LENGTH as MAX_EMAIL } from '../accounts/email-address.js';
+import { realmMail } from '../accounts/email-link-flow.js';
 import type Router from '@koa/router';
 import { createHmac } from 'node:crypto';
 import { decodeJwt } from 'jose';
@@ -420,7 +421,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
       event(ctx, d, 'signin.success', 'password', { userId: user.id, reason: 'signup' });
       // a new account with a password: its address gets a confirmation link unless a sign-up code
       // confirmed it already (a passwordless one gets it once its passkey is made, src/interactions/passkey-routes.ts)
-      services.emailVerification.send({ realmId: s.realm.id, realmName: s.realm.displayName, realmColor: s.realm.settings.branding?.primaryColor, issuer: s.issuer, user });
+      services.emailVerification.send({ ...realmMail(s), user });
       // a password is a first factor like any other: the realm's MFA policy (enrolment where it is
       // required), then the passkey offer
       return answerStep(ctx, d, user.id, 'redirect', () => steps.afterFirstFactor(ctx, d, user, { stage: 'password', email: user.email, amr: ['pwd'] }));
@@ -461,7 +462,7 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     const p: Progress = { stage: 'signup-code', amr: [], signup: { ...base, codeMac: issued.codeMac, expiresAt: issued.expiresAt, attempts: 0 } };
     await progress.put(s.realm.id, d, p);
     const realmId = s.realm.id;
-    services.signupCodes.deliver({ realmId, realmName: s.realm.displayName, realmColor: s.realm.settings.branding?.primaryColor, issuer: s.issuer, email: base.email, code: issued.code }, async () => {
+    services.signupCodes.deliver({ ...realmMail(s), email: base.email, code: issued.code }, async () => {
       const existing = await users.findByEmail(realmId, base.email);
       return !existing || (await unfinishedSignup(realmId, existing, { mailboxProven: true }));
     });

@@ -33,15 +33,28 @@ export function providerFetch(allowPrivateNetworks: boolean): (url: URL | string
   return (url, options) => outbound(url, { ...options, dispatcher: undefined } as RequestInit);
 }
 
+/** A client as the provider hands it to back-channel logout. */
+interface BackchannelClient {
+  clientId: string;
+  backchannelLogoutUri?: string;
+}
+
+/** Why a delivery failed: the provider's error, with the application's answer when there was one. */
+type DeliveryError = Error & { response?: { status?: number } };
+
+/**
+ * Logs one back-channel logout delivery's outcome, after `context` (the realm, when known): the client,
+ * and for a failure (`error` not null) the URI, the HTTP status and the reason; never the logout token.
+ */
+function logDelivery(log: Logger, context: Record<string, string>, client: BackchannelClient, error: DeliveryError | null): void {
+  if (error === null) log.info({ ...context, clientId: client.clientId }, 'back-channel logout delivered');
+  else log.warn({ ...context, clientId: client.clientId, uri: client.backchannelLogoutUri, status: error.response?.status, reason: error.message }, 'back-channel logout not delivered');
+}
+
 /** Logs each back-channel logout delivery of `provider` (never the logout token itself). */
 export function logBackchannelDeliveries(provider: Provider, log: Logger): void {
-  provider.on('backchannel.success', (_ctx: unknown, client: { clientId: string }) => log.info({ clientId: client.clientId }, 'back-channel logout delivered'));
-  provider.on('backchannel.error', (_ctx: unknown, err: Error & { response?: { status?: number } }, client: { clientId: string; backchannelLogoutUri?: string }) =>
-    log.warn(
-      { clientId: client.clientId, uri: client.backchannelLogoutUri, status: err.response?.status, reason: err.message },
-      'back-channel logout not delivered',
-    ),
-  );
+  provider.on('backchannel.success', (_ctx: unknown, client: BackchannelClient) => logDelivery(log, {}, client, null));
+  provider.on('backchannel.error', (_ctx: unknown, err: DeliveryError, client: BackchannelClient) => logDelivery(log, {}, client, err));
 }
 
 /**
@@ -85,17 +98,16 @@ export class SessionEndNotifier {
           (async () => {
             const provider = await providerOf(issuer);
             const client = (await provider?.Client.find(clientId).catch(() => undefined)) as
-              | { clientId: string; backchannelLogoutUri?: string; backchannelLogout(sub: string, sid: string): Promise<void> }
+              | (BackchannelClient & { backchannelLogout(sub: string, sid: string): Promise<void> })
               | undefined;
             if (!client?.backchannelLogoutUri) return;
             try {
               await client.backchannelLogout(accountId, sid);
               delivered++;
-              this.log.info({ realm: realmId, clientId }, 'back-channel logout delivered');
+              logDelivery(this.log, { realm: realmId }, client, null);
             } catch (err) {
               failed++;
-              const e = err as Error & { response?: { status?: number } };
-              this.log.warn({ realm: realmId, clientId, uri: client.backchannelLogoutUri, status: e.response?.status, reason: e.message }, 'back-channel logout not delivered');
+              logDelivery(this.log, { realm: realmId }, client, err as DeliveryError);
             }
           })(),
         );

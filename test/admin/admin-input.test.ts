@@ -1,30 +1,20 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { adminApi, adminToken } from '../helpers/admin-api.js';
 import { describeEachDatabase } from '../helpers/databases.js';
-import { PASSWORD, postForm } from '../helpers/flows.js';
+import { PASSWORD } from '../helpers/flows.js';
 import { testFetch } from '../helpers/http.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-
-const ADMIN = 'urn:latchkey:admin-api';
 
 describeEachDatabase('admin API: input the storage cannot hold is a 400 naming the field', (kind) => {
   let server: TestServer;
   let token: string;
   let userId: string;
 
-  const api = async (path: string, init: { method?: string; body?: unknown } = {}) => {
-    const headers: Record<string, string> = { authorization: `Bearer ${token}` };
-    if (init.body !== undefined) headers['content-type'] = 'application/json';
-    const res = await testFetch(`${server.issuer}/api/v1${path}`, { method: init.method ?? 'GET', headers, body: init.body === undefined ? undefined : JSON.stringify(init.body) });
-    const text = await res.text();
-    return { status: res.status, type: res.headers.get('content-type') ?? '', body: text ? JSON.parse(text) : undefined };
-  };
+  const api = (path: string, init: { method?: string; body?: unknown } = {}) => adminApi(server, token, path, init);
 
   beforeAll(async () => {
     server = await startTestServer({ db: kind });
-    const c = await server.services.clients.create({ realmId: 'default', name: 'ops', grants: ['client_credentials'], adminApi: true });
-    const r = await postForm(`${server.issuer}/token`, { grant_type: 'client_credentials', resource: ADMIN, scope: 'admin' }, { id: c.client_id, secret: c.client_secret! });
-    expect(r.status, JSON.stringify(r.body)).toBe(200);
-    token = r.body.access_token;
+    ({ token } = await adminToken(server));
     const u = await server.cli(['user', 'create', '--realm', 'default', '--email', 'ada@example.test', '--password-stdin'], `${PASSWORD}\n`);
     expect(u.code, u.stderr).toBe(0);
     userId = u.json.id;

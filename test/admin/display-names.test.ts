@@ -1,11 +1,9 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { mapClaims } from '../../src/connections/upstream.js';
+import { adminApi, adminToken } from '../helpers/admin-api.js';
 import { describeEachDatabase } from '../helpers/databases.js';
-import { postForm } from '../helpers/flows.js';
-import { testFetch } from '../helpers/http.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
-const ADMIN = 'urn:latchkey:admin-api';
 // a client called "Bank" followed by a right-to-left override: "Bank\u202Eelgoog" shows as "Bankgoogle"
 const OVERRIDE = 'Bank\u202Eelgoog';
 const BAD_NAMES: Array<[string, RegExp]> = [
@@ -24,20 +22,11 @@ describeEachDatabase('names shown on the pages: control, text-direction and invi
   let userId: string;
   const count = async (table: string) => Number(((await server.services.db(table).count({ n: '*' })) as Array<{ n: number | string }>)[0]!.n);
 
-  const api = async (path: string, init: { method?: string; body?: unknown } = {}) => {
-    const headers: Record<string, string> = { authorization: `Bearer ${token}` };
-    if (init.body !== undefined) headers['content-type'] = 'application/json';
-    const res = await testFetch(`${server.issuer}/api/v1${path}`, { method: init.method ?? 'GET', headers, body: init.body === undefined ? undefined : JSON.stringify(init.body) });
-    const text = await res.text();
-    return { status: res.status, type: res.headers.get('content-type') ?? '', body: text ? JSON.parse(text) : undefined };
-  };
+  const api = (path: string, init: { method?: string; body?: unknown } = {}) => adminApi(server, token, path, init);
 
   beforeAll(async () => {
     server = await startTestServer({ db: kind });
-    const c = await server.services.clients.create({ realmId: 'default', name: 'ops', grants: ['client_credentials'], adminApi: true });
-    const r = await postForm(`${server.issuer}/token`, { grant_type: 'client_credentials', resource: ADMIN, scope: 'admin' }, { id: c.client_id, secret: c.client_secret! });
-    expect(r.status, JSON.stringify(r.body)).toBe(200);
-    token = r.body.access_token;
+    ({ token } = await adminToken(server));
     const u = await api('/users', { method: 'POST', body: { email: 'ada@example.test', name: 'Ada' } });
     expect(u.status, JSON.stringify(u.body)).toBe(201);
     userId = u.body.id;

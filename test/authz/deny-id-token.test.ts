@@ -1,31 +1,13 @@
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import * as oidc from 'openid-client';
+import { existsSync } from 'node:fs';
+import type * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { authorizationRequest, discover, PASSWORD, postForm, signIn, submitLogin } from '../helpers/flows.js';
+import { idTokenGate, MODULE_APP_REDIRECT as REDIRECT, startWithModule } from '../helpers/authz-module.js';
+import { authorizationRequest, PASSWORD, postForm, signIn, submitLogin } from '../helpers/flows.js';
 import { Browser } from '../helpers/http.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import type { TestServer } from '../helpers/server.js';
 
-const REDIRECT = 'http://app.example.test/callback';
-const dir = mkdtempSync(join(tmpdir(), 'latchkey-authz-idt-'));
-const modulePath = join(dir, 'module.mjs');
-// while this file exists the module refuses ID tokens (and only ID tokens)
-const denyFile = join(dir, 'deny-id-tokens');
-writeFileSync(
-  modulePath,
-  `import { existsSync } from 'node:fs';
-  export function createAuthorizationModule(options) {
-    return {
-      name: 'id-token-gate',
-      async onIssue(identity) {
-        if (identity.token === 'id_token' && existsSync(options.denyFile)) return { allow: false, reason: 'no ID tokens for this application today' };
-        return { allow: true };
-      },
-      async check() { return false; },
-    };
-  }`,
-);
+// while its deny file exists the module refuses ID tokens (and only ID tokens)
+const gate = idTokenGate('idt', 'no ID tokens for this application today');
 
 // The module's answer for an ID token was read for its claims and its "deny" dropped: the ID token was issued.
 describe('an authorization module that denies an ID token stops the token response', () => {
@@ -34,17 +16,11 @@ describe('an authorization module that denies an ID token stops the token respon
   let config: oidc.Configuration;
 
   beforeAll(async () => {
-    server = await startTestServer({ overrides: { authorization: { module: modulePath, options: { denyFile } } } });
-    const created = await server.cli(['client', 'create', '--realm', 'default', '--name', 'App', '--redirect-uri', REDIRECT, '--first-party']);
-    expect(created.code, created.stderr).toBe(0);
-    client = { id: created.json.client_id, secret: created.json.client_secret };
-    const user = await server.cli(['user', 'create', '--realm', 'default', '--email', 'ada@example.test', '--password-stdin'], `${PASSWORD}\n`);
-    expect(user.code, user.stderr).toBe(0);
-    config = await discover(server.issuer, client.id, { client_secret: client.secret });
+    ({ server, web: client, config } = await startWithModule(gate, { email: 'ada@example.test' }));
   });
   afterAll(async () => {
     await server?.close();
-    rmSync(dir, { recursive: true, force: true });
+    gate.remove();
   });
 
   const token = (form: Record<string, string>) => postForm(`${server.issuer}/token`, form, client);
@@ -59,9 +35,8 @@ describe('an authorization module that denies an ID token stops the token respon
     const auth = await authorizationRequest(config, REDIRECT, { scope: 'openid offline_access' });
     const login = await browser.follow(auth.url, {}, REDIRECT);
     const done = await submitLogin(browser, login, 'ada@example.test', PASSWORD, REDIRECT);
-    writeFileSync(denyFile, '');
-    const before = await stored();
-    try {
+    await gate.denying(async () => {
+      const before = await stored();
       const res = await token({ grant_type: 'authorization_code', code: done.url.searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: auth.verifier });
       expect(res.status, JSON.stringify(res.body)).toBe(400);
       expect(res.body.error).toBe('access_denied');
@@ -70,23 +45,18 @@ describe('an authorization module that denies an ID token stops the token respon
       expect(res.body.access_token).toBeUndefined();
       // the access and refresh tokens minted before the ID token was refused are not left stored
       expect(await stored()).toEqual(before);
-    } finally {
-      rmSync(denyFile, { force: true });
-    }
+    });
   });
 
   it('refresh_token: access_denied once the module says no', async () => {
     const tokens = await signIn(new Browser(), config, REDIRECT, 'ada@example.test', { scope: 'openid offline_access' });
     expect(tokens.id_token).toBeTruthy();
-    writeFileSync(denyFile, '');
-    try {
+    await gate.denying(async () => {
       const res = await token({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token! });
       expect(res.status, JSON.stringify(res.body)).toBe(400);
       expect(res.body.error).toBe('access_denied');
       expect(res.body.id_token).toBeUndefined();
-    } finally {
-      rmSync(denyFile, { force: true });
-    }
-    expect(existsSync(denyFile)).toBe(false);
+    });
+    expect(existsSync(gate.denyFile)).toBe(false);
   });
 });

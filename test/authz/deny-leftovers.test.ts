@@ -1,33 +1,14 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { authorizationRequest, discover, PASSWORD, postForm, submitLogin } from '../helpers/flows.js';
+import { idTokenGate, MODULE_APP_REDIRECT as REDIRECT, startWithModule } from '../helpers/authz-module.js';
+import { authorizationRequest, PASSWORD, postForm, submitLogin } from '../helpers/flows.js';
 import { Browser, parseForm } from '../helpers/http.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import type { TestServer } from '../helpers/server.js';
 
-const REDIRECT = 'http://app.example.test/callback';
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
-const dir = mkdtempSync(join(tmpdir(), 'latchkey-authz-leftovers-'));
-const modulePath = join(dir, 'module.mjs');
-// while this file exists the module refuses ID tokens: the access and refresh tokens are minted (and
+// while its deny file exists the module refuses ID tokens: the access and refresh tokens are minted (and
 // stored) before the ID token is asked for
-const denyFile = join(dir, 'deny-id-tokens');
-writeFileSync(
-  modulePath,
-  `import { existsSync } from 'node:fs';
-  export function createAuthorizationModule(options) {
-    return {
-      name: 'id-token-gate',
-      async onIssue(identity) {
-        if (identity.token === 'id_token' && existsSync(options.denyFile)) return { allow: false, reason: 'no ID tokens today' };
-        return { allow: true };
-      },
-      async check() { return false; },
-    };
-  }`,
-);
+const gate = idTokenGate('leftovers', 'no ID tokens today');
 
 // A token request the module refuses at the ID token has minted an access token and a refresh token
 // that nobody received. They must not stay usable: each one the refused request stored is looked up by
@@ -40,16 +21,10 @@ describe('tokens minted by a token request the authorization module refused', ()
   let config: oidc.Configuration;
 
   beforeAll(async () => {
-    server = await startTestServer({ db: 'sqlite', overrides: { authorization: { module: modulePath, options: { denyFile } } } });
-    const created = await server.cli(['client', 'create', '--realm', 'default', '--name', 'App', '--redirect-uri', REDIRECT, '--first-party']);
-    expect(created.code, created.stderr).toBe(0);
-    web = { id: created.json.client_id, secret: created.json.client_secret };
+    ({ server, web, config } = await startWithModule(gate, { email: 'ada@example.test', db: 'sqlite' }));
     const device = await server.cli(['client', 'create', '--realm', 'default', '--name', 'TV', '--first-party', '--grant', DEVICE_GRANT, '--grant', 'refresh_token']);
     expect(device.code, device.stderr).toBe(0);
     tv = { id: device.json.client_id, secret: device.json.client_secret };
-    const user = await server.cli(['user', 'create', '--realm', 'default', '--email', 'ada@example.test', '--password-stdin'], `${PASSWORD}\n`);
-    expect(user.code, user.stderr).toBe(0);
-    config = await discover(server.issuer, web.id, { client_secret: web.secret });
     // every access and refresh token the server stores is noted as it is written, so a token deleted
     // afterwards can still be presented
     await server.services.db.raw('create table captured_tokens (model text, id text)');
@@ -59,7 +34,7 @@ describe('tokens minted by a token request the authorization module refused', ()
   });
   afterAll(async () => {
     await server?.close();
-    rmSync(dir, { recursive: true, force: true });
+    gate.remove();
   });
 
   const captured = async () => (await server.services.db('captured_tokens').select('model', 'id')) as Array<{ model: string; id: string }>;
@@ -68,17 +43,14 @@ describe('tokens minted by a token request the authorization module refused', ()
   /** Runs `request` with the module refusing ID tokens; returns its answer and the tokens it stored. */
   async function refused(request: () => Promise<{ status: number; body: any }>) {
     await server.services.db('captured_tokens').delete();
-    writeFileSync(denyFile, '');
-    try {
+    return gate.denying(async () => {
       const res = await request();
       expect(res.status, JSON.stringify(res.body)).toBe(400);
       expect(res.body.error).toBe('access_denied');
       expect(res.body.access_token).toBeUndefined();
       expect(res.body.refresh_token).toBeUndefined();
       return { res, minted: await captured() };
-    } finally {
-      rmSync(denyFile, { force: true });
-    }
+    });
   }
 
   it('authorization_code: the access and refresh tokens are inactive, and the code is spent', async () => {

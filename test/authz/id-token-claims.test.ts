@@ -1,20 +1,15 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { jwtVerify } from 'jose';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { discover, PASSWORD, remoteJwks, signIn } from '../helpers/flows.js';
+import { MODULE_APP_REDIRECT as REDIRECT, startWithModule, writeModule } from '../helpers/authz-module.js';
+import { remoteJwks, signIn } from '../helpers/flows.js';
 import { Browser } from '../helpers/http.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import type { TestServer } from '../helpers/server.js';
 
-const REDIRECT = 'http://app.example.test/callback';
 const API = 'https://api.acme.test';
-const dir = mkdtempSync(join(tmpdir(), 'latchkey-authz-claims-'));
-const modulePath = join(dir, 'module.mjs');
 // one claim per token kind, plus attempts at claims that are the server's to state
-writeFileSync(
-  modulePath,
+const moduleFile = writeModule(
+  'claims',
   `export function createAuthorizationModule() {
     return {
       name: 'claims',
@@ -32,22 +27,12 @@ describe("an authorization module's claims reach the token they were given for",
   let issuer: string;
 
   beforeAll(async () => {
-    server = await startTestServer({ overrides: { authorization: { module: modulePath, options: {} } } });
-    const settings = join(dir, 'settings.json');
-    writeFileSync(settings, JSON.stringify({ resources: [{ uri: API, scopes: ['read'] }] }));
-    issuer = `http://acme.localhost:${server.port}`;
-    const realm = await server.cli(['realm', 'create', '--id', 'acme', '--issuer', issuer, '--settings', settings]);
-    expect(realm.code, realm.stderr).toBe(0);
-    const web = await server.cli(['client', 'create', '--realm', 'acme', '--name', 'web', '--redirect-uri', REDIRECT, '--first-party']);
-    expect(web.code, web.stderr).toBe(0);
-    // no name: the module must not be able to fill one in
-    const user = await server.cli(['user', 'create', '--realm', 'acme', '--email', 'grace@example.test', '--password-stdin'], `${PASSWORD}\n`);
-    expect(user.code, user.stderr).toBe(0);
-    config = await discover(issuer, web.json.client_id, { client_secret: web.json.client_secret });
+    // the user has no name: the module must not be able to fill one in
+    ({ server, issuer, config } = await startWithModule(moduleFile, { email: 'grace@example.test', resources: [{ uri: API, scopes: ['read'] }] }));
   });
   afterAll(async () => {
     await server?.close();
-    rmSync(dir, { recursive: true, force: true });
+    moduleFile.remove();
   });
 
   it('ID tokens carry the claims given for the ID token (code and refresh grants), never the user claims it tried to set', async () => {

@@ -1,25 +1,20 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { jwtVerify } from 'jose';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RESERVED_CLAIMS } from '../../src/authz/module.js';
-import { discover, PASSWORD, postForm, remoteJwks, signIn } from '../helpers/flows.js';
+import { MODULE_APP_REDIRECT as REDIRECT, startWithModule, writeModule } from '../helpers/authz-module.js';
+import { postForm, remoteJwks, signIn } from '../helpers/flows.js';
 import { Browser } from '../helpers/http.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import type { TestServer } from '../helpers/server.js';
 
-const REDIRECT = 'http://app.example.test/callback';
 const API = 'https://api.acme.test';
 // claims with protocol meaning that a token's reader acts on: who acts for whom (RFC 8693), proof of
 // possession (RFC 7800, RFC 9449), the other hash claims of an ID token (OIDC Core), security event
 // tokens (RFC 8417), the token's type and use, authorization details (RFC 9396), vectors of trust (RFC 8485)
 const PROTOCOL_CLAIMS = ['act', 'may_act', 'cnf', 's_hash', 'at_hash', 'c_hash', 'typ', 'token_use', 'events', 'toe', 'txn', 'htm', 'htu', 'ath', 'authorization_details', 'sub_jwk', 'vot', 'vtm', 'sid', 'azp', 'nonce', 'auth_time', 'acr', 'amr', 'client_id', 'scope', 'jti', 'nbf'];
-const dir = mkdtempSync(join(tmpdir(), 'latchkey-authz-reserved-'));
-const modulePath = join(dir, 'module.mjs');
 // a module that tries to set every one of them (an actor saying an admin acts for the user, a key it holds)
-writeFileSync(
-  modulePath,
+const moduleFile = writeModule(
+  'reserved',
   `export function createAuthorizationModule() {
     return {
       name: 'forger',
@@ -41,24 +36,14 @@ describe('an authorization module cannot set claims that carry protocol meaning'
   let service: { id: string; secret: string };
 
   beforeAll(async () => {
-    server = await startTestServer({ overrides: { authorization: { module: modulePath, options: {} } } });
-    const settings = join(dir, 'settings.json');
-    writeFileSync(settings, JSON.stringify({ resources: [{ uri: API, scopes: ['read'] }] }));
-    issuer = `http://acme.localhost:${server.port}`;
-    const realm = await server.cli(['realm', 'create', '--id', 'acme', '--issuer', issuer, '--settings', settings]);
-    expect(realm.code, realm.stderr).toBe(0);
-    const web = await server.cli(['client', 'create', '--realm', 'acme', '--name', 'web', '--redirect-uri', REDIRECT, '--first-party']);
-    expect(web.code, web.stderr).toBe(0);
+    ({ server, issuer, config } = await startWithModule(moduleFile, { email: 'grace@example.test', resources: [{ uri: API, scopes: ['read'] }] }));
     const svc = await server.cli(['client', 'create', '--realm', 'acme', '--name', 'svc', '--grant', 'client_credentials']);
     expect(svc.code, svc.stderr).toBe(0);
     service = { id: svc.json.client_id, secret: svc.json.client_secret };
-    const user = await server.cli(['user', 'create', '--realm', 'acme', '--email', 'grace@example.test', '--password-stdin'], `${PASSWORD}\n`);
-    expect(user.code, user.stderr).toBe(0);
-    config = await discover(issuer, web.json.client_id, { client_secret: web.json.client_secret });
   });
   afterAll(async () => {
     await server?.close();
-    rmSync(dir, { recursive: true, force: true });
+    moduleFile.remove();
   });
 
   it('the list of reserved claims names every one of them', () => {

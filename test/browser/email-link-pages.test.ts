@@ -12,8 +12,8 @@ import { join } from 'node:path';
 import * as oidc from 'openid-client';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { accessibilityProblems, pageProblems } from '../helpers/accessibility.js';
-import { describeWithBrowser, launchChromium, startTestApp, watchConsole } from '../helpers/browser.js';
+import { walkedPage } from '../helpers/accessibility.js';
+import { declinePasskeyOffer, describeWithBrowser, launchChromium, startTestApp } from '../helpers/browser.js';
 import { discover, PASSWORD, until } from '../helpers/flows.js';
 import { testFetch } from '../helpers/http.js';
 import { mailbox, type Mailbox } from '../helpers/mailbox.js';
@@ -74,17 +74,24 @@ describeWithBrowser('password reset and email confirmation pages in Chromium', (
     await page.goto(url.href);
   }
 
+  /** Signs in to the account page with the keyboard (email, Enter, password, Enter), past the passkey offer. */
+  async function signInToAccount(page: Page, email: string) {
+    await page.goto(`${server.issuer}/account`);
+    await page.getByLabel('Email').fill(email);
+    await page.keyboard.press('Enter');
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.keyboard.press('Enter');
+    await declinePasskeyOffer(page, page.getByRole('heading', { name: 'Your account' }));
+    await heading(page, 'Your account');
+  }
+
   async function linkFrom(subject: RegExp): Promise<string> {
     const mail = await until(async () => smtp.mails.find((m) => subject.test(m.subject)), `an email "${subject.source}"`);
     return /^(http:\/\/\S+\/account\/\S+)$/m.exec(mail.text)![1]!;
   }
 
   it('walks through a password reset with the keyboard, then signs in with the new password', async () => {
-    const context = await browser.newContext({ viewport: { width: 1000, height: 900 }, locale: 'en-US', reducedMotion: 'reduce' });
-    const page = await context.newPage();
-    page.setDefaultTimeout(15_000);
-    const seen = watchConsole(page);
-    const problems: string[] = [];
+    const { context, page, check, finish } = await walkedPage(browser);
 
     await authorize(page);
     await heading(page, /Sign in/);
@@ -101,61 +108,45 @@ describeWithBrowser('password reset and email confirmation pages in Chromium', (
     await page.keyboard.press('Enter');
     await heading(page, 'Reset your password');
     expect(await page.getByLabel('Email').inputValue()).toBe('una@example.test');
-    problems.push(...(await pageProblems(page, 'reset request', 'Send the link')));
+    await check(page, 'reset request', 'Send the link');
     await page.getByRole('button', { name: 'Send the link', exact: true }).focus();
     await page.keyboard.press('Enter');
     await heading(page, 'Check your email');
-    problems.push(...(await pageProblems(page, 'check your email', 'Back to sign-in')));
+    await check(page, 'check your email', 'Back to sign-in');
 
     const signInTab = page;
     const linkPage = await context.newPage();
     await linkPage.goto(await linkFrom(/^Reset your .* password$/));
     await heading(linkPage, 'Choose a new password');
-    problems.push(...(await pageProblems(linkPage, 'choose a new password', 'Change password')));
+    await check(linkPage, 'choose a new password', 'Change password');
     await linkPage.getByLabel('New password', { exact: true }).fill('too-short');
     await linkPage.getByLabel('Confirm new password').fill('too-short');
     await linkPage.keyboard.press('Enter');
     await linkPage.getByRole('alert').filter({ hasText: /at least 15 characters/ }).waitFor();
     expect(await linkPage.evaluate(() => document.activeElement?.id)).toBe('lk-new-password');
-    problems.push(...(await pageProblems(linkPage, 'refused new password', 'Change password')));
+    await check(linkPage, 'refused new password', 'Change password');
     await linkPage.getByLabel('New password', { exact: true }).fill(NEW_PASSWORD);
     await linkPage.getByLabel('Confirm new password').fill(NEW_PASSWORD);
     await linkPage.keyboard.press('Enter');
     await heading(linkPage, 'Your password has been changed');
-    problems.push(...(await accessibilityProblems(linkPage, 'password changed')));
+    await check(linkPage, 'password changed');
 
     // back in the first tab: "Back to sign-in", the new password, and the application has its code
     await signInTab.getByRole('link', { name: 'Back to sign-in' }).click();
     await heading(signInTab, /Enter your password/);
     await signInTab.getByLabel('Password').fill(NEW_PASSWORD);
     await signInTab.keyboard.press('Enter');
-    const offer = signInTab.getByRole('button', { name: 'Not now', exact: true });
-    await offer.or(signInTab.getByRole('heading', { name: 'Callback received' })).first().waitFor();
-    if (await offer.isVisible()) await offer.click();
+    await declinePasskeyOffer(signInTab, signInTab.getByRole('heading', { name: 'Callback received' }));
     await signInTab.waitForURL((u) => u.href.startsWith(app.redirectUri));
     expect(new URL(signInTab.url()).searchParams.get('code')).toBeTruthy();
 
-    expect(problems).toEqual([]);
-    expect([...seen.cspViolations, ...seen.errors]).toEqual([]);
-    await context.close();
+    await finish();
   });
 
   it('confirms an email address from the account page with the keyboard', async () => {
-    const context = await browser.newContext({ viewport: { width: 1000, height: 900 }, locale: 'en-US', reducedMotion: 'reduce' });
-    const page = await context.newPage();
-    page.setDefaultTimeout(15_000);
-    const seen = watchConsole(page);
-    const problems: string[] = [];
+    const { page, check, finish } = await walkedPage(browser);
 
-    await page.goto(`${server.issuer}/account`);
-    await page.getByLabel('Email').fill('val@example.test');
-    await page.keyboard.press('Enter');
-    await page.getByLabel('Password').fill(PASSWORD);
-    await page.keyboard.press('Enter');
-    const offer = page.getByRole('button', { name: 'Not now', exact: true });
-    await offer.or(page.getByRole('heading', { name: 'Your account' })).first().waitFor();
-    if (await offer.isVisible()) await offer.click();
-    await heading(page, 'Your account');
+    await signInToAccount(page, 'val@example.test');
     await page.getByText('Your email address is not confirmed yet.').waitFor().catch(async (err) => {
       throw new Error(`${err.message}\n${(await page.content()).slice(0, 3000)}`);
     });
@@ -165,26 +156,20 @@ describeWithBrowser('password reset and email confirmation pages in Chromium', (
 
     await page.goto(await linkFrom(/^Confirm your email address/));
     await heading(page, 'Confirm your email address');
-    problems.push(...(await pageProblems(page, 'confirm your email address', 'Confirm')));
+    await check(page, 'confirm your email address', 'Confirm');
     await page.getByRole('button', { name: 'Confirm', exact: true }).click();
     await heading(page, 'Email address confirmed');
-    problems.push(...(await accessibilityProblems(page, 'email address confirmed')));
+    await check(page, 'email address confirmed');
     expect((await server.services.users.findByEmail('default', 'val@example.test'))!.emailVerified).toBe(true);
     await page.getByRole('link', { name: 'Go to your account' }).click();
     await heading(page, 'Your account');
     expect(await page.getByText('Your email address is not confirmed yet.').count()).toBe(0);
 
-    expect(problems).toEqual([]);
-    expect([...seen.cspViolations, ...seen.errors]).toEqual([]);
-    await context.close();
+    await finish();
   });
 
   it('signs up with an emailed code, with the keyboard: a wrong code is announced and focused, the right one goes on', async () => {
-    const context = await browser.newContext({ viewport: { width: 1000, height: 900 }, locale: 'en-US', reducedMotion: 'reduce' });
-    const page = await context.newPage();
-    page.setDefaultTimeout(15_000);
-    const seen = watchConsole(page);
-    const problems: string[] = [];
+    const { page, check, finish } = await walkedPage(browser);
 
     await authorize(page, openConfig);
     await heading(page, /Sign in/);
@@ -196,7 +181,7 @@ describeWithBrowser('password reset and email confirmation pages in Chromium', (
     await heading(page, 'Check your email');
     // the code field has the focus: the code can be typed at once
     expect(await page.evaluate(() => document.activeElement?.id)).toBe('lk-signup-code');
-    problems.push(...(await pageProblems(page, 'sign-up code', 'Continue')));
+    await check(page, 'sign-up code', 'Continue');
 
     const mail = await until(async () => smtp.mails.find((m) => m.to === 'wren@example.test'), 'the sign-up code');
     const code = /^ {4}(\d{6})$/m.exec(mail.text)![1]!;
@@ -205,38 +190,22 @@ describeWithBrowser('password reset and email confirmation pages in Chromium', (
     await page.getByRole('alert').filter({ hasText: 'That code is not right.' }).waitFor();
     expect(await page.evaluate(() => document.activeElement?.id)).toBe('lk-signup-code');
     expect(await page.getByLabel('Code').getAttribute('aria-invalid')).toBe('true');
-    problems.push(...(await pageProblems(page, 'wrong sign-up code', 'Continue')));
+    await check(page, 'wrong sign-up code', 'Continue');
 
     await page.getByLabel('Code').fill(code);
     await page.keyboard.press('Enter');
-    const offer = page.getByRole('button', { name: 'Not now', exact: true });
-    await offer.or(page.getByRole('heading', { name: 'Callback received' })).first().waitFor();
-    if (await offer.isVisible()) await offer.click();
+    await declinePasskeyOffer(page, page.getByRole('heading', { name: 'Callback received' }));
     await page.waitForURL((u) => u.href.startsWith(app.redirectUri));
     expect(new URL(page.url()).searchParams.get('code')).toBeTruthy();
     expect((await server.services.users.findByEmail('open', 'wren@example.test'))!.emailVerified).toBe(true);
 
-    expect(problems).toEqual([]);
-    expect([...seen.cspViolations, ...seen.errors]).toEqual([]);
-    await context.close();
+    await finish();
   });
 
   it('changes the email address from the account page with the keyboard', async () => {
-    const context = await browser.newContext({ viewport: { width: 1000, height: 900 }, locale: 'en-US', reducedMotion: 'reduce' });
-    const page = await context.newPage();
-    page.setDefaultTimeout(15_000);
-    const seen = watchConsole(page);
-    const problems: string[] = [];
+    const { page, check, finish } = await walkedPage(browser);
 
-    await page.goto(`${server.issuer}/account`);
-    await page.getByLabel('Email').fill('xena@example.test');
-    await page.keyboard.press('Enter');
-    await page.getByLabel('Password').fill(PASSWORD);
-    await page.keyboard.press('Enter');
-    const offer = page.getByRole('button', { name: 'Not now', exact: true });
-    await offer.or(page.getByRole('heading', { name: 'Your account' })).first().waitFor();
-    if (await offer.isVisible()) await offer.click();
-    await heading(page, 'Your account');
+    await signInToAccount(page, 'xena@example.test');
 
     // a malformed address: the message is read out and the field has the focus
     await page.getByLabel('New email address').fill('xena-at-example');
@@ -245,28 +214,26 @@ describeWithBrowser('password reset and email confirmation pages in Chromium', (
     await page.keyboard.press('Enter');
     await page.getByRole('alert').filter({ hasText: 'Enter a valid email address' }).waitFor();
     expect(await page.evaluate(() => document.activeElement?.id)).toBe('lk-new-email');
-    problems.push(...(await accessibilityProblems(page, 'account page, refused new address')));
+    await check(page, 'account page, refused new address');
 
     await page.getByLabel('New email address').fill('xena.new@example.test');
     await page.keyboard.press('Enter');
     await page.getByRole('status').filter({ hasText: 'Check the inbox of your new email address' }).waitFor();
-    problems.push(...(await accessibilityProblems(page, 'account page, change asked')));
+    await check(page, 'account page, change asked');
 
     const mail = await until(async () => smtp.mails.find((m) => m.to === 'xena.new@example.test'), 'the change link');
     await page.goto(/^(http:\/\/\S+\/account\/change-email\/\S+)$/m.exec(mail.text)![1]!);
     await heading(page, 'Confirm your new email address');
-    problems.push(...(await pageProblems(page, 'confirm new email address', 'Change my email address')));
+    await check(page, 'confirm new email address', 'Change my email address');
     await page.getByRole('button', { name: 'Change my email address' }).focus();
     await page.keyboard.press('Enter');
     await heading(page, 'Email address changed');
-    problems.push(...(await accessibilityProblems(page, 'email address changed')));
+    await check(page, 'email address changed');
     expect((await server.services.users.findByEmail('default', 'xena.new@example.test'))!.emailVerified).toBe(true);
     await page.getByRole('link', { name: 'Go to your account' }).click();
     await heading(page, 'Your account');
     await page.getByText('xena.new@example.test').first().waitFor();
 
-    expect(problems).toEqual([]);
-    expect([...seen.cspViolations, ...seen.errors]).toEqual([]);
-    await context.close();
+    await finish();
   });
 });

@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import type { Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { expect } from 'vitest';
+import { watchConsole } from './browser.js';
 
 /*
  * Automated accessibility checks of a page in Chromium: axe-core's WCAG 2.1 A/AA rules, in the light
@@ -189,4 +191,41 @@ export async function pageProblems(page: Page, label: string, mainAction: string
   }
   await page.emulateMedia({ colorScheme: 'light' });
   return [...problems, ...(await reflowProblems(page, label))];
+}
+
+/** A page for a walk through the pages with the keyboard, with what the walk found. */
+export interface WalkedPage {
+  context: BrowserContext;
+  page: Page;
+  /** What the checks found on the way. */
+  problems: string[];
+  /**
+   * Checks `on` (this page or another of the context) as it is now: all of `pageProblems` (axe, the
+   * keyboard walk to `mainAction`, control colours, reflow) or, without a main action, axe alone.
+   */
+  check(on: Page, label: string, mainAction?: string | RegExp): Promise<void>;
+  /** Expects no problems, no CSP violation and no console error on `page`, then closes the context. */
+  finish(): Promise<void>;
+}
+
+/** A fresh context (1000x900, en-US, reduced motion) and page, 15 s a step, its console watched. */
+export async function walkedPage(browser: Browser): Promise<WalkedPage> {
+  const context = await browser.newContext({ viewport: { width: 1000, height: 900 }, locale: 'en-US', reducedMotion: 'reduce' });
+  const page = await context.newPage();
+  page.setDefaultTimeout(15_000);
+  const seen = watchConsole(page);
+  const problems: string[] = [];
+  return {
+    context,
+    page,
+    problems,
+    async check(on, label, mainAction) {
+      problems.push(...(mainAction === undefined ? await accessibilityProblems(on, label) : await pageProblems(on, label, mainAction)));
+    },
+    async finish() {
+      expect(problems).toEqual([]);
+      expect([...seen.cspViolations, ...seen.errors]).toEqual([]);
+      await context.close();
+    },
+  };
 }

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { chromium, type Browser, type CDPSession, type ConsoleMessage, type Page } from 'playwright-core';
+import { chromium, type Browser, type CDPSession, type ConsoleMessage, type Locator, type Page } from 'playwright-core';
 import { describe, it } from 'vitest';
 
 /** Debian's Chromium (`apt-get install chromium`); `npx playwright install` is not used. */
@@ -85,6 +85,13 @@ export function watchConsole(page: Page): { cspViolations: string[]; errors: str
     if (res.status() >= 400) seen.httpErrors.push(`${res.status()} ${res.request().method()} ${new URL(res.url()).pathname}`);
   });
   return seen;
+}
+
+/** After a sign-in: "Not now" on the passkey offer when it comes before `next` shows. */
+export async function declinePasskeyOffer(page: Page, next: Locator): Promise<void> {
+  const offer = page.getByRole('button', { name: 'Not now', exact: true });
+  await offer.or(next).first().waitFor();
+  if (await offer.isVisible()) await offer.click();
 }
 
 /** Options of a CDP virtual authenticator (the subset the tests use; see the WebAuthn domain of the DevTools protocol). */
