@@ -230,7 +230,7 @@ describe('latchkey CLI (SQLite)', () => {
       try {
         const file = join(dir, 'settings.json');
         writeFileSync(file, JSON.stringify({ mfa: 'optional', sigingAlg: 'RS256', passkeys: { attestaton: 'none' } }));
-        const err = refused(await server.cli(['realm', 'create', '--id', 'typo', '--issuer', 'http://typo.localhost:9998', '--settings', file]), 'realm settings');
+        const err = refused(await server.cli(['realm', 'create', '--id', 'typo', '--issuer', 'http://typo.localhost:9998', '--settings', file]), '--settings: ');
         expect(err).toContain('unknown key "sigingAlg"');
         expect(err).toContain('unknown key "passkeys.attestaton"');
       } finally {
@@ -240,9 +240,11 @@ describe('latchkey CLI (SQLite)', () => {
 
     it('realm create with a bad id or an issuer with a path or query fails with a clear message', async () => {
       const before = await count('realms');
-      refused(await server.cli(['realm', 'create', '--id', 'Bad_ID', '--issuer', 'http://bad.localhost']), 'realm id "Bad_ID"');
+      refused(await server.cli(['realm', 'create', '--id', 'Bad_ID', '--issuer', 'http://bad.localhost']), '--id: realm id "Bad_ID"');
       refused(await server.cli(['realm', 'create', '--id=-dash', '--issuer', 'http://bad.localhost']), 'realm id');
-      refused(await server.cli(['realm', 'create', '--id', 'pathy', '--issuer', 'http://pathy.localhost/tenant']), 'paths are not supported');
+      refused(await server.cli(['realm', 'create', '--id', 'pathy', '--issuer', 'http://pathy.localhost/tenant']), '--issuer: "http://pathy.localhost/tenant"', 'paths are not supported');
+      refused(await server.cli(['realm', 'add-issuer', '--realm', 'default', '--issuer', 'http://pathy.localhost/tenant']), '--issuer: "http://pathy.localhost/tenant"', 'paths are not supported');
+      refused(await server.cli(['realm', 'create', '--id', 'twice', '--issuer', 'http://twice.localhost', '--issuer', 'http://TWICE.localhost/']), '--issuer: ', 'listed twice');
       refused(await server.cli(['realm', 'create', '--id', 'query', '--issuer', 'http://query.localhost/?x=1']), 'must not have a query');
       refused(await server.cli(['realm', 'create', '--id', 'frag', '--issuer', 'http://frag.localhost#x']), 'must not have a query or fragment');
       refused(await server.cli(['realm', 'create', '--id', 'ftp', '--issuer', 'ftp://ftp.localhost']), 'https');
