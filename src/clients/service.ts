@@ -150,9 +150,11 @@ interface ClientSpec {
  * came from (`redirectUris.1`, `grants`), which the CLI calls by its flag and the admin API by its
  * body field.
  */
-function clientMetadata(spec: ClientSpec): Record<string, unknown> {
-  // shown on the consent and sign-in pages: the shared name rule (src/display-name.ts)
-  const name = checkedName(spec.name, 'name');
+function clientMetadata(spec: ClientSpec, { keptName = false }: { keptName?: boolean } = {}): Record<string, unknown> {
+  // shown on the consent and sign-in pages: the shared name rule (src/display-name.ts). A stored name an
+  // update leaves alone (`keptName`) is not checked again: one stored before the rule tightened would
+  // otherwise refuse every change to the client until someone renamed it.
+  const name = keptName ? spec.name : checkedName(spec.name, 'name');
   const { native, authMethod } = spec;
   const isPublic = authMethod === 'none';
   const grants = [...new Set(spec.grants)];
@@ -304,7 +306,7 @@ export class ClientService {
       scope: given(changes.scope, m.scope as string | undefined),
       adminApi: given(changes.adminApi, Boolean(m.admin_api)),
       backchannelLogoutUri: changes.backchannelLogoutUri === null ? undefined : given(changes.backchannelLogoutUri, m.backchannel_logout_uri as string | undefined),
-    });
+    }, { keptName: changes.name === undefined });
     const now = Date.now();
     const updated: ClientRow = { ...row, name: metadata.client_name as string, metadata, firstParty: given(changes.firstParty, row.firstParty), updatedAt: now };
     await this.validateMetadata?.(realmId, toProviderMetadata(updated));
