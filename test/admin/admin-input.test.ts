@@ -76,4 +76,23 @@ describeEachDatabase('admin API: input the storage cannot hold is a 400 naming t
     expect(body.detail).toMatch(/65536 bytes/);
     expect(await server.services.users.findByEmail('default', 'big@example.test')).toBeUndefined();
   });
+
+  it('the same id created by several requests at once: one 201, the others a 409, never a 500', async () => {
+    const count = async (table: string, where: Record<string, unknown>) => Number(((await server.services.db(table).where(where).count({ n: '*' })) as Array<{ n: number | string }>)[0]!.n);
+    const cases: Array<[string, unknown, string, Record<string, unknown>]> = [
+      ['/tenants', { id: 'race', display_name: 'Race' }, 'tenants', { id: 'race' }],
+      ['/trusted-identities', { issuer: 'https://ci.race.test', audience: 'race', id: 'race' }, 'trusted_issuers', { id: 'race' }],
+      // the same issuer and audience under different ids
+      ['/trusted-identities', { issuer: 'https://ci2.race.test', audience: 'race' }, 'trusted_issuers', { issuer: 'https://ci2.race.test' }],
+      ['/connections', { id: 'race', preset: 'github', client_id: 'x' }, 'connections', { id: 'race' }],
+      ['/users', { email: 'race@example.test' }, 'users', { email: 'race@example.test' }],
+    ];
+    for (const [path, body, table, where] of cases) {
+      const answers = await Promise.all(Array.from({ length: 6 }, () => api(path, { method: 'POST', body })));
+      const what = `POST ${path}: ${answers.map((a) => `${a.status} ${a.body?.detail ?? ''}`).join(' | ')}`;
+      expect(answers.map((a) => a.status).sort(), what).toEqual([201, 409, 409, 409, 409, 409]);
+      for (const a of answers.filter((x) => x.status === 409)) expect(a.body.detail, what).toMatch(/already|at the same time/);
+      expect(await count(table, where), path).toBe(1);
+    }
+  });
 });
