@@ -32,6 +32,8 @@ export function parseIssuer(value: string, field = 'issuer'): { issuer: string; 
   if (url.username || url.password) throw refuse('must not contain credentials');
   if (url.search || url.hash || value.includes('?') || value.includes('#')) throw refuse('must not have a query or fragment');
   if (url.pathname !== '/' && url.pathname !== '') throw refuse('must be an origin such as https://auth.example.com (paths are not supported)');
+  // a DNS name is at most 253 characters (the stored host at most 300): a longer one was a database error
+  if (url.hostname.length > 253) throw refuse('has a host name longer than 253 characters');
   return { issuer: url.origin, host: url.host.toLowerCase() };
 }
 

@@ -249,6 +249,8 @@ describe('latchkey CLI (SQLite)', () => {
       refused(await server.cli(['realm', 'create', '--id', 'frag', '--issuer', 'http://frag.localhost#x']), 'must not have a query or fragment');
       refused(await server.cli(['realm', 'create', '--id', 'ftp', '--issuer', 'ftp://ftp.localhost']), 'https');
       refused(await server.cli(['realm', 'create', '--id', 'creds', '--issuer', 'http://u:p@creds.localhost']), 'credentials');
+      // a host past DNS's 253 characters was a database error on PostgreSQL (its column holds 300)
+      refused(await server.cli(['realm', 'create', '--id', 'long', '--issuer', `http://${Array.from({ length: 5 }, () => 'a'.repeat(60)).join('.')}.localhost`]), '--issuer: ', 'longer than 253');
       refused(await server.cli(['realm', 'create', '--id', 'noissuer']), '--issuer');
       refused(await server.cli(['realm', 'create', '--id', 'default', '--issuer', 'http://other.localhost']), 'already exists');
       refused(await server.cli(['realm', 'create', '--id', 'taken', '--issuer', server.issuer]), 'already served by realm "default"');

@@ -35,6 +35,10 @@ describe('RealmService field errors', () => {
     expect(bad.message).toContain('body.issuers[1]: "http://pathy.localhost/tenant" must be an origin');
 
     expect((await refusal({ id: 'Bad_ID', issuers: ['http://bad.localhost'] })).fields.map((f) => f.field)).toEqual(['body.id']);
+    // a host past DNS's 253 characters: PostgreSQL's column refused it as a server error, SQLite stored it
+    const long = await refusal({ id: 'long', issuers: [`http://${Array.from({ length: 5 }, () => 'a'.repeat(60)).join('.')}.localhost`] });
+    expect(long.fields.map((f) => f.field)).toEqual(['body.issuers[0]']);
+    expect(long.message).toContain('longer than 253 characters');
     const settings = await refusal({ id: 'typo', issuers: ['http://typo.localhost'], settings: { sigingAlg: 'RS256' } });
     expect(settings.fields).toEqual([{ field: 'body.settings', message: 'unknown key "sigingAlg"' }]);
     expect((await refusal({ id: 'twice', issuers: ['http://twice.localhost', 'http://TWICE.localhost/'] })).fields.map((f) => f.field)).toEqual(['body.issuers']);
