@@ -26,6 +26,11 @@ export interface Admission extends ThrottleVerdict {
 export interface Reservation extends ThrottleVerdict {
   /** Null when nothing was reserved (refused, or throttling disabled). */
   id: string | null;
+  /**
+   * Refused only for the attempts in flight (no key is locked): the verdict may change once they are
+   * settled. Absent when allowed.
+   */
+  inFlight?: boolean;
 }
 
 /** What `attempt` answers: refused (locked), or the outcome of the check that was let through. */
@@ -36,6 +41,16 @@ export type Attempted<T> = { allowed: false; retryAfterSeconds: number } | { all
  * password check takes, so a slow check never loses its place.
  */
 const RESERVATION_MS = 5 * 60_000;
+
+/**
+ * How long `attempt` waits for the attempts in flight to be settled when they alone hold it back (no key
+ * is locked), trying again now and then: a password check takes well under a second, so right passwords
+ * typed on more devices at once than the failure limit are all checked, one batch after another.
+ */
+const IN_FLIGHT_WAIT_MS = 5_000;
+const IN_FLIGHT_POLL_MS = [20, 40, 80, 160, 250] as const;
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
 
@@ -71,7 +86,7 @@ export class LoginThrottle {
    * throws, its reservation is given back and the error passed on.
    */
   async attempt<T>(realmId: string, keys: ThrottleKeys, check: () => Promise<T>, isRight: (result: T) => boolean): Promise<Attempted<T>> {
-    const reservation = await this.reserve(realmId, keys);
+    const reservation = await this.#reserveWaiting(realmId, keys);
     if (!reservation.allowed) return { allowed: false, retryAfterSeconds: reservation.retryAfterSeconds };
     let result: T;
     try {
@@ -87,6 +102,25 @@ export class LoginThrottle {
   }
 
   /**
+   * `reserve`, but while only the attempts in flight refuse it (no key is locked) it waits for them to be
+   * settled and asks again, for at most IN_FLIGHT_WAIT_MS. This keeps `reserve`'s guarantee whole: every
+   * reservation in flight is still counted as a failure (before its check ends nobody knows it is not
+   * one), so no more checks run at a time than the failures left before the lock. A burst of wrong
+   * passwords waits for the first ones' failures and is then refused by the lock they set; right
+   * passwords beyond the limit are checked once the ones before them have signed in.
+   */
+  async #reserveWaiting(realmId: string, keys: ThrottleKeys): Promise<Reservation> {
+    const deadline = Date.now() + IN_FLIGHT_WAIT_MS;
+    for (let tries = 0; ; tries++) {
+      const reservation = await this.reserve(realmId, keys);
+      if (reservation.allowed || !reservation.inFlight) return reservation;
+      const pause = IN_FLIGHT_POLL_MS[Math.min(tries, IN_FLIGHT_POLL_MS.length - 1)]!;
+      if (Date.now() + pause > deadline) return reservation;
+      await sleep(pause);
+    }
+  }
+
+  /**
    * Lets an attempt go ahead, reserving it against the account's and the address's remaining failures,
    * in one step under the lock of their rows. Refused while either key is locked; and refused while the
    * attempts already in flight, were they all to fail, would lock a key, with the wait that lock would
@@ -99,14 +133,16 @@ export class LoginThrottle {
     if (!this.#cfg.enabled) return { allowed: true, retryAfterSeconds: 0, id: null };
     const id = randomUUID();
     let waitMs = 0;
+    let inFlight = false;
     // the time is read once the rows are locked: a wait behind another attempt's failure must not make
     // the lock it set look longer than it is (Retry-After 61 for a 60 s lock)
     const clock = () => now ?? Date.now();
     const reserved = await throttleRepo.reserve(this.#db, realmId, this.#keys(keys), { id, clock, ttlMs: RESERVATION_MS }, (rows, at) => {
       waitMs = Math.max(0, ...rows.map((r) => this.#refusedFor(r, at)));
+      inFlight = rows.every((r) => r.lockedUntil <= at);
       return waitMs === 0;
     });
-    if (!reserved) return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)), id: null };
+    if (!reserved) return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)), id: null, inFlight };
     return { allowed: true, retryAfterSeconds: 0, id };
   }
 

@@ -65,7 +65,7 @@ async function realmPrincipal(services: Services, served: ServedIssuer, token: s
   if (!clientId) throw unauthorized('the access token names no client');
   const client = await services.clients.providerMetadata(served.realm.id, clientId);
   if (!client) throw unauthorized(`the access token's client "${clientId}" no longer exists`);
-  if (!client.admin_api) throw forbidden(`the access token's client "${clientId}" is no longer registered for the admin API (--admin-api)`);
+  if (!client.admin_api) throw forbidden(`the access token's client "${clientId}" is no longer registered for the admin API (its admin_api setting is off)`);
   const access = scopes.includes('admin') ? 'write' : scopes.includes('admin:read') ? 'read' : undefined;
   if (!access) throw forbidden('the access token has neither the "admin" nor the "admin:read" scope');
   return { kind: 'client', subject: typeof payload.sub === 'string' ? payload.sub : clientId, clientId, access };

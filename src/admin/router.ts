@@ -49,7 +49,7 @@ function canonicalPath(op: Operation, params: Record<string, string>): string {
   return op.path.replace(/\{(\w+)\}/g, (_m, name: string) => encodeURIComponent(params[name] ?? ''));
 }
 
-/** A 400 naming every field of this request part that holds a NUL character. */
+/** A 400 naming every field of this request part that holds a NUL character or an unpaired surrogate. */
 function refuseNul(where: 'path' | 'query' | 'body', value: unknown): void {
   const fields: FieldError[] = nulFields(where, value);
   if (fields.length) throw new ProblemError('invalid_input', `invalid request ${where}: ${fields.map((f) => `${f.field}: ${f.message}`).join('; ')}`, 400, fields);

@@ -164,9 +164,11 @@ interface ClientSpec {
  * came from (`redirectUris.1`, `grants`), which the CLI calls by its flag and the admin API by its
  * body field.
  */
-function clientMetadata(spec: ClientSpec): Record<string, unknown> {
-  // shown on the consent and sign-in pages: the shared name rule (src/display-name.ts)
-  const name = checkedName(spec.name, 'name');
+function clientMetadata(spec: ClientSpec, { keptName = false }: { keptName?: boolean } = {}): Record<string, unknown> {
+  // shown on the consent and sign-in pages: the shared name rule (src/display-name.ts). A stored name an
+  // update leaves alone (`keptName`) is not checked again: one stored before the rule tightened would
+  // otherwise refuse every change to the client until someone renamed it.
+  const name = keptName ? spec.name : checkedName(spec.name, 'name');
   const { native, authMethod } = spec;
   const isPublic = authMethod === 'none';
   const grants = [...new Set(spec.grants)];
@@ -345,7 +347,7 @@ export class ClientService {
             frontchannelLogoutUri: given(changes.frontchannelLogoutUri, m.frontchannel_logout_uri as string | undefined),
             frontchannelLogoutSessionRequired: given(changes.frontchannelLogoutSessionRequired, m.frontchannel_logout_session_required as boolean | undefined),
           }),
-    });
+    }, { keptName: changes.name === undefined });
     const now = Date.now();
     const updated: ClientRow = { ...row, name: metadata.client_name as string, metadata, firstParty: given(changes.firstParty, row.firstParty), updatedAt: now };
     await this.validateMetadata?.(realmId, toProviderMetadata(updated));

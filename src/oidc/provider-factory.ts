@@ -253,8 +253,9 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
         useGrantedResource: async () => true,
         getResourceServerInfo: async (_ctx, resourceIndicator, client) => {
           if (resourceIndicator === ADMIN_API_AUDIENCE) {
-            // only clients registered with --admin-api may hold admin API tokens
-            if (!client.metadata().admin_api) throw new errors.InvalidTarget(`client ${client.clientId} may not request tokens for the admin API (register it with --admin-api)`);
+            // only clients registered for the admin API (its admin_api setting) may hold admin API tokens;
+            // the description goes to the client, so it names no operator tool's flag
+            if (!client.metadata().admin_api) throw new errors.InvalidTarget(`client ${client.clientId} is not registered for the admin API`);
             return {
               audience: ADMIN_API_AUDIENCE,
               scope: ADMIN_SCOPES.join(' '),

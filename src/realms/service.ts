@@ -1,6 +1,6 @@
 import type { Db } from '../db/knex.js';
 import { realmsRepo, type IssuerRow, type RealmRow } from '../db/realms-repo.js';
-import { conflict, invalid, notFound } from '../errors.js';
+import { conflict, invalidField, notFound } from '../errors.js';
 import { checkedName } from '../display-name.js';
 import type { KeyService } from '../keys/service.js';
 import { logoUrlProblem, parseRealmSettings, realmSettingsSchema, type RealmSettings } from './settings.js';
@@ -16,18 +16,24 @@ export interface Realm {
   issuers: string[];
 }
 
-/** Validates an issuer URL and returns it normalised, with the host it is served on. */
-export function parseIssuer(value: string): { issuer: string; host: string } {
+/**
+ * Validates an issuer URL and returns it normalised, with the host it is served on. A refusal is an
+ * InvalidFieldsError on `field` (the CLI calls it --issuer, an API its body field).
+ */
+export function parseIssuer(value: string, field = 'issuer'): { issuer: string; host: string } {
+  const refuse = (problem: string) => invalidField(field, `"${value}" ${problem}`);
   let url: URL;
   try {
     url = new URL(value);
   } catch {
-    throw invalid(`issuer "${value}" is not a valid URL`);
+    throw refuse('is not a valid URL');
   }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw invalid(`issuer "${value}" must use https (or http for development)`);
-  if (url.username || url.password) throw invalid(`issuer "${value}" must not contain credentials`);
-  if (url.search || url.hash || value.includes('?') || value.includes('#')) throw invalid(`issuer "${value}" must not have a query or fragment`);
-  if (url.pathname !== '/' && url.pathname !== '') throw invalid(`issuer "${value}" must be an origin such as https://auth.example.com (paths are not supported)`);
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw refuse('must use https (or http for development)');
+  if (url.username || url.password) throw refuse('must not contain credentials');
+  if (url.search || url.hash || value.includes('?') || value.includes('#')) throw refuse('must not have a query or fragment');
+  if (url.pathname !== '/' && url.pathname !== '') throw refuse('must be an origin such as https://auth.example.com (paths are not supported)');
+  // a DNS name is at most 253 characters (the stored host at most 300): a longer one was a database error
+  if (url.hostname.length > 253) throw refuse('has a host name longer than 253 characters');
   return { issuer: url.origin, host: url.host.toLowerCase() };
 }
 
@@ -49,22 +55,23 @@ export class RealmService {
   }
 
   async create(input: { id: string; displayName?: string; issuers: string[]; settings?: unknown }): Promise<Realm> {
-    if (!REALM_ID.test(input.id)) throw invalid(`realm id "${input.id}" must be 1-63 lower-case letters, digits or dashes, starting with a letter or digit`);
-    if (!input.issuers.length) throw invalid('a realm needs at least one issuer (--issuer URL)');
+    // field errors, so that each front end names its own flag or body field (--issuer, issuers[0])
+    if (!REALM_ID.test(input.id)) throw invalidField('id', `realm id "${input.id}" must be 1-63 lower-case letters, digits or dashes, starting with a letter or digit`);
+    if (!input.issuers.length) throw invalidField('issuers', 'a realm needs at least one issuer URL');
     // shown on every sign-in page and in emails: the shared name rule (src/display-name.ts)
     const displayName = input.displayName === undefined ? input.id : checkedName(input.displayName, 'displayName', { subject: `realm "${input.id}": ` });
-    const parsed = input.issuers.map(parseIssuer);
+    const parsed = input.issuers.map((issuer, i) => parseIssuer(issuer, `issuers.${i}`));
     const settingsResult = realmSettingsSchema.safeParse(input.settings ?? {});
     if (!settingsResult.success) {
       const describe = (i: (typeof settingsResult.error.issues)[number]) =>
         i.code === 'unrecognized_keys'
           ? `unknown key ${i.keys.map((k) => `"${[...i.path, k].join('.')}"`).join(', ')}` // zod's own message names no path
           : `${i.path.join('.')}: ${i.message}`;
-      throw invalid(`realm settings: ${settingsResult.error.issues.map(describe).join('; ')}`);
+      throw invalidField('settings', settingsResult.error.issues.map(describe).join('; '));
     }
     const settings = settingsResult.data;
     const logo = logoUrlProblem(settings.branding.logoUrl);
-    if (logo) throw invalid(`realm settings: branding.logoUrl: ${logo}`);
+    if (logo) throw invalidField('settings', `branding.logoUrl: ${logo}`);
     settings.defaultAudience ??= `${parsed[0]!.issuer}/api`;
     if (!settings.resources.some((r) => r.uri === settings.defaultAudience)) settings.resources.push({ uri: settings.defaultAudience, scopes: [] });
     await this.db.transaction(async (trx) => {
@@ -127,7 +134,7 @@ export class RealmService {
   async #assertHostsFree(db: Db, parsed: Array<{ issuer: string; host: string }>): Promise<void> {
     const hosts = new Set<string>();
     for (const p of parsed) {
-      if (hosts.has(p.host)) throw invalid(`issuer host "${p.host}" is listed twice`);
+      if (hosts.has(p.host)) throw invalidField('issuers', `issuer host "${p.host}" is listed twice`);
       hosts.add(p.host);
       const owner = await realmsRepo.findIssuerByHost(db, p.host);
       if (owner) throw conflict(`host "${p.host}" is already served by realm "${owner.realmId}" (issuer ${owner.issuer})`);

@@ -3,7 +3,7 @@ import { payloadsRepo } from '../db/payloads-repo.js';
 import { realmsRepo } from '../db/realms-repo.js';
 import { tenantsRepo, type TenantBranding, type TenantRow } from '../db/tenants-repo.js';
 import { usersRepo, type UserRow } from '../db/users-repo.js';
-import { conflict, invalid, invalidField, notFound } from '../errors.js';
+import { conflict, invalid, invalidField, LatchkeyError, notFound } from '../errors.js';
 import { checkedName } from '../display-name.js';
 import { logoUrlProblem, realmSettingsSchema } from '../realms/settings.js';
 
@@ -72,13 +72,20 @@ export class TenantService {
     const branding = parseBranding(input.branding);
     if (!(await realmsRepo.find(this.db, realmId))) throw notFound(`realm "${realmId}"`);
     const now = Date.now();
-    await this.db.transaction(async (trx) => {
-      if (await tenantsRepo.find(trx, realmId, id)) throw conflict(`tenant "${id}" already exists in realm "${realmId}"`);
-      await this.#checkConnections(trx, realmId, connections);
-      await tenantsRepo.insert(trx, { realmId, id, displayName, branding, ssoEnforced: Boolean(input.ssoEnforced), createdAt: now, updatedAt: now });
-      await tenantsRepo.setDomains(trx, realmId, id, domains);
-      await tenantsRepo.setConnections(trx, realmId, id, connections);
-    });
+    const exists = () => conflict(`tenant "${id}" already exists in realm "${realmId}"`);
+    try {
+      await this.db.transaction(async (trx) => {
+        if (await tenantsRepo.find(trx, realmId, id)) throw exists();
+        await this.#checkConnections(trx, realmId, connections);
+        await tenantsRepo.insert(trx, { realmId, id, displayName, branding, ssoEnforced: Boolean(input.ssoEnforced), createdAt: now, updatedAt: now });
+        await tenantsRepo.setDomains(trx, realmId, id, domains);
+        await tenantsRepo.setConnections(trx, realmId, id, connections);
+      });
+    } catch (err) {
+      // the same id created at the same moment (PostgreSQL): the primary key refused the insert after the check
+      if (!(err instanceof LatchkeyError) && (await tenantsRepo.find(this.db, realmId, id))) throw exists();
+      throw err;
+    }
     return this.get(realmId, id);
   }
 

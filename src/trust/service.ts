@@ -139,13 +139,24 @@ export class TrustService {
       createdAt: now,
       updatedAt: now,
     };
-    await this.db.transaction(async (trx) => {
-      if (!(await realmsRepo.find(trx, input.realmId))) throw notFound(`realm "${input.realmId}"`);
-      if (await trustedIssuersRepo.find(trx, input.realmId, id)) throw conflict(`trusted issuer "${id}" already exists in realm "${input.realmId}"`);
-      const same = await trustedIssuersRepo.findByIssuerAndAudience(trx, input.realmId, issuer, audience);
-      if (same) throw conflict(`issuer ${issuer} with audience "${audience}" is already trusted by realm "${input.realmId}" (id "${same.id}")`);
-      await trustedIssuersRepo.insert(trx, row);
-    });
+    const taken = async (db: Db): Promise<LatchkeyError | undefined> => {
+      if (await trustedIssuersRepo.find(db, input.realmId, id)) return conflict(`trusted issuer "${id}" already exists in realm "${input.realmId}"`);
+      const same = await trustedIssuersRepo.findByIssuerAndAudience(db, input.realmId, issuer, audience);
+      if (same) return conflict(`issuer ${issuer} with audience "${audience}" is already trusted by realm "${input.realmId}" (id "${same.id}")`);
+      return undefined;
+    };
+    try {
+      await this.db.transaction(async (trx) => {
+        if (!(await realmsRepo.find(trx, input.realmId))) throw notFound(`realm "${input.realmId}"`);
+        const refusal = await taken(trx);
+        if (refusal) throw refusal;
+        await trustedIssuersRepo.insert(trx, row);
+      });
+    } catch (err) {
+      // the same id, or issuer and audience, trusted at the same moment (PostgreSQL): a unique key refused the insert after the check
+      const refusal = err instanceof LatchkeyError ? undefined : await taken(this.db);
+      throw refusal ?? err;
+    }
     return { ...toView(row), ...(sampleUserId !== undefined ? { sample_user_id: sampleUserId } : {}) };
   }
 

@@ -245,7 +245,7 @@ describeEachDatabase('LoginThrottle', (kind) => {
     const allowed = reservations.filter((r) => r.allowed);
     expect(allowed).toHaveLength(base.maxFailuresPerAccount);
     // refused with the wait that the failures in flight would set (3 failures: 60 s), and not reserved
-    for (const r of reservations.filter((r) => !r.allowed)) expect(r).toEqual({ allowed: false, retryAfterSeconds: 60, id: null });
+    for (const r of reservations.filter((r) => !r.allowed)) expect(r).toEqual({ allowed: false, retryAfterSeconds: 60, id: null, inFlight: true });
     expect(await reservationsOf()).toEqual({ [accountKey(alice.email)]: 3, [addressKey(alice.ip)]: 3 });
     expect(await failuresOf()).toEqual({ [accountKey(alice.email)]: 0, [addressKey(alice.ip)]: 0 });
 
@@ -303,6 +303,43 @@ describeEachDatabase('LoginThrottle', (kind) => {
     for (let i = 0; i < 3; i++) expect((await throttle.reserve(REALM, alice, T0)).allowed).toBe(true);
     expect((await check(throttle, alice, T0 + 299_999)).allowed).toBe(false);
     expect(await check(throttle, alice, T0 + 300_000)).toEqual({ allowed: true, retryAfterSeconds: 0 });
+    expect(await reservationsOf()).toEqual({});
+  });
+
+  it('attempt: right passwords on more devices at once than the failure limit are all checked, a batch at a time', async () => {
+    const throttle = new LoginThrottle(db, base);
+    let running = 0;
+    let most = 0;
+    const check = async () => {
+      running += 1;
+      most = Math.max(most, running);
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      running -= 1;
+      return 'right';
+    };
+    const outcomes = await Promise.all(Array.from({ length: 12 }, () => throttle.attempt(REALM, alice, check, (r) => r === 'right')));
+    expect(outcomes).toEqual(Array(12).fill({ allowed: true, result: 'right' }));
+    // never more checks at a time than the failures left before the lock
+    expect(most).toBeLessThanOrEqual(base.maxFailuresPerAccount);
+    expect(await reservationsOf()).toEqual({});
+    expect(await failuresOf()).toEqual({});
+  });
+
+  it('attempt: wrong passwords sent at once get as many checks as the limit, and the rest the lock', async () => {
+    const throttle = new LoginThrottle(db, base);
+    let checks = 0;
+    const check = async () => {
+      checks += 1;
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      return 'wrong';
+    };
+    const outcomes = await Promise.all(Array.from({ length: 12 }, () => throttle.attempt(REALM, alice, check, (r) => r === 'right')));
+    expect(checks).toBe(base.maxFailuresPerAccount);
+    expect(outcomes.filter((o) => o.allowed)).toHaveLength(3);
+    const refused = outcomes.filter((o) => !o.allowed);
+    expect(refused).toHaveLength(9);
+    for (const r of refused) expect(r.retryAfterSeconds).toBeGreaterThanOrEqual(59);
+    expect(await failuresOf()).toEqual({ [accountKey(alice.email)]: 3, [addressKey(alice.ip)]: 3 });
     expect(await reservationsOf()).toEqual({});
   });
 

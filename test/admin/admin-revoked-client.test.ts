@@ -52,5 +52,8 @@ describeEachDatabase('admin API: a token stops opening the admin API once its cl
     const after = await api(demoted.token, '/users');
     expect(after.status, JSON.stringify(after.body)).toBe(403);
     expect(after.body.detail).toContain('admin API');
+    // an admin API caller is told the body field it can change, not a CLI flag
+    expect(after.body.detail).toContain('admin_api');
+    expect(after.body.detail).not.toMatch(/--[a-z]/);
   });
 });

@@ -94,6 +94,51 @@ describeEachDatabase('names shown on the pages: control, text-direction and invi
     expect({ clients: await count('clients'), tenants: await count('tenants'), connections: await count('connections'), users: await count('users'), realms: await count('realms') }).toEqual(before);
   });
 
+  it('a name stored before the rule does not block changes that leave it alone (CLI and admin API)', async () => {
+    // rows an older release let in, written straight into the database
+    const STORED = 'Old\tname\u202E';
+    const client = await server.services.clients.create({ realmId: 'default', name: 'legacy', grants: ['client_credentials'] });
+    const row = await server.services.db('clients').where({ realm_id: 'default', client_id: client.client_id }).first();
+    const metadata = { ...JSON.parse(row.metadata), client_name: STORED };
+    await server.services.db('clients').where({ realm_id: 'default', client_id: client.client_id }).update({ name: STORED, metadata: JSON.stringify(metadata) });
+    await server.services.tenants.create('default', { id: 'legacy', displayName: 'legacy' });
+    await server.services.db('tenants').where({ realm_id: 'default', id: 'legacy' }).update({ display_name: STORED });
+    await server.services.connections.create({ realmId: 'default', id: 'legacy', preset: 'github', clientId: 'x' });
+    await server.services.db('connections').where({ realm_id: 'default', id: 'legacy' }).update({ display_name: STORED });
+    const user = await api('/users', { method: 'POST', body: { email: 'legacy@example.test', name: 'legacy' } });
+    await server.services.db('users').where({ id: user.body.id }).update({ name: STORED });
+
+    const cli = async (args: string[]) => {
+      const res = await server.cli(args);
+      expect(res.code, `${args.join(' ')}: ${res.stderr}`).toBe(0);
+      return JSON.parse(res.stdout);
+    };
+    expect((await cli(['client', 'update', '--realm', 'default', '--client-id', client.client_id, '--first-party'])).first_party).toBe(true);
+    expect((await cli(['tenant', 'update', '--realm', 'default', '--id', 'legacy', '--sso-enforced'])).sso_enforced).toBe(true);
+    await cli(['connection', 'disable', '--realm', 'default', '--id', 'legacy']);
+    await cli(['user', 'disable', '--realm', 'default', '--email', 'legacy@example.test']);
+
+    const patched = async (path: string, body: unknown) => {
+      const res = await api(path, { method: 'PATCH', body });
+      expect(res.status, `PATCH ${path}: ${JSON.stringify(res.body)}`).toBe(200);
+      return res.body;
+    };
+    expect((await patched(`/clients/${client.client_id}`, { first_party: false })).first_party).toBe(false);
+    expect((await patched('/tenants/legacy', { sso_enforced: false })).sso_enforced).toBe(false);
+    expect((await patched('/connections/legacy', { enabled: true })).enabled).toBe(true);
+    expect((await patched(`/users/${user.body.id}`, { disabled: false })).disabled).toBe(false);
+
+    // the stored names stay as they were; setting one is still checked
+    expect((await api(`/clients/${client.client_id}`)).body.name).toBe(STORED);
+    expect((await api('/tenants/legacy')).body.display_name).toBe(STORED);
+    expect((await api(`/users/${user.body.id}`)).body.name).toBe(STORED);
+    expect((await api(`/clients/${client.client_id}`, { method: 'PATCH', body: { name: STORED } })).status).toBe(400);
+    expect((await api('/tenants/legacy', { method: 'PATCH', body: { display_name: STORED } })).status).toBe(400);
+    await server.services.clients.delete('default', client.client_id);
+    await server.services.tenants.delete('default', 'legacy');
+    await server.services.connections.remove('default', 'legacy');
+  });
+
   it("an upstream provider's name that would not show as the text it holds is dropped, not stored", () => {
     const mapping = { sub: 'sub', name: 'name' };
     expect(mapClaims({ sub: '1', name: OVERRIDE }, mapping).name).toBeUndefined();

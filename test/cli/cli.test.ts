@@ -230,7 +230,7 @@ describe('latchkey CLI (SQLite)', () => {
       try {
         const file = join(dir, 'settings.json');
         writeFileSync(file, JSON.stringify({ mfa: 'optional', sigingAlg: 'RS256', passkeys: { attestaton: 'none' } }));
-        const err = refused(await server.cli(['realm', 'create', '--id', 'typo', '--issuer', 'http://typo.localhost:9998', '--settings', file]), 'realm settings');
+        const err = refused(await server.cli(['realm', 'create', '--id', 'typo', '--issuer', 'http://typo.localhost:9998', '--settings', file]), '--settings: ');
         expect(err).toContain('unknown key "sigingAlg"');
         expect(err).toContain('unknown key "passkeys.attestaton"');
       } finally {
@@ -240,13 +240,17 @@ describe('latchkey CLI (SQLite)', () => {
 
     it('realm create with a bad id or an issuer with a path or query fails with a clear message', async () => {
       const before = await count('realms');
-      refused(await server.cli(['realm', 'create', '--id', 'Bad_ID', '--issuer', 'http://bad.localhost']), 'realm id "Bad_ID"');
+      refused(await server.cli(['realm', 'create', '--id', 'Bad_ID', '--issuer', 'http://bad.localhost']), '--id: realm id "Bad_ID"');
       refused(await server.cli(['realm', 'create', '--id=-dash', '--issuer', 'http://bad.localhost']), 'realm id');
-      refused(await server.cli(['realm', 'create', '--id', 'pathy', '--issuer', 'http://pathy.localhost/tenant']), 'paths are not supported');
+      refused(await server.cli(['realm', 'create', '--id', 'pathy', '--issuer', 'http://pathy.localhost/tenant']), '--issuer: "http://pathy.localhost/tenant"', 'paths are not supported');
+      refused(await server.cli(['realm', 'add-issuer', '--realm', 'default', '--issuer', 'http://pathy.localhost/tenant']), '--issuer: "http://pathy.localhost/tenant"', 'paths are not supported');
+      refused(await server.cli(['realm', 'create', '--id', 'twice', '--issuer', 'http://twice.localhost', '--issuer', 'http://TWICE.localhost/']), '--issuer: ', 'listed twice');
       refused(await server.cli(['realm', 'create', '--id', 'query', '--issuer', 'http://query.localhost/?x=1']), 'must not have a query');
       refused(await server.cli(['realm', 'create', '--id', 'frag', '--issuer', 'http://frag.localhost#x']), 'must not have a query or fragment');
       refused(await server.cli(['realm', 'create', '--id', 'ftp', '--issuer', 'ftp://ftp.localhost']), 'https');
       refused(await server.cli(['realm', 'create', '--id', 'creds', '--issuer', 'http://u:p@creds.localhost']), 'credentials');
+      // a host past DNS's 253 characters was a database error on PostgreSQL (its column holds 300)
+      refused(await server.cli(['realm', 'create', '--id', 'long', '--issuer', `http://${Array.from({ length: 5 }, () => 'a'.repeat(60)).join('.')}.localhost`]), '--issuer: ', 'longer than 253');
       refused(await server.cli(['realm', 'create', '--id', 'noissuer']), '--issuer');
       refused(await server.cli(['realm', 'create', '--id', 'default', '--issuer', 'http://other.localhost']), 'already exists');
       refused(await server.cli(['realm', 'create', '--id', 'taken', '--issuer', server.issuer]), 'already served by realm "default"');

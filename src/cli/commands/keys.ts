@@ -14,6 +14,9 @@ const usage = `latchkey keys rotate --realm R [--activate-after SECONDS]
 
 const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
 
+/** The longest --activate-after: a key set that signs only after a year is a mistake, not a plan. */
+const MAX_ACTIVATE_AFTER = 365 * 24 * 3600;
+
 export const keysCommand: Command = {
   name: 'keys',
   summary: "rotate and list a realm's signing keys; repair a realm whose keys were sealed with another secret",
@@ -27,6 +30,8 @@ export const keysCommand: Command = {
         // decimal digits only: Number() reads "" and " " as 0 (keys signing at once), "0x10" as 16, "1e3" as 1000
         const given = o['activate-after'];
         if (given !== undefined && !/^[0-9]+$/.test(given)) throw new UsageError(`--activate-after must be a whole number of seconds (0 or more), got "${given}"`);
+        // a time past the storage's and Date's range was a database error, or keys written and then no answer
+        if (given !== undefined && Number(given) > MAX_ACTIVATE_AFTER) throw new UsageError(`--activate-after must be at most ${MAX_ACTIVATE_AFTER} seconds (a year), got ${given}`);
         return withServices(async (s) => {
           const delay = given === undefined ? s.config.keys.activateAfterSeconds : Number(given);
           await s.realms.get(realmId);

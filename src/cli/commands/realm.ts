@@ -5,6 +5,12 @@ const usage = `latchkey realm create --id ID --issuer URL [--issuer URL ...] [--
        latchkey realm add-issuer --realm ID --issuer URL
        latchkey realm list`;
 
+/** The flag of a field of the realm service's input (`issuers.1` is the second --issuer). */
+const flagOf = (field: string): string => {
+  const head = field.split('.')[0]!;
+  return head === 'displayName' ? '--name' : head === 'issuers' ? '--issuer' : `--${head}`;
+};
+
 export const realmCommand: Command = {
   name: 'realm',
   summary: 'create realms, add issuer domains, list realms',
@@ -24,16 +30,13 @@ export const realmCommand: Command = {
             throw new UsageError(`--settings ${o.settings}: ${(err as Error).message}`);
           }
         }
-        return namingFlags(
-          (field) => (field === 'displayName' ? '--name' : `--${field}`),
-          () => withServices((s) => s.realms.create({ id, displayName: o.name, issuers: o.issuer!, settings })),
-        );
+        return namingFlags(flagOf, () => withServices((s) => s.realms.create({ id, displayName: o.name, issuers: o.issuer!, settings })));
       }
       case 'add-issuer': {
         const o = parse(rest, { realm: { type: 'string' }, issuer: { type: 'string' } }, usage);
         const realm = required(o.realm, 'realm', usage);
         const issuer = required(o.issuer, 'issuer', usage);
-        return withServices((s) => s.realms.addIssuer(realm, issuer));
+        return namingFlags(flagOf, () => withServices((s) => s.realms.addIssuer(realm, issuer)));
       }
       case 'list': {
         parse(rest, {}, usage);

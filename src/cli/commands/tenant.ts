@@ -8,6 +8,7 @@ const usage = `latchkey tenant create --realm R --id ID --name N [--domain D ...
        latchkey tenant add-member --realm R --tenant T (--email E | --user-id U)
        latchkey tenant remove-member --realm R --tenant T (--email E | --user-id U)`;
 
+/** The options of `create`; `update` also takes --no-sso-enforced (a new tenant is not enforced unless asked). */
 const shape = {
   realm: { type: 'string' },
   id: { type: 'string' },
@@ -15,10 +16,10 @@ const shape = {
   domain: { type: 'string', multiple: true },
   connection: { type: 'string', multiple: true },
   'sso-enforced': { type: 'boolean' },
-  'no-sso-enforced': { type: 'boolean' },
   'logo-url': { type: 'string' },
   'primary-color': { type: 'string' },
 } as const;
+const updateShape = { ...shape, 'no-sso-enforced': { type: 'boolean' } } as const;
 
 /** The flag that gave each field of TenantService's input. */
 const FLAGS: Record<string, string> = {
@@ -49,7 +50,7 @@ export const tenantCommand: Command = {
         );
       }
       case 'update': {
-        const o = parse(rest, shape, usage);
+        const o = parse(rest, updateShape, usage);
         const realm = required(o.realm, 'realm', usage);
         const id = required(o.id, 'id', usage);
         if (o['sso-enforced'] && o['no-sso-enforced']) throw new UsageError('--sso-enforced and --no-sso-enforced cannot both be given');
