@@ -9,7 +9,7 @@ const usage = `latchkey client create --realm R --name N [--redirect-uri URL ...
                               [--backchannel-logout-uri URL]
                                               (OpenID Connect Back-Channel Logout: a logout token is posted
                                                there when a session of this client ends by signing out)
-                              [--frontchannel-logout-uri URL] [--no-frontchannel-logout-session-required]
+                              [--frontchannel-logout-uri URL [--frontchannel-logout-session-required | --no-frontchannel-logout-session-required]]
                                               (OpenID Connect Front-Channel Logout: the sign-out page loads URL in a
                                                hidden iframe when a session of this client ends, with iss and sid
                                                in its query unless --no-frontchannel-logout-session-required)
