@@ -8,8 +8,8 @@ import { classifyImportedHash, type ImportedHashKind } from './imported-hash.js'
  * Bulk user import (`latchkey user import`): users moved from another identity provider, with the
  * password hashes it kept (src/accounts/imported-hash.ts), so nobody has to choose a new password.
  *
- * The file is JSON Lines (one user object a line; blank lines are skipped) or one JSON array of user
- * objects. Each user:
+ * The file is JSON Lines (one user object a line; blank lines are skipped), one JSON array of user
+ * objects, or what `latchkey user export` prints (a document whose `users` is that array). Each user:
  *   `email` (required), `name`, `email_verified` (default false: the address was not confirmed here),
  *   `disabled` (default false), `password_hash` (argon2 PHC string or bcrypt; without it the user signs
  *   in with a reset link, a passkey enrolled after an emailed link, or an upstream connection).
@@ -45,6 +45,17 @@ interface Entry {
 
 function entriesOf(text: string): Entry[] {
   const body = text.replace(/^\uFEFF/, '');
+  // what `latchkey user export` prints: one document whose `users` are the entries
+  if (/^\s*\{/.test(body)) {
+    let doc: unknown;
+    try {
+      doc = JSON.parse(body);
+    } catch {
+      doc = undefined; // JSON Lines: read line by line below
+    }
+    const users = (doc as { users?: unknown } | undefined)?.users;
+    if (Array.isArray(users)) return users.map((value, i) => ({ where: `users[${i}]`, value }));
+  }
   if (/^\s*\[/.test(body)) {
     let parsed: unknown;
     try {

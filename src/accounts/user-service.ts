@@ -144,6 +144,30 @@ export class UserService {
     return { realm: realmId, dry_run: Boolean(options.dryRun), total: users.length, created, skipped, password_hashes: hashes };
   }
 
+  /**
+   * Every user of the realm in the form `latchkey user import` reads (oldest first), for a copy into
+   * another realm or out of Latchkey. Password hashes only with `includePasswordHashes`: they are secrets.
+   */
+  async exportUsers(
+    realmId: string,
+    options: { includePasswordHashes?: boolean; onProgress?: (done: number) => void } = {},
+  ): Promise<{ realm: string; password_hashes: boolean; users: Array<{ email: string; name: string | null; email_verified: boolean; disabled: boolean; password_hash?: string | null }> }> {
+    if (!(await realmsRepo.find(this.db, realmId))) throw notFound(`realm "${realmId}"`);
+    const users: Array<{ email: string; name: string | null; email_verified: boolean; disabled: boolean; password_hash?: string | null }> = [];
+    let after: { value: number; id: string } | undefined;
+    for (;;) {
+      const page = await listUsers(this.db, realmId, { sort: 'created_at', descending: false, limit: 500, after });
+      for (const u of page) {
+        users.push({ email: u.email, name: u.name, email_verified: u.emailVerified, disabled: u.disabled, ...(options.includePasswordHashes ? { password_hash: u.passwordHash } : {}) });
+      }
+      options.onProgress?.(users.length);
+      const last = page.at(-1);
+      if (page.length < 500 || !last) break;
+      after = { value: last.createdAt, id: last.id };
+    }
+    return { realm: realmId, password_hashes: Boolean(options.includePasswordHashes), users };
+  }
+
   async setDisabled(realmId: string, email: string, disabled: boolean): Promise<PublicUser> {
     const user = await usersRepo.findByEmail(this.db, realmId, email);
     if (!user) throw notFound(`user ${email} in realm "${realmId}"`);

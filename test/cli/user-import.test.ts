@@ -195,4 +195,33 @@ describeEachDatabase('latchkey user import', (kind) => {
     expect(done.url.href.startsWith(REDIRECT), `ended at ${done.url.href}`).toBe(true);
     expect(await hashOf('api@example.test')).toMatch(/^\$argon2id\$/);
   });
+
+  it('user export prints the users in the form import reads; password hashes only when asked; its output imports into another realm', async () => {
+    const plain = await server.cli(['user', 'export', '--realm', 'default']);
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(plain.json.realm).toBe('default');
+    expect(plain.json.password_hashes).toBe(false);
+    const emails = plain.json.users.map((u: { email: string }) => u.email);
+    expect(emails).toEqual(expect.arrayContaining(['bea@example.test', 'off@example.test', 'nohash@example.test']));
+    expect(emails).toHaveLength((await users()).length);
+    expect(plain.stdout).not.toContain('$argon2');
+    expect(plain.stdout).not.toContain('$2');
+    expect(plain.json.users.find((u: { email: string }) => u.email === 'off@example.test')).toEqual({ email: 'off@example.test', name: null, email_verified: false, disabled: true });
+
+    const full = await server.cli(['user', 'export', '--realm', 'default', '--include-password-hashes']);
+    expect(full.code, full.stderr).toBe(0);
+    const bea = full.json.users.find((u: { email: string }) => u.email === 'bea@example.test');
+    expect(bea).toEqual({ email: 'bea@example.test', name: 'Bea', email_verified: true, disabled: false, password_hash: await hashOf('bea@example.test') });
+
+    expect((await server.cli(['realm', 'create', '--id', 'moved', '--issuer', `http://moved.localhost:${server.port}`])).code).toBe(0);
+    const moved = await server.cli(['user', 'import', '--realm', 'moved', '--file', file('export.json', full.stdout)]);
+    expect(moved.code, moved.stderr).toBe(0);
+    expect(moved.json).toMatchObject({ realm: 'moved', total: emails.length, created: emails.length, skipped: [] });
+    // Bea's argon2id hash (replaced at her first sign-in above) came along: her password works in the new realm
+    expect((await server.services.users.verifyPassword('moved', 'bea@example.test', BCRYPT_PASSWORD)).ok).toBe(true);
+    expect(await server.services.users.verifyPassword('moved', 'off@example.test', BCRYPT_PASSWORD)).toEqual({ ok: false, reason: 'account_disabled' });
+    const missing = await server.cli(['user', 'export', '--realm', 'ghost']);
+    expect(missing.code).toBe(1);
+    expect(stderrOf(missing)).toContain('realm "ghost"');
+  });
 });

@@ -19,7 +19,10 @@ const usage = `latchkey user create --realm R --email E [--name N] [--password-s
                   {"email", "name", "email_verified", "disabled", "password_hash"}; password_hash is an
                   argon2 PHC string or a bcrypt hash, replaced by argon2id at the user's first sign-in.
                   The whole file is checked first: one bad entry imports nothing. Existing addresses are
-                  skipped. Progress goes to stderr; --file - reads standard input)`;
+                  skipped. Progress goes to stderr; --file - reads standard input)
+       latchkey user export --realm R [--include-password-hashes]
+                 (every user, oldest first, as one JSON document that user import reads back; password
+                  hashes only when asked: they are secrets, keep the output as such)`;
 
 /** The password piped to --password-stdin, without one trailing newline. */
 async function passwordFromStdin(io: CommandIo): Promise<string> {
@@ -42,7 +45,7 @@ function importProgress(io: CommandIo, total: number, verb: string): (done: numb
 
 export const userCommand: Command = {
   name: 'user',
-  summary: 'create, import, list, disable and enable users; set a password or email address or make a reset link; sign a user out everywhere',
+  summary: 'create, import, export, list, disable and enable users; set a password or email address or make a reset link; sign a user out everywhere',
   usage,
   async run(args, io) {
     const [sub, ...rest] = args;
@@ -139,6 +142,21 @@ export const userCommand: Command = {
         }
         const users = parseUserImport(text);
         return withServices((s) => s.users.importUsers(realmId, users, { dryRun: o['dry-run'], onProgress: importProgress(io, users.length, o['dry-run'] ? 'checked' : 'imported') }));
+      }
+      case 'export': {
+        const o = parse(rest, { realm: { type: 'string' }, 'include-password-hashes': { type: 'boolean' } }, usage);
+        const realmId = required(o.realm, 'realm', usage);
+        let last = Date.now();
+        return withServices((s) =>
+          s.users.exportUsers(realmId, {
+            includePasswordHashes: o['include-password-hashes'],
+            onProgress: (done) => {
+              if (Date.now() - last < 1000) return;
+              last = Date.now();
+              io.stderr(`latchkey user export: ${done} users so far\n`);
+            },
+          }),
+        );
       }
       default:
         throw new UsageError(`${sub ? `unknown user command "${sub}"` : 'user needs a command'}\n\nusage: ${usage}`);
