@@ -37,6 +37,21 @@ describe('self-service sign-up', () => {
     return { auth, login };
   }
 
+  /** A passwordless sign-up with an existing account's email: refused as taken, and no passkey can be added from it. */
+  async function passwordlessSignupRefused(email: string) {
+    const attacker = new Browser();
+    const { login } = await signupPage(attacker);
+    const form = await readPage(await attacker.follow(new URL(`/interaction/${login.uid}/signup`, issuer), {}, REDIRECT));
+    const answer = await readPage(await submit(attacker, form, '/signup', { email }, REDIRECT));
+    expect(answer.status, email).toBe(409);
+    expect(answer.html).toContain('already exists');
+    expect(answer.html).not.toContain('lk-passkey-create');
+    // and no passkey of the attacker's can be added to the account from this sign-in
+    const register = await postJson(attacker, form, '/passkey/register/options', {});
+    expect(register.status, email).not.toBe(200);
+    return { attacker, form };
+  }
+
   it('is offered only where the realm enables it', async () => {
     const browser = new Browser();
     const { login } = await signupPage(browser, closedConfig);
@@ -129,16 +144,7 @@ describe('self-service sign-up', () => {
     const options = await s.passkeys.registrationOptions({ realmId: 'open', settings: realm.settings, rp, user, boundTo: 'test:setup', kind: 'passkey' });
     await s.passkeys.verifyRegistration({ realmId: 'open', settings: realm.settings, rp, user, boundTo: 'test:setup', kind: 'passkey', response: await new SoftAuthenticator().createCredential(options, 'http://other.localhost') });
     for (const email of ['codes@open.test', 'elsewhere@open.test']) {
-      const attacker = new Browser();
-      const { login } = await signupPage(attacker);
-      const form = await readPage(await attacker.follow(new URL(`/interaction/${login.uid}/signup`, issuer), {}, REDIRECT));
-      const answer = await readPage(await submit(attacker, form, '/signup', { email }, REDIRECT));
-      expect(answer.status, email).toBe(409);
-      expect(answer.html).toContain('already exists');
-      expect(answer.html).not.toContain('lk-passkey-create');
-      // and no passkey of the attacker's can be added to the account from this sign-in
-      const register = await postJson(attacker, form, '/passkey/register/options', {});
-      expect(register.status, email).not.toBe(200);
+      await passwordlessSignupRefused(email);
     }
     expect(await s.passkeys.credentials('open', withCodes.id)).toHaveLength(0);
     expect(await s.passkeys.credentials('open', elsewhere.id)).toHaveLength(1);
@@ -165,15 +171,7 @@ describe('self-service sign-up', () => {
     const imported = await server.cli(['user', 'import', '--realm', 'open', '--file', join(dir, 'u.jsonl')]);
     expect(imported.code, imported.stderr).toBe(0);
     for (const email of ['invited@open.test', 'imported@open.test']) {
-      const attacker = new Browser();
-      const { login } = await signupPage(attacker);
-      const form = await readPage(await attacker.follow(new URL(`/interaction/${login.uid}/signup`, issuer), {}, REDIRECT));
-      const answer = await readPage(await submit(attacker, form, '/signup', { email }, REDIRECT));
-      expect(answer.status, email).toBe(409);
-      expect(answer.html).toContain('already exists');
-      expect(answer.html).not.toContain('lk-passkey-create');
-      const register = await postJson(attacker, form, '/passkey/register/options', {});
-      expect(register.status, email).not.toBe(200);
+      const { attacker, form } = await passwordlessSignupRefused(email);
       const withPassword = await readPage(await submit(attacker, form, '/signup', { email, password: PASSWORD }, REDIRECT));
       expect(withPassword.status, email).toBe(409);
       const user = await s.users.findByEmail('open', email);
