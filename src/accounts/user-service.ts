@@ -121,27 +121,27 @@ export class UserService {
     const hashes = { argon2: 0, bcrypt: 0, none: 0 };
     let created = 0;
     for (const [i, u] of users.entries()) {
-      if (await usersRepo.findByEmail(this.db, realmId, u.email)) skipped.push({ email: u.email, where: u.where, reason: 'exists' });
-      else {
-        if (!options.dryRun) {
-          try {
-            await this.create({ realmId, email: u.email, name: u.name ?? undefined, passwordHash: u.passwordHash ?? undefined, emailVerified: u.emailVerified, disabled: u.disabled, createdBy: 'import' });
-          } catch (err) {
-            // created meanwhile (by a sign-up, or another import): skipped as if it had been there
-            if (err instanceof LatchkeyError && err.code === 'conflict') {
-              skipped.push({ email: u.email, where: u.where, reason: 'exists' });
-              options.onProgress?.(i + 1, users.length);
-              continue;
-            }
-            throw new LatchkeyError('import_failed', `${u.where} (${u.email}) could not be imported, and the users after it were not: ${(err as Error).message}. ${created} user${created === 1 ? ' was' : 's were'} created before it; import the file again to add the rest (existing users are skipped)`, err instanceof LatchkeyError ? err.status : 500);
-          }
-        }
+      // create() looks the address up itself (and refuses a taken one with a conflict); a dry run only looks
+      if (await this.#importOne(realmId, u, options.dryRun, created)) {
         created++;
         hashes[u.hashKind ?? 'none']++;
-      }
+      } else skipped.push({ email: u.email, where: u.where, reason: 'exists' });
       options.onProgress?.(i + 1, users.length);
     }
     return { realm: realmId, dry_run: Boolean(options.dryRun), total: users.length, created, skipped, password_hashes: hashes };
+  }
+
+  /** Creates one imported user (or, in a dry run, checks its address is free); false when the address has an account. */
+  async #importOne(realmId: string, u: ImportUser, dryRun: boolean | undefined, createdSoFar: number): Promise<boolean> {
+    if (dryRun) return !(await usersRepo.findByEmail(this.db, realmId, u.email));
+    try {
+      await this.create({ realmId, email: u.email, name: u.name ?? undefined, passwordHash: u.passwordHash ?? undefined, emailVerified: u.emailVerified, disabled: u.disabled, createdBy: 'import' });
+      return true;
+    } catch (err) {
+      // there already, or created meanwhile (by a sign-up, or another import): skipped, never changed
+      if (err instanceof LatchkeyError && err.code === 'conflict') return false;
+      throw new LatchkeyError('import_failed', `${u.where} (${u.email}) could not be imported, and the users after it were not: ${(err as Error).message}. ${createdSoFar} user${createdSoFar === 1 ? ' was' : 's were'} created before it; import the file again to add the rest (existing users are skipped)`, err instanceof LatchkeyError ? err.status : 500);
+    }
   }
 
   /**
