@@ -6,7 +6,7 @@ import type { Db } from '../db/knex.js';
 import { payloadsRepo } from '../db/payloads-repo.js';
 import { realmsRepo } from '../db/realms-repo.js';
 import { invalid, invalidField, notFound, type FieldProblem } from '../errors.js';
-import { SIGNING_ALGS, type SigningAlg } from '../realms/settings.js';
+import { MAX_URL_LENGTH, SIGNING_ALGS, type SigningAlg } from '../realms/settings.js';
 import { checkedName } from '../display-name.js';
 
 export const GRANT_TYPES = [
@@ -77,6 +77,8 @@ export interface CreatedClient {
   frontchannel_logout_session_required?: boolean;
 }
 
+/** Redirect (and post-logout redirect) URIs one client may register. */
+const MAX_URIS = 100;
 const FORBIDDEN_SCHEMES = new Set(['javascript:', 'vbscript:', 'data:', 'blob:', 'file:', 'about:']);
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', '[::1]', 'localhost']);
 
@@ -87,6 +89,8 @@ const LOOPBACK_HOSTS = new Set(['127.0.0.1', '[::1]', 'localhost']);
  */
 function checkUri(uri: string, what: string, field: string, native = false): string {
   const wrong = (problem: FieldProblem['problem']) => invalidField(field, problem);
+  // not echoed: the message would be as long as the mistake
+  if (uri.length > MAX_URL_LENGTH) throw wrong(`${what} is ${uri.length} characters long; at most ${MAX_URL_LENGTH} are allowed`);
   let url: URL;
   try {
     url = new URL(uri);
@@ -180,6 +184,9 @@ function clientMetadata(spec: ClientSpec, { keptName = false }: { keptName?: boo
   if (isPublic && grants.includes('urn:ietf:params:oauth:grant-type:token-exchange')) throw invalidField('grants', 'a public client cannot use the token-exchange grant');
   if (grants.includes('refresh_token') && !grants.includes('authorization_code') && !grants.includes('urn:ietf:params:oauth:grant-type:device_code')) {
     throw invalidField('grants', 'the refresh_token grant needs authorization_code or device_code as well');
+  }
+  for (const [list, field] of [[spec.redirectUris, 'redirectUris'], [spec.postLogoutRedirectUris, 'postLogoutRedirectUris']] as const) {
+    if (list.length > MAX_URIS) throw invalidField(field, `${list.length} URIs given; a client may register at most ${MAX_URIS}`);
   }
   const redirectUris = spec.redirectUris.map((u, i) => checkUri(u, 'redirect URI', `redirectUris.${i}`, native));
   if (grants.includes('authorization_code') && !redirectUris.length) throw invalidField('redirectUris', 'the authorization_code grant needs at least one redirect URI');

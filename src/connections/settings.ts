@@ -40,7 +40,7 @@ export const claimMappingSchema = z
   .strict();
 export type ClaimMapping = z.infer<typeof claimMappingSchema>;
 
-const scopesSchema = z.array(z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'a scope is printable ASCII without spaces, quotes or backslashes')).max(30);
+const scopesSchema = z.array(z.string().max(200, 'a scope is at most 200 characters').regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'a scope is printable ASCII without spaces, quotes or backslashes')).max(30);
 
 /** What is stored in `connections.config` for an OpenID Connect upstream. */
 export const oidcConfigSchema = z

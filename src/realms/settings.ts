@@ -61,6 +61,9 @@ export const realmSettingsSchema = z
 
 export type RealmSettings = z.infer<typeof realmSettingsSchema>;
 
+/** The longest URL accepted where one is registered (logos, redirect and logout URIs, JWKS URIs). */
+export const MAX_URL_LENGTH = 2000;
+
 /**
  * A logo URL being written (realm settings, tenant branding): the pages show only http(s) images, so
  * anything else is refused when set instead of silently not shown. Reads keep the looser schema, so a
@@ -68,6 +71,8 @@ export type RealmSettings = z.infer<typeof realmSettingsSchema>;
  */
 export function logoUrlProblem(value: unknown): string | undefined {
   if (typeof value !== 'string') return undefined;
+  // every sign-in page carries it: a URL longer than any real logo's is a mistake, not an image
+  if (value.length > MAX_URL_LENGTH) return `is ${value.length} characters long; at most ${MAX_URL_LENGTH} are allowed`;
   const protocol = URL.parse(value)?.protocol;
   return protocol === 'https:' || protocol === 'http:' ? undefined : 'must be an https (or http) URL';
 }

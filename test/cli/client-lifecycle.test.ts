@@ -97,6 +97,8 @@ describeEachDatabase('a client changed, given a new secret and deleted from the 
     for (const [args, message] of [
       [['--redirect-uri', 'not a url'], 'redirect URI "not a url" is not an absolute URL'],
       [['--redirect-uri', 'http://app.example.test/cb#frag'], 'must not contain a fragment'],
+      [['--redirect-uri', `http://app.example.test/${'a'.repeat(2000)}`], 'redirect URI is 2024 characters long; at most 2000 are allowed'],
+      [Array.from({ length: 101 }, (_, i) => ['--redirect-uri', `http://app.example.test/cb${i}`]).flat(), '101 URIs given; a client may register at most 100'],
       [['--grant', 'password'], 'unknown grant "password"'],
       [['--grant', 'refresh_token'], 'the refresh_token grant needs authorization_code or device_code as well'],
       [['--first-party', '--third-party'], 'give --first-party or --third-party, not both'],

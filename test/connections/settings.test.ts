@@ -63,6 +63,8 @@ describe('connection settings', () => {
     expect(() => resolve({ preset: 'entra', entraTenant: 'common' })).toThrow(/GUID/);
     expect(() => resolve({ preset: 'google', entraTenant: '72f988bf-86f1-41af-91ab-2d7cd011db47' })).toThrow(/entra preset only/);
     expect(() => resolve({ type: 'oidc', issuer: 'https://x.example', baseUrl: 'https://y.example' })).toThrow(/presets only/);
+    expect(() => resolve({ type: 'oidc', issuer: 'https://x.example', scopes: ['openid', 'x'.repeat(201)] })).toThrow(/a scope is at most 200 characters/);
+    expect(resolve({ type: 'oidc', issuer: 'https://x.example', scopes: ['x'.repeat(200)] }).config).toMatchObject({ scopes: ['openid', 'x'.repeat(200)] });
   });
 });
 

@@ -59,6 +59,7 @@ describeEachDatabase('TenantService', (kind) => {
       // shown as an image on the sign-in pages, which drop anything but http(s): refused rather than lost
       [{ id: 'acme', displayName: 'A', branding: { logoUrl: 'javascript:alert(1)' } }, /branding.logoUrl/, 'invalid_input'],
       [{ id: 'acme', displayName: 'A', branding: { logoUrl: 'data:image/svg+xml,<svg/>' } }, /branding.logoUrl/, 'invalid_input'],
+      [{ id: 'acme', displayName: 'A', branding: { logoUrl: `https://acme.test/${'a'.repeat(2000)}` } }, /branding.logoUrl: is 2018 characters long; at most 2000 are allowed/, 'invalid_input'],
       [{ id: 'acme', displayName: 'A', domains: ['acme.test'], connections: ['acme-okta', 'nope'] }, /connection "nope" in realm "default" does not exist/, 'not_found'],
     ];
     for (const [input, message, code] of cases) {
