@@ -32,7 +32,8 @@ export interface KeyRepair {
   activateAt: number | null;
 }
 
-async function insertKeySet(db: Db, box: SecretBox, realmId: string, activateAt: number, at: number): Promise<string[]> {
+/** A new key of every family for a realm, sealed with `box`, signing from `activateAt`; returns their kids. */
+export async function insertKeySet(db: Db, box: SecretBox, realmId: string, activateAt: number, at: number): Promise<string[]> {
   const kids: string[] = [];
   for (const family of KEY_FAMILIES) {
     const key = generateKey(family);

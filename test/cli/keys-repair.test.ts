@@ -4,8 +4,7 @@ import { SecretBox } from '../../src/crypto/secret-box.js';
 import { keysRepo } from '../../src/db/keys-repo.js';
 import { openDatabase, type Db } from '../../src/db/knex.js';
 import { realmsRepo } from '../../src/db/realms-repo.js';
-import { generateKey, KEY_FAMILIES } from '../../src/keys/generate.js';
-import { KeyService } from '../../src/keys/service.js';
+import { insertKeySet, KeyService } from '../../src/keys/service.js';
 import { freshDatabase, type TestDatabase } from '../helpers/databases.js';
 import { testFetch } from '../helpers/http.js';
 import { runCli, startTestServer, type TestServer } from '../helpers/server.js';
@@ -19,22 +18,8 @@ const stderrOf = (res: CliResult) => res.stderr.replace(/^oidc-provider WARNING:
  * run with the wrong one: a key set sealed, by the real sealing code, with another secret, signing at once.
  */
 async function sealWithAnotherSecret(db: Db, realmId: string): Promise<string[]> {
-  const other = new SecretBox(randomBytes(32).toString('base64url'));
   const now = Date.now();
-  const kids: string[] = [];
-  for (const family of KEY_FAMILIES) {
-    const key = generateKey(family);
-    await keysRepo.insert(db, {
-      kid: key.kid,
-      realmId,
-      family,
-      publicJwk: key.publicJwk as Record<string, unknown>,
-      sealedPrivateJwk: other.seal(JSON.stringify(key.privateJwk), `signing-key:${key.kid}`),
-      createdAt: now,
-      activateAt: now,
-    });
-    kids.push(key.kid);
-  }
+  const kids = await insertKeySet(db, new SecretBox(randomBytes(32).toString('base64url')), realmId, now, now);
   await realmsRepo.bumpRevision(db, realmId, now);
   return kids;
 }
