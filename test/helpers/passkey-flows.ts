@@ -1,6 +1,9 @@
+import type * as oidc from 'openid-client';
 import { expect } from 'vitest';
 import type { SoftAuthenticator } from './authenticator.js';
+import { authorizationRequest, PASSWORD } from './flows.js';
 import { Browser, parseForm } from './http.js';
+import type { TestServer } from './server.js';
 
 /** A sign-in page as the passkey script sees it: where it is, its interaction and its CSRF token. */
 export interface SignInPage {
@@ -68,4 +71,22 @@ export async function passkeyRegistration(
   expect(options.status, JSON.stringify(options.body)).toBe(200);
   const response = await authenticator.createCredential(options.body, origin);
   return postJson(browser, page, '/passkey/register/verify', { response, ...(name ? { name } : {}) });
+}
+
+/** A new password user `email`, signed in through the pages (email, then password) up to the passkey offer that follows. */
+export async function newUserAtPasskeyOffer(server: TestServer, config: oidc.Configuration, redirect: string, email: string): Promise<{ browser: Browser; page: SignInPage }> {
+  expect((await server.cli(['user', 'create', '--realm', 'default', '--email', email, '--password-stdin'], PASSWORD)).code).toBe(0);
+  const browser = new Browser();
+  const auth = await authorizationRequest(config, redirect);
+  const first = await readPage(await browser.follow(auth.url, {}, redirect));
+  const pw = await readPage(await submit(browser, first, '/identify', { email }, redirect));
+  const page = await readPage(await submit(browser, pw, '/login', { email, password: PASSWORD }, redirect));
+  expect(page.html).toContain('/offer/skip');
+  return { browser, page };
+}
+
+/** The passkeys stored for the user with this email (rows of webauthn_credentials). */
+export async function storedPasskeys(server: TestServer, email: string): Promise<Array<Record<string, any>>> {
+  const user = await server.services.db('users').where({ email }).first();
+  return server.services.db('webauthn_credentials').where({ user_id: user.id });
 }

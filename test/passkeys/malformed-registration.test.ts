@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { SoftAuthenticator } from '../helpers/authenticator.js';
 import { describeEachDatabase } from '../helpers/databases.js';
-import { authorizationRequest, discover, PASSWORD } from '../helpers/flows.js';
-import { Browser } from '../helpers/http.js';
-import { postJson, readPage, submit, type SignInPage } from '../helpers/passkey-flows.js';
+import { discover } from '../helpers/flows.js';
+import type { Browser } from '../helpers/http.js';
+import { newUserAtPasskeyOffer, postJson, storedPasskeys, type SignInPage } from '../helpers/passkey-flows.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import type * as oidc from 'openid-client';
 
@@ -29,20 +29,9 @@ describeEachDatabase('malformed passkey registrations at sign-in', (kind) => {
   /** A new user at the passkey offer that follows their password. */
   async function offer(): Promise<{ browser: Browser; page: SignInPage; email: string }> {
     const email = `reg${++n}@example.test`;
-    expect((await server.cli(['user', 'create', '--realm', 'default', '--email', email, '--password-stdin'], PASSWORD)).code).toBe(0);
-    const browser = new Browser();
-    const auth = await authorizationRequest(config, REDIRECT);
-    const first = await readPage(await browser.follow(auth.url, {}, REDIRECT));
-    const pw = await readPage(await submit(browser, first, '/identify', { email }, REDIRECT));
-    const page = await readPage(await submit(browser, pw, '/login', { email, password: PASSWORD }, REDIRECT));
-    expect(page.html).toContain('/offer/skip');
-    return { browser, page, email };
+    return { ...(await newUserAtPasskeyOffer(server, config, REDIRECT, email)), email };
   }
-
-  async function credentialsOf(email: string) {
-    const user = await server.services.db('users').where({ email }).first();
-    return server.services.db('webauthn_credentials').where({ user_id: user.id });
-  }
+  const credentialsOf = (email: string) => storedPasskeys(server, email);
 
   const cases: Array<[string, (r: any) => Record<string, unknown>, RegExp]> = [
     ['a name with a text-direction override', (r) => ({ response: r, name: 'Phone \u202eenohP' }), /name/i],

@@ -5,9 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LatchkeyError } from '../../src/errors.js';
 import { PasskeyService } from '../../src/passkeys/service.js';
 import { SoftAuthenticator } from '../helpers/authenticator.js';
-import { authorizationRequest, discover, PASSWORD } from '../helpers/flows.js';
-import { Browser } from '../helpers/http.js';
-import { postJson, readPage, submit, type SignInPage } from '../helpers/passkey-flows.js';
+import { discover } from '../helpers/flows.js';
+import type { Browser } from '../helpers/http.js';
+import { newUserAtPasskeyOffer, postJson, storedPasskeys, type SignInPage } from '../helpers/passkey-flows.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 const REDIRECT = 'http://app.example.test/cb';
@@ -50,20 +50,9 @@ describe('a passkey registration the server refuses', () => {
   /** A new user at the passkey offer that follows their password. */
   async function offer(): Promise<{ browser: Browser; page: SignInPage; email: string }> {
     const email = `reg${++n}@example.test`;
-    expect((await server.cli(['user', 'create', '--realm', 'default', '--email', email, '--password-stdin'], PASSWORD)).code).toBe(0);
-    const browser = new Browser();
-    const auth = await authorizationRequest(config, REDIRECT);
-    const first = await readPage(await browser.follow(auth.url, {}, REDIRECT));
-    const pw = await readPage(await submit(browser, first, '/identify', { email }, REDIRECT));
-    const page = await readPage(await submit(browser, pw, '/login', { email, password: PASSWORD }, REDIRECT));
-    expect(page.html).toContain('/offer/skip');
-    return { browser, page, email };
+    return { ...(await newUserAtPasskeyOffer(server, config, REDIRECT, email)), email };
   }
-
-  async function credentialsOf(email: string) {
-    const user = await server.services.db('users').where({ email }).first();
-    return server.services.db('webauthn_credentials').where({ user_id: user.id });
-  }
+  const credentialsOf = (email: string) => storedPasskeys(server, email);
 
   const cases: Array<[string, string, RegExp, (options: any, issuer: string) => Promise<unknown>]> = [
     ['made for another website (origin)', 'origin_mismatch', /created on a different website/, (o) => new SoftAuthenticator().createCredential(o, 'https://evil.example')],
