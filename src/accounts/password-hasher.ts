@@ -58,6 +58,10 @@ export class PasswordHasher {
   readonly #process: HashProcess;
   /** Never matches any password, but costs exactly one verification at the configured parameters. */
   readonly #dummyHash: string;
+  /** Per bcrypt cost, a hash that never matches (see `verifyBcryptDummy`). */
+  readonly #bcryptDummies = new Map<number, string>();
+  /** Verifications run so far, by algorithm (diagnostics, tests). */
+  readonly verifications = { argon2: 0, bcrypt: 0 };
 
   constructor(opts: PasswordHasherOptions) {
     this.#params = { memoryCost: opts.memoryCost, timeCost: opts.timeCost, parallelism: opts.parallelism };
@@ -93,6 +97,7 @@ export class PasswordHasher {
 
   #run(op: Extract<HashRequest['op'], `verify${string}`>, hash: string, input: string): Promise<boolean> {
     return this.#limit.run(async () => {
+      this.verifications[op === 'verify-bcrypt' ? 'bcrypt' : 'argon2'] += 1;
       try {
         return (await this.#process.run({ op, hash, password: input })) === true;
       } catch (err) {
@@ -106,6 +111,22 @@ export class PasswordHasher {
   /** Spends the time of a real verification and returns false; use when the account does not exist. */
   async verifyDummy(password: string): Promise<false> {
     await this.#run('verify', this.#dummyHash, normalizePassword(password));
+    return false;
+  }
+
+  /**
+   * Spends the time of a bcrypt verification at `cost` and returns false: the work a wrong password for
+   * an imported bcrypt hash of that cost costs (UserService.verifyPassword).
+   */
+  async verifyBcryptDummy(password: string, cost: number): Promise<false> {
+    let hash = this.#bcryptDummies.get(cost);
+    if (!hash) {
+      // cost, 22 characters of salt and 31 of hash in bcrypt's base64 alphabet; random, so nothing matches
+      const alphabet = './ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+      const tail = [...randomBytes(53)].map((b) => alphabet[b % 64]).join('');
+      this.#bcryptDummies.set(cost, (hash = `$2b$${String(cost).padStart(2, '0')}$${tail}`));
+    }
+    await this.#run('verify-bcrypt', hash, password);
     return false;
   }
 

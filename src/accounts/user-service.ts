@@ -11,6 +11,7 @@ import { conflict, invalid, invalidField, LatchkeyError, notFound } from '../err
 import { optionalName } from '../display-name.js';
 import type { PasswordHasher } from './password-hasher.js';
 import { checkPassword, normalizePassword } from './password-policy.js';
+import { isBcryptHash } from './imported-hash.js';
 import type { ImportUser } from './user-import.js';
 import { perRequestMemo } from '../server/per-request.js';
 
@@ -359,21 +360,45 @@ export class UserService {
   /**
    * Checks an email and password. Unknown emails cost the same argon2 work as wrong passwords,
    * so neither the answer nor its timing tells whether an account exists.
+   *
+   * While users with imported bcrypt hashes remain in the realm (until each signs in once), every
+   * failed check costs one argon2 and one bcrypt verification at their highest cost: a wrong password
+   * for such a user (bcrypt, then an argon2 dummy), for anyone else (argon2, then a bcrypt dummy) and
+   * an unknown email (both dummies) then take the same work. Right passwords pay nothing extra.
    */
   async verifyPassword(realmId: string, email: string, password: string): Promise<{ ok: true; user: UserRow } | { ok: false; reason: 'invalid_credentials' | 'account_disabled' }> {
     const user = await usersRepo.findByEmail(this.db, realmId, email);
     const candidate = normalizePassword(password);
     if (!user || !user.passwordHash) {
       await this.hasher.verifyDummy(candidate);
+      await this.#asCostlyAsImported(realmId, password, null);
       return { ok: false, reason: 'invalid_credentials' };
     }
     // the password as typed: the hasher normalises it for argon2, and checks an imported bcrypt hash against what its user typed
     const matches = await this.hasher.verify(user.passwordHash, password);
-    if (!matches) return { ok: false, reason: 'invalid_credentials' };
+    if (!matches) {
+      await this.#asCostlyAsImported(realmId, password, user.passwordHash);
+      return { ok: false, reason: 'invalid_credentials' };
+    }
     if (user.disabled) return { ok: false, reason: 'account_disabled' };
     if (this.hasher.needsRehash(user.passwordHash)) {
       await usersRepo.update(this.db, realmId, user.id, { passwordHash: await this.hasher.hash(candidate) }, Date.now());
     }
     return { ok: true, user };
+  }
+
+  /** The rest of a failed check's work when imported bcrypt hashes remain (see verifyPassword); `checked` is the hash just tried. */
+  async #asCostlyAsImported(realmId: string, password: string, checked: string | null): Promise<void> {
+    if (checked !== null && isBcryptHash(checked)) {
+      await this.hasher.verifyDummy(normalizePassword(password));
+      return;
+    }
+    const cost = await this.importedBcryptCost(realmId);
+    if (cost !== null) await this.hasher.verifyBcryptDummy(password, cost);
+  }
+
+  /** The highest cost among the realm's imported bcrypt hashes not yet replaced by a sign-in, or null when none is left. */
+  importedBcryptCost(realmId: string): Promise<number | null> {
+    return usersRepo.maxBcryptCost(this.db, realmId);
   }
 }

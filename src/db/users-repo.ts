@@ -39,6 +39,8 @@ export const normalizeEmail = (email: string): string => email.trim().toLowerCas
 
 const BY_ID = sql('select * from users where realm_id = ? and id = ? limit 1');
 const BY_EMAIL = sql('select * from users where realm_id = ? and email_normalized = ? limit 1');
+// the predicate of the partial index users_bcrypt_hash, word for word (migrations/20261205000003_users_bcrypt_index.js)
+const MAX_BCRYPT_COST = sql("select max(substr(password_hash, 5, 2)) as cost from users where realm_id = ? and password_hash like '$2%'");
 
 export const usersRepo = {
   async findById(db: Db, realmId: string, id: string): Promise<UserRow | undefined> {
@@ -48,6 +50,11 @@ export const usersRepo = {
   async findByEmail(db: Db, realmId: string, email: string): Promise<UserRow | undefined> {
     const row = await queryFirst(db, BY_EMAIL, [realmId, normalizeEmail(email)]);
     return row ? toUser(row) : undefined;
+  },
+  /** The highest cost among the realm's imported bcrypt hashes (`$2b$12$...` is 12), or null when none is left. */
+  async maxBcryptCost(db: Db, realmId: string): Promise<number | null> {
+    const cost = Number((await queryFirst(db, MAX_BCRYPT_COST, [realmId]))?.cost);
+    return Number.isInteger(cost) && cost > 0 ? cost : null;
   },
   async insert(db: Db, u: UserRow): Promise<void> {
     await db('users').insert({

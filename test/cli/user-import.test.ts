@@ -224,4 +224,47 @@ describeEachDatabase('latchkey user import', (kind) => {
     expect(missing.code).toBe(1);
     expect(stderrOf(missing)).toContain('realm "ghost"');
   });
+
+  it('while imported bcrypt hashes remain, every failed check costs one argon2 and one bcrypt verification, so none tells an account apart', async () => {
+    expect((await server.cli(['realm', 'create', '--id', 'eq', '--issuer', `http://eq.localhost:${server.port}`])).code).toBe(0);
+    expect((await server.cli(['user', 'create', '--realm', 'eq', '--email', 'native@example.test', '--password-stdin'], 'a password this server hashed itself')).code).toBe(0);
+    const users = server.services.users;
+    const counted = async (email: string, password: string) => {
+      const before = { ...server.services.hasher.verifications };
+      const result = await users.verifyPassword('eq', email, password);
+      const after = server.services.hasher.verifications;
+      return { result, argon2: after.argon2 - before.argon2, bcrypt: after.bcrypt - before.bcrypt };
+    };
+    const failed = { result: { ok: false, reason: 'invalid_credentials' }, argon2: 1, bcrypt: 1 };
+    // before any import: argon2 only, for a wrong password and an unknown address alike
+    expect(await users.importedBcryptCost('eq')).toBeNull();
+    expect(await counted('nobody@example.test', 'a wrong password')).toEqual({ ...failed, bcrypt: 0 });
+    expect(await counted('native@example.test', 'a wrong password')).toEqual({ ...failed, bcrypt: 0 });
+
+    const records = [
+      { email: 'old5@example.test', password_hash: await bcrypt.hash(BCRYPT_PASSWORD, 5) },
+      { email: 'old6@example.test', password_hash: await bcrypt.hash(BCRYPT_PASSWORD, 6) },
+    ];
+    expect((await server.cli(['user', 'import', '--realm', 'eq', '--file', file('eq.json', JSON.stringify(records))])).code).toBe(0);
+    expect(await users.importedBcryptCost('eq')).toBe(6);
+    // per realm: the default realm still holds the first test's disabled user with a cost-8 hash
+    expect(await users.importedBcryptCost('default')).toBe(8);
+    for (const email of ['nobody@example.test', 'native@example.test', 'old6@example.test']) {
+      expect(await counted(email, 'a wrong password'), email).toEqual(failed);
+    }
+    // a right password pays nothing extra (and replaces the imported hash)
+    expect(await counted('old6@example.test', BCRYPT_PASSWORD)).toMatchObject({ result: { ok: true }, argon2: 0, bcrypt: 1 });
+    expect(await users.importedBcryptCost('eq')).toBe(5);
+    expect((await users.verifyPassword('eq', 'old5@example.test', BCRYPT_PASSWORD)).ok).toBe(true);
+    // none left: failed checks are back to argon2 alone
+    expect(await users.importedBcryptCost('eq')).toBeNull();
+    expect(await counted('nobody@example.test', 'a wrong password')).toEqual({ ...failed, bcrypt: 0 });
+    expect(await counted('old6@example.test', 'a wrong password')).toEqual({ ...failed, bcrypt: 0 });
+
+    if (kind === 'sqlite') {
+      // the question is answered from the partial index, not a scan of the realm's users
+      const plan = await server.services.db.raw("explain query plan select max(substr(password_hash, 5, 2)) as cost from users where realm_id = ? and password_hash like '$2%'", ['eq']);
+      expect(JSON.stringify(plan)).toContain('users_bcrypt_hash');
+    }
+  });
 });
