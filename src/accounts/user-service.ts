@@ -22,6 +22,8 @@ export interface PublicUser {
   email_verified: boolean;
   name: string | null;
   disabled: boolean;
+  /** The password is a temporary one: the next sign-in asks for a new one. */
+  password_change_required: boolean;
   created_at: string;
 }
 
@@ -32,6 +34,7 @@ export const toPublicUser = (u: UserRow): PublicUser => ({
   email_verified: u.emailVerified,
   name: u.name,
   disabled: u.disabled,
+  password_change_required: u.passwordChangeRequired,
   created_at: new Date(u.createdAt).toISOString(),
 });
 
@@ -75,7 +78,19 @@ export class UserService {
    * A new user. `passwordHash` is one `hashNewPassword` made earlier (a sign-up that waited for its
    * emailed code); otherwise `password` is checked against the policy and hashed here.
    */
-  async create(input: { realmId: string; email: string; name?: string; password?: string; passwordHash?: string; emailVerified?: boolean; disabled?: boolean; createdBy?: UserOrigin }): Promise<PublicUser> {
+  async create(input: {
+    realmId: string;
+    email: string;
+    name?: string;
+    password?: string;
+    /** `password` is temporary: the user chooses a new one at their next sign-in. */
+    temporaryPassword?: boolean;
+    passwordHash?: string;
+    emailVerified?: boolean;
+    disabled?: boolean;
+    createdBy?: UserOrigin;
+  }): Promise<PublicUser> {
+    if (input.temporaryPassword && input.password === undefined) throw invalidField('temporaryPassword', (n) => `a temporary password needs a password (${n('password')})`);
     const email = input.email?.trim();
     if (!email || !EMAIL.test(email) || email.length > 320) throw invalid(`"${input.email ?? ''}" is not a valid email address`);
     // shown on the account and consent pages and put in ID tokens: the shared name rule (src/display-name.ts)
@@ -95,6 +110,7 @@ export class UserService {
       disabled: input.disabled ?? false,
       passkeyOfferSnoozedUntil: null,
       createdBy: input.createdBy ?? 'operator',
+      passwordChangeRequired: input.temporaryPassword === true,
       createdAt: now,
       updatedAt: now,
     };
@@ -181,14 +197,19 @@ export class UserService {
    * Changes a user's name, disabled flag or password, by id. A new password is checked against the
    * policy (with the user's email as context) before anything is written; all changes go in one update.
    */
-  async update(realmId: string, id: string, changes: { name?: string | null; disabled?: boolean; password?: string }): Promise<PublicUser> {
+  /** `temporaryPassword` goes with `password`: the user chooses a new one at their next sign-in (a password set without it is not temporary). */
+  async update(realmId: string, id: string, changes: { name?: string | null; disabled?: boolean; password?: string; temporaryPassword?: boolean }): Promise<PublicUser> {
+    if (changes.temporaryPassword !== undefined && changes.password === undefined) throw invalidField('temporaryPassword', (n) => `goes with a new password (${n('password')})`);
     const user = await usersRepo.findById(this.db, realmId, id);
     if (!user) throw notFound(`user ${id} in realm "${realmId}"`);
     const name = changes.name === undefined ? undefined : optionalName(changes.name, 'name');
-    const row: Partial<Pick<UserRow, 'name' | 'disabled' | 'passwordHash'>> = {};
+    const row: Partial<Pick<UserRow, 'name' | 'disabled' | 'passwordHash' | 'passwordChangeRequired'>> = {};
     if (name !== undefined) row.name = name;
     if (changes.disabled !== undefined) row.disabled = changes.disabled;
-    if (changes.password !== undefined) row.passwordHash = await this.#hashNew(changes.password, user.email);
+    if (changes.password !== undefined) {
+      row.passwordHash = await this.#hashNew(changes.password, user.email);
+      row.passwordChangeRequired = changes.temporaryPassword === true;
+    }
     const now = Date.now();
     await usersRepo.update(this.db, realmId, id, row, now);
     // a reset link sent before the change must not undo it
@@ -208,7 +229,7 @@ export class UserService {
     const passwordHash = await this.#hashNew(password, user.email);
     if (!(await claim())) return false;
     // the link came by email: the address is confirmed as well
-    await usersRepo.update(this.db, realmId, id, { passwordHash, emailVerified: true }, Date.now());
+    await usersRepo.update(this.db, realmId, id, { passwordHash, emailVerified: true, passwordChangeRequired: false }, Date.now());
     await emailLinksRepo.removeForUser(this.db, 'password_reset', realmId, id);
     return true;
   }
@@ -267,10 +288,24 @@ export class UserService {
   }
 
   /** Sets (or replaces) the password of the user with this email. */
-  async setPassword(realmId: string, email: string, password: string): Promise<PublicUser> {
+  async setPassword(realmId: string, email: string, password: string, options: { temporary?: boolean } = {}): Promise<PublicUser> {
     const user = await usersRepo.findByEmail(this.db, realmId, email);
     if (!user) throw notFound(`user ${email} in realm "${realmId}"`);
-    return this.update(realmId, user.id, { password });
+    return this.update(realmId, user.id, { password, temporaryPassword: options.temporary === true });
+  }
+
+  /**
+   * The password a user chooses at sign-in in place of a temporary one: it must pass the policy and differ
+   * from the temporary one (which costs one verification). Throws `invalid_input` with a sentence naming
+   * the rule; writes nothing then.
+   */
+  async replaceTemporaryPassword(realmId: string, user: UserRow, password: string): Promise<void> {
+    const problem = checkPassword(password, this.passwordRules, { email: user.email });
+    if (problem) throw invalid(problem);
+    if (await this.hasher.verify(user.passwordHash, password)) throw invalid('Choose a password different from the temporary one.');
+    const passwordHash = await this.hasher.hash(normalizePassword(password));
+    await usersRepo.update(this.db, realmId, user.id, { passwordHash, passwordChangeRequired: false }, Date.now());
+    await emailLinksRepo.removeForUser(this.db, 'password_reset', realmId, user.id);
   }
 
   /** The argon2id hash of a new password for `email`, once it passes the policy; throws `invalid_input` naming the rule. */

@@ -6,7 +6,7 @@ import { defineOperation } from './operation.js';
 import { namingBodyFields, ProblemError } from './problem.js';
 
 /** The body field that gave each field of UserService's input (the same names). */
-const bodyPath = (field: string): string => field;
+const bodyPath = (field: string): string => (field === 'temporaryPassword' ? 'temporary_password' : field);
 
 
 export const userSchema = z.object({
@@ -16,6 +16,7 @@ export const userSchema = z.object({
   email_verified: z.boolean(),
   name: z.string().nullable(),
   disabled: z.boolean(),
+  password_change_required: z.boolean().describe('the password is a temporary one: the next sign-in asks for a new one before it completes'),
   created_at: z.string().describe('ISO 8601'),
 });
 
@@ -85,6 +86,7 @@ export const createUser = defineOperation({
         .optional()
         .describe('instead of password, for a user moved from another identity provider: an argon2 PHC string or a bcrypt hash of their password, replaced by argon2id at their first sign-in; never returned'),
       email_verified: z.boolean().optional(),
+      temporary_password: z.boolean().optional().describe('with password: the user must choose a new password at their next sign-in'),
     })
     .strict(),
   response: userSchema,
@@ -96,7 +98,16 @@ export const createUser = defineOperation({
       if ('problem' in found) throw new ProblemError('invalid_input', `password_hash ${found.problem}`, 400, [{ field: 'body.password_hash', message: found.problem }]);
       passwordHash = body.password_hash.trim();
     }
-    return namingBodyFields(bodyPath, () => services.users.create({ realmId, email: body.email, name: body.name, password: body.password, passwordHash, emailVerified: body.email_verified }));
+    return namingBodyFields(bodyPath, () => services.users.create({
+        realmId,
+        email: body.email,
+        name: body.name,
+        password: body.password,
+        temporaryPassword: body.temporary_password,
+        passwordHash,
+        emailVerified: body.email_verified,
+      }),
+    );
   },
 });
 
@@ -112,11 +123,13 @@ export const updateUser = defineOperation({
       name: z.string().max(200).nullable().optional(),
       disabled: z.boolean().optional(),
       password: z.string().max(1024).optional().describe('a new password, checked against the password policy; never returned'),
+      temporary_password: z.boolean().optional().describe('with password: the user must choose a new password at their next sign-in (a password set without it is not temporary)'),
     })
     .strict(),
   response: userSchema,
   async handle({ params, body, realmId, services }) {
-    return namingBodyFields(bodyPath, () => services.users.update(realmId, params.userId, body));
+    const { temporary_password: temporaryPassword, ...rest } = body;
+    return namingBodyFields(bodyPath, () => services.users.update(realmId, params.userId, { ...rest, temporaryPassword }));
   },
 });
 

@@ -125,6 +125,7 @@ export class AccountLinking {
       disabled: false,
       passkeyOfferSnoozedUntil: null,
       createdBy: 'connection',
+      passwordChangeRequired: false,
       createdAt: now,
       updatedAt: now,
     };

@@ -16,6 +16,8 @@ export interface UserRow {
   /** "Create a passkey" is not offered again before this time. */
   passkeyOfferSnoozedUntil: number | null;
   createdBy: UserOrigin | null;
+  /** The password is a temporary one an operator set: the next sign-in asks for a new one before it completes. */
+  passwordChangeRequired: boolean;
   createdAt: number;
   updatedAt: number;
 }
@@ -31,6 +33,7 @@ const toUser = (r: any): UserRow => ({
   disabled: Boolean(r.disabled),
   passkeyOfferSnoozedUntil: r.passkey_offer_snoozed_until === null || r.passkey_offer_snoozed_until === undefined ? null : Number(r.passkey_offer_snoozed_until),
   createdBy: r.created_by ?? null,
+  passwordChangeRequired: Boolean(r.password_change_required),
   createdAt: Number(r.created_at),
   updatedAt: Number(r.updated_at),
 });
@@ -68,17 +71,25 @@ export const usersRepo = {
       password_hash: u.passwordHash,
       disabled: u.disabled,
       created_by: u.createdBy,
+      password_change_required: u.passwordChangeRequired,
       created_at: u.createdAt,
       updated_at: u.updatedAt,
     });
   },
-  async update(db: Db, realmId: string, id: string, changes: Partial<Pick<UserRow, 'disabled' | 'passwordHash' | 'name' | 'passkeyOfferSnoozedUntil' | 'emailVerified'>>, at: number): Promise<number> {
+  async update(
+    db: Db,
+    realmId: string,
+    id: string,
+    changes: Partial<Pick<UserRow, 'disabled' | 'passwordHash' | 'name' | 'passkeyOfferSnoozedUntil' | 'emailVerified' | 'passwordChangeRequired'>>,
+    at: number,
+  ): Promise<number> {
     const row: Record<string, unknown> = { updated_at: at };
     if (changes.passkeyOfferSnoozedUntil !== undefined) row.passkey_offer_snoozed_until = changes.passkeyOfferSnoozedUntil;
     if (changes.disabled !== undefined) row.disabled = changes.disabled;
     if (changes.passwordHash !== undefined) row.password_hash = changes.passwordHash;
     if (changes.name !== undefined) row.name = changes.name;
     if (changes.emailVerified !== undefined) row.email_verified = changes.emailVerified;
+    if (changes.passwordChangeRequired !== undefined) row.password_change_required = changes.passwordChangeRequired;
     return db('users').where({ realm_id: realmId, id }).update(row);
   },
 

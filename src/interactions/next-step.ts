@@ -61,9 +61,15 @@ export class SignInSteps {
     return this.afterSecondFactor(ctx, d, user, next);
   }
 
-  /** Everything verified: offer a passkey when the user has none here (and did not snooze it), else finish. */
+  /**
+   * Everything verified: a temporary password the user just signed in with is replaced first; then a
+   * passkey is offered when the user has none here (and did not snooze it); else the sign-in finishes.
+   */
   async afterSecondFactor(ctx: Context, d: Details, user: UserRow, progress: Progress): Promise<string> {
     const s = served(ctx);
+    if (user.passwordChangeRequired && progress.amr.includes('pwd') && !progress.stepUp) {
+      return this.#go(ctx, d, { ...progress, userId: user.id, email: user.email, stage: 'password-change' });
+    }
     const offer = s.realm.settings.passkeys.offerAfterPassword && !progress.stepUp && progress.amr.includes('pwd');
     if (offer && !(user.passkeyOfferSnoozedUntil && user.passkeyOfferSnoozedUntil > Date.now())) {
       const f = await this.factors(ctx, user.id);

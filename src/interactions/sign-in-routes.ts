@@ -5,7 +5,8 @@ import { createHmac } from 'node:crypto';
 import { decodeJwt } from 'jose';
 import type { Context } from 'koa';
 import type { UserRow } from '../db/users-repo.js';
-import { InvalidFieldsError } from '../errors.js';
+import { InvalidFieldsError, LatchkeyError } from '../errors.js';
+import { recordSecurityEvent } from '../mfa/security-events.js';
 import { equalStrings } from '../account/session.js';
 import type { TotpEnrolment } from '../mfa/totp.js';
 import type { SignInEvent } from '../events/bus.js';
@@ -20,7 +21,7 @@ import { layoutFor } from './layout.js';
 import { passkeyBinding } from './passkey-routes.js';
 import { relyingParty } from '../passkeys/relying-party.js';
 import type { SignInSteps } from './next-step.js';
-import type { Progress, ProgressStore } from './progress.js';
+import type { Progress, ProgressStore, Stage } from './progress.js';
 import type { TenantResolver } from './tenant-resolution.js';
 import { MAX_SIGNUP_CODE_ATTEMPTS, normalizeSignupCode, type PendingSignup } from '../accounts/signup-codes.js';
 
@@ -246,6 +247,21 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
             // a passwordless sign-up has no other way in: the passkey is not optional
             skipAction: p.passwordlessSignup ? undefined : url(d, '/offer/skip'),
             neverAction: p.recovered || p.passwordlessSignup ? undefined : url(d, '/offer/never'),
+          },
+          status,
+        );
+      case 'password-change':
+        if (!user) return render(ctx, d, { stage: 'identify', amr: [] });
+        return page(
+          ctx,
+          'password-reset',
+          {
+            ...common,
+            layout: brand('Choose a new password'),
+            action: url(d, '/password-change'),
+            email: user.email,
+            minLength: services.config.passwords.minLength,
+            notice: 'Your password is a temporary one. Choose a new password to continue.',
           },
           status,
         );
@@ -680,14 +696,50 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     return answerStep(ctx, d, user.id, 'redirect', () => steps.afterFirstFactor(ctx, d, user, { ...p, userId: user.id, amr: ['otp'], recovered: true }));
   });
 
-  router.post('/interaction/:uid/continue', async (ctx) => {
+  /**
+   * The start of a form post to a step that follows a verified first factor: the form read, its
+   * interaction and CSRF token checked, and the progress and (enabled) user of a sign-in at `stage`.
+   * Undefined once a refusal has been answered.
+   */
+  async function verifiedStepPost(ctx: Context, stage: Stage) {
     const s = served(ctx);
     const form = await readForm(ctx);
     const d = await interactionOf(ctx);
-    if (!d || !(await checkedForm(ctx, csrfKey, d, form))) return;
+    if (!d || !(await checkedForm(ctx, csrfKey, d, form))) return undefined;
     const p = await progress.get(s.realm.id, d);
-    const user = p?.userId ? await users.findById(s.realm.id, p.userId) : undefined;
-    if (!p || !user || p.stage !== 'recovery-codes') return render(ctx, d, { stage: 'identify', amr: [] }, { error: 'Start by entering your email.', status: 400 });
+    const user = p?.userId && p.stage === stage ? await users.findById(s.realm.id, p.userId) : undefined;
+    if (!p || !user || user.disabled) {
+      await render(ctx, d, { stage: 'identify', amr: [] }, { error: 'Start by entering your email.', status: 400 });
+      return undefined;
+    }
+    return { s, form, d, p, user };
+  }
+
+  /** The new password that replaces a temporary one (stage `password-change`, after every factor). */
+  router.post('/interaction/:uid/password-change', async (ctx) => {
+    const step = await verifiedStepPost(ctx, 'password-change');
+    if (!step) return;
+    const { s, form, d, p, user } = step;
+    const password = form.new_password ?? '';
+    if (!password) return render(ctx, d, p, { error: 'Enter the new password.', status: 400 });
+    if (password !== (form.new_password_again ?? '')) return render(ctx, d, p, { error: 'The two passwords do not match. Type the same new password in both fields.', status: 400 });
+    if (user.passwordChangeRequired) {
+      try {
+        await users.replaceTemporaryPassword(s.realm.id, user, password);
+      } catch (err) {
+        if (err instanceof LatchkeyError && err.status < 500) return render(ctx, d, p, { error: err.message, status: err.status });
+        throw err;
+      }
+      await recordSecurityEvent(services.db, { realmId: s.realm.id, userId: user.id, type: 'signin.temporary_password_replaced', detail: {} });
+    }
+    // (already replaced, by this sign-in in another tab or by an operator: the sign-in simply goes on)
+    return answerStep(ctx, d, user.id, 'redirect', () => steps.afterSecondFactor(ctx, d, { ...user, passwordChangeRequired: false }, p));
+  });
+
+  router.post('/interaction/:uid/continue', async (ctx) => {
+    const step = await verifiedStepPost(ctx, 'recovery-codes');
+    if (!step) return;
+    const { d, p, user } = step;
     return answerStep(ctx, d, user.id, 'redirect', () => steps.afterSecondFactor(ctx, d, user, p));
   });
 

@@ -243,6 +243,38 @@ describeWithBrowser('accessibility of the pages in Chromium (axe-core WCAG 2.1 A
     expect(noConsoleTrouble(seen)).toEqual([]);
   });
 
+  it('temporary password: the new-password step after the password, and a refusal on it', async () => {
+    const made = await server.cli(['user', 'create', '--realm', 'pages', '--email', 'temp@example.test', '--password-stdin', '--temporary'], PASSWORD);
+    expect(made.code, made.stderr).toBe(0);
+    const { page, seen } = await freshPage();
+    const problems: string[] = [];
+    await authorize(page, web);
+    await typeEmail(page, 'temp@example.test');
+    await heading(page, /Enter your password/);
+    await typePassword(page);
+    await heading(page, 'Choose a new password');
+    problems.push(...(await pageProblems(page, 'temporary password', 'Change password')));
+
+    const fresh = 'a password of my own choosing, at last';
+    await page.getByLabel('New password', { exact: true }).fill(fresh);
+    await page.getByLabel('Confirm new password', { exact: true }).fill(`${fresh}?`);
+    await page.getByLabel('Confirm new password', { exact: true }).press('Enter');
+    await page.getByRole('alert').filter({ hasText: /do not match/ }).waitFor();
+    problems.push(...(await pageProblems(page, 'temporary password refused', 'Change password')));
+
+    await page.getByLabel('New password', { exact: true }).fill(fresh);
+    await page.getByLabel('Confirm new password', { exact: true }).fill(fresh);
+    await button(page, 'Change password').click();
+    const offer = button(page, 'Not now');
+    await offer.or(page.getByRole('heading', { level: 1, name: /Create a passkey/ })).first().waitFor();
+    await offer.click();
+    await page.waitForURL((u) => u.href.startsWith(app.redirectUri));
+    expect((await server.services.users.findByEmail('pages', 'temp@example.test'))?.passwordChangeRequired).toBe(false);
+
+    expect(problems).toEqual([]);
+    expect(noConsoleTrouble(seen)).toEqual([]);
+  });
+
   it('error page (an unknown application) and sign-up (empty, and after a refused password)', async () => {
     const { page, seen } = await freshPage();
     const problems: string[] = [];

@@ -5,8 +5,9 @@ import { notFound } from '../../errors.js';
 import { recordSecurityEvent } from '../../mfa/security-events.js';
 import { namingFlags, parse, readPiped, required, UsageError, withServices, type Command, type CommandIo } from '../context.js';
 
-const usage = `latchkey user create --realm R --email E [--name N] [--password-stdin]
-       latchkey user set-password --realm R --email E --password-stdin
+const usage = `latchkey user create --realm R --email E [--name N] [--password-stdin [--temporary]]
+       latchkey user set-password --realm R --email E --password-stdin [--temporary]
+                 (--temporary: the user must choose a new password at their next sign-in)
        latchkey user set-email --realm R --email E --new-email N [--unverified]   (confirmed unless --unverified)
        latchkey user sign-out --realm R --email E     (ends every session, revokes every grant and its tokens;
                                                   applications with a back-channel logout URI are sent logout tokens)
@@ -51,23 +52,24 @@ export const userCommand: Command = {
     const [sub, ...rest] = args;
     switch (sub) {
       case 'create': {
-        const o = parse(rest, { realm: { type: 'string' }, email: { type: 'string' }, name: { type: 'string' }, 'password-stdin': { type: 'boolean' } }, usage);
+        const o = parse(rest, { realm: { type: 'string' }, email: { type: 'string' }, name: { type: 'string' }, 'password-stdin': { type: 'boolean' }, temporary: { type: 'boolean' } }, usage);
         const realmId = required(o.realm, 'realm', usage);
         const email = required(o.email, 'email', usage);
+        if (o.temporary && !o['password-stdin']) throw new UsageError(`--temporary goes with --password-stdin (the temporary password)\n\nusage: ${usage}`);
         const password = o['password-stdin'] ? await passwordFromStdin(io) : undefined;
         return namingFlags(
-          (field) => `--${field}`, // name
-          () => withServices((s) => s.users.create({ realmId, email, name: o.name, password })),
+          (field) => ({ password: '--password-stdin', temporaryPassword: '--temporary' })[field] ?? `--${field}`, // name
+          () => withServices((s) => s.users.create({ realmId, email, name: o.name, password, temporaryPassword: o.temporary })),
         );
       }
       case 'set-password': {
-        const o = parse(rest, { realm: { type: 'string' }, email: { type: 'string' }, 'password-stdin': { type: 'boolean' } }, usage);
+        const o = parse(rest, { realm: { type: 'string' }, email: { type: 'string' }, 'password-stdin': { type: 'boolean' }, temporary: { type: 'boolean' } }, usage);
         const realmId = required(o.realm, 'realm', usage);
         const email = required(o.email, 'email', usage);
         // never from an argument: it would stay in the shell history and in the process list
         if (!o['password-stdin']) throw new UsageError(`set-password reads the new password from standard input: add --password-stdin\n\nusage: ${usage}`);
         const password = await passwordFromStdin(io);
-        return withServices((s) => s.users.setPassword(realmId, email, password));
+        return withServices((s) => s.users.setPassword(realmId, email, password, { temporary: o.temporary }));
       }
       case 'set-email': {
         const o = parse(rest, { realm: { type: 'string' }, email: { type: 'string' }, 'new-email': { type: 'string' }, unverified: { type: 'boolean' } }, usage);
