@@ -174,7 +174,10 @@ describe('latchkey CLI (SQLite)', () => {
       const json = ok(await server.cli(['user', 'create', '--realm', 'default', '--email', 'Three@Example.test', '--name', 'Three', '--password-stdin'], `${PASSWORD}\n`));
       expect(json).toMatchObject({ realm: 'default', email: 'Three@Example.test', name: 'Three', disabled: false });
       expect(json.id).toEqual(expect.any(String));
-      expect(JSON.stringify(json)).not.toMatch(/argon2|password/i);
+      expect(JSON.stringify(json)).not.toMatch(/argon2|\$2[aby]\$/i);
+      // no password or hash under any name; the one password field is whether it is temporary
+      expect(Object.keys(json).filter((k) => /password|hash/i.test(k))).toEqual(['password_change_required']);
+      expect(json.password_change_required).toBe(false);
     });
 
     it('a weak password is refused with a message naming the rule, and no row is written', async () => {
