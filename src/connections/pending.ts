@@ -3,8 +3,12 @@ import { progressRepo } from '../db/progress-repo.js';
 
 const TTL_MS = 15 * 60 * 1000;
 
-/** An upstream sign-in under way: bound to one interaction, found again by its `state`, used once. */
+/**
+ * An upstream sign-in under way: bound to one interaction (or, to link an identity from the account page,
+ * to one account session), found again by its `state`, used once.
+ */
 export interface PendingFlow {
+  /** The interaction; empty for a link from the account page. */
   uid: string;
   connectionId: string;
   /** The tenant the sign-in was for, when the connection was offered because of it. */
@@ -13,6 +17,8 @@ export interface PendingFlow {
   nonce: string;
   verifier: string;
   redirectUri: string;
+  /** A link started on the account page: the account session (its random id) and user it is bound to. */
+  link?: { sid: string; userId: string };
 }
 
 /** An upstream identity waiting for the owner of the matching account to prove it (password or passkey). */

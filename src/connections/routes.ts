@@ -7,7 +7,7 @@ import { layoutFor } from '../interactions/layout.js';
 import type { SignInSteps } from '../interactions/next-step.js';
 import type { Services } from '../server/services.js';
 import { PendingStore } from './pending.js';
-import { CALLBACK_PATH, callbackUrl, type UsableConnection } from './service.js';
+import { CALLBACK_PATH, callbackUrl, LINK_RETURN_PATH, type UsableConnection } from './service.js';
 
 const random = () => randomBytes(32).toString('base64url');
 
@@ -76,6 +76,8 @@ export function connectionRoutes(router: Router, services: Services, steps: Sign
     const flow = await pending.peekFlow(s.realm.id, state);
     if (!flow) return failure(ctx, 400, 'This sign-in could not be completed', 'The answer from the sign-in provider does not belong to a sign-in in progress here (it expired, or was already used). Go back to the application and start again.', 'connection_state_invalid');
     ctx.set('Cache-Control', 'no-store');
+    // a link started on the account page goes back there (src/account/linked-accounts-routes.ts)
+    if (flow.link) return seeOther(ctx, `${LINK_RETURN_PATH}?${ctx.querystring}`);
     seeOther(ctx, `/interaction/${encodeURIComponent(flow.uid)}/connection-return?${ctx.querystring}`);
   });
 
@@ -86,7 +88,7 @@ export function connectionRoutes(router: Router, services: Services, steps: Sign
     const flow = await pending.takeFlow(s.realm.id, state);
     const d = await interactionOf(ctx);
     if (!d) return;
-    if (!flow || flow.uid !== d.uid) {
+    if (!flow || flow.link || flow.uid !== d.uid) {
       emitSignIn(events, ctx, d, 'signin.failure', 'federated', { reason: 'connection_state_invalid' });
       return failure(ctx, 400, 'This sign-in could not be completed', 'The answer from the sign-in provider does not match this sign-in (it expired, or was already used). Start again.', 'connection_state_invalid', signInUrl(d));
     }

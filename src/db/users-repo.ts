@@ -1,4 +1,4 @@
-import type { Db } from './knex.js';
+import { isSqlite, type Db } from './knex.js';
 import { queryFirst, sql } from './statements.js';
 
 /** Who made a user (null: a row from before this was recorded). */
@@ -47,6 +47,13 @@ export const usersRepo = {
   },
   async findByEmail(db: Db, realmId: string, email: string): Promise<UserRow | undefined> {
     const row = await queryFirst(db, BY_EMAIL, [realmId, normalizeEmail(email)]);
+    return row ? toUser(row) : undefined;
+  },
+  /** The user's row, locked until the transaction `trx` ends on PostgreSQL (SQLite runs one writer at a time). */
+  async findForUpdate(trx: Db, realmId: string, id: string): Promise<UserRow | undefined> {
+    const q = trx('users').where({ realm_id: realmId, id });
+    if (!isSqlite(trx)) q.forUpdate();
+    const row = await q.first();
     return row ? toUser(row) : undefined;
   },
   async insert(db: Db, u: UserRow): Promise<void> {
