@@ -3,6 +3,7 @@ import { connectionsRepo } from '../db/connections-repo.js';
 import { factorsRepo } from '../db/factors-repo.js';
 import { federatedIdentitiesRepo } from '../db/federated-identities-repo.js';
 import type { Db } from '../db/knex.js';
+import { conflict, notFound } from '../errors.js';
 import { usersRepo, type UserRow } from '../db/users-repo.js';
 import { webauthnRepo } from '../db/webauthn-repo.js';
 import { recordSecurityEvent } from '../mfa/security-events.js';
@@ -35,6 +36,35 @@ export interface LinkedIdentity {
   name: string | null;
   linkedAt: number;
   lastUsedAt: number | null;
+}
+
+/** A linked identity as the CLI and the admin API print it. */
+export const publicIdentity = (l: LinkedIdentity) => ({
+  connection_id: l.connectionId,
+  connection_name: l.connectionName,
+  subject: l.subject,
+  email: l.email,
+  name: l.name,
+  linked_at: new Date(l.linkedAt).toISOString(),
+  last_used_at: l.lastUsedAt === null ? null : new Date(l.lastUsedAt).toISOString(),
+});
+
+/**
+ * An operator's unlink (CLI, admin API): the user's link through `connectionId` goes, or an error says
+ * why not. `force` removes even the user's last way in (they then need a password set or a reset link
+ * from an operator); `forceHint` names how the caller forces it (`--force`, `?force=true`).
+ */
+export async function operatorUnlink(
+  linking: AccountLinking,
+  input: { realmId: string; userId: string; who: string; connectionId: string; force?: boolean; by: string; forceHint: string },
+): Promise<void> {
+  const outcome = await linking.unlink(input.realmId, input.userId, input.connectionId, { force: input.force, by: input.by });
+  if (outcome === 'not_found') throw notFound(`a link of user ${input.who} through connection "${input.connectionId}"`);
+  if (outcome === 'last_way_in') {
+    throw conflict(
+      `connection "${input.connectionId}" is the only way user ${input.who} can sign in (no password, passkey, recovery codes or other linked identity): set a password first, or add ${input.forceHint} to unlink it anyway`,
+    );
+  }
 }
 
 /** `linked_elsewhere`: another user of the realm has it; `connection_in_use`: the user has another identity at this connection. */
