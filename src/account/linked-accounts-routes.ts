@@ -1,7 +1,7 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { PendingStore } from '../connections/pending.js';
-import { callbackUrl, iconPath, LINK_RETURN_PATH } from '../connections/service.js';
+import { callbackUrl, iconPath, LINK_RETURN_PATH, LINK_STATE_PREFIX } from '../connections/service.js';
 import { randomToken } from '../crypto/random.js';
 import type { UserRow } from '../db/users-repo.js';
 import { LatchkeyError } from '../errors.js';
@@ -102,7 +102,7 @@ export function linkedAccountRoutes(router: Router, services: Services, kit: Acc
     const connection = await connections.usableByUser(s.realm.id, ctx.params.connectionId ?? '', user.id);
     if (!connection) return kit.renderAccount(ctx, g.signed, { error: 'That way of signing in is not available to link. Reload the page and choose another one.', status: 404 });
     // as the sign-in path: state, nonce and PKCE verifier stay here, used once, bound to this account session
-    const flow = { uid: '', connectionId: connection.id, state: randomToken(32), nonce: randomToken(32), verifier: randomToken(32), redirectUri: callbackUrl(s.issuer), link: { sid: session.sid, userId: user.id } };
+    const flow = { uid: '', connectionId: connection.id, state: `${LINK_STATE_PREFIX}${randomToken(32)}`, nonce: randomToken(32), verifier: randomToken(32), redirectUri: callbackUrl(s.issuer), link: { sid: session.sid, userId: user.id } };
     let target: URL;
     try {
       target = await upstream.authorizationUrl(connection.upstream, connection.clientSecret, flow.redirectUri, flow);

@@ -7,7 +7,7 @@ import { layoutFor } from '../interactions/layout.js';
 import type { SignInSteps } from '../interactions/next-step.js';
 import type { Services } from '../server/services.js';
 import { PendingStore } from './pending.js';
-import { CALLBACK_PATH, callbackUrl, LINK_RETURN_PATH, type UsableConnection } from './service.js';
+import { CALLBACK_PATH, callbackUrl, LINK_RETURN_PATH, LINK_STATE_PREFIX, type UsableConnection } from './service.js';
 
 const random = () => randomBytes(32).toString('base64url');
 
@@ -74,10 +74,14 @@ export function connectionRoutes(router: Router, services: Services, steps: Sign
     const s = served(ctx);
     const state = typeof ctx.query.state === 'string' ? ctx.query.state : undefined;
     const flow = await pending.peekFlow(s.realm.id, state);
+    // a link started on the account page goes back there (src/account/linked-accounts-routes.ts), which
+    // also explains an expired or used one
+    if (flow?.link || (!flow && state?.startsWith(LINK_STATE_PREFIX))) {
+      ctx.set('Cache-Control', 'no-store');
+      return seeOther(ctx, `${LINK_RETURN_PATH}?${ctx.querystring}`);
+    }
     if (!flow) return failure(ctx, 400, 'This sign-in could not be completed', 'The answer from the sign-in provider does not belong to a sign-in in progress here (it expired, or was already used). Go back to the application and start again.', 'connection_state_invalid');
     ctx.set('Cache-Control', 'no-store');
-    // a link started on the account page goes back there (src/account/linked-accounts-routes.ts)
-    if (flow.link) return seeOther(ctx, `${LINK_RETURN_PATH}?${ctx.querystring}`);
     seeOther(ctx, `/interaction/${encodeURIComponent(flow.uid)}/connection-return?${ctx.querystring}`);
   });
 

@@ -13,6 +13,8 @@ export const CALLBACK_PATH = '/connections/callback';
 export const callbackUrl = (issuer: string) => `${issuer}${CALLBACK_PATH}`;
 /** Where the callback sends an answer to a link started on the account page. */
 export const LINK_RETURN_PATH = '/account/linked-accounts/return';
+/** How the state of a link starts: an answer with an unknown or used one goes back to the account page too. */
+export const LINK_STATE_PREFIX = 'link-';
 
 /** Where a sign-in page (or home realm discovery) sends the browser to continue with a connection. */
 export function connectionStartPath(uid: string, connectionId: string): string {

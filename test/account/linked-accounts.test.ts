@@ -136,16 +136,22 @@ describeEachDatabase('linked accounts on the account page', (kind) => {
     const callback = again.trail.find((h) => h.url.pathname === '/connections/callback')!.url;
 
     // the same answer again: its state was used up
-    const replayed = await walk(pat, callback);
-    expect(replayed.res.status).toBe(400);
-    expect(replayed.html).toContain('connection_state_invalid');
-    const returned = await walk(pat, `${a}/account/linked-accounts/return${callback.search}`);
+    expect(callback.searchParams.get('state')).toMatch(/^link-/);
+    const returned = await walk(pat, callback);
     expect(returned.url.pathname).toBe('/account');
     expect(returned.res.status).toBe(200);
     expect(alertText(returned.html)).toMatch(/^Nothing was linked: the answer from the sign-in provider does not belong to a link started from this page/);
-    const wrong = await walk(pat, `${a}/account/linked-accounts/return?state=${'x'.repeat(43)}&code=abc`);
-    expect(wrong.url.searchParams.get('notice')).toBe('link-expired');
-    expect(wrong.res.status).toBe(200);
+    expect(await links('default', patId)).toEqual([['upcorp', await upstreamId(PAT_UPSTREAM)]]);
+    // a state no link ever had: at the return, or a link-like one at the callback
+    for (const url of [`${a}/account/linked-accounts/return?state=${'x'.repeat(43)}&code=abc`, `${a}/connections/callback?state=link-${'x'.repeat(43)}&code=abc`]) {
+      const wrong = await walk(pat, url);
+      expect(wrong.url.searchParams.get('notice')).toBe('link-expired');
+      expect(wrong.res.status).toBe(200);
+    }
+    // an unknown sign-in state at the callback is still the sign-in's own error page
+    const signInState = await walk(pat, `${a}/connections/callback?state=${'x'.repeat(43)}&code=abc`);
+    expect(signInState.res.status).toBe(400);
+    expect(signInState.html).toContain('connection_state_invalid');
 
     // an upstream error (the person said no there): a message, nothing linked
     const start = await pat.request(new URL(form.action, page.url), { form: form.fields });
