@@ -458,7 +458,7 @@ describeWithBrowser('accessibility of the pages in Chromium (axe-core WCAG 2.1 A
     const section = page.getByRole('region', { name: 'Linked accounts' });
     await section.getByText('linked@upstream.test').waitFor();
     await expect(section.getByRole('button', { name: 'Unlink Upstream Corp' }).isVisible()).resolves.toBe(true);
-    problems.push(...(await pageProblems(page, 'account page with a linked account', 'Unlink')));
+    problems.push(...(await pageProblems(page, 'account page with a linked account', 'Unlink Upstream Corp')));
 
     // with the password gone the link is the only way in: the warning describes the button, and the refusal is announced
     await server.services.db('users').where({ id: linked.id }).update({ password_hash: null });
@@ -467,7 +467,7 @@ describeWithBrowser('accessibility of the pages in Chromium (axe-core WCAG 2.1 A
     await expect(unlink.evaluate((el) => document.getElementById(el.getAttribute('aria-describedby') ?? '')?.textContent)).resolves.toMatch(/only way to sign in/);
     await unlink.click();
     await page.getByRole('alert').filter({ hasText: /only way to sign in/ }).waitFor();
-    problems.push(...(await pageProblems(page, 'account page, unlinking the last way in refused', 'Unlink')));
+    problems.push(...(await pageProblems(page, 'account page, unlinking the last way in refused', 'Unlink Upstream Corp')));
     expect(await server.services.linking.identitiesOf('pages', linked.id)).toHaveLength(1);
 
     expect(problems).toEqual([]);
