@@ -88,10 +88,11 @@ export interface AccountPageKit {
 export function linkedAccountRoutes(router: Router, services: Services, kit: AccountPageKit): void {
   const { connections, upstream, linking, log } = services;
   const pending = new PendingStore(services.db);
-  const back = (ctx: Context, notice: keyof typeof LINKED_ACCOUNT_NOTICES) => {
+  const away = (ctx: Context, url: string) => {
     ctx.set('Cache-Control', 'no-store');
-    seeOther(ctx, `/account?notice=${notice}`);
+    seeOther(ctx, url);
   };
+  const back = (ctx: Context, notice: keyof typeof LINKED_ACCOUNT_NOTICES) => away(ctx, `/account?notice=${notice}`);
 
   router.post('/account/linked-accounts/:connectionId/link', async (ctx) => {
     // adding a way in is a change to the account's security: a recent sign-in first
@@ -105,15 +106,13 @@ export function linkedAccountRoutes(router: Router, services: Services, kit: Acc
     const flow = { uid: '', connectionId: connection.id, state: `${LINK_STATE_PREFIX}${randomToken(32)}`, nonce: randomToken(32), verifier: randomToken(32), redirectUri: callbackUrl(s.issuer), link: { sid: session.sid, userId: user.id } };
     let target: URL;
     try {
-      target = await upstream.authorizationUrl(connection.upstream, connection.clientSecret, flow.redirectUri, flow);
+      target = await pending.begin(upstream, connection, flow);
     } catch (err) {
       if (!(err instanceof LatchkeyError)) throw err;
       log.warn({ realm: s.realm.id, connection: connection.id, err: err.message }, 'upstream link could not start');
       return kit.renderAccount(ctx, g.signed, { error: `${connection.name} cannot be reached right now, so nothing was linked. Try again later.`, status: 502 });
     }
-    await pending.putFlow(s.realm.id, flow);
-    ctx.set('Cache-Control', 'no-store');
-    seeOther(ctx, target.href);
+    away(ctx, target.href);
   });
 
   router.get(LINK_RETURN_PATH, async (ctx) => {

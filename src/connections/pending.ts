@@ -1,5 +1,7 @@
 import type { Db } from '../db/knex.js';
 import { progressRepo } from '../db/progress-repo.js';
+import type { UsableConnection } from './service.js';
+import type { UpstreamClient } from './upstream.js';
 
 const TTL_MS = 15 * 60 * 1000;
 
@@ -41,6 +43,13 @@ export class PendingStore {
 
   async putFlow(realmId: string, flow: PendingFlow): Promise<void> {
     await progressRepo.put(this.db, realmId, flowKey(flow.state), { ...flow }, Date.now() + TTL_MS);
+  }
+
+  /** The authorization request of `flow` at the connection's provider; the flow is kept once the request could be made. */
+  async begin(upstream: UpstreamClient, connection: UsableConnection, flow: PendingFlow): Promise<URL> {
+    const target = await upstream.authorizationUrl(connection.upstream, connection.clientSecret, flow.redirectUri, flow);
+    await this.putFlow(connection.realmId, flow);
+    return target;
   }
 
   /** Reads a flow by its state without using it up (the callback only learns which interaction it belongs to). */

@@ -55,14 +55,13 @@ export function connectionRoutes(router: Router, services: Services, steps: Sign
     const flow = { uid: d.uid, connectionId: connection.id, tenantId, state: random(), nonce: random(), verifier: random(), redirectUri: callbackUrl(s.issuer) };
     let target: URL;
     try {
-      target = await upstream.authorizationUrl(connection.upstream, connection.clientSecret, flow.redirectUri, flow);
+      target = await pending.begin(upstream, connection, flow);
     } catch (err) {
       if (!(err instanceof LatchkeyError)) throw err;
       services.log.warn({ realm: s.realm.id, connection: connection.id, err: err.message }, 'upstream sign-in could not start');
       if (err.code === 'upstream_address_refused') return failure(ctx, 502, `${connection.name} is not reachable`, refusedText(connection.name, err), err.code, signInUrl(d));
       return failure(ctx, 502, `${connection.name} is not reachable`, `Signing in with ${connection.name} is not possible right now. Try again later, or sign in another way.`, err.code, signInUrl(d));
     }
-    await pending.putFlow(s.realm.id, flow);
     ctx.set('Cache-Control', 'no-store');
     seeOther(ctx, target.href);
   });

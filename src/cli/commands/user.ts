@@ -4,6 +4,7 @@ import type { UserSort } from '../../accounts/user-service.js';
 import { notFound } from '../../errors.js';
 import { operatorUnlink, publicIdentity } from '../../connections/account-linking.js';
 import { recordSecurityEvent } from '../../mfa/security-events.js';
+import type { Services } from '../../server/services.js';
 import { namingFlags, parse, readPiped, required, UsageError, withServices, type Command, type CommandIo } from '../context.js';
 
 const usage = `latchkey user create --realm R --email E [--name N] [--password-stdin]
@@ -48,6 +49,13 @@ function importProgress(io: CommandIo, total: number, verb: string): (done: numb
   };
 }
 
+/** The user with this address in the realm, or a not-found error naming both. */
+async function userByEmail(s: Services, realmId: string, email: string) {
+  const user = await s.users.findByEmail(realmId, email);
+  if (!user) throw notFound(`user ${email} in realm "${realmId}"`);
+  return user;
+}
+
 export const userCommand: Command = {
   name: 'user',
   summary: 'create, import, export, list, disable and enable users; set a password or email address or make a reset link; sign a user out everywhere; list and unlink their linked identities',
@@ -90,8 +98,7 @@ export const userCommand: Command = {
         const realmId = required(o.realm, 'realm', usage);
         const email = required(o.email, 'email', usage);
         return withServices(async (s) => {
-          const user = await s.users.findByEmail(realmId, email);
-          if (!user) throw notFound(`user ${email} in realm "${realmId}"`);
+          const user = await userByEmail(s, realmId, email);
           const ended = await s.users.signOutEverywhere(realmId, user.id);
           return { realm: realmId, email: user.email, user_id: user.id, sessions_ended: ended.sessions, grants_revoked: ended.grants, logout_tokens: ended.logoutTokens };
         });
@@ -109,8 +116,7 @@ export const userCommand: Command = {
               o.issuer === undefined ? `realm "${realmId}" has no issuer: add one with latchkey realm update` : `--issuer ${o.issuer} is not an issuer of realm "${realmId}" (its issuers: ${realm.issuers.join(', ') || 'none'})`,
             );
           }
-          const user = await s.users.findByEmail(realmId, email);
-          if (!user) throw notFound(`user ${email} in realm "${realmId}"`);
+          const user = await userByEmail(s, realmId, email);
           const link = await s.passwordResets.createLink(realmId, user.id, issuer, 'cli');
           return { realm: realmId, email: user.email, user_id: user.id, url: link.url, expires_at: new Date(link.expiresAt).toISOString() };
         });
@@ -153,8 +159,7 @@ export const userCommand: Command = {
         const realmId = required(o.realm, 'realm', usage);
         const email = required(o.email, 'email', usage);
         return withServices(async (s) => {
-          const user = await s.users.findByEmail(realmId, email);
-          if (!user) throw notFound(`user ${email} in realm "${realmId}"`);
+          const user = await userByEmail(s, realmId, email);
           return (await s.linking.linkedOf(realmId, user.id)).map(publicIdentity);
         });
       }
@@ -164,8 +169,7 @@ export const userCommand: Command = {
         const email = required(o.email, 'email', usage);
         const connectionId = required(o.connection, 'connection', usage);
         return withServices(async (s) => {
-          const user = await s.users.findByEmail(realmId, email);
-          if (!user) throw notFound(`user ${email} in realm "${realmId}"`);
+          const user = await userByEmail(s, realmId, email);
           await operatorUnlink(s.linking, { realmId, userId: user.id, who: user.email, connectionId, force: o.force, by: 'cli', forceHint: '--force' });
           return { realm: realmId, email: user.email, user_id: user.id, unlinked: connectionId, forced: Boolean(o.force) };
         });
