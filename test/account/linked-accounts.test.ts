@@ -238,6 +238,31 @@ describeEachDatabase('linked accounts on the account page', (kind) => {
     expect(await links('default', user.id)).toEqual([]);
   });
 
+  it('lists the connections the user could sign in with: a tenant-limited one only for members; a linked one switched off stays, to be unlinked', async () => {
+    const ok = async (args: string[], stdin?: string) => expect((await server.cli(args, stdin)).code).toBe(0);
+    await ok(['tenant', 'create', '--realm', 'default', '--id', 'acme', '--name', 'Acme']);
+    await ok(['connection', 'create', '--realm', 'default', '--id', 'acmesso', '--type', 'oidc', '--issuer', up, '--name', 'Acme SSO', '--client-id', 'unused', '--tenant', 'acme']);
+    let page = await walk(pat, `${a}/account`);
+    expect(page.html).not.toContain('Acme SSO');
+    const refused = await pat.request(`${a}/account/linked-accounts/acmesso/link`, { form: { csrf: csrfOf(page.html) } });
+    expect(refused.status).toBe(404);
+    expect(alertText(await refused.text())).toBe('That way of signing in is not available to link. Reload the page and choose another one.');
+    await ok(['tenant', 'add-member', '--realm', 'default', '--tenant', 'acme', '--email', PAT]);
+    page = await walk(pat, `${a}/account`);
+    expect(page.html).toContain('aria-label="Link Acme SSO"');
+
+    // a link through a connection switched off since: shown, and can be removed
+    await server.services.db('federated_identities').insert({ realm_id: 'default', connection_id: 'acmesso', subject: 'acme-pat', user_id: patId, email: null, profile: '{}', created_at: Date.now(), last_login_at: null });
+    await ok(['connection', 'disable', '--realm', 'default', '--id', 'acmesso']);
+    page = await walk(pat, `${a}/account`);
+    expect(page.html).toContain('aria-label="Unlink Acme SSO"');
+    expect(page.html).toContain('This way of signing in is not offered here any more.');
+    const unlinked = await walk(pat, `${a}/account/linked-accounts/acmesso/unlink`, { form: { csrf: csrfOf(page.html) } });
+    expect(unlinked.url.searchParams.get('notice')).toBe('unlinked');
+    expect(unlinked.html).not.toContain('Acme SSO');
+    expect(await links('default', patId)).toEqual([]);
+  });
+
   it('a stale CSRF token on Link starts nothing', async () => {
     const page = await walk(pat, `${a}/account`);
     const form = formOf(page, 'upcorp', 'link');
