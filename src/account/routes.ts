@@ -16,6 +16,7 @@ import { relyingParty } from '../passkeys/relying-party.js';
 import { readForm, readJsonObject } from '../server/body.js';
 import type { Services } from '../server/services.js';
 import { credentialViews, deleteCredential } from './credentials.js';
+import { LINKED_ACCOUNT_NOTICES, linkedAccountRoutes, linkedAccountsView } from './linked-accounts-routes.js';
 import { ACCOUNT_CLIENT_ID, AccountSessions, challengeBinding, equalStrings, pkceChallenge, type AccountSession } from './session.js';
 
 export const ACCOUNT_PATHS = {
@@ -56,6 +57,7 @@ const NOTICES: Record<string, { flash?: string; error?: string }> = {
   'verify-sent': { flash: 'We sent a confirmation link to your email address. It may take a few minutes to arrive.' },
   // the same answer whether or not the new address has an account (its owner gets a notice instead of a link)
   'email-change-sent': { flash: 'Check the inbox of your new email address: open the link we sent there to confirm the change. Your address stays the same until then.' },
+  ...LINKED_ACCOUNT_NOTICES,
 };
 
 const JSON_LIMIT = 32 * 1024;
@@ -258,6 +260,7 @@ export function accountRoutes(services: Services): Router {
           ? { action: ACCOUNT_PATHS.changeEmail, invalid: extra.invalid?.id === 'email', value: extra.invalid?.id === 'email' ? extra.invalid.value : undefined }
           : { operatorOnly: true },
         password: { set: Boolean(user.passwordHash), action: ACCOUNT_PATHS.password, minLength: services.config.passwords.minLength, invalid: extra.invalid?.id === 'password' },
+        linkedAccounts: await linkedAccountsView(services, s.realm.id, user),
         signOutUrl: ACCOUNT_PATHS.signOut,
       },
       extra.status ?? 200,
@@ -631,6 +634,8 @@ export function accountRoutes(services: Services): Router {
     if (!g) return;
     return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=codes`);
   });
+
+  linkedAccountRoutes(router, services, { signedIn, forForm, renderAccount, signInUrl });
 
   return router;
 }

@@ -49,6 +49,7 @@ export function openApiDocument(operations: Operation[]): Record<string, unknown
     };
     if (op.path.includes('{')) responses['404'] = problem('Not found');
     if (op.method === 'post' || op.method === 'put') responses['409'] = problem('Conflicts with an existing resource');
+    if (op.id === 'unlinkUserIdentity') responses['409'] = problem("The link is the user's only way to sign in (pass force=true)");
     (paths[op.path] ??= {})[op.method] = {
       operationId: op.id,
       tags: [op.tag],

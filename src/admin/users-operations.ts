@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { classifyImportedHash } from '../accounts/imported-hash.js';
 import { toPublicUser, USER_SORTS, type UserSort } from '../accounts/user-service.js';
+import { operatorUnlink, publicIdentity } from '../connections/account-linking.js';
 import { LatchkeyError, notFound } from '../errors.js';
 import { defineOperation } from './operation.js';
 import { namingBodyFields, ProblemError } from './problem.js';
@@ -172,4 +173,48 @@ export const createPasswordResetLink = defineOperation({
   },
 });
 
-export const userOperations = [listUsers, getUser, createUser, updateUser, signOutUser, createPasswordResetLink];
+export const identitySchema = z.object({
+  connection_id: z.string(),
+  connection_name: z.string(),
+  subject: z.string().describe("the upstream subject (`sub`, or the OAuth 2.0 provider's user id)"),
+  email: z.string().nullable().describe('the upstream email last seen'),
+  name: z.string().nullable().describe('the upstream name last seen'),
+  linked_at: z.string().describe('ISO 8601'),
+  last_used_at: z.string().nullable().describe('ISO 8601 of the last sign-in through it; null when never used'),
+});
+
+export const listUserIdentities = defineOperation({
+  id: 'listUserIdentities',
+  method: 'get',
+  path: '/users/{userId}/identities',
+  tag: 'users',
+  summary: "The user's linked upstream identities (one per connection they can sign in through), oldest link first",
+  params: userIdParams,
+  response: z.object({ items: z.array(identitySchema) }),
+  async handle({ params, realmId, services }) {
+    const user = await services.users.findById(realmId, params.userId);
+    if (!user) throw notFound(`user "${params.userId}"`);
+    return { items: (await services.linking.linkedOf(realmId, user.id)).map(publicIdentity) };
+  },
+});
+
+export const unlinkUserIdentity = defineOperation({
+  id: 'unlinkUserIdentity',
+  method: 'delete',
+  path: '/users/{userId}/identities/{connectionId}',
+  tag: 'users',
+  summary:
+    "Remove the user's link through a connection. 409 when it is the user's only way to sign in (no password, passkey, recovery codes or other link), unless force=true (the user then needs a password set or a reset link)",
+  params: z.object({ userId: z.string().min(1).max(64), connectionId: z.string().min(1).max(64) }),
+  query: z
+    .object({ force: z.enum(['true', 'false']).default('false').describe('true: unlink even the last way in') })
+    .strict(),
+  status: 204,
+  async handle({ params, query, realmId, services }) {
+    const user = await services.users.findById(realmId, params.userId);
+    if (!user) throw notFound(`user "${params.userId}"`);
+    await operatorUnlink(services.linking, { realmId, userId: user.id, who: `"${user.id}"`, connectionId: params.connectionId, force: query.force === 'true', by: 'admin-api', forceHint: 'force=true' });
+  },
+});
+
+export const userOperations = [listUsers, getUser, createUser, updateUser, signOutUser, createPasswordResetLink, listUserIdentities, unlinkUserIdentity];

@@ -1,8 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { connectionsRepo } from '../db/connections-repo.js';
+import { factorsRepo } from '../db/factors-repo.js';
 import { federatedIdentitiesRepo } from '../db/federated-identities-repo.js';
 import type { Db } from '../db/knex.js';
+import { conflict, notFound } from '../errors.js';
 import { usersRepo, type UserRow } from '../db/users-repo.js';
+import { webauthnRepo } from '../db/webauthn-repo.js';
+import { recordSecurityEvent } from '../mfa/security-events.js';
 import type { PendingLink, PendingStore } from './pending.js';
 import { safePicture } from './safe-picture.js';
 import type { UsableConnection } from './service.js';
@@ -21,6 +25,63 @@ export type Resolution =
   | { kind: 'signed-in'; user: UserRow; created: boolean }
   | { kind: 'proof-needed'; user: UserRow; link: PendingLink }
   | { kind: 'refused'; reason: 'email_missing' | 'email_unverified' | 'account_disabled' };
+
+/** A linked upstream identity as the account page, the CLI and the admin API show it. */
+export interface LinkedIdentity {
+  connectionId: string;
+  connectionName: string;
+  subject: string;
+  email: string | null;
+  /** The upstream name last seen. */
+  name: string | null;
+  linkedAt: number;
+  lastUsedAt: number | null;
+}
+
+/** A linked identity as the CLI and the admin API print it. */
+export const publicIdentity = (l: LinkedIdentity) => ({
+  connection_id: l.connectionId,
+  connection_name: l.connectionName,
+  subject: l.subject,
+  email: l.email,
+  name: l.name,
+  linked_at: new Date(l.linkedAt).toISOString(),
+  last_used_at: l.lastUsedAt === null ? null : new Date(l.lastUsedAt).toISOString(),
+});
+
+/**
+ * An operator's unlink (CLI, admin API): the user's link through `connectionId` goes, or an error says
+ * why not. `force` removes even the user's last way in (they then need a password set or a reset link
+ * from an operator); `forceHint` names how the caller forces it (`--force`, `?force=true`).
+ */
+export async function operatorUnlink(
+  linking: AccountLinking,
+  input: { realmId: string; userId: string; who: string; connectionId: string; force?: boolean; by: string; forceHint: string },
+): Promise<void> {
+  const outcome = await linking.unlink(input.realmId, input.userId, input.connectionId, { force: input.force, by: input.by });
+  if (outcome === 'not_found') throw notFound(`a link of user ${input.who} through connection "${input.connectionId}"`);
+  if (outcome === 'last_way_in') {
+    throw conflict(
+      `connection "${input.connectionId}" is the only way user ${input.who} can sign in (no password, passkey, recovery codes or other linked identity): set a password first, or add ${input.forceHint} to unlink it anyway`,
+    );
+  }
+}
+
+/** `linked_elsewhere`: another user of the realm has it; `connection_in_use`: the user has another identity at this connection. */
+export type LinkOutcome = 'linked' | 'already_yours' | 'linked_elsewhere' | 'connection_in_use' | 'not_found';
+export type UnlinkOutcome = 'unlinked' | 'not_found' | 'last_way_in';
+
+/**
+ * Whether a user can still sign in once some linked identities are gone: a password, a passkey (a
+ * discoverable credential; security keys are second factors only), unused recovery codes (a passwordless
+ * user signs in with one and is led to a new passkey) or `otherIdentities` linked ones: the ways in the
+ * account page counts before deleting a last passkey (src/account/credentials.ts).
+ */
+async function otherWayIn(trx: Db, user: UserRow, otherIdentities: number): Promise<boolean> {
+  if (user.passwordHash || otherIdentities > 0) return true;
+  if ((await webauthnRepo.credentialsOf(trx, user.realmId, user.id)).some((c) => c.discoverable)) return true;
+  return (await factorsRepo.countUnusedRecoveryCodes(trx, user.realmId, user.id)) > 0;
+}
 
 /** Links upstream identities to realm users: by (connection, subject), never silently by email. */
 export class AccountLinking {
@@ -99,6 +160,81 @@ export class AccountLinking {
 
   async identitiesOf(realmId: string, userId: string) {
     return federatedIdentitiesRepo.listForUser(this.db, realmId, userId);
+  }
+
+  /** The user's linked identities with the name of their connection, oldest link first. */
+  async linkedOf(realmId: string, userId: string): Promise<LinkedIdentity[]> {
+    const [identities, connections] = await Promise.all([federatedIdentitiesRepo.listForUser(this.db, realmId, userId), connectionsRepo.list(this.db, realmId)]);
+    const byId = new Map(connections.map((c) => [c.id, c]));
+    return identities.map((f) => ({
+      connectionId: f.connectionId,
+      connectionName: byId.get(f.connectionId)?.displayName ?? f.connectionId,
+      subject: f.subject,
+      email: f.email,
+      name: typeof f.profile.name === 'string' ? f.profile.name : null,
+      linkedAt: f.createdAt,
+      lastUsedAt: f.lastLoginAt,
+    }));
+  }
+
+  /**
+   * Links an upstream identity to a user who proved both sides (signed in here, then at the upstream):
+   * no email is compared. Refused, with nothing written, when the identity is linked already (to this
+   * user or another) or the user already has another identity at this connection.
+   */
+  async linkToUser(connection: UsableConnection, identity: UpstreamIdentity, userId: string): Promise<LinkOutcome> {
+    const realmId = connection.realmId;
+    const now = Date.now();
+    const attempt = () =>
+      this.db.transaction(async (trx): Promise<LinkOutcome> => {
+        if (!(await usersRepo.findForUpdate(trx, realmId, userId))) return 'not_found';
+        const known = await federatedIdentitiesRepo.find(trx, realmId, connection.id, identity.subject);
+        if (known) return known.userId === userId ? 'already_yours' : 'linked_elsewhere';
+        const own = await federatedIdentitiesRepo.listForUser(trx, realmId, userId);
+        if (own.some((f) => f.connectionId === connection.id)) return 'connection_in_use';
+        await federatedIdentitiesRepo.insert(trx, { realmId, connectionId: connection.id, subject: identity.subject, userId, email: identity.email ?? null, profile: this.#profile(identity), createdAt: now, lastLoginAt: null });
+        await recordSecurityEvent(trx, { realmId, userId, type: 'account.identity_linked', detail: { connectionId: connection.id, subject: identity.subject } });
+        return 'linked';
+      });
+    try {
+      return await attempt();
+    } catch (err) {
+      // the same identity linked by a parallel request between the look-up and the insert: look again
+      if (await federatedIdentitiesRepo.find(this.db, realmId, connection.id, identity.subject)) return attempt();
+      throw err;
+    }
+  }
+
+  /** Whether the user's one linked identity is also their only way in (nothing else: see `otherWayIn`). */
+  async isSoleWayIn(user: UserRow): Promise<boolean> {
+    return !(await otherWayIn(this.db, user, 0));
+  }
+
+  /**
+   * Removes the user's link through `connectionId`. Refused (`last_way_in`) when it is the user's last
+   * way in (see `otherWayIn`) unless `force` (an operator's choice); checked with the user's row locked,
+   * so two unlinks in parallel cannot together remove the last one. The security event is written in the
+   * same transaction.
+   */
+  async unlink(realmId: string, userId: string, connectionId: string, options: { force?: boolean; by: string }): Promise<UnlinkOutcome> {
+    return this.db.transaction(async (trx) => {
+      const user = await usersRepo.findForUpdate(trx, realmId, userId);
+      if (!user) return 'not_found';
+      const identities = await federatedIdentitiesRepo.listForUser(trx, realmId, userId);
+      const target = identities.filter((f) => f.connectionId === connectionId);
+      if (target.length === 0) return 'not_found';
+      const others = identities.length - target.length;
+      const lastWayIn = !(await otherWayIn(trx, user, others));
+      if (lastWayIn && !options.force) return 'last_way_in';
+      await federatedIdentitiesRepo.removeForUser(trx, realmId, userId, connectionId);
+      await recordSecurityEvent(trx, {
+        realmId,
+        userId,
+        type: 'account.identity_unlinked',
+        detail: { connectionId, subjects: target.map((f) => f.subject), by: options.by, ...(lastWayIn ? { lastWayIn: true } : {}) },
+      });
+      return 'unlinked';
+    });
   }
 
   /** The claims worth keeping: name, email, and the picture only from a safe image host. */

@@ -1,10 +1,16 @@
 import type { Db } from '../db/knex.js';
 import { progressRepo } from '../db/progress-repo.js';
+import type { UsableConnection } from './service.js';
+import type { UpstreamClient } from './upstream.js';
 
 const TTL_MS = 15 * 60 * 1000;
 
-/** An upstream sign-in under way: bound to one interaction, found again by its `state`, used once. */
+/**
+ * An upstream sign-in under way: bound to one interaction (or, to link an identity from the account page,
+ * to one account session), found again by its `state`, used once.
+ */
 export interface PendingFlow {
+  /** The interaction; empty for a link from the account page. */
   uid: string;
   connectionId: string;
   /** The tenant the sign-in was for, when the connection was offered because of it. */
@@ -13,6 +19,8 @@ export interface PendingFlow {
   nonce: string;
   verifier: string;
   redirectUri: string;
+  /** A link started on the account page: the account session (its random id) and user it is bound to. */
+  link?: { sid: string; userId: string };
 }
 
 /** An upstream identity waiting for the owner of the matching account to prove it (password or passkey). */
@@ -35,6 +43,13 @@ export class PendingStore {
 
   async putFlow(realmId: string, flow: PendingFlow): Promise<void> {
     await progressRepo.put(this.db, realmId, flowKey(flow.state), { ...flow }, Date.now() + TTL_MS);
+  }
+
+  /** The authorization request of `flow` at the connection's provider; the flow is kept once the request could be made. */
+  async begin(upstream: UpstreamClient, connection: UsableConnection, flow: PendingFlow): Promise<URL> {
+    const target = await upstream.authorizationUrl(connection.upstream, connection.clientSecret, flow.redirectUri, flow);
+    await this.putFlow(connection.realmId, flow);
+    return target;
   }
 
   /** Reads a flow by its state without using it up (the callback only learns which interaction it belongs to). */

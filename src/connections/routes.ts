@@ -7,7 +7,7 @@ import { layoutFor } from '../interactions/layout.js';
 import type { SignInSteps } from '../interactions/next-step.js';
 import type { Services } from '../server/services.js';
 import { PendingStore } from './pending.js';
-import { CALLBACK_PATH, callbackUrl, type UsableConnection } from './service.js';
+import { CALLBACK_PATH, callbackUrl, LINK_RETURN_PATH, LINK_STATE_PREFIX, type UsableConnection } from './service.js';
 
 const random = () => randomBytes(32).toString('base64url');
 
@@ -55,14 +55,13 @@ export function connectionRoutes(router: Router, services: Services, steps: Sign
     const flow = { uid: d.uid, connectionId: connection.id, tenantId, state: random(), nonce: random(), verifier: random(), redirectUri: callbackUrl(s.issuer) };
     let target: URL;
     try {
-      target = await upstream.authorizationUrl(connection.upstream, connection.clientSecret, flow.redirectUri, flow);
+      target = await pending.begin(upstream, connection, flow);
     } catch (err) {
       if (!(err instanceof LatchkeyError)) throw err;
       services.log.warn({ realm: s.realm.id, connection: connection.id, err: err.message }, 'upstream sign-in could not start');
       if (err.code === 'upstream_address_refused') return failure(ctx, 502, `${connection.name} is not reachable`, refusedText(connection.name, err), err.code, signInUrl(d));
       return failure(ctx, 502, `${connection.name} is not reachable`, `Signing in with ${connection.name} is not possible right now. Try again later, or sign in another way.`, err.code, signInUrl(d));
     }
-    await pending.putFlow(s.realm.id, flow);
     ctx.set('Cache-Control', 'no-store');
     seeOther(ctx, target.href);
   });
@@ -74,6 +73,12 @@ export function connectionRoutes(router: Router, services: Services, steps: Sign
     const s = served(ctx);
     const state = typeof ctx.query.state === 'string' ? ctx.query.state : undefined;
     const flow = await pending.peekFlow(s.realm.id, state);
+    // a link started on the account page goes back there (src/account/linked-accounts-routes.ts), which
+    // also explains an expired or used one
+    if (flow?.link || (!flow && state?.startsWith(LINK_STATE_PREFIX))) {
+      ctx.set('Cache-Control', 'no-store');
+      return seeOther(ctx, `${LINK_RETURN_PATH}?${ctx.querystring}`);
+    }
     if (!flow) return failure(ctx, 400, 'This sign-in could not be completed', 'The answer from the sign-in provider does not belong to a sign-in in progress here (it expired, or was already used). Go back to the application and start again.', 'connection_state_invalid');
     ctx.set('Cache-Control', 'no-store');
     seeOther(ctx, `/interaction/${encodeURIComponent(flow.uid)}/connection-return?${ctx.querystring}`);
@@ -86,7 +91,7 @@ export function connectionRoutes(router: Router, services: Services, steps: Sign
     const flow = await pending.takeFlow(s.realm.id, state);
     const d = await interactionOf(ctx);
     if (!d) return;
-    if (!flow || flow.uid !== d.uid) {
+    if (!flow || flow.link || flow.uid !== d.uid) {
       emitSignIn(events, ctx, d, 'signin.failure', 'federated', { reason: 'connection_state_invalid' });
       return failure(ctx, 400, 'This sign-in could not be completed', 'The answer from the sign-in provider does not match this sign-in (it expired, or was already used). Start again.', 'connection_state_invalid', signInUrl(d));
     }

@@ -11,6 +11,10 @@ const MAX_SECRET = 4096;
 /** The one redirect URI per issuer that operators register at the upstream provider. */
 export const CALLBACK_PATH = '/connections/callback';
 export const callbackUrl = (issuer: string) => `${issuer}${CALLBACK_PATH}`;
+/** Where the callback sends an answer to a link started on the account page. */
+export const LINK_RETURN_PATH = '/account/linked-accounts/return';
+/** How the state of a link starts: an answer with an unknown or used one goes back to the account page too. */
+export const LINK_STATE_PREFIX = 'link-';
 
 /** Where a sign-in page (or home realm discovery) sends the browser to continue with a connection. */
 export function connectionStartPath(uid: string, connectionId: string): string {
@@ -173,7 +177,25 @@ export class ConnectionService {
   /** A connection this sign-in may use (enabled, and open to it), with its secret opened; undefined otherwise. */
   async usable(realmId: string, id: string, options: { tenantId?: string } = {}): Promise<UsableConnection | undefined> {
     const available = await connectionsRepo.listAvailable(this.db, realmId, options.tenantId);
-    const row = available.find((r) => r.id === id);
+    return this.#usable(realmId, available.find((r) => r.id === id));
+  }
+
+  /**
+   * Connections a signed-in user may link on the account page: those open to the whole realm, plus those
+   * limited to a tenant the user is a member of (as their tenant's sign-in page would offer them).
+   */
+  async availableToUser(realmId: string, userId: string): Promise<ConnectionButton[]> {
+    const rows = await connectionsRepo.listAvailableToUser(this.db, realmId, userId);
+    return rows.map((r) => ({ id: r.id, name: r.displayName, icon: iconPath(r.preset) }));
+  }
+
+  /** A connection `availableToUser` lists, ready to link with; undefined otherwise. */
+  async usableByUser(realmId: string, id: string, userId: string): Promise<UsableConnection | undefined> {
+    const available = await connectionsRepo.listAvailableToUser(this.db, realmId, userId);
+    return this.#usable(realmId, available.find((r) => r.id === id));
+  }
+
+  #usable(realmId: string, row: ConnectionRow | undefined): UsableConnection | undefined {
     if (!row) return undefined;
     return {
       realmId,

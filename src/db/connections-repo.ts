@@ -8,6 +8,12 @@ const AVAILABLE_FOR_TENANT = sql(`
   select c.* from connections c where c.realm_id = ? and c.enabled = ? and (${OPEN_TO_REALM}
     or exists (select 1 from tenant_connections tc where tc.realm_id = c.realm_id and tc.connection_id = c.id and tc.tenant_id = ?))
   order by c.created_at, c.id`);
+// the account page offers a user the connections open to the realm and those of the user's tenants
+const AVAILABLE_TO_MEMBER = sql(`
+  select c.* from connections c where c.realm_id = ? and c.enabled = ? and (${OPEN_TO_REALM}
+    or exists (select 1 from tenant_connections tc join tenant_members tm on tm.realm_id = tc.realm_id and tm.tenant_id = tc.tenant_id
+               where tc.realm_id = c.realm_id and tc.connection_id = c.id and tm.user_id = ?))
+  order by c.created_at, c.id`);
 
 export interface ConnectionRow {
   realmId: string;
@@ -50,6 +56,10 @@ export const connectionsRepo = {
   async listAvailable(db: Db, realmId: string, tenantId?: string): Promise<ConnectionRow[]> {
     const rows = tenantId === undefined ? await queryAll(db, AVAILABLE, [realmId, true]) : await queryAll(db, AVAILABLE_FOR_TENANT, [realmId, true, tenantId]);
     return rows.map(toConnection);
+  },
+  /** Enabled connections open to everyone in the realm, plus those limited to a tenant the user is a member of. */
+  async listAvailableToUser(db: Db, realmId: string, userId: string): Promise<ConnectionRow[]> {
+    return (await queryAll(db, AVAILABLE_TO_MEMBER, [realmId, true, userId])).map(toConnection);
   },
   async insert(db: Db, c: ConnectionRow): Promise<void> {
     await db('connections').insert({

@@ -33,6 +33,10 @@ export const federatedIdentitiesRepo = {
   async listForUser(db: Db, realmId: string, userId: string): Promise<FederatedIdentityRow[]> {
     return (await db('federated_identities').where({ realm_id: realmId, user_id: userId }).orderBy('created_at')).map(toIdentity);
   },
+  /** Removes the user's link(s) through one connection; how many went. */
+  async removeForUser(db: Db, realmId: string, userId: string, connectionId: string): Promise<number> {
+    return db('federated_identities').where({ realm_id: realmId, user_id: userId, connection_id: connectionId }).delete();
+  },
   async insert(db: Db, f: FederatedIdentityRow): Promise<void> {
     await db('federated_identities').insert({
       realm_id: f.realmId,

@@ -1,4 +1,4 @@
-import type { Db } from './knex.js';
+import { isSqlite, type Db } from './knex.js';
 import { queryFirst, sql } from './statements.js';
 
 /** Who made a user (null: a row from before this was recorded). */
@@ -58,6 +58,13 @@ export const usersRepo = {
   async maxBcryptCost(db: Db, realmId: string): Promise<number | null> {
     const cost = Number((await queryFirst(db, MAX_BCRYPT_COST, [realmId]))?.cost);
     return Number.isInteger(cost) && cost > 0 ? cost : null;
+  },
+  /** The user's row, locked until the transaction `trx` ends on PostgreSQL (SQLite runs one writer at a time). */
+  async findForUpdate(trx: Db, realmId: string, id: string): Promise<UserRow | undefined> {
+    const q = trx('users').where({ realm_id: realmId, id });
+    if (!isSqlite(trx)) q.forUpdate();
+    const row = await q.first();
+    return row ? toUser(row) : undefined;
   },
   async insert(db: Db, u: UserRow): Promise<void> {
     await db('users').insert({

@@ -115,7 +115,7 @@ describeWithBrowser('accessibility of the pages in Chromium (axe-core WCAG 2.1 A
 
     // the people (independent CLI runs, two at a time: each is a process of its own)
     const people: Array<[string, string, boolean]> = [
-      ...['ada', 'mfa', 'pk', 'tv', 'acct'].map((name): [string, string, boolean] => ['pages', `${name}@example.test`, true]),
+      ...['ada', 'mfa', 'pk', 'tv', 'acct', 'linked'].map((name): [string, string, boolean] => ['pages', `${name}@example.test`, true]),
       ['pages', 'solo@example.test', false],
       ['strict', 'enrol@example.test', true],
     ];
@@ -470,6 +470,37 @@ describeWithBrowser('accessibility of the pages in Chromium (axe-core WCAG 2.1 A
     await account.waitFor();
     await page.locator('.lk-credential').first().waitFor();
     problems.push(...(await pageProblems(page, 'account page with credentials', 'Change password')));
+
+    expect(problems).toEqual([]);
+    expect(noConsoleTrouble(seen)).toEqual([]);
+  });
+
+  it('account page with a linked account (Linked accounts: the upstream name and email, Unlink) and an Unlink refused on the last way in', async () => {
+    // linked@ has a password and an upstream identity linked through upcorp, as a sign-in proof leaves it
+    const linked = (await server.services.users.findByEmail('pages', 'linked@example.test'))!;
+    await server.services.db('federated_identities').insert({
+      realm_id: 'pages', connection_id: 'upcorp', subject: 'up-linked', user_id: linked.id, email: 'linked@upstream.test',
+      profile: JSON.stringify({ name: 'Ada at Upstream' }), created_at: Date.now() - 86_400_000, last_login_at: Date.now() - 3_600_000,
+    });
+    const { page, seen } = await freshPage();
+    const problems: string[] = [];
+    await page.goto(`${issuer}/account`);
+    await heading(page, /Sign in/);
+    await signInWithPassword(page, 'linked@example.test', 'Your account');
+    const section = page.getByRole('region', { name: 'Linked accounts' });
+    await section.getByText('linked@upstream.test').waitFor();
+    await expect(section.getByRole('button', { name: 'Unlink Upstream Corp' }).isVisible()).resolves.toBe(true);
+    problems.push(...(await pageProblems(page, 'account page with a linked account', 'Unlink Upstream Corp')));
+
+    // with the password gone the link is the only way in: the warning describes the button, and the refusal is announced
+    await server.services.db('users').where({ id: linked.id }).update({ password_hash: null });
+    await page.reload();
+    const unlink = section.getByRole('button', { name: 'Unlink Upstream Corp' });
+    await expect(unlink.evaluate((el) => document.getElementById(el.getAttribute('aria-describedby') ?? '')?.textContent)).resolves.toMatch(/only way to sign in/);
+    await unlink.click();
+    await page.getByRole('alert').filter({ hasText: /only way to sign in/ }).waitFor();
+    problems.push(...(await pageProblems(page, 'account page, unlinking the last way in refused', 'Unlink Upstream Corp')));
+    expect(await server.services.linking.identitiesOf('pages', linked.id)).toHaveLength(1);
 
     expect(problems).toEqual([]);
     expect(noConsoleTrouble(seen)).toEqual([]);

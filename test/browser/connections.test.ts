@@ -7,6 +7,9 @@ import { testFetch } from '../helpers/http.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 const UPSTREAM_EMAIL = 'lin@upstream.test';
+/** An account here with a password, and the upstream account it links (another address). */
+const LOCAL_EMAIL = 'kim@here.test';
+const KIM_UPSTREAM = 'kim@upstream.test';
 
 // In Chromium: the login page's "Continue with …" link, reached and pressed with the keyboard, through
 // the upstream realm's own pages and back to the application.
@@ -32,6 +35,8 @@ describeWithBrowser('connection buttons in Chromium', () => {
     await ok(['realm', 'create', '--id', 'upstream', '--name', 'Upstream Corp', '--issuer', up]);
     const upstreamClient = await ok(['client', 'create', '--realm', 'upstream', '--name', 'Downstream', '--redirect-uri', `${a}/connections/callback`, '--first-party']);
     await ok(['user', 'create', '--realm', 'upstream', '--email', UPSTREAM_EMAIL, '--password-stdin'], PASSWORD);
+    await ok(['user', 'create', '--realm', 'upstream', '--email', KIM_UPSTREAM, '--password-stdin'], PASSWORD);
+    await ok(['user', 'create', '--realm', 'default', '--email', LOCAL_EMAIL, '--password-stdin'], PASSWORD);
     await ok(['connection', 'create', '--realm', 'default', '--id', 'upcorp', '--type', 'oidc', '--issuer', up, '--name', 'Upstream Corp', '--client-id', upstreamClient.client_id, '--client-secret-stdin'], upstreamClient.client_secret);
     const rp = await ok(['client', 'create', '--realm', 'default', '--name', 'Demo App', '--redirect-uri', app.redirectUri, '--first-party']);
     config = await oidc.discovery(new URL(a), rp.client_id, { client_secret: rp.client_secret, id_token_signed_response_alg: 'EdDSA' }, undefined, {
@@ -97,6 +102,64 @@ describeWithBrowser('connection buttons in Chromium', () => {
     expect(landed.searchParams.get('iss')).toBe(a);
     const tokens = await oidc.authorizationCodeGrant(config, landed, { pkceCodeVerifier: verifier, expectedState: state });
     expect(tokens.claims()!.email).toBe(UPSTREAM_EMAIL);
+    expect(seen.cspViolations).toEqual([]);
+    expect(seen.errors).toEqual([]);
+    expect(seen.httpErrors.filter((e) => !e.endsWith(' /favicon.ico'))).toEqual([]);
+  });
+
+  it('Link on the account page with the keyboard only: Tab to "Link", Enter, the upstream sign-in typed, and back on the account page linked', async () => {
+    const context = await browser.newContext({ viewport: { width: 1000, height: 760 }, locale: 'en-US' });
+    contexts.push(context);
+    const page = await context.newPage();
+    page.setDefaultTimeout(15_000);
+    const seen = watchConsole(page);
+    /** Presses Tab until the focused element's text is `text` (at most `max` times). */
+    const tabTo = async (text: string, max = 40) => {
+      for (let i = 0; i < max && (await activeElement(page)).text !== text; i++) await page.keyboard.press('Tab');
+      expect(await activeElement(page)).toMatchObject({ text });
+    };
+    /** The sign-in pages focus their first field: type into it and press Enter. */
+    const typeInto = async (id: string, value: string) => {
+      await vi.waitFor(async () => expect(await activeElement(page)).toMatchObject({ id }));
+      await page.keyboard.type(value);
+      await page.keyboard.press('Enter');
+    };
+
+    await page.goto(`${a}/account`);
+    await typeInto('lk-email', LOCAL_EMAIL);
+    await typeInto('lk-password', PASSWORD);
+    await page.getByRole('button', { name: 'Not now' }).or(page.getByRole('heading', { level: 1, name: 'Your account' })).first().waitFor();
+    if (await page.getByRole('button', { name: 'Not now' }).isVisible()) {
+      await page.mouse.click(1, 1);
+      await tabTo('Not now');
+      await page.keyboard.press('Enter');
+    }
+    await page.getByRole('heading', { level: 1, name: 'Your account' }).waitFor();
+
+    await page.mouse.click(1, 1);
+    await tabTo('Link');
+    expect(await page.evaluate(() => document.activeElement?.getAttribute('aria-label'))).toBe('Link Upstream Corp');
+    await page.keyboard.press('Enter');
+    await page.waitForURL((u) => u.host === `up.localhost:${server.port}`);
+    await typeInto('lk-email', KIM_UPSTREAM);
+    await typeInto('lk-password', PASSWORD);
+    // the upstream realm's passkey offer (when it comes), then back here
+    const notNow = page.getByRole('button', { name: 'Not now' });
+    const linked = page.getByRole('status').filter({ hasText: 'Account linked. You can now sign in with it.' });
+    await notNow.or(linked).first().waitFor();
+    if (await notNow.isVisible()) {
+      await page.mouse.click(1, 1);
+      await tabTo('Not now');
+      await page.keyboard.press('Enter');
+    }
+    await linked.waitFor();
+    expect(new URL(page.url())).toMatchObject({ host: new URL(a).host, pathname: '/account' });
+    const section = page.getByRole('region', { name: 'Linked accounts' });
+    await expect(section.getByText(KIM_UPSTREAM).isVisible()).resolves.toBe(true);
+    await expect(section.getByRole('button', { name: 'Unlink Upstream Corp' }).isVisible()).resolves.toBe(true);
+    const kim = (await server.services.users.findByEmail('default', LOCAL_EMAIL))!;
+    const upstreamUser = (await server.services.users.findByEmail('upstream', KIM_UPSTREAM))!;
+    expect((await server.services.linking.identitiesOf('default', kim.id)).map((l) => [l.connectionId, l.subject])).toEqual([['upcorp', upstreamUser.id]]);
     expect(seen.cspViolations).toEqual([]);
     expect(seen.errors).toEqual([]);
     expect(seen.httpErrors.filter((e) => !e.endsWith(' /favicon.ico'))).toEqual([]);

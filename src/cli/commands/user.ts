@@ -2,7 +2,9 @@ import { readFile } from 'node:fs/promises';
 import { parseUserImport } from '../../accounts/user-import.js';
 import type { UserSort } from '../../accounts/user-service.js';
 import { notFound } from '../../errors.js';
+import { operatorUnlink, publicIdentity } from '../../connections/account-linking.js';
 import { recordSecurityEvent } from '../../mfa/security-events.js';
+import type { Services } from '../../server/services.js';
 import { namingFlags, parse, readPiped, required, UsageError, withServices, type Command, type CommandIo } from '../context.js';
 
 const usage = `latchkey user create --realm R --email E [--name N] [--password-stdin [--temporary]]
@@ -21,6 +23,10 @@ const usage = `latchkey user create --realm R --email E [--name N] [--password-s
                   argon2 PHC string or a bcrypt hash, replaced by argon2id at the user's first sign-in.
                   The whole file is checked first: one bad entry imports nothing. Existing addresses are
                   skipped. Progress goes to stderr; --file - reads standard input)
+       latchkey user identities --realm R --email E   (the upstream identities linked to the user, as a JSON list)
+       latchkey user unlink --realm R --email E --connection ID [--force]
+                 (removes the user's link through that connection; refused when it is the user's only
+                  way to sign in (no password, passkey, recovery codes or other link) unless --force)
        latchkey user export --realm R [--include-password-hashes]
                  (every user, oldest first, as one JSON document that user import reads back; password
                   hashes only when asked: they are secrets, keep the output as such)`;
@@ -44,9 +50,16 @@ function importProgress(io: CommandIo, total: number, verb: string): (done: numb
   };
 }
 
+/** The user with this address in the realm, or a not-found error naming both. */
+async function userByEmail(s: Services, realmId: string, email: string) {
+  const user = await s.users.findByEmail(realmId, email);
+  if (!user) throw notFound(`user ${email} in realm "${realmId}"`);
+  return user;
+}
+
 export const userCommand: Command = {
   name: 'user',
-  summary: 'create, import, export, list, disable and enable users; set a password or email address or make a reset link; sign a user out everywhere',
+  summary: 'create, import, export, list, disable and enable users; set a password or email address or make a reset link; sign a user out everywhere; list and unlink their linked identities',
   usage,
   async run(args, io) {
     const [sub, ...rest] = args;
@@ -87,8 +100,7 @@ export const userCommand: Command = {
         const realmId = required(o.realm, 'realm', usage);
         const email = required(o.email, 'email', usage);
         return withServices(async (s) => {
-          const user = await s.users.findByEmail(realmId, email);
-          if (!user) throw notFound(`user ${email} in realm "${realmId}"`);
+          const user = await userByEmail(s, realmId, email);
           const ended = await s.users.signOutEverywhere(realmId, user.id);
           return { realm: realmId, email: user.email, user_id: user.id, sessions_ended: ended.sessions, grants_revoked: ended.grants, logout_tokens: ended.logoutTokens };
         });
@@ -106,8 +118,7 @@ export const userCommand: Command = {
               o.issuer === undefined ? `realm "${realmId}" has no issuer: add one with latchkey realm update` : `--issuer ${o.issuer} is not an issuer of realm "${realmId}" (its issuers: ${realm.issuers.join(', ') || 'none'})`,
             );
           }
-          const user = await s.users.findByEmail(realmId, email);
-          if (!user) throw notFound(`user ${email} in realm "${realmId}"`);
+          const user = await userByEmail(s, realmId, email);
           const link = await s.passwordResets.createLink(realmId, user.id, issuer, 'cli');
           return { realm: realmId, email: user.email, user_id: user.id, url: link.url, expires_at: new Date(link.expiresAt).toISOString() };
         });
@@ -144,6 +155,26 @@ export const userCommand: Command = {
         }
         const users = parseUserImport(text);
         return withServices((s) => s.users.importUsers(realmId, users, { dryRun: o['dry-run'], onProgress: importProgress(io, users.length, o['dry-run'] ? 'checked' : 'imported') }));
+      }
+      case 'identities': {
+        const o = parse(rest, { realm: { type: 'string' }, email: { type: 'string' } }, usage);
+        const realmId = required(o.realm, 'realm', usage);
+        const email = required(o.email, 'email', usage);
+        return withServices(async (s) => {
+          const user = await userByEmail(s, realmId, email);
+          return (await s.linking.linkedOf(realmId, user.id)).map(publicIdentity);
+        });
+      }
+      case 'unlink': {
+        const o = parse(rest, { realm: { type: 'string' }, email: { type: 'string' }, connection: { type: 'string' }, force: { type: 'boolean' } }, usage);
+        const realmId = required(o.realm, 'realm', usage);
+        const email = required(o.email, 'email', usage);
+        const connectionId = required(o.connection, 'connection', usage);
+        return withServices(async (s) => {
+          const user = await userByEmail(s, realmId, email);
+          await operatorUnlink(s.linking, { realmId, userId: user.id, who: user.email, connectionId, force: o.force, by: 'cli', forceHint: '--force' });
+          return { realm: realmId, email: user.email, user_id: user.id, unlinked: connectionId, forced: Boolean(o.force) };
+        });
       }
       case 'export': {
         const o = parse(rest, { realm: { type: 'string' }, 'include-password-hashes': { type: 'boolean' } }, usage);
