@@ -6,7 +6,7 @@ import { payloadsRepo } from '../db/payloads-repo.js';
 import { normalizeEmail, type UserRow } from '../db/users-repo.js';
 import { EMAIL_ADDRESS, MAX_EMAIL_LENGTH } from '../accounts/email-address.js';
 import { realmMail } from '../accounts/email-link-flow.js';
-import { LatchkeyError } from '../errors.js';
+import { InvalidFieldsError, LatchkeyError } from '../errors.js';
 import { errorPage, page, seeOther, served } from '../interactions/kit.js';
 import { layoutFor } from '../interactions/layout.js';
 import { recordSecurityEvent } from '../mfa/security-events.js';
@@ -33,6 +33,8 @@ export const ACCOUNT_PATHS = {
   /** Where adding a first second factor (a passkey) leads when the account has no recovery codes. */
   firstRecoveryCodes: '/account/recovery-codes/first',
   password: '/account/password',
+  /** The user's name (POST). */
+  name: '/account/name',
   /** Sends a new email address confirmation link (POST). */
   verifyEmail: '/account/verify-email',
   /** Asks to change the email address: a confirmation link goes to the new one (POST). */
@@ -50,6 +52,8 @@ const NOTICES: Record<string, { flash?: string; error?: string }> = {
   'totp-exists': { error: 'An authenticator app is already set up. Turn it off first to set up another one.' },
   codes: { flash: 'Your new recovery codes are ready. The old ones no longer work.' },
   'password-changed': { flash: 'Password changed. Use the new one the next time you sign in.' },
+  'name-saved': { flash: 'Name saved. Applications get it the next time you sign in to them.' },
+  'name-removed': { flash: 'Name removed.' },
   'password-added': { flash: 'Password added. You can now also sign in with your email and this password.' },
   'password-changed-signed-out': { flash: 'Password changed. You were signed out on your other devices.' },
   'password-added-signed-out': { flash: 'Password added. You were signed out on your other devices.' },
@@ -222,7 +226,7 @@ export function accountRoutes(services: Services): Router {
     ctx: Context,
     { session, user }: SignedIn,
     extra: { flash?: string; error?: string; status?: number; invalid?: { id: string; field: 'name' | 'confirm' | 'new_password' | 'new_email'; value?: string } } = {},
-    // (invalid.id "totp": the authenticator app's confirmation box; "password": the new password)
+    // (invalid.id "totp": the authenticator app's confirmation box; "password": the new password; "profile": the user's name)
   ): Promise<void> {
     const s = served(ctx);
     const [credentials, totpOn, remaining, identities] = await Promise.all([
@@ -259,6 +263,7 @@ export function accountRoutes(services: Services): Router {
         emailChange: services.emailChange.enabled
           ? { action: ACCOUNT_PATHS.changeEmail, invalid: extra.invalid?.id === 'email', value: extra.invalid?.id === 'email' ? extra.invalid.value : undefined }
           : { operatorOnly: true },
+        profile: { action: ACCOUNT_PATHS.name, value: extra.invalid?.id === 'profile' ? (extra.invalid.value ?? '') : (user.name ?? ''), invalid: extra.invalid?.id === 'profile' },
         password: { set: Boolean(user.passwordHash), action: ACCOUNT_PATHS.password, minLength: services.config.passwords.minLength, invalid: extra.invalid?.id === 'password' },
         linkedAccounts: await linkedAccountsView(services, s.realm.id, user),
         signOutUrl: ACCOUNT_PATHS.signOut,
@@ -395,6 +400,22 @@ export function accountRoutes(services: Services): Router {
   router.get(ACCOUNT_PATHS.signedOut, async (ctx) => {
     if (await signedIn(ctx)) return seeOther(ctx, ACCOUNT_PATHS.page);
     page(ctx, 'logged-out', { layout: layoutFor(served(ctx), 'Signed out') });
+  });
+
+  /** The user's name (the `name` claim): not a security change, so no recent sign-in is needed; blank removes it. */
+  router.post(ACCOUNT_PATHS.name, async (ctx) => {
+    const g = await forForm(ctx, { fresh: false });
+    if (!g) return;
+    const s = served(ctx);
+    const typed = g.form.name ?? '';
+    try {
+      await users.update(s.realm.id, g.signed.user.id, { name: typed.trim() === '' ? null : typed });
+    } catch (err) {
+      if (!(err instanceof InvalidFieldsError)) throw err;
+      const [problem] = err.named(() => 'name');
+      return renderAccount(ctx, g.signed, { error: `Your name ${problem?.problem ?? 'is not valid'}.`, status: 400, invalid: { id: 'profile', field: 'name', value: typed } });
+    }
+    return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=${typed.trim() === '' ? 'name-removed' : 'name-saved'}`);
   });
 
   router.post('/account/passkeys/:id/rename', async (ctx) => {

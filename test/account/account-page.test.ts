@@ -311,6 +311,45 @@ describeEachDatabase('the account page', (kind) => {
     expect((await credentialsOf('home', ALICE))[1]!.name).toBe(device!.name);
   });
 
+  it('changes the name: saved and shown, a bad one refused on its field as typed, blank removes it, a forged post changes nothing', async () => {
+    const email = 'hanna@home.test';
+    expect((await server.cli(['user', 'create', '--realm', 'home', '--email', email, '--name', 'Hanna', '--password-stdin'], PASSWORD)).code).toBe(0);
+    const hanna = new Browser();
+    const page = await signInToAccount(hanna, home, { email, password: PASSWORD });
+    const nameInput = (html: string) => /<input id="lk-profile-name"[^>]*>/.exec(html)?.[0] ?? '';
+    expect(nameInput(page.html)).toContain('value="Hanna"');
+    const csrf = csrfOf(page.html);
+    const nameOf = async () => (await server.services.users.findByEmail('home', email))!.name;
+
+    const saved = await walk(hanna, `${home}/account/name`, { form: { csrf, name: '  Hanna Arendt ' } });
+    expect(saved.res.status).toBe(200);
+    expect(flashText(saved.html)).toMatch(/^Name saved/);
+    expect(nameInput(saved.html)).toContain('value="Hanna Arendt"');
+    expect(await nameOf()).toBe('Hanna Arendt');
+
+    const typed = 'Hanna\u202eadrenA';
+    const refused = await walk(hanna, `${home}/account/name`, { form: { csrf, name: typed } });
+    expect(refused.res.status).toBe(400);
+    expect(alertText(refused.html)).toMatch(/^Your name must not contain text-direction control characters/);
+    const marked = nameInput(refused.html);
+    expect(marked).toContain('aria-invalid="true"');
+    expect(marked).toMatch(/aria-describedby="[^"]*lk-error/);
+    expect(marked).toContain('autofocus');
+    expect(await nameOf()).toBe('Hanna Arendt');
+    const tooLong = await walk(hanna, `${home}/account/name`, { form: { csrf, name: 'n'.repeat(201) } });
+    expect(tooLong.res.status).toBe(400);
+    expect(alertText(tooLong.html)).toMatch(/at most 200/);
+
+    // a post without this session's token changes nothing
+    const forged = await walk(hanna, `${home}/account/name`, { form: { csrf: csrfOf((await signInToAccount(new Browser(), home, { email: BOB, password: PASSWORD })).html), name: 'Forged' } });
+    expect(forged.res.status).toBe(403);
+    expect(await nameOf()).toBe('Hanna Arendt');
+
+    const removed = await walk(hanna, `${home}/account/name`, { form: { csrf, name: '   ' } });
+    expect(flashText(removed.html)).toBe('Name removed.');
+    expect(await nameOf()).toBeNull();
+  });
+
   it('refuses posts without the CSRF token (403) and changes nothing', async () => {
     const [laptop] = await credentialsOf('home', ALICE);
     const form = await walk(alice, `${home}/account/passkeys/${laptop!.id}/rename`, { form: { name: 'Hijacked' } });
