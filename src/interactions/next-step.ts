@@ -3,6 +3,7 @@ import type { UserRow } from '../db/users-repo.js';
 import type { SignInEvent } from '../events/bus.js';
 import { relyingParties } from '../passkeys/relying-party.js';
 import type { Services } from '../server/services.js';
+import { realmMail } from '../accounts/email-link-flow.js';
 import { acrFor, wantsMultiFactor } from './acr.js';
 import { resultUrl, served, type Details } from './kit.js';
 import type { Progress, ProgressStore } from './progress.js';
@@ -89,6 +90,15 @@ export class SignInSteps {
     // the stored progress, with what the caller knows that is not stored yet (the connection used, say)
     const stored = await this.progress.get(s.realm.id, d);
     const p = current ? { ...stored, ...current, tenantId: current.tenantId ?? stored?.tenantId } : stored;
+    // a realm that requires a confirmed address: a link goes out, and the sign-in waits for it (a step-up
+    // of a live session too: that session began before the rule, or with an address confirmed since)
+    if (s.realm.settings.requireVerifiedEmail) {
+      const user = await this.services.users.findById(s.realm.id, accountId);
+      if (user && !user.emailVerified) {
+        this.services.emailVerification.send({ ...realmMail(s), user });
+        return this.#go(ctx, d, { ...p, stage: 'verify-email', userId: accountId, email: user.email, amr: methods });
+      }
+    }
     const tenant = await this.tenants.atFinish(ctx, d, accountId, methods, p);
     if (tenant.kind === 'pick') return this.#go(ctx, d, { stage: 'tenant-pick', userId: accountId, email: p?.email, amr: methods, tenantChoices: tenant.choices });
     await this.progress.clear(s.realm.id, d);

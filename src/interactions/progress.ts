@@ -2,7 +2,7 @@ import type { Db } from '../db/knex.js';
 import { progressRepo } from '../db/progress-repo.js';
 import type { PendingSignup } from '../accounts/signup-codes.js';
 
-export type Stage = 'identify' | 'password' | 'passkey' | 'mfa' | 'mfa-enrol' | 'recovery-codes' | 'passkey-offer' | 'tenant-pick' | 'sso' | 'signup-code' | 'password-change';
+export type Stage = 'identify' | 'password' | 'passkey' | 'mfa' | 'mfa-enrol' | 'recovery-codes' | 'passkey-offer' | 'tenant-pick' | 'sso' | 'signup-code' | 'password-change' | 'verify-email';
 
 /**
  * A sign-in's state between pages, stored server-side (never in the browser): who was identified,

@@ -265,6 +265,21 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
           },
           status,
         );
+      case 'verify-email':
+        if (!user) return render(ctx, d, { stage: 'identify', amr: [] });
+        return page(
+          ctx,
+          'verify-email-pending',
+          {
+            ...common,
+            layout: brand('Confirm your email address'),
+            email: user.email,
+            continueAction: services.emailVerification.enabled ? url(d, '/verify-email/continue') : undefined,
+            resendAction: url(d, '/verify-email/resend'),
+            notice: extra.notice,
+          },
+          status,
+        );
       case 'signup-code':
         if (!p.signup) return render(ctx, d, { stage: 'identify', amr: [] });
         return page(
@@ -734,6 +749,24 @@ export function signInRoutes(router: Router, services: Services, progress: Progr
     }
     // (already replaced, by this sign-in in another tab or by an operator: the sign-in simply goes on)
     return answerStep(ctx, d, user.id, 'redirect', () => steps.afterSecondFactor(ctx, d, { ...user, passwordChangeRequired: false }, p));
+  });
+
+  /** "I have confirmed it" (stage `verify-email`): the sign-in finishes once the address is confirmed. */
+  router.post('/interaction/:uid/verify-email/continue', async (ctx) => {
+    const step = await verifiedStepPost(ctx, 'verify-email');
+    if (!step) return;
+    const { d, p, user } = step;
+    if (!user.emailVerified) return render(ctx, d, p, { error: 'Your email address is not confirmed yet. Open the link we sent you and confirm, then continue.', status: 400 });
+    return answerStep(ctx, d, user.id, 'redirect', () => steps.finish(ctx, d, user.id, p.amr, p));
+  });
+
+  /** "Send the link again" (stage `verify-email`): at most one link a minute, as from the account page. */
+  router.post('/interaction/:uid/verify-email/resend', async (ctx) => {
+    const step = await verifiedStepPost(ctx, 'verify-email');
+    if (!step) return;
+    const { s, d, p, user } = step;
+    services.emailVerification.send({ ...realmMail(s), user });
+    return render(ctx, d, p, { notice: 'A new link is on its way, unless one was sent less than a minute ago. Check your inbox and spam folder.' });
   });
 
   router.post('/interaction/:uid/continue', async (ctx) => {

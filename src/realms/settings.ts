@@ -48,6 +48,11 @@ export const realmSettingsSchema = z
       })
       .strict()
       .default({ relatedOrigins: false, attestation: 'none', aaguids: [], attestationRoots: [], offerAfterPassword: true, offerSnoozeDays: 30 }),
+    /**
+     * Sign-ins complete only for a confirmed email address (Keycloak's "Verify email"): a user whose
+     * address is not confirmed is sent a link and waits on a page until it is used. Needs email (SMTP).
+     */
+    requireVerifiedEmail: z.boolean().default(false),
     /** Self-service sign-up from the sign-in page (with a passkey, or a password and the passkey offer). */
     signup: z.boolean().default(false),
     /** Changes on the account page need a sign-in at most this old (seconds). */

@@ -76,8 +76,10 @@ const PAGES = new Set([
   // "Forgot your password?": the request during a sign-in, and the page the emailed link opens.
   'password-forgot',
   'password-reset',
-  // The page an email address confirmation link opens.
+  // The page an email address confirmation link opens, and the sign-in step that waits for it
+  // (a realm with requireVerifiedEmail).
   'verify-email',
+  'verify-email-pending',
   // Sign-up with email configured: the code sent to the address.
   'signup-code',
   // The page an email change confirmation link opens.
