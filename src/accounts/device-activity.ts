@@ -125,3 +125,28 @@ export async function appsOfUser(deps: Deps, realmId: string, userId: string, no
   );
   return apps.sort((a, b) => a.name.localeCompare(b.name) || a.clientId.localeCompare(b.clientId));
 }
+
+/** A session as `latchkey user sessions` and the admin API show it (snake_case, ISO 8601 times). */
+export interface PublicSession {
+  id: string;
+  domain: string | null;
+  browser: string;
+  os: string;
+  signed_in_at: string | null;
+  last_used_at: string | null;
+  clients: Array<{ client_id: string; name: string }>;
+}
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+export function toPublicSession(s: SessionView): PublicSession {
+  return {
+    id: s.id,
+    domain: s.domain,
+    browser: s.browser,
+    os: s.os,
+    signed_in_at: iso(s.signedInAt),
+    last_used_at: iso(s.lastUsedAt),
+    clients: s.clients.map((c) => ({ client_id: c.clientId, name: c.name })),
+  };
+}
