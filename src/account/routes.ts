@@ -60,9 +60,9 @@ const NOTICES: Record<string, { flash?: string; error?: string }> = {
   'password-added-signed-out': { flash: 'Password added. You were signed out on your other devices.' },
   reauthenticated: { flash: 'You signed in again. You can now make your change.' },
   'verify-sent': { flash: 'We sent a confirmation link to your email address. It may take a few minutes to arrive.' },
-  // the same answer whether or not the new address has an account (its owner gets a notice instead of a link)
   'session-ended': { flash: 'That device is signed out. Apps signed in on it have to sign in again.' },
   'app-removed': { flash: 'Access removed. The app can no longer use your account; it has to ask again the next time you sign in to it.' },
+  // the same answer whether or not the new address has an account (its owner gets a notice instead of a link)
   'email-change-sent': { flash: 'Check the inbox of your new email address: open the link we sent there to confirm the change. Your address stays the same until then.' },
 };
 

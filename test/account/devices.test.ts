@@ -35,7 +35,7 @@ async function logoutReceiver(): Promise<{ url: string; tokens: string[]; close(
 /** The account page's list items of one section (by its heading id), as text. */
 function items(html: string, headingId: string): string[] {
   const section = new RegExp(`<section[^>]*aria-labelledby="${headingId}"[^>]*>([\\s\\S]*?)</section>`).exec(html)?.[1] ?? '';
-  return [...section.matchAll(/<li class="lk-credential lk-(?:device|app)">([\s\S]*?)<\/li>/g)].map((m) => m[1]!.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').trim());
+  return [...section.matchAll(/<li class="lk-item lk-(?:device|app)">([\s\S]*?)<\/li>/g)].map((m) => m[1]!.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').trim());
 }
 
 /**
