@@ -15,8 +15,9 @@ import { verifyPostedRegistration } from '../passkeys/posted-registration.js';
 import { relyingParty } from '../passkeys/relying-party.js';
 import { readForm, readJsonObject } from '../server/body.js';
 import type { Services } from '../server/services.js';
-import { credentialViews, deleteCredential } from './credentials.js';
 import { LINKED_ACCOUNT_NOTICES, linkedAccountRoutes, linkedAccountsView } from './linked-accounts-routes.js';
+import { credentialViews, deleteCredential, displayTime } from './credentials.js';
+import { appsOfUser, sessionsOfUser } from '../accounts/device-activity.js';
 import { ACCOUNT_CLIENT_ID, AccountSessions, challengeBinding, equalStrings, pkceChallenge, type AccountSession } from './session.js';
 
 export const ACCOUNT_PATHS = {
@@ -41,6 +42,11 @@ export const ACCOUNT_PATHS = {
   changeEmail: '/account/email',
 } as const;
 
+/** "Sign out" of one of the user's other sessions (POST: csrf), by the session's uid. */
+const sessionSignOutPath = (uid: string) => `/account/sessions/${encodeURIComponent(uid)}/sign-out`;
+/** "Remove access" of one application (POST: csrf), by its client id. */
+const appRemovePath = (clientId: string) => `/account/apps/${encodeURIComponent(clientId)}/remove`;
+
 /** Status messages after a change, by the fixed code in `?notice=` (never text from the URL). */
 const NOTICES: Record<string, { flash?: string; error?: string }> = {
   renamed: { flash: 'Passkey renamed.' },
@@ -59,6 +65,8 @@ const NOTICES: Record<string, { flash?: string; error?: string }> = {
   'password-added-signed-out': { flash: 'Password added. You were signed out on your other devices.' },
   reauthenticated: { flash: 'You signed in again. You can now make your change.' },
   'verify-sent': { flash: 'We sent a confirmation link to your email address. It may take a few minutes to arrive.' },
+  'session-ended': { flash: 'That device is signed out. Apps signed in on it have to sign in again.' },
+  'app-removed': { flash: 'Access removed. The app can no longer use your account; it has to ask again the next time you sign in to it.' },
   // the same answer whether or not the new address has an account (its owner gets a notice instead of a link)
   'email-change-sent': { flash: 'Check the inbox of your new email address: open the link we sent there to confirm the change. Your address stays the same until then.' },
   ...LINKED_ACCOUNT_NOTICES,
@@ -229,12 +237,15 @@ export function accountRoutes(services: Services): Router {
     // (invalid.id "totp": the authenticator app's confirmation box; "password": the new password; "profile": the user's name)
   ): Promise<void> {
     const s = served(ctx);
-    const [credentials, totpOn, remaining, identities] = await Promise.all([
+    const [credentials, totpOn, remaining, identities, devices, apps] = await Promise.all([
       passkeys.credentials(s.realm.id, user.id),
       totp.isEnrolled(s.realm.id, user.id),
       recovery.remaining(s.realm.id, user.id),
       user.passwordHash ? [] : services.linking.identitiesOf(s.realm.id, user.id),
+      sessionsOfUser(services, s.realm.id, user.id),
+      appsOfUser(services, s.realm.id, user.id),
     ]);
+    const current = (d: { id: string }) => d.id === session.opSession;
     page(
       ctx,
       'account',
@@ -266,6 +277,23 @@ export function accountRoutes(services: Services): Router {
         profile: { action: ACCOUNT_PATHS.name, value: extra.invalid?.id === 'profile' ? (extra.invalid.value ?? '') : (user.name ?? ''), invalid: extra.invalid?.id === 'profile' },
         password: { set: Boolean(user.passwordHash), action: ACCOUNT_PATHS.password, minLength: services.config.passwords.minLength, invalid: extra.invalid?.id === 'password' },
         linkedAccounts: await linkedAccountsView(services, s.realm.id, user),
+        // this device first, then the most recently used
+        devices: [...devices.filter(current), ...devices.filter((d) => !current(d))].map((d) => ({
+          label: `${d.browser} on ${d.os}`,
+          domain: d.domain ?? 'Unknown',
+          signedInAt: displayTime(d.signedInAt),
+          lastUsedAt: displayTime(d.lastUsedAt),
+          apps: d.clients.map((c) => c.name),
+          current: current(d),
+          signOutAction: current(d) ? undefined : sessionSignOutPath(d.id),
+        })),
+        apps: apps.map((a) => ({
+          name: a.name,
+          scopes: a.scopes,
+          offline: a.offlineAccess || a.refreshToken,
+          grantedAt: displayTime(a.firstGrantedAt),
+          removeAction: appRemovePath(a.clientId),
+        })),
         signOutUrl: ACCOUNT_PATHS.signOut,
       },
       extra.status ?? 200,
@@ -619,6 +647,42 @@ export function accountRoutes(services: Services): Router {
     const signedOut = g.form.sign_out_others === 'yes' ? await users.signOutEverywhere(s.realm.id, user.id, g.signed.session.opSession) : undefined;
     await securityEvent(s.realm.id, user.id, `account.password_${change}`, signedOut ? { otherSessionsEnded: signedOut.sessions, grantsRevoked: signedOut.grants } : {});
     return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=password-${change}${g.form.sign_out_others === 'yes' ? '-signed-out' : ''}`);
+  });
+
+  /**
+   * "Sign out" of one of the user's other sessions (the account page's "Signed-in devices"): it ends, the
+   * grants made in it are revoked with everything issued under them (its applications' refresh tokens
+   * stop working), and its applications are sent back-channel logout tokens. This session signs out with
+   * the page's own "Sign out"; a session that is not the user's (or no longer exists) is not found.
+   */
+  router.post('/account/sessions/:id/sign-out', async (ctx) => {
+    const g = await forForm(ctx, { fresh: true });
+    if (!g) return;
+    const s = served(ctx);
+    const uid = ctx.params.id ?? '';
+    if (uid === g.signed.session.opSession) {
+      return renderAccount(ctx, g.signed, { error: 'This is the device you are using now. To sign out of it, use the Sign out button at the bottom of the page.', status: 400 });
+    }
+    const ended = uid ? await users.endSession(s.realm.id, g.signed.user.id, uid) : undefined;
+    if (!ended) return renderAccount(ctx, g.signed, { error: 'That device is not signed in to your account (any more). It may have been signed out already: the list below is up to date.', status: 404 });
+    await securityEvent(s.realm.id, g.signed.user.id, 'account.session_ended', { session: uid, grantsRevoked: ended.grants, logoutTokens: ended.logoutTokens });
+    return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=session-ended`);
+  });
+
+  /**
+   * "Remove access" of one application (the account page's "Apps with access"): every grant the user gave
+   * it, in every session, is revoked with the tokens issued under it; an application that needs consent
+   * asks for it again at the next sign-in.
+   */
+  router.post('/account/apps/:clientId/remove', async (ctx) => {
+    const g = await forForm(ctx, { fresh: true });
+    if (!g) return;
+    const s = served(ctx);
+    const clientId = ctx.params.clientId ?? '';
+    const revoked = clientId && clientId !== ACCOUNT_CLIENT_ID ? await users.removeAppAccess(s.realm.id, g.signed.user.id, clientId) : 0;
+    if (!revoked) return renderAccount(ctx, g.signed, { error: 'That app has no access to your account (any more). The list below is up to date.', status: 404 });
+    await securityEvent(s.realm.id, g.signed.user.id, 'account.app_access_removed', { clientId, grantsRevoked: revoked });
+    return seeOther(ctx, `${ACCOUNT_PATHS.page}?notice=app-removed`);
   });
 
   /** "Send a confirmation link": to the account's address (at most one a minute; nothing once confirmed). */

@@ -342,6 +342,24 @@ export class UserService {
     return { sessions, grants, logoutTokens };
   }
 
+  /**
+   * Ends one session of the user (by its uid, as the account page and `latchkey user sessions` show it):
+   * the grants made in it are revoked with everything issued under them, and the applications signed in
+   * with it are sent logout tokens as {@link signOutEverywhere} does. Undefined when the user has no such
+   * session (another user's, ended already, never was).
+   */
+  async endSession(realmId: string, id: string, sessionUid: string): Promise<{ grants: number; logoutTokens: { delivered: number; failed: number } } | undefined> {
+    const done = await payloadsRepo.endSession(this.db, realmId, id, sessionUid);
+    if (!done) return undefined;
+    const logoutTokens = this.#sessionsEnded ? await this.#sessionsEnded(realmId, id, [done.ended]) : { delivered: 0, failed: 0 };
+    return { grants: done.grants, logoutTokens };
+  }
+
+  /** Revokes every grant the user gave one application, with every token issued under them; returns how many. */
+  async removeAppAccess(realmId: string, id: string, clientId: string): Promise<number> {
+    return payloadsRepo.revokeAccountClientGrants(this.db, realmId, id, clientId);
+  }
+
   #sessionsEnded?: SessionsEndedListener;
   /** Who announces sessions that {@link signOutEverywhere} ends (back-channel logout, src/oidc/backchannel-logout.ts). */
   onSessionsEnded(listener: SessionsEndedListener): void {

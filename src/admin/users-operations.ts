@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { classifyImportedHash } from '../accounts/imported-hash.js';
 import { toPublicUser, USER_SORTS, type UserSort } from '../accounts/user-service.js';
 import { operatorUnlink, publicIdentity } from '../connections/account-linking.js';
+import { sessionsOfUser, toPublicSession } from '../accounts/device-activity.js';
 import { LatchkeyError, notFound } from '../errors.js';
 import { defineOperation } from './operation.js';
 import { namingBodyFields, ProblemError } from './problem.js';
@@ -157,6 +158,34 @@ export const signOutUser = defineOperation({
   },
 });
 
+export const listUserSessions = defineOperation({
+  id: 'listUserSessions',
+  method: 'get',
+  path: '/users/{userId}/sessions',
+  tag: 'users',
+  summary: "List a user's live sessions on every domain of the realm: the browser and operating system they signed in from, when, when they were last used, and the applications signed in with each",
+  params: userIdParams,
+  response: z.object({
+    user_id: z.string(),
+    sessions: z.array(
+      z.object({
+        id: z.string().describe("the session's uid (not the session cookie's value)"),
+        domain: z.string().nullable().describe('the host the session lives on'),
+        browser: z.string().describe('from the User-Agent of the sign-in, e.g. "Firefox 133"; "Unknown browser" when not recognised'),
+        os: z.string().describe('e.g. "Windows", "iOS 17"; "Unknown operating system" when not recognised'),
+        signed_in_at: z.string().nullable().describe('ISO 8601'),
+        last_used_at: z.string().nullable().describe('ISO 8601'),
+        clients: z.array(z.object({ client_id: z.string(), name: z.string() })),
+      }),
+    ),
+  }),
+  async handle({ params, realmId, services }) {
+    const user = await services.users.findById(realmId, params.userId);
+    if (!user) throw notFound(`user "${params.userId}"`);
+    return { user_id: user.id, sessions: (await sessionsOfUser(services, realmId, user.id)).map(toPublicSession) };
+  },
+});
+
 export const createPasswordResetLink = defineOperation({
   id: 'createPasswordResetLink',
   method: 'post',
@@ -217,4 +246,5 @@ export const unlinkUserIdentity = defineOperation({
   },
 });
 
-export const userOperations = [listUsers, getUser, createUser, updateUser, signOutUser, createPasswordResetLink, listUserIdentities, unlinkUserIdentity];
+export const userOperations = [listUsers, getUser, createUser, updateUser, signOutUser, listUserSessions, createPasswordResetLink, listUserIdentities, unlinkUserIdentity];
+

@@ -8,11 +8,13 @@ export interface PayloadRow {
 }
 
 const UPSERT = sql(`
-  insert into oidc_payloads (realm_id, model, id, payload, grant_id, uid, user_code, expires_at, consumed_at)
-  values (?, ?, ?, ?, ?, ?, ?, ?, null)
+  insert into oidc_payloads (realm_id, model, id, payload, grant_id, uid, user_code, account_id, expires_at, consumed_at)
+  values (?, ?, ?, ?, ?, ?, ?, ?, ?, null)
   on conflict (realm_id, model, id) do update set
     payload = excluded.payload, grant_id = excluded.grant_id, uid = excluded.uid, user_code = excluded.user_code,
-    expires_at = excluded.expires_at, consumed_at = null`);
+    account_id = excluded.account_id, expires_at = excluded.expires_at, consumed_at = null`);
+/** The models whose rows carry their account in `account_id` (migrations/20261205000001_payload_account.js). */
+const BY_ACCOUNT = new Set(['Session', 'Grant']);
 const FIND_BY = {
   id: sql('select payload, consumed_at from oidc_payloads where realm_id = ? and model = ? and id = ? and (expires_at is null or expires_at > ?) limit 1'),
   uid: sql('select payload, consumed_at from oidc_payloads where realm_id = ? and model = ? and uid = ? and (expires_at is null or expires_at > ?) limit 1'),
@@ -28,14 +30,22 @@ const REVOKE_BY_GRANT = sql("delete from oidc_payloads where realm_id = ? and gr
 
 const str = (value: unknown): string | null => (typeof value === 'string' ? value : null);
 
-/** Storage of node-oidc-provider's models (sessions, codes, tokens, ...), always scoped to a realm. */
-/** What the scans below read of a stored Session or Grant. */
-interface ScannedPayload {
+/** What the lookups below read of a stored Session or Grant. */
+export interface ScannedPayload {
   accountId?: unknown;
   clientId?: unknown;
   authorizations?: Record<string, { grantId?: unknown; sid?: unknown }>;
   /** A Session's domain (src/oidc/adapter.ts). */
   latchkeyIssuer?: unknown;
+  [field: string]: unknown;
+}
+
+/** A stored Session or Grant row, its payload parsed. */
+export interface StoredRow {
+  id: string;
+  uid: string | null;
+  payload: ScannedPayload;
+  expiresAt: number | null;
 }
 
 /** A session ended outside a request: its domain and, per application signed in with it, its `sid`. */
@@ -44,21 +54,50 @@ export interface EndedSession {
   clients: Array<{ clientId: string; sid: string | null }>;
 }
 
-/**
- * Every stored row of one model in a realm, its payload parsed (unreadable ones skipped): for the rare
- * operator- or user-driven changes that look rows up by what is inside them.
- */
-async function rowsOf(db: Db, realmId: string, model: 'Session' | 'Grant'): Promise<Array<{ id: string; uid: string | null; payload: ScannedPayload }>> {
-  const rows = (await db('oidc_payloads').select('id', 'uid', 'payload').where({ realm_id: realmId, model })) as Array<{ id: string; uid: string | null; payload: string }>;
+type RawRow = { id: string; uid: string | null; payload: string; expires_at: unknown };
+
+/** Parsed rows (unreadable payloads skipped). */
+function parsed(rows: RawRow[]): StoredRow[] {
   return rows.flatMap((r) => {
     try {
       const payload: unknown = JSON.parse(r.payload);
-      return payload && typeof payload === 'object' ? [{ id: r.id, uid: r.uid, payload: payload as ScannedPayload }] : [];
+      return payload && typeof payload === 'object' ? [{ id: r.id, uid: r.uid, payload: payload as ScannedPayload, expiresAt: r.expires_at === null ? null : Number(r.expires_at) }] : [];
     } catch {
       return [];
     }
   });
 }
+
+/**
+ * Every stored row of one model in a realm, its payload parsed: for the rare operator-driven changes that
+ * look rows up by what is inside them and have no index (a client's grants).
+ */
+async function rowsOf(db: Db, realmId: string, model: 'Session' | 'Grant'): Promise<StoredRow[]> {
+  return parsed(await db('oidc_payloads').select('id', 'uid', 'payload', 'expires_at').where({ realm_id: realmId, model }));
+}
+
+/**
+ * An account's Session or Grant rows, through the (realm_id, account_id) index; with `now`, only the
+ * live ones (not expired).
+ */
+async function rowsOfAccount(db: Db, realmId: string, accountId: string, model: 'Session' | 'Grant', now?: number): Promise<StoredRow[]> {
+  const q = db('oidc_payloads').select('id', 'uid', 'payload', 'expires_at').where({ realm_id: realmId, account_id: accountId, model });
+  if (now !== undefined) q.andWhere((w) => w.whereNull('expires_at').orWhere('expires_at', '>', now));
+  // a row written with another account in its payload than in its column is not this account's
+  return parsed(await q).filter((r) => r.payload.accountId === accountId);
+}
+
+/** The grants a session signed applications in with (one per application). */
+const grantsOfSession = (row: StoredRow): string[] =>
+  Object.values(row.payload.authorizations ?? {})
+    .map((a) => a?.grantId)
+    .filter((g): g is string => typeof g === 'string');
+
+/** What announcing a session's end needs (src/oidc/backchannel-logout.ts). */
+const endedOf = (row: StoredRow): EndedSession => ({
+  issuer: str(row.payload.latchkeyIssuer),
+  clients: Object.entries(row.payload.authorizations ?? {}).map(([clientId, a]) => ({ clientId, sid: str(a?.sid) })),
+});
 
 export const payloadsRepo = {
   async upsert(
@@ -75,6 +114,7 @@ export const payloadsRepo = {
       str(payload.grantId),
       str(payload.uid),
       str(payload.userCode),
+      BY_ACCOUNT.has(key.model) ? str(payload.accountId) : null,
       expiresAt,
     ]);
   },
@@ -119,27 +159,66 @@ export const payloadsRepo = {
   /**
    * Signs an account out everywhere but one session (uid `keepUid`): its other sessions (node-oidc-provider's
    * Session rows) end, and its grants other than the kept session's are revoked with everything issued
-   * under them (refresh and access tokens, codes). Returns how many sessions and grants went. A rare
-   * operator- or user-driven change, so a scan of the realm's sessions and grants (the primary key's range
-   * for the model) rather than an index kept up on every sign-in.
+   * under them (refresh and access tokens, codes). Returns how many sessions and grants went. The account's
+   * rows are found through the (realm_id, account_id) index.
    */
   async signOutEverywhere(db: Db, realmId: string, accountId: string, keepUid?: string): Promise<{ sessions: number; grants: number; ended: EndedSession[] }> {
-    const ofAccount = async (model: 'Session' | 'Grant') => (await rowsOf(db, realmId, model)).filter((r) => r.payload.accountId === accountId);
-    const sessions = await ofAccount('Session');
+    const sessions = await rowsOfAccount(db, realmId, accountId, 'Session');
     const kept = keepUid === undefined ? undefined : sessions.find((r) => r.uid === keepUid);
-    const keptGrants = new Set(Object.values(kept?.payload.authorizations ?? {}).map((a) => a?.grantId).filter((g): g is string => typeof g === 'string'));
+    const keptGrants = new Set(kept ? grantsOfSession(kept) : []);
     const endingRows = sessions.filter((r) => r !== kept);
     const ending = endingRows.map((r) => r.id);
-    const ended: EndedSession[] = endingRows.map((r) => ({
-      issuer: str(r.payload.latchkeyIssuer),
-      clients: Object.entries(r.payload.authorizations ?? {}).map(([clientId, a]) => ({ clientId, sid: str(a?.sid) })),
-    }));
-    const revoking = (await ofAccount('Grant')).map((r) => r.id).filter((id) => !keptGrants.has(id));
+    const revoking = (await rowsOfAccount(db, realmId, accountId, 'Grant')).map((r) => r.id).filter((id) => !keptGrants.has(id));
     for (let i = 0; i < ending.length; i += 100) {
       await db('oidc_payloads').where({ realm_id: realmId, model: 'Session' }).whereIn('id', ending.slice(i, i + 100)).delete();
     }
     for (const grantId of revoking) await payloadsRepo.revokeGrant(db, realmId, grantId);
-    return { sessions: ending.length, grants: revoking.length, ended };
+    return { sessions: ending.length, grants: revoking.length, ended: endingRows.map(endedOf) };
+  },
+  /** An account's live sessions (node-oidc-provider's Session rows), through the account index. */
+  async sessionsOf(db: Db, realmId: string, accountId: string, now: number): Promise<StoredRow[]> {
+    return rowsOfAccount(db, realmId, accountId, 'Session', now);
+  },
+  /** An account's live grants (one per application and session), through the account index. */
+  async grantsOf(db: Db, realmId: string, accountId: string, now: number): Promise<StoredRow[]> {
+    return rowsOfAccount(db, realmId, accountId, 'Grant', now);
+  },
+  /**
+   * Ends one session of an account (by its uid): the Session row goes, and the grants made in it are
+   * revoked with everything issued under them. Undefined when the account has no such session (another
+   * account's, ended already, never was).
+   */
+  async endSession(db: Db, realmId: string, accountId: string, uid: string): Promise<{ ended: EndedSession; grants: number } | undefined> {
+    const row = (await rowsOfAccount(db, realmId, accountId, 'Session')).find((r) => r.uid === uid);
+    if (!row) return undefined;
+    const own = new Set((await rowsOfAccount(db, realmId, accountId, 'Grant')).map((g) => g.id));
+    const grants = grantsOfSession(row).filter((g) => own.has(g));
+    await runWrite(db, DESTROY, [realmId, 'Session', row.id]);
+    for (const grantId of grants) await payloadsRepo.revokeGrant(db, realmId, grantId);
+    return { ended: endedOf(row), grants: grants.length };
+  },
+  /**
+   * Revokes every grant an account gave one client (in every session), with everything issued under them;
+   * returns how many.
+   */
+  async revokeAccountClientGrants(db: Db, realmId: string, accountId: string, clientId: string): Promise<number> {
+    const grants = (await rowsOfAccount(db, realmId, accountId, 'Grant')).filter((g) => g.payload.clientId === clientId);
+    for (const g of grants) await payloadsRepo.revokeGrant(db, realmId, g.id);
+    return grants.length;
+  },
+  /** Which of these grants hold a live refresh token (unused and not expired): through the grant index. */
+  async grantsWithRefreshTokens(db: Db, realmId: string, grantIds: string[], now: number): Promise<Set<string>> {
+    const found = new Set<string>();
+    for (let i = 0; i < grantIds.length; i += 100) {
+      const rows = (await db('oidc_payloads')
+        .distinct('grant_id')
+        .where({ realm_id: realmId, model: 'RefreshToken' })
+        .whereIn('grant_id', grantIds.slice(i, i + 100))
+        .whereNull('consumed_at')
+        .andWhere((w) => w.whereNull('expires_at').orWhere('expires_at', '>', now))) as Array<{ grant_id: string }>;
+      for (const r of rows) found.add(r.grant_id);
+    }
+    return found;
   },
   /**
    * Revokes every grant of a client (a deleted client), with everything issued under them; returns how

@@ -36,7 +36,12 @@ export function createAdapterClass(db: Db, realmId: string, clients: ClientSourc
       const expiresAt = expiresIn ? Date.now() + expiresIn * 1000 : null;
       // which of the realm's domains a session lives on (its cookie is that domain's): a session ended
       // outside any request (an operator's sign-out) announces it with that issuer's logout tokens
-      if (this.name === 'Session' && issuer) (payload as Record<string, unknown>).latchkeyIssuer = issuer;
+      // and when it was last used: the provider saves a session on each request that reads it (sign-ins,
+      // single sign-on, sign-out), i.e. on each use (shown on the account page's device list)
+      if (this.name === 'Session') {
+        if (issuer) (payload as Record<string, unknown>).latchkeyIssuer = issuer;
+        (payload as Record<string, unknown>).latchkeyUsedAt = Date.now();
+      }
       const write = () => payloadsRepo.upsert(db, { realmId, model: this.name, id }, payload as Record<string, unknown>, expiresAt);
       const held = this.name === 'Interaction' ? heldInteraction(realmId, id) : undefined;
       if (!held) return write();

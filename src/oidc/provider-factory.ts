@@ -25,6 +25,7 @@ import { undoFailedTokenRequests } from './failed-token-request.js';
 import type { EventBus } from '../events/bus.js';
 import { deviceSignInEvents } from './device-events.js';
 import { emitSessionSignIns } from './session-events.js';
+import { recordSessionDevices } from './session-device.js';
 import { logBackchannelDeliveries, providerFetch } from './backchannel-logout.js';
 import { enableFrontchannelLogout, FRONTCHANNEL_CLIENT_METADATA, FRONTCHANNEL_DISCOVERY } from './frontchannel-logout.js';
 import { grantTypeOf, refreshTokenTtl, withoutProviderAsyncContext } from './request-context.js';
@@ -338,6 +339,7 @@ export function createProvider(issuer: string, realm: Realm, keys: SigningMateri
   addModuleClaimsToIdTokens(provider);
   if (deps.events) emitSessionSignIns(provider, deps.events, realm.id, issuer);
   holdResumeRedirect(provider);
+  recordSessionDevices(provider);
   enableTokenExchange(provider, { realmId: realm.id, trust: deps.trust, defaultAudience: settings.defaultAudience, resourceServerInfo });
   const log = deps.log.child({ realm: realm.id, issuer });
   undoFailedTokenRequests(provider, deps.db, realm.id, log);

@@ -13,9 +13,11 @@ import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { accessibilityProblems, keyboardProblems, pageProblems, reflowProblems } from '../helpers/accessibility.js';
 import { SoftAuthenticator } from '../helpers/authenticator.js';
 import { describeWithBrowser, launchChromium, startTestApp, watchConsole } from '../helpers/browser.js';
+import { signInToAccount } from '../helpers/account-pages.js';
 import { discover, PASSWORD, postForm } from '../helpers/flows.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { codeAt } from '../helpers/totp.js';
+import { BrowserWithAgent, USER_AGENTS } from '../helpers/user-agents.js';
 
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
@@ -408,6 +410,58 @@ describeWithBrowser('accessibility of the pages in Chromium (axe-core WCAG 2.1 A
     await button(page, 'Create recovery codes').click();
     await heading(page, 'Save your recovery codes');
     problems.push(...(await pageProblems(page, 'recovery codes', 'I have saved my codes')));
+
+    expect(problems).toEqual([]);
+    expect(noConsoleTrouble(seen)).toEqual([]);
+  });
+
+  it('account page: signed-in devices and apps with access; "Sign out" of another device and "Remove access" work from the keyboard', async () => {
+    const { page, seen } = await freshPage();
+    const problems: string[] = [];
+    await server.services.users.create({ realmId: 'pages', email: 'devices@example.test', name: 'Ada Lovelace', password: PASSWORD });
+    // another device: Firefox on Linux, signed in to the account page over HTTP
+    await signInToAccount(new BrowserWithAgent(USER_AGENTS.firefoxLinux), issuer, { email: 'devices@example.test', password: PASSWORD });
+    // this one (Chromium) grants the third-party application offline access on the consent page
+    await authorize(page, partner, { scope: 'openid email offline_access', prompt: 'consent' });
+    await heading(page, /Sign in/);
+    await signInWithPassword(page, 'devices@example.test', /wants to access your account/);
+    await button(page, 'Allow').click();
+    await page.waitForURL((u) => u.href.startsWith(app.redirectUri));
+
+    await page.goto(`${issuer}/account`);
+    await heading(page, 'Your account');
+    await page.getByRole('heading', { level: 2, name: 'Signed-in devices' }).waitFor();
+    await page.getByText('This device').waitFor();
+    const signOutOther = page.getByRole('button', { name: /^Sign out Firefox 133 on Linux/ });
+    const removePartner = page.getByRole('button', { name: 'Remove access of Partner App' });
+    await signOutOther.waitFor();
+    await removePartner.waitFor();
+    problems.push(...(await pageProblems(page, 'account page with devices and apps', /^Sign out Firefox 133 on Linux/)));
+    problems.push(...(await keyboardProblems(page, 'account page with devices and apps', 'Remove access of Partner App')));
+
+    /** Tabs from the top of the page to the control named `name` and presses Enter on it. */
+    async function pressWithKeyboard(name: string | RegExp) {
+      await page.mouse.click(1, 1);
+      for (let i = 0; i < 80; i++) {
+        await page.keyboard.press('Tab');
+        const label = await page.evaluate(() => document.activeElement?.getAttribute('aria-label') ?? document.activeElement?.textContent?.trim() ?? '');
+        if (typeof name === 'string' ? label === name : name.test(label)) {
+          await page.keyboard.press('Enter');
+          return;
+        }
+      }
+      throw new Error(`${String(name)} is not reached with Tab`);
+    }
+
+    await pressWithKeyboard(/^Sign out Firefox 133 on Linux/);
+    await page.getByRole('status').filter({ hasText: 'That device is signed out' }).waitFor();
+    expect(await signOutOther.count()).toBe(0);
+    problems.push(...(await pageProblems(page, 'account page, a device signed out', 'Remove access of Partner App')));
+
+    await pressWithKeyboard('Remove access of Partner App');
+    await page.getByRole('status').filter({ hasText: 'Access removed' }).waitFor();
+    expect(await removePartner.count()).toBe(0);
+    problems.push(...(await pageProblems(page, 'account page, access removed', 'Change password')));
 
     expect(problems).toEqual([]);
     expect(noConsoleTrouble(seen)).toEqual([]);

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseUserImport } from '../../accounts/user-import.js';
 import type { UserSort } from '../../accounts/user-service.js';
+import { sessionsOfUser, toPublicSession } from '../../accounts/device-activity.js';
 import { notFound } from '../../errors.js';
 import { operatorUnlink, publicIdentity } from '../../connections/account-linking.js';
 import { recordSecurityEvent } from '../../mfa/security-events.js';
@@ -13,6 +14,8 @@ const usage = `latchkey user create --realm R --email E [--name N] [--password-s
        latchkey user set-email --realm R --email E --new-email N [--unverified]   (confirmed unless --unverified)
        latchkey user sign-out --realm R --email E     (ends every session, revokes every grant and its tokens;
                                                   applications with a back-channel logout URI are sent logout tokens)
+       latchkey user sessions --realm R --email E    (the user's live sessions: id, domain, browser, os,
+                                                  signed_in_at, last_used_at and the applications signed in)
        latchkey user reset-link --realm R --email E [--issuer URL]   (a single-use password reset link to hand over)
        latchkey user disable --realm R --email E
        latchkey user enable --realm R --email E
@@ -59,7 +62,7 @@ async function userByEmail(s: Services, realmId: string, email: string) {
 
 export const userCommand: Command = {
   name: 'user',
-  summary: 'create, import, export, list, disable and enable users; set a password or email address or make a reset link; sign a user out everywhere; list and unlink their linked identities',
+  summary: 'create, import, export, list, disable and enable users; set a password or email address or make a reset link; list a user’s sessions; sign a user out everywhere; list and unlink their linked identities',
   usage,
   async run(args, io) {
     const [sub, ...rest] = args;
@@ -103,6 +106,17 @@ export const userCommand: Command = {
           const user = await userByEmail(s, realmId, email);
           const ended = await s.users.signOutEverywhere(realmId, user.id);
           return { realm: realmId, email: user.email, user_id: user.id, sessions_ended: ended.sessions, grants_revoked: ended.grants, logout_tokens: ended.logoutTokens };
+        });
+      }
+      case 'sessions': {
+        const o = parse(rest, { realm: { type: 'string' }, email: { type: 'string' } }, usage);
+        const realmId = required(o.realm, 'realm', usage);
+        const email = required(o.email, 'email', usage);
+        return withServices(async (s) => {
+          const user = await s.users.findByEmail(realmId, email);
+          if (!user) throw notFound(`user ${email} in realm "${realmId}"`);
+          const sessions = await sessionsOfUser(s, realmId, user.id);
+          return { realm: realmId, email: user.email, user_id: user.id, sessions: sessions.map(toPublicSession) };
         });
       }
       case 'reset-link': {
