@@ -51,7 +51,8 @@ describeEachDatabase('the account index of stored sessions and grants', (kind) =
     rows.push(row('Session', 's-anonymous', { uid: 'u-anon' }));
     for (let i = 0; i < rows.length; i += 100) await db('oidc_payloads').insert(rows.slice(i, i + 100));
 
-    expect(await migrate(db)).toEqual([`${MIGRATION}.js`]);
+    // this one first, then any that came after it
+    expect((await migrate(db))[0]).toBe(`${MIGRATION}.js`);
 
     const ada = await payloadsRepo.sessionsOf(db, 'default', 'ada', now);
     expect(ada).toHaveLength(601);
