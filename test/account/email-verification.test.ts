@@ -1,15 +1,13 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { decodeJwt, jwtVerify } from 'jose';
 import type * as oidc from 'openid-client';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { flashText, signInToAccount, walk } from '../helpers/account-pages.js';
 import { describeEachDatabase } from '../helpers/databases.js';
-import { authorizationRequest, discover, exchangeCode, PASSWORD, remoteJwks, skipPasskeyOffer, until } from '../helpers/flows.js';
-import { Browser, parseForm, testFetch } from '../helpers/http.js';
+import { authorizationRequest, exchangeCode, PASSWORD, remoteJwks, skipPasskeyOffer, until } from '../helpers/flows.js';
+import { Browser, parseForm } from '../helpers/http.js';
 import { mailbox, type Mail, type Mailbox } from '../helpers/mailbox.js';
 import { readPage, submit } from '../helpers/passkey-flows.js';
+import { realmWithApp } from '../helpers/realm-app.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 /*
@@ -31,14 +29,7 @@ describeEachDatabase('email address confirmation', (kind) => {
   beforeAll(async () => {
     smtp = await mailbox();
     server = await startTestServer({ db: kind, overrides: { email: { smtpUrl: smtp.url } } });
-    const dir = mkdtempSync(join(tmpdir(), 'latchkey-verify-'));
-    writeFileSync(join(dir, 's.json'), JSON.stringify({ signup: true }));
-    issuer = `http://open.localhost:${server.port}`;
-    expect((await server.cli(['realm', 'create', '--id', 'open', '--name', 'Open', '--issuer', issuer, '--settings', join(dir, 's.json')])).code).toBe(0);
-    const client = await server.cli(['client', 'create', '--realm', 'open', '--name', 'App', '--redirect-uri', REDIRECT, '--first-party']);
-    expect(client.code, client.stderr).toBe(0);
-    await until(async () => ((await testFetch(`${issuer}/.well-known/openid-configuration`)).status === 200 ? true : undefined), 'the new realm');
-    config = await discover(issuer, client.json.client_id, { client_secret: client.json.client_secret });
+    ({ issuer, config } = await realmWithApp(server, { id: 'open', name: 'Open', settings: { signup: true }, redirect: REDIRECT }));
   });
   afterAll(async () => {
     await server?.close();

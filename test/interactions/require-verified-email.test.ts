@@ -4,17 +4,15 @@
  * only then does the application get its code. Over HTTP through the real pages, with a real SMTP
  * server receiving the link and the ID token verified with jose against the JWKS.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { jwtVerify } from 'jose';
 import type * as oidc from 'openid-client';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { walk } from '../helpers/account-pages.js';
 import { describeEachDatabase } from '../helpers/databases.js';
-import { authorizationRequest, discover, exchangeCode, PASSWORD, remoteJwks, submitLogin, until } from '../helpers/flows.js';
-import { Browser, parseForm, testFetch } from '../helpers/http.js';
+import { authorizationRequest, exchangeCode, PASSWORD, remoteJwks, submitLogin, until } from '../helpers/flows.js';
+import { Browser, parseForm } from '../helpers/http.js';
 import { mailbox, type Mailbox } from '../helpers/mailbox.js';
+import { realmWithApp } from '../helpers/realm-app.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 const REDIRECT = 'http://app.example.test/cb';
@@ -29,14 +27,7 @@ describeEachDatabase('a realm that requires a confirmed email address', (kind) =
   beforeAll(async () => {
     smtp = await mailbox();
     server = await startTestServer({ db: kind, overrides: { email: { smtpUrl: smtp.url } } });
-    const dir = mkdtempSync(join(tmpdir(), 'latchkey-require-verified-'));
-    writeFileSync(join(dir, 's.json'), JSON.stringify({ requireVerifiedEmail: true }));
-    issuer = `http://strict.localhost:${server.port}`;
-    expect((await server.cli(['realm', 'create', '--id', 'strict', '--name', 'Strict', '--issuer', issuer, '--settings', join(dir, 's.json')])).code).toBe(0);
-    const client = await server.cli(['client', 'create', '--realm', 'strict', '--name', 'App', '--redirect-uri', REDIRECT, '--first-party']);
-    expect(client.code, client.stderr).toBe(0);
-    await until(async () => ((await testFetch(`${issuer}/.well-known/openid-configuration`)).status === 200 ? true : undefined), 'the new realm');
-    config = await discover(issuer, client.json.client_id, { client_secret: client.json.client_secret });
+    ({ issuer, config } = await realmWithApp(server, { id: 'strict', name: 'Strict', settings: { requireVerifiedEmail: true }, redirect: REDIRECT }));
   });
   afterAll(async () => {
     await server?.close();

@@ -1,15 +1,13 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { jwtVerify } from 'jose';
 import type * as oidc from 'openid-client';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { SoftAuthenticator } from '../helpers/authenticator.js';
 import { describeEachDatabase } from '../helpers/databases.js';
-import { authorizationRequest, discover, exchangeCode, PASSWORD, remoteJwks, skipPasskeyOffer, until } from '../helpers/flows.js';
+import { authorizationRequest, exchangeCode, PASSWORD, remoteJwks, skipPasskeyOffer, until } from '../helpers/flows.js';
 import { Browser, parseForm } from '../helpers/http.js';
 import { mailbox, type Mailbox } from '../helpers/mailbox.js';
 import { passkeyRegistration, readPage, submit, type SignInPage } from '../helpers/passkey-flows.js';
+import { realmWithApp } from '../helpers/realm-app.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 /*
@@ -32,13 +30,7 @@ describeEachDatabase('sign-up by emailed code', (kind) => {
     smtp = await mailbox();
     // quick-login locks off: the per-code limit is what is tested here, not the burst lock
     server = await startTestServer({ db: kind, overrides: { email: { smtpUrl: smtp.url }, bruteForce: { quickLoginCheckMilliseconds: 0 } } });
-    const dir = mkdtempSync(join(tmpdir(), 'latchkey-signup-code-'));
-    writeFileSync(join(dir, 's.json'), JSON.stringify({ signup: true }));
-    issuer = `http://open.localhost:${server.port}`;
-    expect((await server.cli(['realm', 'create', '--id', 'open', '--name', 'Open', '--issuer', issuer, '--settings', join(dir, 's.json')])).code).toBe(0);
-    const client = await server.cli(['client', 'create', '--realm', 'open', '--name', 'App', '--redirect-uri', REDIRECT, '--first-party']);
-    expect(client.code, client.stderr).toBe(0);
-    config = await discover(issuer, client.json.client_id, { client_secret: client.json.client_secret });
+    ({ issuer, config } = await realmWithApp(server, { id: 'open', name: 'Open', settings: { signup: true }, redirect: REDIRECT }));
     await server.services.users.create({ realmId: 'open', email: 'taken@open.test', password: PASSWORD });
   });
   afterAll(async () => {
