@@ -17,6 +17,7 @@ import { declinePasskeyOffer, describeWithBrowser, launchChromium, startTestApp 
 import { discover, PASSWORD, until } from '../helpers/flows.js';
 import { testFetch } from '../helpers/http.js';
 import { mailbox, type Mailbox } from '../helpers/mailbox.js';
+import { realmWithApp } from '../helpers/realm-app.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 const NEW_PASSWORD = 'juniper-kettle-harbor-6610';
@@ -165,6 +166,41 @@ describeWithBrowser('password reset and email confirmation pages in Chromium', (
     await heading(page, 'Your account');
     expect(await page.getByText('Your email address is not confirmed yet.').count()).toBe(0);
 
+    await finish();
+  });
+
+  it('a realm requiring a confirmed address: the sign-in waits on its page, an early continue is announced, the link used elsewhere lets it finish', async () => {
+    const { context, page, check, finish } = await walkedPage(browser);
+    const strict = await realmWithApp(server, { id: 'strict', name: 'Strict', settings: { requireVerifiedEmail: true }, redirect: app.redirectUri });
+    await server.services.users.create({ realmId: 'strict', email: 'yuri@example.test', password: PASSWORD, emailVerified: false });
+
+    await authorize(page, strict.config);
+    await heading(page, /Sign in/);
+    await page.getByLabel('Email').fill('yuri@example.test');
+    await page.keyboard.press('Enter');
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.keyboard.press('Enter');
+    const waiting = page.getByRole('heading', { level: 1, name: 'Confirm your email address' });
+    await declinePasskeyOffer(page, waiting);
+    await waiting.waitFor();
+    await check(page, 'waiting for the confirmation', 'I have confirmed it, continue');
+    // Enter on the main action before the link was used is answered in the alert region
+    await page.getByRole('button', { name: 'I have confirmed it, continue' }).focus();
+    await page.keyboard.press('Enter');
+    await page.getByRole('alert').filter({ hasText: 'Your email address is not confirmed yet.' }).waitFor();
+    await check(page, 'not confirmed yet', 'I have confirmed it, continue');
+
+    // the link, opened in another tab
+    const mail = await until(async () => smtp.mails.find((m) => m.to === 'yuri@example.test'), 'the confirmation link');
+    const other = await context.newPage();
+    await other.goto(/^(http:\/\/\S+\/account\/verify-email\/\S+)$/m.exec(mail.text)![1]!);
+    await other.getByRole('button', { name: 'Confirm', exact: true }).click();
+    await other.getByRole('heading', { level: 1, name: 'Email address confirmed' }).waitFor();
+    await other.close();
+
+    await page.getByRole('button', { name: 'I have confirmed it, continue' }).click();
+    await page.waitForURL((u) => u.href.startsWith(app.redirectUri));
+    expect(new URL(page.url()).searchParams.get('code')).toBeTruthy();
     await finish();
   });
 
