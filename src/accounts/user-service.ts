@@ -300,8 +300,7 @@ export class UserService {
    * the rule; writes nothing then.
    */
   async replaceTemporaryPassword(realmId: string, user: UserRow, password: string): Promise<void> {
-    const problem = checkPassword(password, this.passwordRules, { email: user.email });
-    if (problem) throw invalid(problem);
+    this.#checkNew(password, user.email);
     if (await this.hasher.verify(user.passwordHash, password)) throw invalid('Choose a password different from the temporary one.');
     const passwordHash = await this.hasher.hash(normalizePassword(password));
     await usersRepo.update(this.db, realmId, user.id, { passwordHash, passwordChangeRequired: false }, Date.now());
@@ -327,9 +326,14 @@ export class UserService {
 
   /** The argon2id hash of a new password, once it passes the policy; otherwise an error naming the rule. */
   async #hashNew(password: string, email: string): Promise<string> {
+    this.#checkNew(password, email);
+    return this.hasher.hash(normalizePassword(password));
+  }
+
+  /** Throws `invalid_input` naming the rule when a new password for `email` breaks the policy. */
+  #checkNew(password: string, email: string): void {
     const problem = checkPassword(password, this.passwordRules, { email });
     if (problem) throw invalid(problem);
-    return this.hasher.hash(normalizePassword(password));
   }
 
   /**
